@@ -1,0 +1,309 @@
+// The stack config: one zod schema, per-environment defaults, and the only place config is read.
+// Every key lives under the `nourish-link:` namespace; structured keys are objects
+// (`pulumi config set --path backups.retentionDays 35`). Invalid config fails here, before any
+// resource is registered, with one line per problem naming the key.
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { isOnCalendar } from "./schedules/calendar";
+
+export const PROJECT = "nourish-link";
+export const ENVIRONMENTS = ["staging", "prod"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** Keys that hold secrets: they must be set with `pulumi config set --secret`. */
+export const SECRET_KEYS = ["djangoSecretKey", "dbPassword"] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+const instanceType = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, { error: "must be an EC2 instance type such as t3.small" });
+const schedule = z
+  .string()
+  .refine(isOnCalendar, { error: "must be a systemd OnCalendar expression such as '*-*-* 02:00:00' or 'Sun *-*-* 23:00:00'" });
+const cidr = z.cidrv4({ error: "must be an IPv4 CIDR block such as 203.0.113.10/32" });
+const hostname = z
+  .string()
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, { error: "must be a lower-case DNS name such as app.nourishlink.rw" });
+const semver = z
+  .string()
+  .regex(/^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/, {
+    error: "must be a semantic version such as 1.4.2",
+  });
+const int = (min: number, max: number) => z.int().min(min).max(max);
+/** CloudWatch Logs accepts only these retention periods. */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+const logRetention = z.union(LOG_RETENTION_DAYS.map((d) => z.literal(d)), {
+  error: `must be one of CloudWatch's retention periods: ${LOG_RETENTION_DAYS.join(", ")}`,
+});
+
+const artifact = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("s3").describe("release tarball in S3"),
+    bucket: z.string().min(3).optional().describe("bucket holding release tarballs (default: the stack's artifact bucket)"),
+    key: z.string().min(1).describe("object key of the tarball, e.g. releases/nourish-link-1.4.2.tar.gz"),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be the tarball's SHA-256, 64 lower-case hex digits" }),
+  }),
+  z.strictObject({
+    type: z.literal("git").describe("git checkout"),
+    url: z.string().regex(/^(https:\/\/|git@|ssh:\/\/)\S+$/, { error: "must be an https:// or ssh git URL" }),
+    ref: z.string().min(1).describe("tag or commit to deploy"),
+  }),
+], { error: "must be { type: s3, key, sha256 } or { type: git, url, ref }" });
+
+export const stackConfigSchema = z.strictObject({
+  environment: z.enum(ENVIRONMENTS).describe("staging or prod; defaults to the stack name"),
+  domain: hostname.describe("public DNS name of the site"),
+  network: z.strictObject({
+    vpcCidr: cidr.describe("address range of the stack's VPC"),
+    availabilityZones: int(2, 3).describe("availability zones the VPC spans"),
+    adminCidrs: z.array(cidr).max(20).describe("addresses allowed to SSH to the hosts (only when sshAccess is on)"),
+    sshAccess: z.boolean().describe("open port 22 to adminCidrs; off means SSM Session Manager only"),
+    flowLogRetentionDays: logRetention.describe("days VPC flow logs are kept"),
+  }),
+  app: z.strictObject({
+    instanceType: instanceType.describe("EC2 type of the gunicorn/nginx hosts"),
+    count: int(1, 20).describe("number of app hosts; more than one puts them behind an ALB"),
+    rootVolumeGb: int(8, 1024).describe("encrypted root volume of each app host"),
+    gunicornWorkers: int(1, 64).optional().describe("gunicorn workers per host (default: 2 x vCPUs + 1)"),
+    clientMaxBodySize: z.string().regex(/^\d+[kKmM]?$/, { error: "must be an nginx size such as 10m" }).describe("largest upload nginx accepts"),
+    tls: z.enum(["alb", "nginx"]).describe("where HTTPS terminates: an ALB with an ACM certificate, or nginx with certbot on a single host"),
+  }),
+  database: z.strictObject({
+    managed: z.boolean().describe("RDS PostgreSQL instead of PostgreSQL on EC2"),
+    instanceType: instanceType.describe("EC2 type of the database host (db. prefix added for RDS)"),
+    dataVolumeGb: int(20, 16384).describe("encrypted data volume (or RDS storage)"),
+    name: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).describe("database name"),
+    user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).describe("role the app connects as"),
+    multiAz: z.boolean().describe("RDS Multi-AZ standby (managed only)"),
+    slowQueryMs: int(0, 600000).describe("log_min_duration_statement, for the weekly slow-query review"),
+  }),
+  backups: z.strictObject({
+    enabled: z.boolean().describe("nightly dumps and WAL archiving; required on prod"),
+    schedule: schedule.describe("when the nightly backup runs (systemd OnCalendar)"),
+    retentionDays: int(1, 3650).describe("days daily backups are kept"),
+    monthlyRetentionMonths: int(0, 120).describe("months monthly backups are kept in a colder storage class"),
+    localRetentionDays: int(0, 90).describe("days a local copy stays in backups/ on the database host"),
+    pitr: z.boolean().describe("continuous WAL archiving with pgBackRest for point-in-time recovery"),
+    objectLock: z.boolean().describe("S3 Object Lock (compliance mode) on the backup bucket"),
+  }),
+  maintenance: z.strictObject({
+    timezone: z.string().refine((tz) => {
+      try { new Intl.DateTimeFormat("en", { timeZone: tz }); return true; } catch { return false; }
+    }, { error: "must be an IANA time zone such as Africa/Kigali" }).describe("time zone of every schedule on the hosts"),
+    healthCheckSchedule: schedule.describe("morning checklist: services, connections, disk, Django checks"),
+    vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
+    reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
+    logArchiveSchedule: schedule.describe("monthly log archival to the backup bucket"),
+  }),
+  monitoring: z.strictObject({
+    alertEmails: z.array(z.email({ error: "must be an email address" })).max(10).describe("who alarms notify; at least one on prod"),
+    diskFreeMinPercent: int(5, 50).describe("alarm when free disk falls below this (the manual: 20%)"),
+    cpuHighPercent: int(50, 100).describe("alarm when CPU stays above this"),
+    logRetentionDays: logRetention.describe("days host logs are kept in CloudWatch Logs"),
+  }),
+  release: z.strictObject({
+    version: semver.describe("the release the stack runs; rolling back is setting it back"),
+    artifact: artifact.describe("where the release comes from"),
+    keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
+    healthPath: z.string().regex(/^\/\S*$/, { error: "must be a URL path starting with /" }).describe("URL that must answer 200 before a release gets traffic"),
+  }),
+  djangoSecretKey: z.string().min(50, { error: "must be at least 50 characters" }).optional().describe("Django SECRET_KEY (secret; generated when unset)"),
+  dbPassword: z.string().min(16, { error: "must be at least 16 characters" }).optional().describe("app database password (secret; generated when unset)"),
+});
+
+export type StackSettings = z.infer<typeof stackConfigSchema>;
+
+/**
+ * Rules across keys. They run on the merged settings even when other keys are invalid (zod
+ * skips refinements then), so one run lists every problem; each rule checks the types it reads.
+ */
+function crossKeyProblems(c: any): [string, string][] {
+  const out: [string, string][] = [];
+  const fail = (key: string, message: string) => out.push([key, message]);
+  if (c.environment === "prod" && c.backups?.enabled === false) fail("backups.enabled", "must be true on prod: prod may not run without backups");
+  if (c.environment === "prod" && Array.isArray(c.monitoring?.alertEmails) && c.monitoring.alertEmails.length === 0) fail("monitoring.alertEmails", "must list at least one address on prod: alarms need a destination");
+  const admin = c.network?.adminCidrs;
+  if (c.network?.sshAccess === true && Array.isArray(admin) && admin.length === 0) fail("network.adminCidrs", "must list at least one address when network.sshAccess is true");
+  if (Array.isArray(admin)) admin.forEach((a: unknown, i: number) => {
+    if (typeof a === "string" && a.endsWith("/0")) fail(`network.adminCidrs[${i}]`, "must not be open to the whole internet; list your admin addresses");
+  });
+  if (c.app?.tls === "nginx" && typeof c.app?.count === "number" && c.app.count > 1) fail("app.tls", "must be alb when app.count is more than 1: certbot on nginx serves a single host");
+  if (c.database?.multiAz === true && c.database?.managed === false) fail("database.multiAz", "requires database.managed: true (Multi-AZ is an RDS feature)");
+  if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
+  const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
+  if (typeof local === "number" && typeof kept === "number" && local > kept) fail("backups.localRetentionDays", "must not exceed backups.retentionDays");
+  return out;
+}
+
+/** The typed config every component receives. Secret keys are secret Outputs, never strings. */
+export type StackConfig = Omit<StackSettings, SecretKey> & {
+  stack: string;
+  /** `aws:region`, the provider's own key. */
+  region: string;
+  secrets: Partial<Record<SecretKey, pulumi.Output<string>>>;
+};
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer _U)[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+const COMMON: DeepPartial<StackSettings> = {
+  network: { availabilityZones: 2, adminCidrs: [], sshAccess: false },
+  app: { rootVolumeGb: 20, clientMaxBodySize: "10m" },
+  database: { managed: false, name: "dusangire", user: "dusangire", slowQueryMs: 500 },
+  backups: { enabled: true, schedule: "*-*-* 02:00:00", monthlyRetentionMonths: 12, localRetentionDays: 7, pitr: true },
+  maintenance: {
+    timezone: "Africa/Kigali",
+    healthCheckSchedule: "*-*-* 06:00:00",
+    vacuumSchedule: "Sun *-*-* 23:00:00",
+    reindexSchedule: "*-*-01 03:30:00",
+    logArchiveSchedule: "*-*-01 04:30:00",
+  },
+  monitoring: { alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85 },
+  release: { keepReleases: 5, healthPath: "/health/" },
+};
+
+/** Per-environment defaults: prod is sized and protected for real traffic, staging is cheap. */
+export const DEFAULTS: Record<Environment, DeepPartial<StackSettings>> = {
+  staging: merge(COMMON, {
+    network: { vpcCidr: "10.41.0.0/16", flowLogRetentionDays: 30 },
+    app: { instanceType: "t3.small", count: 1, tls: "nginx" },
+    database: { instanceType: "t3.small", dataVolumeGb: 20, multiAz: false },
+    backups: { retentionDays: 14, objectLock: false },
+    monitoring: { logRetentionDays: 30 },
+  }),
+  prod: merge(COMMON, {
+    network: { vpcCidr: "10.40.0.0/16", flowLogRetentionDays: 90 },
+    app: { instanceType: "t3.medium", count: 2, tls: "alb" },
+    database: { instanceType: "m6i.large", dataVolumeGb: 100, multiAz: false },
+    backups: { retentionDays: 35, objectLock: true },
+    monitoring: { logRetentionDays: 90 },
+  }),
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge for config layers: objects merge key by key, anything else (arrays too) replaces. */
+export function merge<T>(base: T, over: unknown): T {
+  if (!isPlainObject(base) || !isPlainObject(over)) return (over === undefined ? base : over) as T;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = merge(out[k], v);
+  return out as T;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${problems.map((p) => `  ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === "object") return "an object";
+  return String(v);
+}
+
+/** Turns a zod issue into "must be …", the wording every config error uses. */
+function phrase(iss: z.core.$ZodRawIssue): string {
+  // A secret's value is never echoed back, not even in an error.
+  if ((SECRET_KEYS as readonly PropertyKey[]).includes(iss.path?.[0] as PropertyKey)) return iss.code === "too_small" ? `must be at least ${iss.minimum} characters` : "must be a string";
+  switch (iss.code) {
+    case "invalid_type":
+      return iss.input === undefined ? "is required" : `must be ${article(iss.expected)}, got ${describeValue(iss.input)}`;
+    case "too_small":
+      return iss.origin === "array" ? `must list at least ${iss.minimum} item(s)` : iss.origin === "string" ? `must be at least ${iss.minimum} characters` : `must be at least ${iss.minimum}, got ${describeValue(iss.input)}`;
+    case "too_big":
+      return iss.origin === "array" ? `must list at most ${iss.maximum} item(s)` : iss.origin === "string" ? `must be at most ${iss.maximum} characters` : `must be at most ${iss.maximum}, got ${describeValue(iss.input)}`;
+    case "invalid_value":
+      return `must be one of ${iss.values.map((v) => JSON.stringify(v)).join(", ")}, got ${describeValue(iss.input)}`;
+    case "invalid_union":
+      return `has an unexpected value ${describeValue(iss.input)}`;
+    default:
+      return iss.message ?? "is invalid";
+  }
+}
+
+function article(t: string): string {
+  if (t === "int") return "an integer";
+  if (t === "object") return "an object";
+  if (t === "array") return "a list";
+  return `a ${t}`;
+}
+
+function keyName(path: readonly PropertyKey[]): string {
+  return `${PROJECT}:` + path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i ? "." : ""}${String(p)}`)).join("");
+}
+
+/**
+ * Validates raw settings (the values of `nourish-link:*` keys, JSON already parsed) for an
+ * environment, with that environment's defaults under them. Pure: used by loadConfig and tests.
+ */
+export function parseSettings(raw: Record<string, unknown>, stack: string): StackSettings {
+  const envName = raw.environment ?? ((ENVIRONMENTS as readonly string[]).includes(stack) ? stack : undefined);
+  if (envName === undefined) {
+    throw new ConfigError([`${PROJECT}:environment is required for stack '${stack}': set it to one of ${ENVIRONMENTS.join(", ")}`]);
+  }
+  const defaults = Object.hasOwn(DEFAULTS, envName as string) ? DEFAULTS[envName as Environment] : {};
+  const merged = merge({ environment: envName, ...defaults }, raw);
+  const result = stackConfigSchema.safeParse(merged, { error: phrase });
+  const problems = (result.error?.issues ?? []).flatMap((iss) =>
+    iss.code === "unrecognized_keys"
+      ? iss.keys.map((k) => `${keyName([...iss.path, k])} is not a known setting`)
+      : [`${keyName(iss.path)} ${iss.message}`],
+  );
+  problems.push(...crossKeyProblems(merged).map(([key, message]) => `${PROJECT}:${key} ${message}`));
+  if (problems.length || !result.success) throw new ConfigError(problems);
+  return result.data;
+}
+
+/** Reads `nourish-link:*` from the Pulumi runtime, validates it, and wraps secrets. */
+export function loadConfig(): StackConfig {
+  const stack = pulumi.getStack();
+  const raw: Record<string, unknown> = {};
+  const problems: string[] = [];
+  const all = pulumi.runtime.allConfig();
+  const region = all["aws:region"];
+  if (region === undefined) problems.push("aws:region is required (pulumi config set aws:region af-south-1)");
+  else if (!/^[a-z]{2}(-gov)?-[a-z]+-\d$/.test(region)) problems.push(`aws:region must be an AWS region such as af-south-1, got ${describeValue(region)}`);
+  for (const [fullKey, value] of Object.entries(all)) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+    const key = fullKey.slice(PROJECT.length + 1);
+    const isSecretKey = (SECRET_KEYS as readonly string[]).includes(key);
+    const isSecret = isConfigSecret(fullKey);
+    if (isSecretKey && !isSecret) problems.push(`${fullKey} must be set with --secret (pulumi config set --secret ${key} …)`);
+    if (!isSecretKey && isSecret) problems.push(`${fullKey} is not a secret setting: set it without --secret so it is not mistaken for one`);
+    raw[key] = isSecretKey ? value : parseValue(value);
+  }
+  let settings: StackSettings;
+  try {
+    settings = parseSettings(raw, stack);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError([...problems, ...e.problems]);
+    throw e;
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  const secrets: StackConfig["secrets"] = {};
+  const rest: Record<string, unknown> = { ...settings };
+  for (const k of SECRET_KEYS) {
+    const v = settings[k];
+    if (v !== undefined) secrets[k] = pulumi.secret(v);
+    delete rest[k];
+  }
+  return { ...(rest as Omit<StackSettings, SecretKey>), stack, region: region as string, secrets };
+}
+
+// The SDK exports isConfigSecret at runtime but marks it @internal, so its typing is stripped.
+const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret(k: string): boolean }).isConfigSecret;
+
+/** Pulumi hands structured values to the program as JSON text, scalars as plain text. */
+function parseValue(v: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}

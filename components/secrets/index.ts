@@ -1,0 +1,71 @@
+// AppSecrets: the database password and the Django secret key, generated with @pulumi/random
+// unless the stack sets them (--secret), stored as SSM SecureString under a customer-managed
+// KMS key. Hosts read them at boot through their instance role (grantRead); they never appear
+// in user data or plan output.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { StackConfig } from "../config";
+
+export interface AppSecretsArgs {
+  config: StackConfig;
+}
+
+export class AppSecrets extends pulumi.ComponentResource {
+  readonly kmsKeyArn: pulumi.Output<string>;
+  /** SSM parameter names, as hosts look them up. */
+  readonly dbPasswordParameter: pulumi.Output<string>;
+  readonly djangoSecretKeyParameter: pulumi.Output<string>;
+  private readonly parameterArns: pulumi.Output<string>[];
+
+  constructor(name: string, args: AppSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nourish-link:secrets:AppSecrets", name, {}, opts);
+    const { config } = args;
+    const prefix = `/nourish-link/${config.stack}`;
+
+    const key = new aws.kms.Key(`${name}-key`, {
+      description: `nourish-link ${config.stack}: application secrets`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+    }, { parent: this });
+    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-secrets`, targetKeyId: key.keyId }, { parent: this });
+
+    // The provider marks `result` secret in a real deployment; wrapping it keeps that true
+    // everywhere, the offline preview included.
+    const dbPassword = config.secrets.dbPassword
+      ?? pulumi.secret(new random.RandomPassword(`${name}-db-password`, { length: 40, special: false }, { parent: this }).result);
+    const djangoSecretKey = config.secrets.djangoSecretKey
+      ?? pulumi.secret(new random.RandomPassword(`${name}-django-secret-key`, { length: 64, special: true, overrideSpecial: "!#%+-=_" }, { parent: this }).result);
+
+    const parameter = (id: string, value: pulumi.Output<string>, description: string) =>
+      new aws.ssm.Parameter(`${name}-${id}`, {
+        name: `${prefix}/${id}`,
+        type: "SecureString",
+        keyId: key.arn,
+        value,
+        description,
+      }, { parent: this });
+    const dbParam = parameter("db-password", dbPassword, "password of the app's PostgreSQL role");
+    const djangoParam = parameter("django-secret-key", djangoSecretKey, "Django SECRET_KEY");
+
+    this.kmsKeyArn = key.arn;
+    this.dbPasswordParameter = dbParam.name;
+    this.djangoSecretKeyParameter = djangoParam.name;
+    this.parameterArns = [dbParam.arn, djangoParam.arn];
+    this.registerOutputs({ kmsKeyArn: this.kmsKeyArn, dbPasswordParameter: this.dbPasswordParameter, djangoSecretKeyParameter: this.djangoSecretKeyParameter });
+  }
+
+  /** Lets `role` read and decrypt exactly these parameters, nothing else. */
+  grantRead(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
+    return new aws.iam.RolePolicy(name, {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          { Sid: "ReadAppSecrets", Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: this.parameterArns },
+          { Sid: "DecryptAppSecrets", Effect: "Allow", Action: "kms:Decrypt", Resource: this.kmsKeyArn },
+        ],
+      }),
+    }, { parent: this });
+  }
+}

@@ -1,0 +1,17 @@
+// The Pulumi program: validate the stack config (nothing is registered if it is invalid),
+// build the estate, export what operators and CI need.
+import { loadConfig } from "./components/config";
+import { NourishLink } from "./components";
+
+export = async () => {
+  const config = loadConfig();
+  const site = new NourishLink("nourish-link", { config });
+  return {
+    environment: config.environment,
+    domain: config.domain,
+    releaseVersion: config.release.version,
+    secretsKmsKeyArn: site.secrets.kmsKeyArn,
+    dbPasswordParameter: site.secrets.dbPasswordParameter,
+    djangoSecretKeyParameter: site.secrets.djangoSecretKeyParameter,
+  };
+};

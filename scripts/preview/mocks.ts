@@ -1,0 +1,125 @@
+// Pulumi mocks for the AWS, random and command providers: what the engine and AWS would answer,
+// with realistic ids and data-source results, deterministic so plans can be diffed.
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "crypto";
+
+export const ACCOUNT_ID = "123456789012";
+
+function hex(seed: string, len: number): string {
+  return createHash("sha256").update(seed).digest("hex").slice(0, len);
+}
+
+/** EC2 ids carry a type prefix and 17 hex digits; other resources are known by name or ARN. */
+const ID_PREFIX: Record<string, string> = {
+  "aws:ec2/vpc:Vpc": "vpc-",
+  "aws:ec2/subnet:Subnet": "subnet-",
+  "aws:ec2/securityGroup:SecurityGroup": "sg-",
+  "aws:ec2/instance:Instance": "i-",
+  "aws:ec2/volume:Volume": "vol-",
+  "aws:ec2/internetGateway:InternetGateway": "igw-",
+  "aws:ec2/natGateway:NatGateway": "nat-",
+  "aws:ec2/routeTable:RouteTable": "rtb-",
+  "aws:ec2/eip:Eip": "eipalloc-",
+  "aws:ec2/flowLog:FlowLog": "fl-",
+  "aws:ec2/launchTemplate:LaunchTemplate": "lt-",
+  "aws:kms/key:Key": "",
+};
+
+/** Instance types the mocks know, for the sizing that derives from vCPUs and memory. */
+export const INSTANCE_TYPES: Record<string, { vcpus: number; memoryMib: number }> = {
+  "t3.micro": { vcpus: 2, memoryMib: 1024 },
+  "t3.small": { vcpus: 2, memoryMib: 2048 },
+  "t3.medium": { vcpus: 2, memoryMib: 4096 },
+  "t3.large": { vcpus: 2, memoryMib: 8192 },
+  "t3.xlarge": { vcpus: 4, memoryMib: 16384 },
+  "m6i.large": { vcpus: 2, memoryMib: 8192 },
+  "m6i.xlarge": { vcpus: 4, memoryMib: 16384 },
+  "m6i.2xlarge": { vcpus: 8, memoryMib: 32768 },
+  "r6i.large": { vcpus: 2, memoryMib: 16384 },
+  "r6i.xlarge": { vcpus: 4, memoryMib: 32768 },
+  "c6i.large": { vcpus: 2, memoryMib: 4096 },
+  "c6i.xlarge": { vcpus: 4, memoryMib: 8192 },
+};
+
+function serviceOf(type: string): string {
+  return type.split(":")[1]?.split("/")[0] ?? "unknown";
+}
+
+export function mockId(type: string, name: string): string {
+  if (type === "aws:kms/key:Key") return `${hex(name, 8)}-${hex(name + 1, 4)}-${hex(name + 2, 4)}-${hex(name + 3, 4)}-${hex(name + 4, 12)}`;
+  const prefix = ID_PREFIX[type];
+  return prefix !== undefined ? `${prefix}${hex(type + name, 17)}` : `${name}-${hex(type + name, 7)}`;
+}
+
+export class AwsMocks implements pulumi.runtime.Mocks {
+  constructor(private readonly region: string) {}
+
+  newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
+    const id = args.id || mockId(args.type, args.name);
+    const state: Record<string, unknown> = { ...args.inputs };
+    if (args.type.startsWith("aws:")) {
+      const service = serviceOf(args.type);
+      state.arn ??= `arn:aws:${service}:${this.region}:${ACCOUNT_ID}:${args.name}/${id}`;
+      state.tagsAll ??= args.inputs.tags;
+    }
+    switch (args.type) {
+      case "aws:kms/key:Key":
+        state.keyId = id;
+        state.arn = `arn:aws:kms:${this.region}:${ACCOUNT_ID}:key/${id}`;
+        break;
+      case "aws:iam/role:Role":
+        state.arn = `arn:aws:iam::${ACCOUNT_ID}:role/${args.inputs.name ?? id}`;
+        state.name ??= id;
+        break;
+      case "aws:ssm/parameter:Parameter":
+        state.arn = `arn:aws:ssm:${this.region}:${ACCOUNT_ID}:parameter${args.inputs.name}`;
+        break;
+      case "aws:s3/bucket:Bucket":
+      case "aws:s3/bucketV2:BucketV2":
+        state.bucket ??= id;
+        state.arn = `arn:aws:s3:::${state.bucket}`;
+        break;
+      case "aws:ec2/instance:Instance":
+        state.privateIp = `10.0.${parseInt(hex(args.name, 2), 16) % 250}.${10 + (parseInt(hex(args.name, 4), 16) % 200)}`;
+        state.primaryNetworkInterfaceId = `eni-${hex(args.name, 17)}`;
+        break;
+      case "random:index/randomPassword:RandomPassword":
+      case "random:index/randomString:RandomString":
+        // A recognisable value, so tests can prove it never leaks into plans or files.
+        state.result = `mockgen${hex(args.name, Number(args.inputs.length ?? 32) - 7)}`;
+        break;
+    }
+    return { id, state };
+  }
+
+  call(args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult {
+    switch (args.token) {
+      case "aws:index/getCallerIdentity:getCallerIdentity":
+        return { accountId: ACCOUNT_ID, arn: `arn:aws:iam::${ACCOUNT_ID}:user/ci`, userId: "AIDACKCEVSQ6C2EXAMPLE", id: ACCOUNT_ID };
+      case "aws:index/getRegion:getRegion":
+        return { name: this.region, region: this.region, id: this.region, description: this.region, endpoint: `ec2.${this.region}.amazonaws.com` };
+      case "aws:index/getPartition:getPartition":
+        return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
+      case "aws:index/getAvailabilityZones:getAvailabilityZones": {
+        const names = ["a", "b", "c"].map((s) => `${this.region}${s}`);
+        return { names, zoneIds: names.map((_, i) => `${this.region.replace(/-/g, "").slice(0, 4)}-az${i + 1}`), id: this.region, state: "available" };
+      }
+      case "aws:ec2/getAmi:getAmi": {
+        const owner = (args.inputs.owners ?? [])[0] ?? "136693071363";
+        return { id: `ami-${hex(JSON.stringify(args.inputs), 17)}`, imageId: `ami-${hex(JSON.stringify(args.inputs), 17)}`, name: "debian-12-amd64-20261101-1918", ownerId: owner, architecture: "x86_64", rootDeviceName: "/dev/xvda", creationDate: "2026-11-01T19:18:00.000Z" };
+      }
+      case "aws:ec2/getInstanceType:getInstanceType": {
+        const known = INSTANCE_TYPES[args.inputs.instanceType];
+        if (!known) throw new Error(`mocks: no data for instance type ${args.inputs.instanceType}; add it to INSTANCE_TYPES`);
+        return { id: args.inputs.instanceType, instanceType: args.inputs.instanceType, defaultVcpus: known.vcpus, memorySize: known.memoryMib };
+      }
+      case "aws:elb/getServiceAccount:getServiceAccount":
+        return { id: "098369216593", arn: "arn:aws:iam::098369216593:root" };
+      case "aws:iam/getPolicyDocument:getPolicyDocument":
+        return { id: "policy", json: JSON.stringify({ Version: "2012-10-17", Statement: args.inputs.statements ?? [] }) };
+      default:
+        // A data source nobody mocked would silently return nothing: say which one.
+        throw new Error(`mocks: no answer for data source ${args.token}; add it to scripts/preview/mocks.ts`);
+    }
+  }
+}

@@ -1,0 +1,117 @@
+// What the offline preview writes and prints: out/<stack>/plan.json, the files each host
+// receives (from its cloud-init user data), and a resource tree like `pulumi preview`.
+import * as fs from "fs";
+import * as path from "path";
+import { gunzipSync } from "zlib";
+import { parse } from "yaml";
+import { ProgramRun, RecordedResource } from "./run";
+
+export interface Plan {
+  stack: string;
+  project: string;
+  resources: Pick<RecordedResource, "urn" | "id" | "type" | "name" | "parent" | "inputs" | "dependsOn">[];
+  outputs: Record<string, unknown>;
+}
+
+export function toPlan(run: ProgramRun): Plan {
+  return {
+    stack: run.stack,
+    project: run.project,
+    resources: run.resources.map(({ urn, id, type, name, parent, inputs, dependsOn }) => ({ urn, id, type, name, parent, inputs, dependsOn })),
+    outputs: run.outputs,
+  };
+}
+
+/** A file a host receives, at its path on the host. */
+export interface HostFile {
+  role: string;
+  path: string;
+  content: string;
+}
+
+interface WriteFile { path: string; content?: string; encoding?: string }
+
+function decode(f: WriteFile): string {
+  const content = f.content ?? "";
+  switch (f.encoding) {
+    case undefined: case "text/plain": return content;
+    case "b64": case "base64": return Buffer.from(content, "base64").toString("utf8");
+    case "gz+b64": case "gzip+base64": case "gz+base64": case "gzip+b64": return gunzipSync(Buffer.from(content, "base64")).toString("utf8");
+    default: throw new Error(`write_files ${f.path}: unknown encoding ${f.encoding}`);
+  }
+}
+
+/** The cloud-init document of an instance or launch template, as text. */
+function userDataOf(r: RecordedResource): string | undefined {
+  const { userData, userDataBase64 } = r.inputs as { userData?: unknown; userDataBase64?: unknown };
+  if (typeof userData === "string") return userData;
+  if (typeof userDataBase64 === "string") {
+    const raw = Buffer.from(userDataBase64, "base64");
+    return (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString("utf8");
+  }
+  return undefined;
+}
+
+const HOST_TYPES = new Set(["aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate"]);
+
+/** Every file the hosts receive: each host role's user data and the files it writes. */
+export function hostFiles(run: ProgramRun): HostFile[] {
+  const byRole = new Map<string, HostFile[]>();
+  for (const r of run.resources) {
+    if (!HOST_TYPES.has(r.type)) continue;
+    const doc = userDataOf(r);
+    const role = (r.inputs.tags as Record<string, string> | undefined)?.role;
+    if (doc === undefined || !role || byRole.has(role)) continue;
+    const files: HostFile[] = [{ role, path: "user-data.yaml", content: doc }];
+    const parsed = doc.startsWith("#cloud-config") ? (parse(doc) as { write_files?: WriteFile[] } | null) : null;
+    for (const f of parsed?.write_files ?? []) files.push({ role, path: f.path, content: decode(f) });
+    byRole.set(role, files);
+  }
+  return [...byRole.values()].flat();
+}
+
+export function writeOut(outDir: string, run: ProgramRun): { planFile: string; files: string[] } {
+  fs.rmSync(outDir, { recursive: true, force: true });
+  fs.mkdirSync(outDir, { recursive: true });
+  const planFile = path.join(outDir, "plan.json");
+  fs.writeFileSync(planFile, JSON.stringify(toPlan(run), null, 2) + "\n");
+  const files: string[] = [];
+  for (const f of hostFiles(run)) {
+    const target = path.join(outDir, "hosts", f.role, f.path.replace(/^\/+/, ""));
+    if (!target.startsWith(path.join(outDir, "hosts", f.role) + path.sep)) throw new Error(`host file escapes its folder: ${f.path}`);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, f.content);
+    files.push(target);
+  }
+  return { planFile, files };
+}
+
+/** The resource tree and a count by type, laid out like `pulumi preview`. */
+export function renderTree(run: ProgramRun): string {
+  const children = new Map<string | undefined, RecordedResource[]>();
+  for (const r of run.resources) {
+    const key = r.parent && run.resources.some((p) => p.urn === r.parent) ? r.parent : undefined;
+    children.set(key, [...(children.get(key) ?? []), r]);
+  }
+  const rows: [string, string][] = [];
+  const walk = (parent: string | undefined, prefix: string) => {
+    const kids = children.get(parent) ?? [];
+    kids.forEach((r, i) => {
+      const last = i === kids.length - 1;
+      const branch = parent === undefined ? "" : last ? "└─ " : "├─ ";
+      rows.push([`${prefix}${branch}${r.type}`, r.name]);
+      walk(r.urn, parent === undefined ? "" : prefix + (last ? "   " : "│  "));
+    });
+  };
+  walk(undefined, "");
+  const typeWidth = Math.max(4, ...rows.map(([t]) => [...t].length));
+  const nameWidth = Math.max(4, ...rows.map(([, n]) => n.length));
+  const line = (mark: string, t: string, n: string, p: string) => ` ${mark}  ${t.padEnd(typeWidth + (t.length - [...t].length))}  ${n.padEnd(nameWidth)}  ${p}`;
+  const out = [line(" ", "Type", "Name", "Plan"), ...rows.map(([t, n]) => line("+", t, n, "create"))];
+
+  const counts = new Map<string, number>();
+  for (const r of run.resources) counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
+  out.push("", "Resources:", `    + ${run.resources.length} to create`, "", "By type:");
+  for (const [t, n] of [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) out.push(`    ${String(n).padStart(4)}  ${t}`);
+  return out.join("\n");
+}

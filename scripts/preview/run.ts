@@ -1,0 +1,133 @@
+// Runs a Pulumi program under Pulumi's mock runtime and records every resource it registers:
+// type, name, inputs (secrets as "[secret]"), parent and dependencies, as `pulumi preview`
+// would see them. Shared by the offline preview (`npm start`) and the tests.
+import * as pulumi from "@pulumi/pulumi";
+import * as rpc from "@pulumi/pulumi/runtime/rpc";
+import { AwsMocks } from "./mocks";
+
+export const SECRET = "[secret]";
+export const UNKNOWN = "[unknown]";
+
+export interface RecordedResource {
+  urn: string;
+  id: string;
+  type: string;
+  name: string;
+  custom: boolean;
+  parent?: string;
+  provider?: string;
+  inputs: Record<string, unknown>;
+  dependsOn: string[];
+  protect: boolean;
+  retainOnDelete: boolean;
+  deleteBeforeReplace: boolean;
+  ignoreChanges: string[];
+  replaceOnChanges: string[];
+}
+
+export interface ProgramRun {
+  stack: string;
+  project: string;
+  resources: RecordedResource[];
+  outputs: Record<string, unknown>;
+}
+
+export interface RunOptions {
+  stack: string;
+  project?: string;
+  /** Full keys (`nourish-link:domain`, `aws:region`) to text values, as the CLI passes them. */
+  config: Record<string, string>;
+  secretKeys?: string[];
+  /** The program; default: the repo's index.ts. */
+  program?: () => Promise<Record<string, unknown> | void>;
+}
+
+/** Replaces the wire encoding of secrets, unknowns and resource references by plain values. */
+export function sanitize(v: unknown): unknown {
+  if (v === rpc.unknownValue) return UNKNOWN;
+  if (Array.isArray(v)) return v.map(sanitize);
+  if (typeof v !== "object" || v === null) return v;
+  const o = v as Record<string, unknown>;
+  switch (o[rpc.specialSigKey]) {
+    case rpc.specialSecretSig:
+      return SECRET;
+    case rpc.specialOutputValueSig:
+      if (o.secret) return SECRET;
+      return "value" in o ? sanitize(o.value) : UNKNOWN;
+    case rpc.specialResourceSig:
+      return o.id ?? o.urn;
+    case rpc.specialAssetSig:
+    case rpc.specialArchiveSig:
+      return { path: o.path, text: o.text, uri: o.uri };
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, inner] of Object.entries(o)) out[k] = sanitize(inner);
+  return out;
+}
+
+interface RegisterRequest {
+  getType(): string; getName(): string; getParent(): string; getCustom(): boolean; getProvider(): string;
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getDependenciesList(): string[]; getProtect(): boolean; getRetainondelete(): boolean;
+  getDeletebeforereplace(): boolean; getIgnorechangesList(): string[]; getReplaceonchangesList(): string[];
+}
+interface RegisterResponse { getUrn(): string; getId(): string }
+type Callback = (err: unknown, resp?: RegisterResponse) => void;
+
+/** Mocks keep no parent or dependencies; wrap the mock monitor to record them as they pass. */
+function recordRegistrations(resources: RecordedResource[]): void {
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): Promise<void> };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) =>
+    register(req, (err, resp) => {
+      if (!err && resp) {
+        resources.push({
+          urn: resp.getUrn(),
+          id: resp.getId(),
+          type: req.getType(),
+          name: req.getName(),
+          custom: req.getCustom(),
+          parent: req.getParent() || undefined,
+          provider: req.getProvider() || undefined,
+          inputs: sanitize(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+          dependsOn: req.getDependenciesList(),
+          protect: req.getProtect(),
+          retainOnDelete: req.getRetainondelete(),
+          deleteBeforeReplace: req.getDeletebeforereplace(),
+          ignoreChanges: req.getIgnorechangesList(),
+          replaceOnChanges: req.getReplaceonchangesList(),
+        });
+      }
+      cb(err, resp);
+    });
+}
+
+function defaultProgram(): () => Promise<Record<string, unknown>> {
+  return require("../../index") as () => Promise<Record<string, unknown>>;
+}
+
+/**
+ * Runs the program for one stack. Rejects (with the program's own error, e.g. a ConfigError)
+ * when the program fails.
+ */
+export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
+  const project = opts.project ?? "nourish-link";
+  const region = opts.config["aws:region"] ?? "af-south-1";
+  await pulumi.runtime.setMocks(new AwsMocks(region), project, opts.stack, false);
+  pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
+  const resources: RecordedResource[] = [];
+  recordRegistrations(resources);
+  const program = opts.program ?? defaultProgram();
+  const outputs = await pulumi.runtime.runInPulumiStack(async () => program());
+  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  return { stack: opts.stack, project, resources, outputs: sanitizeOutputs(outputs ?? {}) };
+}
+
+function sanitizeOutputs(outputs: Record<string, unknown>): Record<string, unknown> {
+  return sanitize(outputs) as Record<string, unknown>;
+}
+
+/** Resolves an Output's value the way a test wants to see it (secrets unwrapped). */
+export function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply((v) => { resolve(v); return v; }));
+}
