@@ -7,27 +7,31 @@ import { renderTree, writeOut } from "./preview/plan";
 import { runProgram } from "./preview/run";
 import { projectName, readStackFile, ROOT } from "./preview/stack-file";
 
-function parseArgs(argv: string[]): { stack: string; outRoot: string } {
+const USAGE = "usage: npm start [-- --stack <staging|prod>] [--out <dir>] [--root <dir with Pulumi.yaml>]";
+
+function parseArgs(argv: string[]): { stack: string; outRoot: string; root: string } {
   let stack = "staging";
   let outRoot = path.join(ROOT, "out");
+  let root = ROOT;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--stack" || a === "-s") stack = argv[++i] ?? "";
     else if (a.startsWith("--stack=")) stack = a.slice("--stack=".length);
     else if (a === "--out") outRoot = path.resolve(argv[++i] ?? "");
+    else if (a === "--root") root = path.resolve(argv[++i] ?? "");
     else if (a === "--help" || a === "-h") {
-      console.log("usage: npm start [-- --stack <staging|prod>] [--out <dir>]");
+      console.log(USAGE);
       process.exit(0);
-    } else throw new Error(`unknown argument '${a}' (usage: npm start [-- --stack <name>] [--out <dir>])`);
+    } else throw new Error(`unknown argument '${a}' (${USAGE})`);
   }
   if (!stack) throw new Error("--stack needs a stack name");
-  return { stack, outRoot };
+  return { stack, outRoot, root };
 }
 
 async function main(): Promise<void> {
-  const { stack, outRoot } = parseArgs(process.argv.slice(2));
-  const { config, secretKeys } = readStackFile(stack);
-  const run = await runProgram({ stack, project: projectName(), config, secretKeys });
+  const { stack, outRoot, root } = parseArgs(process.argv.slice(2));
+  const { config, secretKeys } = readStackFile(stack, root);
+  const run = await runProgram({ stack, project: projectName(root), config, secretKeys });
   const outDir = path.join(outRoot, stack);
   const { planFile, files } = writeOut(outDir, run);
   console.log(`Previewing stack '${stack}' offline (Pulumi mock runtime; nothing is created)\n`);

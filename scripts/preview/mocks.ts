@@ -41,6 +41,11 @@ export const INSTANCE_TYPES: Record<string, { vcpus: number; memoryMib: number }
   "c6i.xlarge": { vcpus: 4, memoryMib: 8192 },
 };
 
+/** The SDK reports a failed invoke by its gRPC `details`, so the message must be there too. */
+function mockError(message: string): Error {
+  return Object.assign(new Error(message), { details: message });
+}
+
 function serviceOf(type: string): string {
   return type.split(":")[1]?.split("/")[0] ?? "unknown";
 }
@@ -110,7 +115,7 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       }
       case "aws:ec2/getInstanceType:getInstanceType": {
         const known = INSTANCE_TYPES[args.inputs.instanceType];
-        if (!known) throw new Error(`mocks: no data for instance type ${args.inputs.instanceType}; add it to INSTANCE_TYPES`);
+        if (!known) throw mockError(`mocks: no data for instance type ${args.inputs.instanceType}; add it to INSTANCE_TYPES`);
         return { id: args.inputs.instanceType, instanceType: args.inputs.instanceType, defaultVcpus: known.vcpus, memorySize: known.memoryMib };
       }
       case "aws:elb/getServiceAccount:getServiceAccount":
@@ -119,7 +124,7 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         return { id: "policy", json: JSON.stringify({ Version: "2012-10-17", Statement: args.inputs.statements ?? [] }) };
       default:
         // A data source nobody mocked would silently return nothing: say which one.
-        throw new Error(`mocks: no answer for data source ${args.token}; add it to scripts/preview/mocks.ts`);
+        throw mockError(`mocks: no answer for data source ${args.token}; add it to scripts/preview/mocks.ts`);
     }
   }
 }

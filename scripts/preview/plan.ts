@@ -72,7 +72,7 @@ export function hostFiles(run: ProgramRun): HostFile[] {
 
 export function writeOut(outDir: string, run: ProgramRun): { planFile: string; files: string[] } {
   fs.rmSync(outDir, { recursive: true, force: true });
-  fs.mkdirSync(outDir, { recursive: true });
+  fs.mkdirSync(path.join(outDir, "hosts"), { recursive: true });
   const planFile = path.join(outDir, "plan.json");
   fs.writeFileSync(planFile, JSON.stringify(toPlan(run), null, 2) + "\n");
   const files: string[] = [];

@@ -40,6 +40,8 @@ export interface RunOptions {
   secretKeys?: string[];
   /** The program; default: the repo's index.ts. */
   program?: () => Promise<Record<string, unknown> | void>;
+  /** Where registrations are recorded; pass one to see them even when the program fails. */
+  resources?: RecordedResource[];
 }
 
 /** Replaces the wire encoding of secrets, unknowns and resource references by plain values. */
@@ -74,9 +76,22 @@ interface RegisterRequest {
 interface RegisterResponse { getUrn(): string; getId(): string }
 type Callback = (err: unknown, resp?: RegisterResponse) => void;
 
-/** Mocks keep no parent or dependencies; wrap the mock monitor to record them as they pass. */
-function recordRegistrations(resources: RecordedResource[]): void {
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: Callback): Promise<void> };
+interface OutputsRequest { getUrn(): string; getOutputs(): { toJavaScript(): Record<string, unknown> } | undefined }
+
+/**
+ * Mocks keep no parent or dependencies; wrap the mock monitor to record them as they pass, and
+ * the stack's outputs with their secrecy intact (the SDK hands them back unwrapped).
+ */
+function recordRegistrations(resources: RecordedResource[], outputs: Map<string, Record<string, unknown>>): void {
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource(req: RegisterRequest, cb: Callback): Promise<void>;
+    registerResourceOutputs(req: OutputsRequest, cb: (err: unknown, resp?: unknown) => void): void;
+  };
+  const registerOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req, cb) => {
+    outputs.set(req.getUrn(), sanitize(req.getOutputs()?.toJavaScript() ?? {}) as Record<string, unknown>);
+    registerOutputs(req, cb);
+  };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) =>
     register(req, (err, resp) => {
@@ -115,19 +130,16 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
   const region = opts.config["aws:region"] ?? "af-south-1";
   await pulumi.runtime.setMocks(new AwsMocks(region), project, opts.stack, false);
   pulumi.runtime.setAllConfig(opts.config, opts.secretKeys ?? []);
-  const resources: RecordedResource[] = [];
-  recordRegistrations(resources);
+  const resources = opts.resources ?? [];
+  const outputs = new Map<string, Record<string, unknown>>();
+  recordRegistrations(resources, outputs);
   const program = opts.program ?? defaultProgram();
-  const outputs = await pulumi.runtime.runInPulumiStack(async () => program());
-  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
-  return { stack: opts.stack, project, resources, outputs: sanitizeOutputs(outputs ?? {}) };
-}
-
-function sanitizeOutputs(outputs: Record<string, unknown>): Record<string, unknown> {
-  return sanitize(outputs) as Record<string, unknown>;
-}
-
-/** Resolves an Output's value the way a test wants to see it (secrets unwrapped). */
-export function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
-  return new Promise((resolve) => o.apply((v) => { resolve(v); return v; }));
+  try {
+    await pulumi.runtime.runInPulumiStack(async () => program());
+  } finally {
+    // Let registrations in flight land, so what a failed program registered is recorded too.
+    await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs().catch(() => undefined);
+  }
+  const stackUrn = resources.find((r) => r.type === "pulumi:pulumi:Stack")?.urn ?? "";
+  return { stack: opts.stack, project, resources, outputs: outputs.get(stackUrn) ?? {} };
 }

@@ -1,0 +1,140 @@
+import * as assert from "assert";
+import { ConfigError, DEFAULTS, parseSettings } from "../components/config";
+import { programError, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
+import { readStackFile } from "../scripts/preview/stack-file";
+
+/** The raw `nourish-link:` settings of a stack file, parsed as loadConfig would. */
+function settingsOf(stack: string, set: Record<string, unknown> = {}) {
+  const { config } = stackConfig(stack, { set });
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (!k.startsWith("nourish-link:")) continue;
+    try { raw[k.slice(13)] = JSON.parse(v); } catch { raw[k.slice(13)] = v; }
+  }
+  return raw;
+}
+
+function problems(stack: string, set: Record<string, unknown>): string[] {
+  try {
+    parseSettings(settingsOf(stack, set), stack);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
+    return e.problems;
+  }
+  assert.fail("expected the config to be rejected");
+}
+
+function rejects(stack: string, set: Record<string, unknown>, expected: RegExp): void {
+  const found = problems(stack, set);
+  assert.ok(found.some((p) => expected.test(p)), `expected a problem matching ${expected}, got:\n${found.join("\n")}`);
+}
+
+describe("stack config", () => {
+  describe("good configs", () => {
+    it("accepts both stack files and fills in each environment's defaults", () => {
+      const staging = parseSettings(settingsOf("staging"), "staging");
+      const prod = parseSettings(settingsOf("prod"), "prod");
+      assert.strictEqual(staging.environment, "staging");
+      assert.strictEqual(prod.environment, "prod");
+      assert.strictEqual(prod.database.name, "dusangire");
+      assert.strictEqual(prod.backups.schedule, "*-*-* 02:00:00", "the manual's 02:00 backup");
+      assert.strictEqual(prod.monitoring.diskFreeMinPercent, 20, "the manual's 20% free disk");
+      assert.strictEqual(staging.backups.objectLock, DEFAULTS.staging.backups?.objectLock);
+      assert.strictEqual(prod.backups.objectLock, true);
+    });
+
+    it("takes the environment's defaults for keys the stack does not set", () => {
+      const bare = { domain: "x.nourishlink.rw", release: settingsOf("prod").release, monitoring: { alertEmails: ["ops@nourishlink.rw"] } };
+      const prod = parseSettings(bare, "prod");
+      const staging = parseSettings(bare, "staging");
+      assert.strictEqual(prod.app.count, 2);
+      assert.strictEqual(prod.app.tls, "alb");
+      assert.strictEqual(staging.app.count, 1);
+      assert.strictEqual(prod.backups.retentionDays, 35);
+      assert.strictEqual(staging.backups.retentionDays, 14);
+    });
+
+    it("lets another stack name choose its environment explicitly", () => {
+      const s = parseSettings({ ...settingsOf("staging"), environment: "staging" }, "dev-alice");
+      assert.strictEqual(s.environment, "staging");
+      assert.throws(() => parseSettings(settingsOf("staging"), "dev-alice"), /nourish-link:environment is required for stack 'dev-alice'/);
+    });
+
+    it("accepts a git artifact and staging without backups", () => {
+      const raw = settingsOf("staging", { backups: { enabled: false, pitr: false } });
+      raw.release = { version: "1.4.2", artifact: { type: "git", url: "https://github.com/nourish-link/dusangire.git", ref: "v1.4.2" } };
+      const s = parseSettings(raw, "staging");
+      assert.deepStrictEqual(s.release.artifact, { type: "git", url: "https://github.com/nourish-link/dusangire.git", ref: "v1.4.2" });
+    });
+  });
+
+  describe("bad configs name the key and what is expected", () => {
+    it("wrong type", () => rejects("prod", { backups: { retentionDays: "35" } }, /^nourish-link:backups\.retentionDays must be a number, got "35"$/));
+    it("unknown nested key", () => rejects("prod", { backups: { retention: 35 } }, /^nourish-link:backups\.retention is not a known setting$/));
+    it("unknown top-level key", () => rejects("prod", { colour: "blue" }, /^nourish-link:colour is not a known setting$/));
+    it("number out of range", () => rejects("prod", { app: { count: 0 } }, /^nourish-link:app\.count must be at least 1, got 0$/));
+    it("number above range", () => rejects("prod", { backups: { retentionDays: 99999 } }, /^nourish-link:backups\.retentionDays must be at most 3650/));
+    it("malformed CIDR", () => rejects("prod", { network: { vpcCidr: "10.0.0.0/33" } }, /^nourish-link:network\.vpcCidr must be an IPv4 CIDR block/));
+    it("malformed admin CIDR in a list", () => rejects("prod", { network: { adminCidrs: ["197.243.16.0/28", "nope"] } }, /^nourish-link:network\.adminCidrs\[1\] must be an IPv4 CIDR block/));
+    it("SSH from the whole internet", () => rejects("prod", { network: { adminCidrs: ["0.0.0.0/0"] } }, /^nourish-link:network\.adminCidrs\[0\] must not be open to the whole internet/));
+    it("malformed email", () => rejects("prod", { monitoring: { alertEmails: ["ops at nourishlink"] } }, /^nourish-link:monitoring\.alertEmails\[0\] must be an email address$/));
+    it("malformed schedule", () => rejects("prod", { backups: { schedule: "every night at 2" } }, /^nourish-link:backups\.schedule must be a systemd OnCalendar expression/));
+    it("out-of-range schedule", () => rejects("prod", { maintenance: { vacuumSchedule: "Sun *-*-* 25:00:00" } }, /^nourish-link:maintenance\.vacuumSchedule must be a systemd OnCalendar/));
+    it("malformed version", () => rejects("prod", { release: { version: "v1.4" } }, /^nourish-link:release\.version must be a semantic version/));
+    it("malformed artifact checksum", () => rejects("prod", { release: { artifact: { sha256: "abc" } } }, /^nourish-link:release\.artifact\.sha256 must be the tarball's SHA-256/));
+    it("unknown enum value", () => rejects("prod", { app: { tls: "none" } }, /^nourish-link:app\.tls must be one of "alb", "nginx", got "none"$/));
+    it("unknown time zone", () => rejects("prod", { maintenance: { timezone: "Mars/Olympus" } }, /^nourish-link:maintenance\.timezone must be an IANA time zone/));
+    it("prod without backups", () => rejects("prod", { backups: { enabled: false, pitr: false } }, /^nourish-link:backups\.enabled must be true on prod/));
+    it("prod without an alert destination", () => rejects("prod", { monitoring: { alertEmails: [] } }, /^nourish-link:monitoring\.alertEmails must list at least one address on prod/));
+    it("nginx TLS on several hosts", () => rejects("prod", { app: { tls: "nginx" } }, /^nourish-link:app\.tls must be alb when app\.count is more than 1/));
+    it("Multi-AZ without RDS", () => rejects("prod", { database: { multiAz: true } }, /^nourish-link:database\.multiAz requires database\.managed: true/));
+    it("SSH on without admin addresses", () => rejects("prod", { network: { sshAccess: true, adminCidrs: [] } }, /^nourish-link:network\.adminCidrs must list at least one address when network\.sshAccess is true$/));
+    it("missing required key", () => rejects("prod", { domain: undefined }, /^nourish-link:domain is required$/));
+
+    it("lists every problem at once, cross-key rules included", () => {
+      const found = problems("prod", {
+        app: { count: 0 }, network: { vpcCidr: "x" }, monitoring: { alertEmails: [] }, release: { version: "1" }, backups: { enabled: false, pitr: false },
+      });
+      for (const key of ["app.count", "network.vpcCidr", "monitoring.alertEmails", "release.version", "backups.enabled"]) {
+        assert.ok(found.some((p) => p.startsWith(`nourish-link:${key} `)), `no problem names ${key}:\n${found.join("\n")}`);
+      }
+      assert.strictEqual(found.length, 5, found.join("\n"));
+    });
+  });
+
+  describe("loadConfig in the program", () => {
+    it("fails before any resource is registered, naming each key", async () => {
+      const resources: RecordedResource[] = [];
+      const config = stackConfig("prod", { set: { app: { count: 99 }, backups: { enabled: false, pitr: false } } });
+      const message = await programError(runProgram({ stack: "prod", ...config, resources }));
+      assert.match(message, /nourish-link:app\.count must be at most 20/);
+      assert.match(message, /nourish-link:backups\.enabled must be true on prod/);
+      // Only the stack itself, which the engine registers before the program runs.
+      assert.deepStrictEqual(resources.map((r) => r.type), ["pulumi:pulumi:Stack"]);
+    });
+
+    it("requires aws:region", async () => {
+      const { config } = readStackFile("staging");
+      delete config["aws:region"];
+      assert.match(await programError(runProgram({ stack: "staging", config })), /aws:region is required/);
+    });
+
+    it("refuses a secret setting stored in plain text, without echoing it", async () => {
+      const secret = "a-plain-text-secret-key-that-should-have-been-encrypted-0123456789";
+      const message = await programError(runStack("staging", { set: { djangoSecretKey: secret } }));
+      assert.match(message, /nourish-link:djangoSecretKey must be set with --secret/);
+      assert.ok(!message.includes(secret), "the error repeats the secret");
+    });
+
+    it("refuses --secret on a key that is not a secret", async () => {
+      const message = await programError(runStack("staging", { secrets: { domain: "staging.nourishlink.rw" } }));
+      assert.match(message, /nourish-link:domain is not a secret setting/);
+    });
+
+    it("does not echo a secret that fails validation", async () => {
+      const message = await programError(runStack("staging", { secrets: { dbPassword: "short-secret" } }));
+      assert.match(message, /nourish-link:dbPassword must be at least 16 characters/);
+      assert.ok(!message.includes("short-secret"));
+    });
+  });
+});

@@ -1,0 +1,59 @@
+// Test harness: run the real program (or any program) for a stack under Pulumi's mocks and query
+// what it registered. Everything goes through scripts/preview/run.ts, the same code `npm start`
+// uses, so tests see exactly what the offline preview writes.
+import * as assert from "assert";
+import { merge, PROJECT } from "../components/config";
+import { ProgramRun, RecordedResource, runProgram, RunOptions } from "../scripts/preview/run";
+import { readStackFile } from "../scripts/preview/stack-file";
+
+export { ProgramRun, RecordedResource, runProgram };
+
+export interface StackOverrides {
+  /** `nourish-link:` keys to deep-merge over the stack file; `undefined` removes a key. */
+  set?: Record<string, unknown>;
+  /** `nourish-link:` keys to set as secrets (as `pulumi config set --secret` does). */
+  secrets?: Record<string, string>;
+  program?: RunOptions["program"];
+}
+
+/** The stack file's config with overrides applied, as the CLI would pass it. */
+export function stackConfig(stack: string, o: StackOverrides = {}): { config: Record<string, string>; secretKeys: string[] } {
+  const { config, secretKeys } = readStackFile(stack);
+  const parsed: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    try { parsed[k] = JSON.parse(v); } catch { parsed[k] = v; }
+  }
+  for (const [k, v] of Object.entries(o.set ?? {})) {
+    const key = `${PROJECT}:${k}`;
+    if (v === undefined) delete parsed[key];
+    else parsed[key] = merge(parsed[key], v);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed)) out[k] = typeof v === "string" ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(o.secrets ?? {})) out[`${PROJECT}:${k}`] = v;
+  return { config: out, secretKeys: [...secretKeys, ...Object.keys(o.secrets ?? {}).map((k) => `${PROJECT}:${k}`)] };
+}
+
+export function runStack(stack: string, o: StackOverrides = {}): Promise<ProgramRun> {
+  return runProgram({ stack, ...stackConfig(stack, o), program: o.program });
+}
+
+export function ofType(run: ProgramRun, type: string): RecordedResource[] {
+  return run.resources.filter((r) => r.type === type);
+}
+
+export function one(run: ProgramRun, type: string, name: string): RecordedResource {
+  const found = run.resources.filter((r) => r.type === type && r.name === name);
+  assert.strictEqual(found.length, 1, `expected one ${type} named ${name}, found ${found.length} (have: ${ofType(run, type).map((r) => r.name).join(", ") || "none"})`);
+  return found[0];
+}
+
+/** The program's error message, or a failure if it succeeded. */
+export async function programError(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  assert.fail("expected the program to fail");
+}

@@ -1,0 +1,83 @@
+// The offline preview as operators run it: `npm start [-- --stack prod]`, a real subprocess.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Plan } from "../scripts/preview/plan";
+import { ROOT } from "../scripts/preview/stack-file";
+import { run } from "./tools";
+
+function preview(args: string[]) {
+  return run(process.execPath, ["-r", "esbuild-register", path.join(ROOT, "scripts", "synth.ts"), ...args], { cwd: ROOT });
+}
+
+describe("offline preview (npm start)", () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "nl-preview-"));
+  after(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  for (const stack of ["staging", "prod"]) {
+    it(`previews ${stack}: prints the tree and writes out/${stack}/plan.json`, () => {
+      const r = preview(["--stack", stack, "--out", out]);
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`pulumi:pulumi:Stack\\s+nourish-link-${stack}\\s+create`));
+      assert.match(r.stdout, /└─ nourish-link:index:NourishLink/);
+      assert.match(r.stdout, /By type:\n\s+\d+\s+aws:/);
+
+      const plan = JSON.parse(fs.readFileSync(path.join(out, stack, "plan.json"), "utf8")) as Plan;
+      assert.strictEqual(plan.stack, stack);
+      assert.strictEqual(plan.project, "nourish-link");
+      const urns = new Set(plan.resources.map((r) => r.urn));
+      assert.ok(plan.resources.length > 5);
+      for (const r of plan.resources) {
+        for (const k of ["urn", "id", "type", "name", "inputs", "dependsOn"]) assert.ok(k in r, `${r.urn} lacks ${k}`);
+        if (r.type !== "pulumi:pulumi:Stack") assert.ok(r.parent && urns.has(r.parent), `${r.urn}: parent ${r.parent} is not in the plan`);
+        for (const d of r.dependsOn) assert.ok(urns.has(d), `${r.urn}: dependency ${d} is not in the plan`);
+      }
+      // A reference between resources can be followed by id: the alias targets the key.
+      const key = plan.resources.find((r) => r.type === "aws:kms/key:Key");
+      const alias = plan.resources.find((r) => r.type === "aws:kms/alias:Alias");
+      assert.strictEqual(alias?.inputs.targetKeyId, key?.id);
+      assert.strictEqual(fs.existsSync(path.join(out, stack, "hosts")), true);
+    });
+  }
+
+  it("rejects an unknown stack by name", () => {
+    const r = preview(["--stack", "qa", "--out", out]);
+    assert.notStrictEqual(r.status, 0);
+    assert.match(r.stderr, /unknown stack 'qa': there is no Pulumi\.qa\.yaml \(known stacks: prod, staging\)/);
+  });
+
+  it("exits non-zero on a stack file with bad values, naming each key, and writes nothing", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-root-"));
+    fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(root, "Pulumi.yaml"));
+    fs.writeFileSync(path.join(root, "Pulumi.prod.yaml"), fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")
+      .replace("retentionDays: 35", "retentionDays: -1")
+      .replace("vpcCidr: 10.40.0.0/16", "vpcCidr: 10.40.0.0")
+      .replace("enabled: true", "enabled: false"));
+    const r = preview(["--stack", "prod", "--root", root, "--out", path.join(root, "out")]);
+    fs.rmSync(root, { recursive: true, force: true });
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /nourish-link:backups\.retentionDays must be at least 1/);
+    assert.match(r.stderr, /nourish-link:network\.vpcCidr must be an IPv4 CIDR block/);
+    assert.match(r.stderr, /nourish-link:backups\.enabled must be true on prod/);
+    assert.strictEqual(r.stdout.includes("create"), false, "printed a plan for invalid config");
+  });
+
+  it("keeps secrets out of everything it writes and prints", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-root-"));
+    fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(root, "Pulumi.yaml"));
+    // `pulumi config set --secret` stores ciphertext; offline it reads as a placeholder marked secret.
+    fs.writeFileSync(path.join(root, "Pulumi.staging.yaml"), fs.readFileSync(path.join(ROOT, "Pulumi.staging.yaml"), "utf8")
+      + "  nourish-link:djangoSecretKey:\n    secure: v1:Q2lwaGVydGV4dA==:bm90IGEgcmVhbCBjaXBoZXJ0ZXh0\n");
+    const r = preview(["--stack", "staging", "--root", root, "--out", path.join(root, "out")]);
+    const written = fs.readFileSync(path.join(root, "out", "staging", "plan.json"), "utf8");
+    fs.rmSync(root, { recursive: true, force: true });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const plan = JSON.parse(written) as Plan;
+    const param = plan.resources.find((x) => x.type === "aws:ssm/parameter:Parameter" && x.name.endsWith("django-secret-key"));
+    assert.strictEqual(param?.inputs.value, "[secret]");
+    for (const leak of ["offline-preview-placeholder", "mockgen"]) {
+      assert.ok(!written.includes(leak) && !r.stdout.includes(leak) && !r.stderr.includes(leak), `${leak}… leaked`);
+    }
+  });
+});

@@ -1,0 +1,33 @@
+import * as assert from "assert";
+import { one, ofType, runStack } from "./harness";
+
+describe("AppSecrets", () => {
+  it("generates the database password and Django key and stores them as KMS-encrypted SecureStrings", async () => {
+    const run = await runStack("prod");
+    const key = one(run, "aws:kms/key:Key", "secrets-key");
+    assert.strictEqual(key.inputs.enableKeyRotation, true);
+    const params = ofType(run, "aws:ssm/parameter:Parameter");
+    assert.deepStrictEqual(params.map((p) => p.inputs.name).sort(), ["/nourish-link/prod/db-password", "/nourish-link/prod/django-secret-key"]);
+    for (const p of params) {
+      assert.strictEqual(p.inputs.type, "SecureString");
+      assert.strictEqual(p.inputs.keyId, `arn:aws:kms:af-south-1:123456789012:key/${key.id}`);
+      assert.strictEqual(p.inputs.value, "[secret]");
+    }
+    assert.strictEqual(ofType(run, "random:index/randomPassword:RandomPassword").length, 2);
+  });
+
+  it("uses a secret from stack config instead of generating one, and keeps it secret", async () => {
+    const password = "correct-horse-battery-staple-42";
+    const run = await runStack("staging", { secrets: { dbPassword: password } });
+    assert.deepStrictEqual(ofType(run, "random:index/randomPassword:RandomPassword").map((r) => r.name), ["secrets-django-secret-key"]);
+    assert.strictEqual(one(run, "aws:ssm/parameter:Parameter", "secrets-db-password").inputs.value, "[secret]");
+    assert.ok(!JSON.stringify(run).includes(password), "the configured password appears in the recorded plan");
+  });
+
+  it("tags every resource through the provider's default tags", async () => {
+    const run = await runStack("staging");
+    const provider = run.resources.find((r) => r.type === "pulumi:providers:aws");
+    assert.deepStrictEqual(JSON.parse(String(provider?.inputs.defaultTags)), { tags: { project: "nourish-link", stack: "staging", environment: "staging" } });
+    for (const r of run.resources.filter((x) => x.type.startsWith("aws:"))) assert.ok(r.provider?.startsWith(provider!.urn), `${r.urn} does not use the tagged provider`);
+  });
+});
