@@ -3,6 +3,9 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "./config";
+import { Database } from "./database";
+import { Network } from "./network";
+import { subnetCidrs } from "./network/cidr";
 import { AppSecrets } from "./secrets";
 
 export interface NourishLinkArgs {
@@ -11,6 +14,8 @@ export interface NourishLinkArgs {
 
 export class NourishLink extends pulumi.ComponentResource {
   readonly secrets: AppSecrets;
+  readonly network: Network;
+  readonly database: Database;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -20,8 +25,21 @@ export class NourishLink extends pulumi.ComponentResource {
       defaultTags: { tags: { project: "nourish-link", stack: config.stack, environment: config.environment } },
     }, { parent: this });
     const child = { parent: this, providers: { aws: provider } };
+    const behindAlb = config.app.tls === "alb";
 
     this.secrets = new AppSecrets("secrets", { config }, child);
+    this.network = new Network("network", { config, behindAlb }, child);
+    // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
+    const azs = config.network.availabilityZones;
+    const appCidrs = behindAlb ? subnetCidrs(config.network.vpcCidr, 20, azs, azs) : subnetCidrs(config.network.vpcCidr, 20, 1, 0);
+    this.database = new Database("database", {
+      config,
+      secrets: this.secrets,
+      subnetIds: this.network.privateSubnetIds,
+      availabilityZone: this.network.availabilityZones[0],
+      securityGroupId: this.network.dbSecurityGroupId,
+      appCidrs,
+    }, child);
     this.registerOutputs({});
   }
 }

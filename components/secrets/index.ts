@@ -13,6 +13,8 @@ export interface AppSecretsArgs {
 
 export class AppSecrets extends pulumi.ComponentResource {
   readonly kmsKeyArn: pulumi.Output<string>;
+  /** The app role's password, a secret Output (for RDS, which takes it directly). */
+  readonly dbPassword: pulumi.Output<string>;
   /** SSM parameter names, as hosts look them up. */
   readonly dbPasswordParameter: pulumi.Output<string>;
   readonly djangoSecretKeyParameter: pulumi.Output<string>;
@@ -49,6 +51,7 @@ export class AppSecrets extends pulumi.ComponentResource {
     const djangoParam = parameter("django-secret-key", djangoSecretKey, "Django SECRET_KEY");
 
     this.kmsKeyArn = key.arn;
+    this.dbPassword = dbPassword;
     this.dbPasswordParameter = dbParam.name;
     this.djangoSecretKeyParameter = djangoParam.name;
     this.parameterArns = [dbParam.arn, djangoParam.arn];

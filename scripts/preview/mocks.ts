@@ -15,7 +15,7 @@ const ID_PREFIX: Record<string, string> = {
   "aws:ec2/subnet:Subnet": "subnet-",
   "aws:ec2/securityGroup:SecurityGroup": "sg-",
   "aws:ec2/instance:Instance": "i-",
-  "aws:ec2/volume:Volume": "vol-",
+  "aws:ebs/volume:Volume": "vol-",
   "aws:ec2/internetGateway:InternetGateway": "igw-",
   "aws:ec2/natGateway:NatGateway": "nat-",
   "aws:ec2/routeTable:RouteTable": "rtb-",

@@ -1,0 +1,132 @@
+// Database: PostgreSQL 15 on an EC2 host whose data lives on a separate encrypted EBS volume that
+// survives instance replacement (protected, retained on delete), or, with database.managed,
+// RDS PostgreSQL (encrypted, deletion protection, Multi-AZ on request) with the same settings.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { StackConfig } from "../config";
+import { HostFile } from "../hosts/cloud-init";
+import { Host, HostRole } from "../hosts";
+import { AppSecrets } from "../secrets";
+import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
+import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
+
+export interface DatabaseArgs {
+  config: StackConfig;
+  secrets: AppSecrets;
+  subnetIds: pulumi.Output<string>[];
+  availabilityZone: pulumi.Output<string>;
+  securityGroupId: pulumi.Output<string>;
+  /** Where the app hosts connect from, for pg_hba.conf. */
+  appCidrs: string[];
+}
+
+// Debian's snakeoil certificate: TLS inside the VPC without a CA to run; scram does the auth.
+const SSL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+const SSL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key";
+
+export class Database extends pulumi.ComponentResource {
+  /** Host name the app connects to. */
+  readonly endpoint: pulumi.Output<string>;
+  readonly port = 5432;
+  /** The host's data volume (self-managed only). */
+  readonly dataVolumeId?: pulumi.Output<string>;
+  readonly hostRole?: HostRole;
+
+  constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nourish-link:database:Database", name, {}, opts);
+    const { config } = args;
+    const db = config.database;
+    const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: db.instanceType }, { parent: this })
+      .apply((t) => ({ memoryMib: t.memorySize, vcpus: t.defaultVcpus }));
+
+    if (db.managed) {
+      const params = new aws.rds.ParameterGroup(`${name}-params`, {
+        family: "postgres15",
+        description: `nourish-link ${config.stack}: settings of the self-managed host`,
+        parameters: sizing.apply((s) => {
+          const t = postgresTuning(s);
+          return [
+            // RDS counts shared_buffers in 8 kB pages and work memory in kB.
+            { name: "shared_buffers", value: String(t.sharedBuffersMb * 128), applyMethod: "pending-reboot" },
+            { name: "effective_cache_size", value: String(t.effectiveCacheSizeMb * 128) },
+            { name: "work_mem", value: String(t.workMemMb * 1024) },
+            { name: "maintenance_work_mem", value: String(t.maintenanceWorkMemMb * 1024) },
+            { name: "max_connections", value: String(t.maxConnections), applyMethod: "pending-reboot" },
+            { name: "log_min_duration_statement", value: String(db.slowQueryMs) },
+            { name: "shared_preload_libraries", value: "pg_stat_statements", applyMethod: "pending-reboot" },
+            { name: "rds.force_ssl", value: "1" },
+            { name: "password_encryption", value: "scram-sha-256" },
+          ];
+        }),
+      }, { parent: this });
+      const subnets = new aws.rds.SubnetGroup(`${name}-subnets`, { subnetIds: args.subnetIds }, { parent: this });
+      const rds = new aws.rds.Instance(`${name}-rds`, {
+        engine: "postgres",
+        engineVersion: "15",
+        instanceClass: `db.${db.instanceType}`,
+        allocatedStorage: db.dataVolumeGb,
+        storageType: "gp3",
+        storageEncrypted: true,
+        dbName: db.name,
+        username: db.user,
+        password: args.secrets.dbPassword,
+        dbSubnetGroupName: subnets.name,
+        vpcSecurityGroupIds: [args.securityGroupId],
+        parameterGroupName: params.name,
+        multiAz: db.multiAz,
+        publiclyAccessible: false,
+        deletionProtection: true,
+        backupRetentionPeriod: Math.min(config.backups.retentionDays, 35),
+        performanceInsightsEnabled: true,
+        monitoringInterval: 0,
+        autoMinorVersionUpgrade: true,
+        skipFinalSnapshot: false,
+        finalSnapshotIdentifier: `nourish-link-${config.stack}-final`,
+        copyTagsToSnapshot: true,
+      }, { parent: this, protect: true });
+      this.endpoint = rds.address;
+      this.registerOutputs({ endpoint: this.endpoint });
+      return;
+    }
+
+    this.hostRole = new HostRole(`${name}-role`, { config, role: "db" }, { parent: this });
+    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
+
+    // Protected and retained: neither `pulumi destroy` nor a replaced instance can take the data.
+    const volume = new aws.ebs.Volume(`${name}-data`, {
+      availabilityZone: args.availabilityZone,
+      size: db.dataVolumeGb,
+      type: "gp3",
+      encrypted: true,
+      tags: { Name: `nourish-link-${config.stack}-pgdata`, role: "db" },
+    }, { parent: this, protect: true, retainOnDelete: true });
+
+    const files: pulumi.Output<HostFile[]> = pulumi.all([sizing, volume.id, args.secrets.dbPasswordParameter]).apply(([s, volumeId, passwordParameter]) => [
+      { path: POSTGRESQL_CONF_PATH, content: renderPostgresqlConf({ sizing: s, slowQueryMs: db.slowQueryMs, sslCertFile: SSL_CERT, sslKeyFile: SSL_KEY }), owner: "root:root" },
+      { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
+      hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId }),
+    ]);
+    const host = new Host(`${name}-host`, {
+      config,
+      role: "db",
+      instanceType: db.instanceType,
+      subnetId: args.subnetIds[0],
+      availabilityZone: args.availabilityZone,
+      securityGroupIds: [args.securityGroupId],
+      instanceProfileName: this.hostRole.instanceProfileName,
+      rootVolumeGb: 20,
+      userData: files.apply((f) => renderHostCloudInit(config, "db", { packages: ["postgresql", "postgresql-contrib", "ssl-cert"], files: f })),
+    }, { parent: this });
+    new aws.ec2.VolumeAttachment(`${name}-data`, {
+      instanceId: host.instance.id,
+      volumeId: volume.id,
+      deviceName: "/dev/sdf",
+      // Stop PostgreSQL cleanly (instance stop) before the volume is detached.
+      stopInstanceBeforeDetaching: true,
+    }, { parent: this });
+
+    this.endpoint = host.instance.privateDns;
+    this.dataVolumeId = volume.id;
+    this.registerOutputs({ endpoint: this.endpoint, dataVolumeId: this.dataVolumeId });
+  }
+}

@@ -1,0 +1,36 @@
+// What every host's cloud-init carries besides its role's part: the nourishctl CLI, the host
+// environment it reads, the CloudWatch-free basics (awscli for SSM), and `nourishctl setup`.
+import * as fs from "fs";
+import * as path from "path";
+import { StackConfig } from "../config";
+import { CloudInitPart, HostFile, renderCloudInit } from "./cloud-init";
+
+export const NOURISHCTL_SOURCE = path.resolve(__dirname, "..", "..", "scripts", "host", "nourishctl");
+export const NOURISHCTL_PATH = "/usr/local/sbin/nourishctl";
+export const HOST_ENV_PATH = "/etc/nourish-link/host.env";
+
+/** /etc/nourish-link/host.env: names and ids only; secrets stay in SSM and are fetched when used. */
+export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<string, string>): HostFile {
+  const vars: Record<string, string> = {
+    ROLE: role, STACK: config.stack, REGION: config.region,
+    DISK_FREE_MIN_PERCENT: String(config.monitoring.diskFreeMinPercent), ...extra,
+  };
+  for (const [k, v] of Object.entries(vars)) {
+    if (!/^[A-Za-z0-9_./:@-]*$/.test(v)) throw new Error(`host.env: ${k} has characters a shell would interpret: ${JSON.stringify(v)}`);
+  }
+  return { path: HOST_ENV_PATH, content: Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), permissions: "0640" };
+}
+
+export function renderHostCloudInit(config: StackConfig, role: "app" | "db", part: CloudInitPart): string {
+  const common: CloudInitPart = {
+    packages: ["awscli", "unattended-upgrades"],
+    files: [{ path: NOURISHCTL_PATH, content: fs.readFileSync(NOURISHCTL_SOURCE, "utf8"), permissions: "0755" }],
+    runcmd: [`${NOURISHCTL_PATH} setup`],
+  };
+  return renderCloudInit({
+    hostname: `nourish-link-${config.stack}-${role}`,
+    timezone: config.maintenance.timezone,
+    // The role's files first, then the CLI; setup runs last, once everything is in place.
+    parts: [{ ...part, runcmd: [] }, common, { runcmd: part.runcmd }],
+  });
+}
