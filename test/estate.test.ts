@@ -1,0 +1,139 @@
+// The estate under mocks: what the network opens, how hosts and the database are protected.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { subnetCidrs } from "../components/network/cidr";
+import { hostFiles, writeOut } from "../scripts/preview/plan";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
+import { requireTool, run } from "./tools";
+
+/** Every ingress rule as "<group> <port> from <cidr|group>", for exact comparison. */
+function ingressRules(r: ProgramRun): string[] {
+  const groupName = new Map(ofType(r, "aws:ec2/securityGroup:SecurityGroup").map((g) => [g.id, g.name.replace(/^network-/, "")]));
+  return ofType(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map((x: RecordedResource) => {
+    const i = x.inputs as { securityGroupId: string; fromPort: number; toPort: number; cidrIpv4?: string; referencedSecurityGroupId?: string };
+    assert.strictEqual(i.fromPort, i.toPort, `${x.name} opens a port range`);
+    return `${groupName.get(i.securityGroupId)} ${i.fromPort} from ${i.cidrIpv4 ?? groupName.get(i.referencedSecurityGroupId ?? "")}`;
+  }).sort();
+}
+
+describe("estate under mocks", () => {
+  let prod: ProgramRun;
+  let staging: ProgramRun;
+  before(async () => {
+    prod = await runStack("prod");
+    staging = await runStack("staging");
+  });
+
+  it("lays subnets out without overlap", () => {
+    assert.deepStrictEqual(subnetCidrs("10.40.0.0/16", 20, 2, 0), ["10.40.0.0/20", "10.40.16.0/20"]);
+    assert.deepStrictEqual(subnetCidrs("10.40.0.0/16", 20, 2, 2), ["10.40.32.0/20", "10.40.48.0/20"]);
+    assert.throws(() => subnetCidrs("10.40.0.0/24", 20, 2), /larger than the VPC/);
+    assert.strictEqual(ofType(prod, "aws:ec2/subnet:Subnet").length, 4, "two AZs, public and private");
+  });
+
+  it("opens exactly the web entry point, app→db, and nothing else (prod, behind an ALB)", () => {
+    assert.deepStrictEqual(ingressRules(prod), [
+      "alb 443 from 0.0.0.0/0",
+      "alb 80 from 0.0.0.0/0",
+      "app 80 from alb",
+      "db 5432 from app",
+    ]);
+  });
+
+  it("opens 80/443 on a single TLS-terminating app host and SSH only from admin CIDRs when asked", async () => {
+    assert.deepStrictEqual(ingressRules(staging), ["app 443 from 0.0.0.0/0", "app 80 from 0.0.0.0/0", "db 5432 from app"]);
+    const withSsh = await runStack("staging", { set: { network: { sshAccess: true, adminCidrs: ["197.243.16.0/28"] } } });
+    assert.deepStrictEqual(ingressRules(withSsh).filter((r) => r.includes(" 22 ")), ["app 22 from 197.243.16.0/28", "db 22 from 197.243.16.0/28"]);
+  });
+
+  it("logs all VPC traffic", () => {
+    const flow = ofType(prod, "aws:ec2/flowLog:FlowLog");
+    assert.strictEqual(flow.length, 1);
+    assert.strictEqual(flow[0].inputs.trafficType, "ALL");
+    assert.strictEqual(one(prod, "aws:cloudwatch/logGroup:LogGroup", "network-flow-logs").inputs.retentionInDays, 90);
+  });
+
+  it("keeps the database on an encrypted, protected, retained volume of its own", () => {
+    const volume = one(prod, "aws:ebs/volume:Volume", "database-data");
+    assert.strictEqual(volume.inputs.encrypted, true);
+    assert.strictEqual(volume.protect, true);
+    assert.strictEqual(volume.retainOnDelete, true);
+    assert.strictEqual(volume.deleteBeforeReplace, false);
+    assert.strictEqual(volume.inputs.size, 200);
+    const attachment = one(prod, "aws:ec2/volumeAttachment:VolumeAttachment", "database-data");
+    assert.strictEqual(attachment.inputs.volumeId, volume.id);
+  });
+
+  it("requires IMDSv2, encrypts root volumes, monitors and auto-recovers every host", () => {
+    const instances = ofType(prod, "aws:ec2/instance:Instance");
+    assert.ok(instances.length >= 1);
+    for (const i of instances) {
+      const meta = i.inputs.metadataOptions as Record<string, unknown>;
+      assert.strictEqual(meta.httpTokens, "required", `${i.name}: IMDSv1 allowed`);
+      assert.strictEqual((i.inputs.rootBlockDevice as Record<string, unknown>).encrypted, true);
+      assert.strictEqual(i.inputs.monitoring, true);
+      assert.match(String(i.inputs.ami), /^ami-/, "AMI looked up");
+      const alarm = ofType(prod, "aws:cloudwatch/metricAlarm:MetricAlarm").find((a) => (a.inputs.dimensions as Record<string, string>).InstanceId === i.id);
+      assert.deepStrictEqual(alarm?.inputs.alarmActions, ["arn:aws:automate:af-south-1:ec2:recover"], `${i.name} has no recovery alarm`);
+    }
+  });
+
+  it("gives the database host's role only its own parameters", () => {
+    const role = one(prod, "aws:iam/role:Role", "database-role");
+    const policies = ofType(prod, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.inputs.role === role.id);
+    const statements = policies.flatMap((p) => JSON.parse(String(p.inputs.policy)).Statement as { Action: string | string[]; Resource: string | string[] }[]);
+    for (const s of statements) {
+      for (const a of ([] as string[]).concat(s.Action)) assert.ok(!a.includes("*"), `wildcard action ${a}`);
+      for (const r of ([] as string[]).concat(s.Resource)) assert.ok(r !== "*", "wildcard resource");
+    }
+  });
+
+  it("provisions RDS instead when database.managed is on: encrypted, private, protected, Multi-AZ", async () => {
+    const managed = await runStack("prod", { set: { database: { managed: true, multiAz: true } } });
+    const rds = one(managed, "aws:rds/instance:Instance", "database-rds");
+    assert.strictEqual(rds.inputs.storageEncrypted, true);
+    assert.strictEqual(rds.inputs.publiclyAccessible, false);
+    assert.strictEqual(rds.inputs.deletionProtection, true);
+    assert.strictEqual(rds.inputs.multiAz, true);
+    assert.strictEqual(rds.inputs.password, "[secret]");
+    assert.strictEqual(rds.protect, true);
+    assert.strictEqual(ofType(managed, "aws:ebs/volume:Volume").length, 0);
+    const params = (one(managed, "aws:rds/parameterGroup:ParameterGroup", "database-params").inputs.parameters as { name: string; value: string }[]);
+    assert.deepStrictEqual(params.find((p) => p.name === "shared_buffers")?.value, String(2048 * 128), "25% of 8 GiB in 8 kB pages");
+    assert.ok(params.some((p) => p.name === "rds.force_ssl" && p.value === "1"));
+  });
+
+  it("puts no secret in user data or plan output", async () => {
+    const secret = "a-django-secret-key-that-must-never-appear-anywhere-0123456789";
+    const r = await runStack("prod", { secrets: { djangoSecretKey: secret, dbPassword: "db-password-that-must-stay-secret" } });
+    const everything = JSON.stringify(r) + hostFiles(r).map((f) => f.content).join("\n");
+    for (const leak of [secret, "db-password-that-must-stay-secret", "mockgen"]) assert.ok(!everything.includes(leak), `${leak} leaked`);
+  });
+});
+
+describe("host files, by the tools that read them", () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "nl-hosts-"));
+  after(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  for (const stack of ["staging", "prod"]) {
+    it(`${stack}: every user data passes \`cloud-init schema\``, async () => {
+      requireTool("cloud-init");
+      writeOut(path.join(out, stack), await runStack(stack));
+      const docs = fs.readdirSync(path.join(out, stack, "hosts")).map((role) => path.join(out, stack, "hosts", role, "user-data.yaml"));
+      assert.ok(docs.length >= 1);
+      for (const doc of docs) {
+        const r = run("cloud-init", ["schema", "--config-file", doc]);
+        assert.strictEqual(r.status, 0, `${doc}: ${r.stdout}${r.stderr}`);
+      }
+    });
+  }
+
+  it("nourishctl passes shellcheck", () => {
+    requireTool("shellcheck");
+    const r = run("shellcheck", [NOURISHCTL_SOURCE]);
+    assert.strictEqual(r.status, 0, r.stdout);
+  });
+});

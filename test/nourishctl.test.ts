@@ -1,0 +1,65 @@
+// nourishctl in a sandbox root: the morning check against real processes and a real df.
+import * as assert from "assert";
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { run } from "./tools";
+
+describe("nourishctl", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-host-"));
+  const sleeper = spawn("sleep", ["300"], { stdio: "ignore" });
+  const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env: { ...process.env, NOURISH_ROOT: root } });
+  const env = (vars: string) => fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), vars);
+
+  before(() => {
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.mkdirSync(path.join(root, "run"), { recursive: true });
+  });
+  after(() => {
+    sleeper.kill();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("has --help for every verb and refuses an unknown one by name", () => {
+    assert.match(ctl("help").stdout, /status/);
+    assert.strictEqual(ctl("status", "--help").status, 0);
+    assert.strictEqual(ctl("setup", "--help").status, 0);
+    const bad = ctl("frobnicate");
+    assert.strictEqual(bad.status, 1);
+    assert.match(bad.stderr, /nourishctl: unknown verb 'frobnicate'/);
+  });
+
+  it("status passes when the role's services run and the disk has room", () => {
+    env("ROLE=app\nDISK_FREE_MIN_PERCENT=1\n");
+    for (const s of ["nginx", "nourish-link-gunicorn"]) fs.writeFileSync(path.join(root, "run", `${s}.pid`), String(sleeper.pid));
+    const r = ctl("status");
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ok: nginx is running/);
+    assert.match(r.stdout, /ok: \/ has \d+% free/);
+  });
+
+  it("status fails naming the service that is down", () => {
+    env("ROLE=app\nDISK_FREE_MIN_PERCENT=1\n");
+    fs.writeFileSync(path.join(root, "run", "nourish-link-gunicorn.pid"), "999999");
+    const r = ctl("status");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /FAIL: nourish-link-gunicorn is not running/);
+  });
+
+  it("status fails when free disk is below the threshold (the manual's 20%)", () => {
+    env("ROLE=app\nDISK_FREE_MIN_PERCENT=100\n");
+    fs.writeFileSync(path.join(root, "run", "nourish-link-gunicorn.pid"), String(sleeper.pid));
+    const r = ctl("status");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /FAIL: \/ has \d+% free, below 100%/);
+  });
+
+  it("refuses to act without a role", () => {
+    env("");
+    const r = ctl("status");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /ROLE is not set/);
+  });
+});
