@@ -1,0 +1,205 @@
+// Throwaway PostgreSQL 15 clusters for tests: initdb in a temp dir, a free loopback port, run as
+// an unprivileged OS user (postgres refuses to run as root, and the tests run as root).
+// A missing binary fails the test, naming the Debian package; nothing is skipped.
+import * as assert from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+
+/** Debian's postgresql-15 layout; PG_BINDIR overrides it. */
+export const PG_BINDIR = process.env.PG_BINDIR ?? "/usr/lib/postgresql/15/bin";
+/**
+ * The OS user clusters run as. Debian's postgresql package creates `postgres`; using it keeps
+ * the production pg_hba.conf rule `local all postgres peer` testable as-is.
+ */
+export const PG_OS_USER = process.env.PG_OS_USER ?? "postgres";
+
+export interface Exec { status: number | null; stdout: string; stderr: string }
+
+function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Exec {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 60_000, ...opts });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+export function pgBin(name: string): string {
+  const p = path.join(PG_BINDIR, name);
+  assert.ok(fs.existsSync(p), `${p} is missing: apt-get install -y postgresql (PostgreSQL 15; see .ci/run)`);
+  return p;
+}
+
+/** The unprivileged OS user's uid/gid, creating it as a system user if it is missing. */
+export function pgOsUser(): { name: string; uid: number; gid: number } {
+  let id = exec("id", ["-u", PG_OS_USER]);
+  if (id.status !== 0) {
+    const add = exec("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER]);
+    assert.strictEqual(add.status, 0, `cannot create the unprivileged user ${PG_OS_USER}: ${add.stderr}`);
+    id = exec("id", ["-u", PG_OS_USER]);
+  }
+  const gid = exec("id", ["-g", PG_OS_USER]);
+  return { name: PG_OS_USER, uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/** A free TCP port on loopback (the kernel picks one for port 0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(addr.port));
+    });
+  });
+}
+
+export interface StartOptions {
+  /** postgresql.conf text, written to conf.d/test.conf (after the harness defaults, so it wins). */
+  conf?: string;
+  /** Replaces the pg_hba.conf initdb wrote. */
+  hba?: string;
+  /** Extra files, relative to the cluster's root dir, owned by the OS user, mode 0600. */
+  files?: Record<string, string>;
+}
+
+export interface Cluster {
+  port: number;
+  /** Temp dir owned by the OS user: holds data/, the socket, server.log and any files. */
+  root: string;
+  dataDir: string;
+  /** Unix socket directory, for host= in a connection string. */
+  socketDir: string;
+  os: { name: string; uid: number; gid: number };
+  /** Write a file under root (or an absolute path), owned by the OS user. Returns its path. */
+  writeFile(rel: string, content: string, mode?: number): string;
+  /** chown a path to the OS user. */
+  own(p: string): void;
+  /** Run a command as the OS user, in root. */
+  asUser(cmd: string, args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Exec;
+  /** `postgres -C <param>`: the value the server would use, from its config files, without starting. */
+  showConfig(param: string): string;
+  start(opts?: StartOptions): void;
+  /** psql as the postgres superuser over the Unix socket; throws with stderr on failure. */
+  psql(sql: string, opts?: { db?: string; user?: string }): string;
+  /** Server log so far (for failure messages). */
+  log(): string;
+  /** Stop (fast) and delete the temp dir. Safe to call twice. */
+  stop(): void;
+}
+
+const SUPERUSER = "postgres";
+
+// Clusters not yet stopped; stopped on exit too, so an aborted run (Ctrl-C, a crash between
+// hooks) does not leave servers and temp dirs behind.
+const live = new Set<Cluster>();
+let exitHook = false;
+function track(c: Cluster): void {
+  live.add(c);
+  if (!exitHook) {
+    exitHook = true;
+    process.once("exit", () => { for (const x of [...live]) x.stop(); });
+  }
+}
+
+/** initdb a new cluster (not started). Call start() to run it, stop() in an after hook. */
+export async function createCluster(): Promise<Cluster> {
+  const initdb = pgBin("initdb");
+  const pgCtl = pgBin("pg_ctl");
+  const postgres = pgBin("postgres");
+  const psqlBin = pgBin("psql");
+  const user = pgOsUser();
+  const port = await freePort();
+  // Short path: Unix socket paths are limited to ~107 bytes.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nlpg-"));
+  fs.chownSync(root, user.uid, user.gid);
+  const dataDir = path.join(root, "data");
+  let running = false;
+  let removed = false;
+
+  const asUser = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Exec =>
+    exec("runuser", ["-u", user.name, "--", cmd, ...args], { cwd: root, env: { ...process.env, ...opts.env }, input: opts.input });
+  const own = (p: string): void => fs.chownSync(p, user.uid, user.gid);
+  const writeFile = (rel: string, content: string, mode = 0o600): string => {
+    const p = path.isAbsolute(rel) ? rel : path.join(root, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content, { mode });
+    fs.chmodSync(p, mode);
+    own(p);
+    return p;
+  };
+  const log = (): string => {
+    try { return fs.readFileSync(path.join(root, "server.log"), "utf8"); } catch { return ""; }
+  };
+
+  const init = asUser(initdb, ["-D", dataDir, "-U", SUPERUSER, "--auth-local=peer", "--auth-host=scram-sha-256",
+    "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+  if (init.status !== 0) {
+    fs.rmSync(root, { recursive: true, force: true });
+    assert.fail(`initdb failed (${init.status}): ${init.stderr}`);
+  }
+  // Harness defaults first, then conf.d (where tests put the config under test) overrides them.
+  fs.appendFileSync(path.join(dataDir, "postgresql.conf"), [
+    "",
+    "# test harness",
+    `port = ${port}`,
+    "listen_addresses = '127.0.0.1'",
+    `unix_socket_directories = '${root}'`,
+    "fsync = off",
+    "include_dir = 'conf.d'",
+    "",
+  ].join("\n"));
+  fs.mkdirSync(path.join(dataDir, "conf.d"), { mode: 0o700 });
+  own(path.join(dataDir, "conf.d"));
+
+  const cluster: Cluster = {
+    port, root, dataDir, socketDir: root, os: user, writeFile, own, asUser, log,
+    showConfig(param) {
+      const r = asUser(postgres, ["-D", dataDir, "-C", param]);
+      assert.strictEqual(r.status, 0, `postgres -C ${param} failed: ${r.stderr}`);
+      return r.stdout.trim();
+    },
+    start(opts = {}) {
+      for (const [rel, content] of Object.entries(opts.files ?? {})) writeFile(rel, content);
+      if (opts.conf !== undefined) writeFile(path.join(dataDir, "conf.d", "test.conf"), opts.conf);
+      if (opts.hba !== undefined) writeFile(path.join(dataDir, "pg_hba.conf"), opts.hba);
+      // -w waits until the server accepts connections (pg_ctl polls postmaster.pid and pings).
+      const r = asUser(pgCtl, ["-D", dataDir, "-l", path.join(root, "server.log"), "-w", "-t", "30", "start"]);
+      if (r.status !== 0) assert.fail(`pg_ctl start failed (${r.status}): ${r.stderr}\n--- server.log ---\n${log()}`);
+      running = true;
+    },
+    psql(sql, opts = {}) {
+      const r = asUser(psqlBin, ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", root, "-p", String(port),
+        "-U", opts.user ?? SUPERUSER, "-d", opts.db ?? "postgres", "-c", sql]);
+      if (r.status !== 0) throw new Error(`psql failed (${r.status}) on ${JSON.stringify(sql)}: ${r.stderr}`);
+      return r.stdout.trim();
+    },
+    stop() {
+      live.delete(cluster);
+      if (running) {
+        running = false;
+        const r = asUser(pgCtl, ["-D", dataDir, "-m", "fast", "-w", "-t", "30", "stop"]);
+        // Last resort, so a stuck server never outlives the test run.
+        if (r.status !== 0) asUser(pgCtl, ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+      }
+      if (!removed) {
+        removed = true;
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
+  track(cluster);
+  return cluster;
+}
+
+/** createCluster + start. */
+export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
+  const c = await createCluster();
+  try {
+    c.start(opts);
+  } catch (e) {
+    c.stop();
+    throw e;
+  }
+  return c;
+}
