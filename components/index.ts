@@ -2,6 +2,7 @@
 // resource carries) and composes one component per concern.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { AppHosts } from "./app";
 import { StackConfig } from "./config";
 import { Database } from "./database";
 import { Network } from "./network";
@@ -16,6 +17,7 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly secrets: AppSecrets;
   readonly network: Network;
   readonly database: Database;
+  readonly app: AppHosts;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -40,6 +42,7 @@ export class NourishLink extends pulumi.ComponentResource {
       securityGroupId: this.network.dbSecurityGroupId,
       appCidrs,
     }, child);
+    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint }, child);
     this.registerOutputs({});
   }
 }

@@ -106,6 +106,43 @@ describe("estate under mocks", () => {
     assert.ok(params.some((p) => p.name === "rds.force_ssl" && p.value === "1"));
   });
 
+  it("puts prod's app hosts in private subnets behind an ALB: HTTPS with TLS 1.2+, HTTP redirected, health-checked", () => {
+    const hosts = ofType(prod, "aws:ec2/instance:Instance").filter((i) => (i.inputs.tags as Record<string, string>).role === "app");
+    assert.strictEqual(hosts.length, 2);
+    const privateIds = new Set(ofType(prod, "aws:ec2/subnet:Subnet").filter((s) => (s.inputs.tags as Record<string, string>).tier === "private").map((s) => s.id));
+    assert.strictEqual(new Set(hosts.map((h) => h.inputs.subnetId)).size, 2, "app hosts spread over two AZs");
+    for (const h of hosts) assert.ok(privateIds.has(String(h.inputs.subnetId)), `${h.name} is not in a private subnet`);
+    const https = one(prod, "aws:lb/listener:Listener", "app-https");
+    assert.strictEqual(https.inputs.protocol, "HTTPS");
+    assert.match(String(https.inputs.sslPolicy), /TLS13/);
+    const http = one(prod, "aws:lb/listener:Listener", "app-http");
+    assert.deepStrictEqual((http.inputs.defaultActions as { redirect: unknown }[])[0].redirect, { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" });
+    const targets = one(prod, "aws:lb/targetGroup:TargetGroup", "app-targets");
+    assert.strictEqual((targets.inputs.healthCheck as Record<string, unknown>).path, "/health/");
+    assert.deepStrictEqual(ofType(prod, "aws:lb/targetGroupAttachment:TargetGroupAttachment").map((a) => a.inputs.targetId).sort(), hosts.map((h) => h.id).sort());
+    assert.strictEqual(one(prod, "aws:lb/loadBalancer:LoadBalancer", "app-alb").inputs.dropInvalidHeaderFields, true);
+  });
+
+  it("gives a single staging host an Elastic IP and TLS on nginx, with no ALB", () => {
+    assert.strictEqual(ofType(staging, "aws:lb/loadBalancer:LoadBalancer").length, 0);
+    const host = one(staging, "aws:ec2/instance:Instance", "app-0");
+    assert.strictEqual(one(staging, "aws:ec2/eip:Eip", "app-ip").inputs.instance, host.id);
+    const site = hostFiles(staging).find((f) => f.role === "app" && f.path === "/etc/nginx/sites-available/nourish-link.conf");
+    assert.match(site?.content ?? "", /ssl_certificate \/etc\/nourish-link\/tls\/fullchain\.pem;/);
+  });
+
+  it("sizes gunicorn from the instance's vCPUs unless app.gunicornWorkers says otherwise", async () => {
+    const unit = (r: ProgramRun) => hostFiles(r).find((f) => f.path === "/etc/systemd/system/nourish-link-gunicorn.service")?.content ?? "";
+    assert.match(unit(prod), /--workers 5\b/, "t3.medium: 2 vCPUs → 5 workers");
+    assert.match(unit(await runStack("prod", { set: { app: { gunicornWorkers: 3 } } })), /--workers 3\b/);
+  });
+
+  it("sizes PostgreSQL from the database instance's memory", () => {
+    const conf = hostFiles(prod).find((f) => f.path === "/etc/postgresql/15/main/conf.d/nourish-link.conf")?.content ?? "";
+    assert.match(conf, /shared_buffers = 2048MB/, "m6i.large: 25% of 8 GiB");
+    assert.match(conf, /log_min_duration_statement = 250\b/, "prod's database.slowQueryMs");
+  });
+
   it("puts no secret in user data or plan output", async () => {
     const secret = "a-django-secret-key-that-must-never-appear-anywhere-0123456789";
     const r = await runStack("prod", { secrets: { djangoSecretKey: secret, dbPassword: "db-password-that-must-stay-secret" } });

@@ -1,6 +1,6 @@
 // nourishctl in a sandbox root: the morning check against real processes and a real df.
 import * as assert from "assert";
-import { spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -9,11 +9,13 @@ import { run } from "./tools";
 
 describe("nourishctl", () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-host-"));
-  const sleeper = spawn("sleep", ["300"], { stdio: "ignore" });
+  // Stands in for a running service; started in `before` so a filtered run never leaks it.
+  let sleeper: ChildProcess;
   const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env: { ...process.env, NOURISH_ROOT: root } });
   const env = (vars: string) => fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), vars);
 
   before(() => {
+    sleeper = spawn("sleep", ["300"], { stdio: "ignore" });
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
     fs.mkdirSync(path.join(root, "run"), { recursive: true });
   });

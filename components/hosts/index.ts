@@ -71,6 +71,7 @@ export class Host extends pulumi.ComponentResource {
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:hosts:Host", name, {}, opts);
     const { config } = args;
+    // ignoreChanges on the AMI: it is looked up, and a newer image must not replace a running host.
     this.instance = new aws.ec2.Instance(name, {
       ami: debianAmi({ parent: this }),
       instanceType: args.instanceType,
@@ -84,7 +85,6 @@ export class Host extends pulumi.ComponentResource {
       userDataBase64: pulumi.output(args.userData).apply((doc) => gzipSync(doc).toString("base64")),
       tags: { Name: `nourish-link-${config.stack}-${name}`, role: args.role },
     }, { parent: this, ignoreChanges: ["ami"] });
-    // The AMI is looked up, and a newer image must not replace a running host by itself.
 
     new aws.cloudwatch.MetricAlarm(`${name}-recover`, {
       alarmDescription: `Recover ${name} when its system status check fails`,

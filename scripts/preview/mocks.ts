@@ -86,7 +86,30 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         break;
       case "aws:ec2/instance:Instance":
         state.privateIp = `10.0.${parseInt(hex(args.name, 2), 16) % 250}.${10 + (parseInt(hex(args.name, 4), 16) % 200)}`;
+        state.privateDns = `ip-${String(state.privateIp).replace(/\./g, "-")}.${this.region}.compute.internal`;
         state.primaryNetworkInterfaceId = `eni-${hex(args.name, 17)}`;
+        break;
+      case "aws:ec2/eip:Eip":
+        state.publicIp = `203.0.113.${parseInt(hex(args.name, 2), 16) % 250}`;
+        break;
+      case "aws:lb/loadBalancer:LoadBalancer":
+        state.dnsName = `${args.name}-${parseInt(hex(args.name, 8), 16)}.${this.region}.elb.amazonaws.com`;
+        state.arn = `arn:aws:elasticloadbalancing:${this.region}:${ACCOUNT_ID}:loadbalancer/app/${args.name}/${hex(args.name, 16)}`;
+        break;
+      case "aws:lb/targetGroup:TargetGroup":
+        state.arn = `arn:aws:elasticloadbalancing:${this.region}:${ACCOUNT_ID}:targetgroup/${args.name}/${hex(args.name, 16)}`;
+        break;
+      case "aws:acm/certificate:Certificate":
+        state.arn = `arn:aws:acm:${this.region}:${ACCOUNT_ID}:certificate/${id}`;
+        state.domainValidationOptions = [{
+          domainName: args.inputs.domainName,
+          resourceRecordName: `_${hex(args.name, 32)}.${args.inputs.domainName}.`,
+          resourceRecordType: "CNAME",
+          resourceRecordValue: `_${hex(args.name + "v", 32)}.acm-validations.aws.`,
+        }];
+        break;
+      case "aws:rds/instance:Instance":
+        state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
         break;
       case "random:index/randomPassword:RandomPassword":
       case "random:index/randomString:RandomString":

@@ -1,0 +1,138 @@
+// AppHosts: N gunicorn/nginx hosts. With more than one (or app.tls = alb) they sit in the private
+// subnets behind an Application Load Balancer with an ACM certificate and health checks; a single
+// host may instead sit in a public subnet with an Elastic IP and terminate TLS on nginx (certbot).
+// Every host serves the maintenance page until its first release is deployed.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { StackConfig } from "../config";
+import { Host, HostRole } from "../hosts";
+import { HostFile } from "../hosts/cloud-init";
+import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
+import { Network } from "../network";
+import { AppSecrets } from "../secrets";
+import { GUNICORN_SERVICE_NAME, GUNICORN_SOCKET_NAME, gunicornWorkers, renderGunicornService, renderGunicornSocket } from "./gunicorn";
+import { NGINX_REOPEN_LOGS, renderLogrotate } from "./logrotate";
+import { renderMaintenancePage } from "./maintenance";
+import { NGINX_HTTP_CONF_PATH, NGINX_SITE_PATH, renderNginxHttpConf, renderNginxSite } from "./nginx";
+import { APP_PATHS } from "./paths";
+
+/** Where nginx finds its certificate when it terminates TLS; nourishctl setup keeps it current. */
+export const TLS_DIR = "/etc/nourish-link/tls";
+
+export interface AppHostsArgs {
+  config: StackConfig;
+  secrets: AppSecrets;
+  network: Network;
+  databaseEndpoint: pulumi.Output<string>;
+}
+
+/** The files of one app host (pure apart from the Outputs it is given). */
+export function appHostFiles(config: StackConfig, workers: number, env: Record<string, string>): HostFile[] {
+  const tls = config.app.tls === "nginx" ? { certFile: `${TLS_DIR}/fullchain.pem`, keyFile: `${TLS_DIR}/privkey.pem` } : undefined;
+  return [
+    { path: NGINX_HTTP_CONF_PATH, content: renderNginxHttpConf() },
+    {
+      path: NGINX_SITE_PATH,
+      content: renderNginxSite({ domain: config.domain, tls, clientMaxBodySize: config.app.clientMaxBodySize, healthPath: config.release.healthPath }),
+    },
+    { path: `/etc/systemd/system/${GUNICORN_SERVICE_NAME}`, content: renderGunicornService({ workers }) },
+    { path: `/etc/systemd/system/${GUNICORN_SOCKET_NAME}`, content: renderGunicornSocket() },
+    { path: "/etc/logrotate.d/nourish-link", content: renderLogrotate({ paths: [`${APP_PATHS.logDir}/*.log`], days: 14, postrotate: NGINX_REOPEN_LOGS }) },
+    { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
+    hostEnv(config, "app", env),
+  ];
+}
+
+export class AppHosts extends pulumi.ComponentResource {
+  readonly instanceIds: pulumi.Output<string>[];
+  /** Where the site answers: the ALB's DNS name or the single host's Elastic IP. */
+  readonly entryPoint: pulumi.Output<string>;
+  /** DNS records that prove the domain to ACM (ALB only): add them at the domain's DNS provider. */
+  readonly certificateValidationRecords?: pulumi.Output<{ name: string; type: string; value: string }[]>;
+  readonly hostRole: HostRole;
+
+  constructor(name: string, args: AppHostsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nourish-link:app:AppHosts", name, {}, opts);
+    const { config, network } = args;
+    const app = config.app;
+    const behindAlb = app.tls === "alb";
+
+    this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
+    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
+
+    const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
+    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter])
+      .apply(([vcpus, dbHost, dbParam, keyParam]) => renderHostCloudInit(config, "app", {
+        packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"])],
+        files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
+          DOMAIN: config.domain,
+          TLS: app.tls,
+          TLS_DIR,
+          ACME_EMAIL: config.monitoring.alertEmails[0] ?? "",
+          DB_HOST: dbHost,
+          DB_NAME: config.database.name,
+          DB_USER: config.database.user,
+          DB_PASSWORD_PARAMETER: dbParam,
+          DJANGO_SECRET_KEY_PARAMETER: keyParam,
+        }),
+      }));
+
+    const hosts = Array.from({ length: app.count }, (_, i) => new Host(`${name}-${i}`, {
+      config,
+      role: "app",
+      instanceType: app.instanceType,
+      subnetId: behindAlb ? network.privateSubnetIds[i % network.privateSubnetIds.length] : network.publicSubnetIds[0],
+      securityGroupIds: [network.appSecurityGroupId],
+      instanceProfileName: this.hostRole.instanceProfileName,
+      rootVolumeGb: app.rootVolumeGb,
+      userData,
+    }, { parent: this }));
+    this.instanceIds = hosts.map((h) => h.instance.id);
+
+    if (!behindAlb) {
+      const ip = new aws.ec2.Eip(`${name}-ip`, { domain: "vpc", instance: hosts[0].instance.id }, { parent: this });
+      this.entryPoint = ip.publicIp;
+      this.registerOutputs({ entryPoint: this.entryPoint });
+      return;
+    }
+
+    const alb = new aws.lb.LoadBalancer(`${name}-alb`, {
+      loadBalancerType: "application",
+      subnets: network.publicSubnetIds,
+      securityGroups: [network.albSecurityGroupId!],
+      dropInvalidHeaderFields: true,
+      enableDeletionProtection: config.environment === "prod",
+    }, { parent: this });
+    const targets = new aws.lb.TargetGroup(`${name}-targets`, {
+      port: 80,
+      protocol: "HTTP",
+      targetType: "instance",
+      vpcId: network.vpcId,
+      deregistrationDelay: 30,
+      healthCheck: { path: config.release.healthPath, matcher: "200", interval: 15, healthyThreshold: 2, unhealthyThreshold: 3, timeout: 5 },
+    }, { parent: this });
+    hosts.forEach((h, i) => new aws.lb.TargetGroupAttachment(`${name}-${i}`, { targetGroupArn: targets.arn, targetId: h.instance.id, port: 80 }, { parent: this }));
+
+    const cert = new aws.acm.Certificate(`${name}-cert`, { domainName: config.domain, validationMethod: "DNS" }, { parent: this });
+    this.certificateValidationRecords = cert.domainValidationOptions.apply((opts) =>
+      opts.map((o) => ({ name: o.resourceRecordName, type: o.resourceRecordType, value: o.resourceRecordValue })));
+    // Waits until the validation records exist at the DNS provider and ACM has issued the certificate.
+    const issued = new aws.acm.CertificateValidation(`${name}-cert`, { certificateArn: cert.arn }, { parent: this });
+    new aws.lb.Listener(`${name}-https`, {
+      loadBalancerArn: alb.arn,
+      port: 443,
+      protocol: "HTTPS",
+      sslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
+      certificateArn: issued.certificateArn,
+      defaultActions: [{ type: "forward", targetGroupArn: targets.arn }],
+    }, { parent: this });
+    new aws.lb.Listener(`${name}-http`, {
+      loadBalancerArn: alb.arn,
+      port: 80,
+      protocol: "HTTP",
+      defaultActions: [{ type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } }],
+    }, { parent: this });
+    this.entryPoint = alb.dnsName;
+    this.registerOutputs({ entryPoint: this.entryPoint, certificateValidationRecords: this.certificateValidationRecords });
+  }
+}

@@ -1,0 +1,379 @@
+// App host renderers (nginx, gunicorn units, logrotate, maintenance page), each checked by the
+// real tool that reads it, plus one boot of real nginx + gunicorn on loopback.
+import * as assert from "assert";
+import { ChildProcess, spawn } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { GUNICORN_SERVICE_NAME, GUNICORN_SOCKET_NAME, gunicornWorkers, renderGunicornService, renderGunicornSocket } from "../components/app/gunicorn";
+import { NGINX_REOPEN_LOGS, renderLogrotate } from "../components/app/logrotate";
+import { renderMaintenancePage } from "../components/app/maintenance";
+import { NginxSiteSettings, renderNginxHttpConf, renderNginxSite } from "../components/app/nginx";
+import { requireTool, run } from "./tools";
+
+const DOMAIN = "nourish.test";
+const tmpDirs: string[] = [];
+function tmpDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-app-"));
+  tmpDirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** Everything a site rendered into `p` needs, so nginx touches nothing outside the prefix. */
+function siteSettings(p: string, extra: Partial<NginxSiteSettings> & Pick<NginxSiteSettings, "tls">): NginxSiteSettings {
+  for (const d of ["static", "media", "maintenance", "logs", "acme"]) fs.mkdirSync(path.join(p, d), { recursive: true });
+  fs.writeFileSync(path.join(p, "maintenance", "index.html"), renderMaintenancePage());
+  return {
+    domain: DOMAIN,
+    upstream: path.join(p, "app.sock"),
+    staticRoot: path.join(p, "static"),
+    mediaRoot: path.join(p, "media"),
+    clientMaxBodySize: "10m",
+    healthPath: "/health/",
+    maintenanceRoot: path.join(p, "maintenance"),
+    maintenanceFlag: path.join(p, "maintenance", "on"),
+    accessLog: path.join(p, "logs", "access.log"),
+    errorLog: path.join(p, "logs", "error.log"),
+    acmeRoot: path.join(p, "acme"),
+    ...extra,
+  };
+}
+
+/** A minimal main nginx.conf around the rendered http snippet and site (as the host's would be). */
+function writeNginxConf(p: string, site: string, withHttpSnippet = true): string {
+  fs.mkdirSync(path.join(p, "temp"), { recursive: true });
+  fs.writeFileSync(path.join(p, "nourish-link-log.conf"), renderNginxHttpConf());
+  fs.writeFileSync(path.join(p, "nourish-link.conf"), site);
+  const temp = (k: string) => `    ${k}_temp_path ${path.join(p, "temp", k)};`;
+  const conf = [
+    // Workers as root: the temp dir is 0700 root, and this is a test.
+    "user root;",
+    "worker_processes 1;",
+    `pid ${path.join(p, "nginx.pid")};`,
+    `error_log ${path.join(p, "logs", "main-error.log")} warn;`,
+    "events { worker_connections 64; }",
+    "http {",
+    "    include /etc/nginx/mime.types;",
+    "    default_type application/octet-stream;",
+    ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map(temp),
+    ...(withHttpSnippet ? [`    include ${path.join(p, "nourish-link-log.conf")};`] : []),
+    `    include ${path.join(p, "nourish-link.conf")};`,
+    "}",
+    "",
+  ].join("\n");
+  const file = path.join(p, "nginx.conf");
+  fs.writeFileSync(file, conf);
+  return file;
+}
+
+function nginxTest(p: string, conf: string) {
+  return run("nginx", ["-t", "-p", p, "-c", conf, "-e", path.join(p, "logs", "startup-error.log")]);
+}
+
+describe("app: nginx site renders a config `nginx -t` accepts", () => {
+  it("TLS on nginx: 443 ssl http2, HSTS, 80 redirects except the ACME challenge", () => {
+    requireTool("nginx");
+    requireTool("openssl");
+    const p = tmpDir();
+    const cert = path.join(p, "cert.pem");
+    const key = path.join(p, "key.pem");
+    const ssl = run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${DOMAIN}`]);
+    assert.strictEqual(ssl.status, 0, ssl.stderr);
+    const site = renderNginxSite(siteSettings(p, { tls: { certFile: cert, keyFile: key } }));
+    const r = nginxTest(p, writeNginxConf(p, site));
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stderr, /test is successful/);
+    assert.match(site, /listen 443 ssl http2;/);
+    assert.match(site, /add_header Strict-Transport-Security "max-age=\d+; includeSubDomains" always;/);
+    assert.match(site, /location \^~ \/\.well-known\/acme-challenge\//);
+    assert.match(site, new RegExp(`return 301 https://${DOMAIN.replace(".", "\\.")}\\$request_uri;`));
+  });
+
+  it("ALB mode: port 80 only, https redirect on X-Forwarded-Proto except the health path", () => {
+    requireTool("nginx");
+    const p = tmpDir();
+    const site = renderNginxSite(siteSettings(p, { tls: undefined }));
+    const r = nginxTest(p, writeNginxConf(p, site));
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stderr, /test is successful/);
+    assert.doesNotMatch(site, /ssl|443/);
+    for (const needle of ["client_max_body_size 10m;", "proxy_read_timeout", "proxy_connect_timeout", "proxy_send_timeout",
+      "X-Request-Id $request_id", "nosniff", '"DENY"', "Referrer-Policy", "gzip_types", "Retry-After", "error_page 502 503 504 =503"]) {
+      assert.ok(site.includes(needle), `site lacks ${needle}`);
+    }
+  });
+
+  it("is rejected by nginx without the http-level snippet (nginx -t really reads it)", () => {
+    requireTool("nginx");
+    const p = tmpDir();
+    const r = nginxTest(p, writeNginxConf(p, renderNginxSite(siteSettings(p, { tls: undefined })), false));
+    assert.notStrictEqual(r.status, 0);
+    assert.match(r.stderr, /unknown log format "nourish_json"|unknown "nourish_/);
+  });
+
+  it("refuses settings that would inject nginx directives", () => {
+    assert.throws(() => renderNginxSite({ domain: "a.test; include /etc/passwd", tls: undefined }), /domain/);
+    assert.throws(() => renderNginxSite({ domain: DOMAIN, tls: undefined, staticRoot: "/srv/x; deny all" }), /staticRoot/);
+  });
+});
+
+describe("app: gunicorn systemd units pass `systemd-analyze verify`", () => {
+  function writeUnits(dir: string, bin: string): string[] {
+    fs.writeFileSync(path.join(dir, "app.env"), "DJANGO_SETTINGS_MODULE=dusangire.settings\n");
+    const service = renderGunicornService({
+      workers: gunicornWorkers(2), gunicornBin: bin, envFile: path.join(dir, "app.env"),
+      workingDirectory: dir, readWritePaths: [path.join(dir, "media"), path.join(dir, "logs")],
+    });
+    const socket = renderGunicornSocket({ socketPath: path.join(dir, "gunicorn.sock") });
+    const files = [path.join(dir, GUNICORN_SOCKET_NAME), path.join(dir, GUNICORN_SERVICE_NAME)];
+    fs.writeFileSync(files[0], socket);
+    fs.writeFileSync(files[1], service);
+    return files;
+  }
+
+  it("verifies cleanly (exit 0 and no diagnostics)", () => {
+    requireTool("systemd-analyze");
+    const dir = tmpDir();
+    const bin = path.join(dir, "venv", "bin", "gunicorn");
+    fs.mkdirSync(path.dirname(bin), { recursive: true });
+    fs.writeFileSync(bin, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const r = run("systemd-analyze", ["verify", ...writeUnits(dir, bin)]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    // verify reports parse problems on stderr with exit 0, so silence is the real pass.
+    assert.strictEqual(r.stderr.trim(), "");
+    const service = fs.readFileSync(path.join(dir, GUNICORN_SERVICE_NAME), "utf8");
+    for (const needle of ["User=nourish", "Restart=on-failure", "ExecReload=/bin/kill -s HUP $MAINPID", "NoNewPrivileges=true",
+      "ProtectSystem=strict", "PrivateTmp=true", "ProtectHome=true", "--workers 5", "--access-logfile -", "dusangire.wsgi:application"]) {
+      assert.ok(service.includes(needle), `service lacks ${needle}`);
+    }
+  });
+
+  it("fails verify when ExecStart does not exist (verify really checks the unit)", () => {
+    requireTool("systemd-analyze");
+    const dir = tmpDir();
+    const r = run("systemd-analyze", ["verify", ...writeUnits(dir, path.join(dir, "missing", "gunicorn"))]);
+    assert.notStrictEqual(r.status, 0);
+    assert.match(r.stderr, /not executable/);
+  });
+
+  it("defaults to the host layout", () => {
+    const service = renderGunicornService({ workers: 3 });
+    assert.match(service, /^WorkingDirectory=\/srv\/nourish-link\/current$/m);
+    assert.match(service, /^EnvironmentFile=\/etc\/nourish-link\/app\.env$/m);
+    assert.match(service, /^ExecStart=\/srv\/nourish-link\/current\/venv\/bin\/gunicorn /m);
+    assert.match(service, /^ReadWritePaths=\/srv\/nourish-link\/shared\/media \/var\/log\/nourish-link$/m);
+    assert.match(renderGunicornSocket(), /^ListenStream=\/run\/nourish-link\/gunicorn\.sock$/m);
+  });
+});
+
+describe("app: gunicornWorkers", () => {
+  it("is 2 × vCPU + 1, capped, and rejects nonsense", () => {
+    assert.deepStrictEqual([1, 2, 4, 5, 8, 64].map((v) => gunicornWorkers(v)), [3, 5, 9, 11, 12, 12]);
+    assert.strictEqual(gunicornWorkers(8, 17), 17);
+    for (const bad of [0, -1, 1.5, NaN]) assert.throws(() => gunicornWorkers(bad), /vcpus/);
+  });
+});
+
+describe("app: logrotate", () => {
+  // logrotate exits 0 on an unknown directive (it only prints "error: … ignoring line"), so a
+  // clean check is exit 0 AND no error line.
+  function logrotateDebug(dir: string, conf: string) {
+    const r = run("logrotate", ["--debug", "--force", "--state", path.join(dir, "status"), conf]);
+    return { ...r, out: r.stdout + r.stderr, clean: r.status === 0 && !/^error:/im.test(r.stdout + r.stderr) };
+  }
+  function writeStanza(dir: string, edit: (text: string) => string = (t) => t): string {
+    fs.mkdirSync(path.join(dir, "logs"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "logs", "nginx-access.log"), "{}\n");
+    const conf = path.join(dir, "nourish-link");
+    const text = renderLogrotate({ paths: [path.join(dir, "logs", "*.log")], days: 14, postrotate: NGINX_REOPEN_LOGS });
+    fs.writeFileSync(conf, edit(text), { mode: 0o644 });
+    return conf;
+  }
+
+  it("`logrotate --debug` accepts the stanza and would run the nginx reopen", () => {
+    requireTool("logrotate");
+    const dir = tmpDir();
+    // --force so debug walks the whole rotation (a first sight of a log is otherwise not rotated).
+    const r = logrotateDebug(dir, writeStanza(dir));
+    assert.ok(r.clean, r.out);
+    assert.match(r.out, /rotating pattern: .*\*\.log\s+forced from command line \(14 rotations\)/);
+    assert.match(r.out, /running postrotate script/);
+  });
+
+  it("flags a broken stanza (the check has teeth)", () => {
+    requireTool("logrotate");
+    const dir = tmpDir();
+    const typo = logrotateDebug(dir, writeStanza(dir, (t) => t.replace("daily", "dayly")));
+    assert.ok(!typo.clean, typo.out);
+    const badUser = logrotateDebug(dir, writeStanza(dir, (t) => t.replace("su root adm", "su nosuchuser adm")));
+    assert.ok(!badUser.clean, badUser.out);
+  });
+});
+
+describe("app: maintenance page", () => {
+  it("is self-contained and escapes its text", () => {
+    const page = renderMaintenancePage();
+    assert.match(page, /NOURISH LINK is down for maintenance/);
+    assert.doesNotMatch(page, /\b(src|href)=/);
+    assert.match(renderMaintenancePage({ message: "<script>x</script>" }), /&lt;script&gt;x&lt;\/script&gt;/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Real nginx in front of real gunicorn on loopback.
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
+function get(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, path: urlPath, headers: { Host: DOMAIN, ...headers }, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`GET ${urlPath} timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+function startProcess(cmd: string, args: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (c) => (output += c));
+  child.stderr?.on("data", (c) => (output += c));
+  return { child, output: () => output };
+}
+
+async function stop(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await Promise.race([exited, sleep(3000)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+
+describe("app: loopback boot of nginx (ALB mode) + gunicorn", () => {
+  let p = "";
+  let port = 0;
+  let s: NginxSiteSettings;
+  let nginx: ReturnType<typeof startProcess> | undefined;
+  let gunicorn: ReturnType<typeof startProcess> | undefined;
+
+  before(async () => {
+    requireTool("nginx");
+    requireTool("gunicorn");
+    p = tmpDir();
+    port = await freePort();
+    s = siteSettings(p, { tls: undefined, listenHttp: `127.0.0.1:${port}` });
+    const conf = writeNginxConf(p, renderNginxSite(s));
+    nginx = startProcess("nginx", ["-p", p, "-c", conf, "-e", path.join(p, "logs", "startup-error.log"), "-g", "daemon off;"]);
+    await until("nginx to listen", async () => {
+      if (nginx?.child.exitCode !== null) throw new Error(`nginx exited: ${nginx?.output()}`);
+      return (await get(port, "/static/missing")).status;
+    });
+  });
+
+  after(async () => {
+    await stop(gunicorn?.child);
+    await stop(nginx?.child);
+  });
+
+  it("serves the maintenance page with 503 while gunicorn is not running", async () => {
+    const r = await get(port, "/");
+    assert.strictEqual(r.status, 503);
+    assert.match(r.body, /NOURISH LINK is down for maintenance/);
+    assert.strictEqual(r.headers["retry-after"], "120");
+    assert.strictEqual(r.headers["x-content-type-options"], "nosniff");
+  });
+
+  it("proxies to gunicorn once it runs, and logs the request as JSON", async () => {
+    fs.writeFileSync(path.join(p, "tinyapp.py"), [
+      "def application(environ, start_response):",
+      "    body = b'nourish ok'",
+      "    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])",
+      "    return [body]",
+      "",
+    ].join("\n"));
+    gunicorn = startProcess("/usr/bin/gunicorn", ["--bind", `unix:${s.upstream}`, "--workers", "1", "--chdir", p, "tinyapp:application"]);
+    const r = await until("gunicorn behind nginx", async () => {
+      if (gunicorn?.child.exitCode !== null) throw new Error(`gunicorn exited: ${gunicorn?.output()}`);
+      const reply = await get(port, "/");
+      return reply.status === 200 ? reply : undefined;
+    });
+    assert.strictEqual(r.body, "nourish ok");
+    assert.match(String(r.headers["x-request-id"]), /^[0-9a-f]{32}$/);
+    const lines = fs.readFileSync(s.accessLog as string, "utf8").trim().split("\n");
+    const entry = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+    assert.strictEqual(entry.status, 200);
+    assert.strictEqual(entry.uri, "/");
+    assert.strictEqual(typeof entry.request_time, "number");
+    assert.match(String(entry.upstream_response_time), /^\d+\.\d+$/);
+    assert.strictEqual((await get(port, "/health/")).body, "nourish ok");
+  });
+
+  it("serves the maintenance page as soon as the flag file exists, without a reload", async () => {
+    fs.writeFileSync(s.maintenanceFlag as string, "");
+    const r = await get(port, "/orders/");
+    assert.strictEqual(r.status, 503);
+    assert.match(r.body, /NOURISH LINK is down for maintenance/);
+    // The health path keeps reporting the app's real state.
+    assert.strictEqual((await get(port, "/health/")).status, 200);
+    fs.rmSync(s.maintenanceFlag as string);
+    assert.strictEqual((await get(port, "/")).status, 200);
+  });
+
+  it("serves static files with a long cache header", async () => {
+    fs.writeFileSync(path.join(s.staticRoot as string, "app.css"), "body{color:green}\n");
+    const r = await get(port, "/static/app.css");
+    assert.strictEqual(r.status, 200);
+    assert.strictEqual(r.body, "body{color:green}\n");
+    assert.match(String(r.headers["cache-control"]), /public, max-age=2592000, immutable/);
+    assert.match(String(r.headers["content-type"]), /text\/css/);
+  });
+
+  it("redirects plain-http clients of the ALB to https, but not the health check", async () => {
+    const r = await get(port, "/menu/?day=1", { "X-Forwarded-Proto": "http" });
+    assert.strictEqual(r.status, 301);
+    assert.strictEqual(r.headers.location, `https://${DOMAIN}/menu/?day=1`);
+    assert.strictEqual((await get(port, "/health/", { "X-Forwarded-Proto": "http" })).status, 200);
+    const https = await get(port, "/", { "X-Forwarded-Proto": "https" });
+    assert.strictEqual(https.status, 200);
+    assert.match(String(https.headers["strict-transport-security"]), /max-age=/);
+    assert.strictEqual((await get(port, "/")).headers["strict-transport-security"], undefined);
+  });
+});
