@@ -2,6 +2,10 @@
 // under Pulumi's mock runtime (no CLI, no credentials, no network), prints the resource tree and
 // writes out/<stack>/plan.json and out/<stack>/hosts/<role>/… (DESIGN.md, "Interfaces" 1).
 import * as path from "path";
+// Pulumi takes a stack trace for every resource it registers; with source maps on (as
+// esbuild-register sets them) each one is re-mapped, which was a third of the preview's time.
+process.setSourceMapsEnabled(false);
+
 import { ConfigError } from "../components/config";
 import { renderTree, writeOut } from "./preview/plan";
 import { runProgram } from "./preview/run";

@@ -4,14 +4,14 @@ import * as assert from "assert";
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { GUNICORN_SERVICE_NAME, GUNICORN_SOCKET_NAME, gunicornWorkers, renderGunicornService, renderGunicornSocket } from "../components/app/gunicorn";
 import { NGINX_REOPEN_LOGS, renderLogrotate } from "../components/app/logrotate";
 import { renderMaintenancePage } from "../components/app/maintenance";
 import { NginxSiteSettings, renderNginxHttpConf, renderNginxSite } from "../components/app/nginx";
-import { requireTool, run } from "./tools";
+import { Cluster, startAppCluster } from "./pg";
+import { freePort, requireTool, run, selfSignedCert } from "./tools";
 
 const DOMAIN = "nourish.test";
 const tmpDirs: string[] = [];
@@ -78,13 +78,8 @@ function nginxTest(p: string, conf: string) {
 describe("app: nginx site renders a config `nginx -t` accepts", () => {
   it("TLS on nginx: 443 ssl http2, HSTS, 80 redirects except the ACME challenge", () => {
     requireTool("nginx");
-    requireTool("openssl");
     const p = tmpDir();
-    const cert = path.join(p, "cert.pem");
-    const key = path.join(p, "key.pem");
-    const ssl = run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${DOMAIN}`]);
-    assert.strictEqual(ssl.status, 0, ssl.stderr);
+    const { cert, key } = selfSignedCert(p, DOMAIN);
     const site = renderNginxSite(siteSettings(p, { tls: { certFile: cert, keyFile: key } }));
     const r = nginxTest(p, writeNginxConf(p, site));
     assert.strictEqual(r.status, 0, r.stderr);
@@ -228,17 +223,6 @@ describe("app: maintenance page", () => {
 // ---------------------------------------------------------------------------------------------
 // Real nginx in front of real gunicorn on loopback.
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
 function get(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -271,8 +255,8 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 8000
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }
 
-function startProcess(cmd: string, args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+function startProcess(cmd: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let output = "";
   child.stdout?.on("data", (c) => (output += c));
   child.stderr?.on("data", (c) => (output += c));
@@ -287,16 +271,19 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 }
 
-describe("app: loopback boot of nginx (ALB mode) + gunicorn", () => {
+describe("app: loopback boot of nginx (ALB mode) + gunicorn + PostgreSQL, all with rendered config", () => {
   let p = "";
   let port = 0;
   let s: NginxSiteSettings;
   let nginx: ReturnType<typeof startProcess> | undefined;
   let gunicorn: ReturnType<typeof startProcess> | undefined;
+  let db: Cluster | undefined;
+  const dbPassword = "app-password-for-the-boot-test";
 
   before(async () => {
     requireTool("nginx");
     requireTool("gunicorn");
+    db = await startAppCluster({ appPassword: dbPassword });
     p = tmpDir();
     port = await freePort();
     s = siteSettings(p, { tls: undefined, listenHttp: `127.0.0.1:${port}` });
@@ -311,6 +298,7 @@ describe("app: loopback boot of nginx (ALB mode) + gunicorn", () => {
   after(async () => {
     await stop(gunicorn?.child);
     await stop(nginx?.child);
+    db?.stop();
   });
 
   it("serves the maintenance page with 503 while gunicorn is not running", async () => {
@@ -322,20 +310,27 @@ describe("app: loopback boot of nginx (ALB mode) + gunicorn", () => {
   });
 
   it("proxies to gunicorn once it runs, and logs the request as JSON", async () => {
+    // The app's one query goes to PostgreSQL over TLS as the app role, as Django's would.
     fs.writeFileSync(path.join(p, "tinyapp.py"), [
+      "import os, psycopg2",
       "def application(environ, start_response):",
-      "    body = b'nourish ok'",
+      "    with psycopg2.connect(host='127.0.0.1', port=os.environ['DATABASE_PORT'], dbname='dusangire', user='dusangire',",
+      "                          password=os.environ['DATABASE_PASSWORD'], sslmode='require') as conn, conn.cursor() as cur:",
+      "        cur.execute('SELECT current_database(), ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')",
+      "        name, ssl = cur.fetchone()",
+      "    body = f'nourish ok db={name} ssl={ssl}'.encode()",
       "    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])",
       "    return [body]",
       "",
     ].join("\n"));
-    gunicorn = startProcess("/usr/bin/gunicorn", ["--bind", `unix:${s.upstream}`, "--workers", "1", "--chdir", p, "tinyapp:application"]);
+    gunicorn = startProcess("/usr/bin/gunicorn", ["--bind", `unix:${s.upstream}`, "--workers", "1", "--chdir", p, "tinyapp:application"],
+      { DATABASE_PORT: String(db!.port), DATABASE_PASSWORD: dbPassword });
     const r = await until("gunicorn behind nginx", async () => {
       if (gunicorn?.child.exitCode !== null) throw new Error(`gunicorn exited: ${gunicorn?.output()}`);
       const reply = await get(port, "/");
       return reply.status === 200 ? reply : undefined;
     });
-    assert.strictEqual(r.body, "nourish ok");
+    assert.strictEqual(r.body, "nourish ok db=dusangire ssl=True");
     assert.match(String(r.headers["x-request-id"]), /^[0-9a-f]{32}$/);
     const lines = fs.readFileSync(s.accessLog as string, "utf8").trim().split("\n");
     const entry = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
@@ -343,7 +338,7 @@ describe("app: loopback boot of nginx (ALB mode) + gunicorn", () => {
     assert.strictEqual(entry.uri, "/");
     assert.strictEqual(typeof entry.request_time, "number");
     assert.match(String(entry.upstream_response_time), /^\d+\.\d+$/);
-    assert.strictEqual((await get(port, "/health/")).body, "nourish ok");
+    assert.strictEqual((await get(port, "/health/")).body, "nourish ok db=dusangire ssl=True");
   });
 
   it("serves the maintenance page as soon as the flag file exists, without a reload", async () => {

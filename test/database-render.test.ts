@@ -1,11 +1,10 @@
 import * as assert from "assert";
-import * as fs from "fs";
 import * as path from "path";
 import {
   PostgresSizing, postgresTuning, renderPgHba, renderPostgresqlConf,
 } from "../components/database/postgresql";
-import { Cluster, createCluster, pgBin } from "./pg";
-import { requireTool, run } from "./tools";
+import { Cluster, createCluster, pgBin, startAppCluster } from "./pg";
+import { run } from "./tools";
 
 const T3_SMALL: PostgresSizing = { vcpus: 2, memoryMib: 2048 };
 const M6I_LARGE: PostgresSizing = { vcpus: 2, memoryMib: 8192 };
@@ -147,27 +146,7 @@ describe("database: a real PostgreSQL 15 running the rendered conf and pg_hba.co
   }
 
   before(async function () {
-    requireTool("openssl");
-    cluster = await createCluster();
-    const cert = path.join(cluster.root, "server.crt");
-    const key = path.join(cluster.root, "server.key");
-    const gen = run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-      "-days", "1", "-keyout", key, "-out", cert]);
-    assert.strictEqual(gen.status, 0, `openssl failed: ${gen.stderr}`);
-    // postgres refuses a key readable by others or not owned by it.
-    fs.chmodSync(key, 0o600);
-    cluster.own(key);
-    cluster.own(cert);
-    cluster.start({
-      conf: renderPostgresqlConf({
-        sizing: T3_SMALL, slowQueryMs: 200, port: cluster.port, listenAddresses: "127.0.0.1",
-        sslCertFile: cert, sslKeyFile: key,
-      }),
-      hba: renderPgHba({ database: "dusangire", user: "dusangire", appCidrs: ["127.0.0.1/32"] }),
-    });
-    // Over the Unix socket as the postgres OS user: the rendered `local all postgres peer` line.
-    cluster.psql(`CREATE ROLE dusangire LOGIN PASSWORD '${password}'`);
-    cluster.psql("CREATE DATABASE dusangire OWNER dusangire");
+    cluster = await startAppCluster({ appPassword: password, sizing: T3_SMALL, slowQueryMs: 200 });
   });
 
   it("runs with the tuned settings", () => {

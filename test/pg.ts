@@ -4,9 +4,10 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { PostgresSizing, renderPgHba, renderPostgresqlConf } from "../components/database/postgresql";
+import { freePort, selfSignedCert } from "./tools";
 
 /** Debian's postgresql-15 layout; PG_BINDIR overrides it. */
 export const PG_BINDIR = process.env.PG_BINDIR ?? "/usr/lib/postgresql/15/bin";
@@ -42,17 +43,6 @@ export function pgOsUser(): { name: string; uid: number; gid: number } {
   return { name: PG_OS_USER, uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-/** A free TCP port on loopback (the kernel picks one for port 0). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
 
 export interface StartOptions {
   /** postgresql.conf text, written to conf.d/test.conf (after the harness defaults, so it wins). */
@@ -202,4 +192,35 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     throw e;
   }
   return c;
+}
+
+export interface AppClusterOptions {
+  /** Password of the app role `dusangire`. */
+  appPassword: string;
+  sizing?: PostgresSizing;
+  slowQueryMs?: number;
+}
+
+/**
+ * A cluster running the rendered postgresql.conf snippet and pg_hba.conf, as the database host
+ * does, with TLS on and the app role and database `dusangire` created.
+ */
+export async function startAppCluster(o: AppClusterOptions): Promise<Cluster> {
+  const cluster = await createCluster();
+  const { cert, key } = selfSignedCert(cluster.root, "localhost");
+  // postgres refuses a key readable by others or not owned by it.
+  fs.chmodSync(key, 0o600);
+  cluster.own(key);
+  cluster.own(cert);
+  cluster.start({
+    conf: renderPostgresqlConf({
+      sizing: o.sizing ?? { vcpus: 2, memoryMib: 2048 }, slowQueryMs: o.slowQueryMs ?? 500, port: cluster.port,
+      listenAddresses: "127.0.0.1", sslCertFile: cert, sslKeyFile: key,
+    }),
+    hba: renderPgHba({ database: "dusangire", user: "dusangire", appCidrs: ["127.0.0.1/32"] }),
+  });
+  // Over the Unix socket as the postgres OS user: the rendered `local all postgres peer` line.
+  cluster.psql(`CREATE ROLE dusangire LOGIN PASSWORD '${o.appPassword.replace(/'/g, "''")}'`);
+  cluster.psql("CREATE DATABASE dusangire OWNER dusangire");
+  return cluster;
 }

@@ -2,6 +2,8 @@
 // package to install (.ci/run installs them all); nothing is skipped.
 import * as assert from "assert";
 import { spawnSync, SpawnSyncOptions } from "child_process";
+import * as net from "net";
+import * as path from "path";
 
 export const PACKAGE_OF: Record<string, string> = {
   "systemd-analyze": "systemd",
@@ -11,6 +13,8 @@ export const PACKAGE_OF: Record<string, string> = {
   "cloud-init": "cloud-init",
   pgbackrest: "pgbackrest",
   wrk: "wrk",
+  openssl: "openssl",
+  logrotate: "logrotate",
 };
 
 export function requireTool(name: string): void {
@@ -22,4 +26,27 @@ export function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): {
   const r = spawnSync(cmd, args, { encoding: "utf8", ...opts });
   if (r.error) throw r.error;
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** A free TCP port on loopback (the kernel picks one for port 0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(addr.port));
+    });
+  });
+}
+
+/** A throwaway self-signed certificate and key (valid one day) in `dir`. */
+export function selfSignedCert(dir: string, commonName: string): { cert: string; key: string } {
+  requireTool("openssl");
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  const r = run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${commonName}`]);
+  assert.strictEqual(r.status, 0, `openssl failed: ${r.stderr}`);
+  return { cert, key };
 }

@@ -11,10 +11,11 @@ command -v hyperfine >/dev/null || { echo "preview.sh: hyperfine is not installe
 json="$(mktemp)"
 out="$(mktemp -d)"
 trap 'rm -rf "$json" "$out"' EXIT
-# The preview as `npm start` runs it (minus npm's own start-up), writing to a scratch out/.
+# The preview exactly as `npm start` runs it (minus npm's own start-up), into a scratch out/.
+start=$(node -p "require('./package.json').scripts.start")
 hyperfine --style basic --warmup 2 --runs "$runs" --export-json "$json" \
   -n floor "node -e \"require('@pulumi/aws')\"" \
-  -n preview "node -r esbuild-register scripts/synth.ts --stack $stack --out $out" >&2
+  -n preview "$start --stack $stack --out $out" >&2
 
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
