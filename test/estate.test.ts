@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { subnetCidrs } from "../components/network/cidr";
 import { hostFiles, writeOut } from "../scripts/preview/plan";
-import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { NOURISHCTL_LIB_SOURCE, NOURISHCTL_SOURCE, nourishctlFiles } from "../components/hosts/user-data";
 import { ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
 import { requireTool, run } from "./tools";
 
@@ -168,9 +168,17 @@ describe("host files, by the tools that read them", () => {
     });
   }
 
-  it("nourishctl passes shellcheck", () => {
+  it("nourishctl and its verb library pass shellcheck, and every host gets all of them", async () => {
     requireTool("shellcheck");
-    const r = run("shellcheck", [NOURISHCTL_SOURCE]);
+    const files = nourishctlFiles();
+    const libs = fs.readdirSync(NOURISHCTL_LIB_SOURCE).map((f) => path.join(NOURISHCTL_LIB_SOURCE, f));
+    assert.ok(libs.length >= 2);
+    const r = run("shellcheck", ["-x", NOURISHCTL_SOURCE, ...libs]);
     assert.strictEqual(r.status, 0, r.stdout);
+    const prod = await runStack("prod");
+    for (const role of ["app", "db"]) {
+      const onHost = hostFiles(prod).filter((f) => f.role === role).map((f) => f.path);
+      for (const f of files) assert.ok(onHost.includes(f.path), `${role} host lacks ${f.path}`);
+    }
   });
 });

@@ -6,7 +6,18 @@ import { StackConfig } from "../config";
 import { CloudInitPart, HostFile, renderCloudInit } from "./cloud-init";
 
 export const NOURISHCTL_SOURCE = path.resolve(__dirname, "..", "..", "scripts", "host", "nourishctl");
+export const NOURISHCTL_LIB_SOURCE = path.join(path.dirname(NOURISHCTL_SOURCE), "lib");
 export const NOURISHCTL_PATH = "/usr/local/sbin/nourishctl";
+export const NOURISHCTL_LIB_PATH = "/usr/local/lib/nourish-link";
+
+/** The CLI and its verb library, as installed on every host. */
+export function nourishctlFiles(): HostFile[] {
+  const libs = fs.readdirSync(NOURISHCTL_LIB_SOURCE).filter((f) => f.endsWith(".sh")).sort();
+  return [
+    { path: NOURISHCTL_PATH, content: fs.readFileSync(NOURISHCTL_SOURCE, "utf8"), permissions: "0755" },
+    ...libs.map((f) => ({ path: `${NOURISHCTL_LIB_PATH}/${f}`, content: fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, f), "utf8") })),
+  ];
+}
 export const HOST_ENV_PATH = "/etc/nourish-link/host.env";
 
 /** /etc/nourish-link/host.env: names and ids only; secrets stay in SSM and are fetched when used. */
@@ -24,7 +35,7 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
 export function renderHostCloudInit(config: StackConfig, role: "app" | "db", part: CloudInitPart): string {
   const common: CloudInitPart = {
     packages: ["awscli", "unattended-upgrades"],
-    files: [{ path: NOURISHCTL_PATH, content: fs.readFileSync(NOURISHCTL_SOURCE, "utf8"), permissions: "0755" }],
+    files: nourishctlFiles(),
     runcmd: [`${NOURISHCTL_PATH} setup`],
   };
   return renderCloudInit({

@@ -1,0 +1,141 @@
+# shellcheck shell=bash
+# Sourced by nourishctl, which provides die, say, svc_active, ssm_secret and the host.env values.
+
+VERBS+=("setup|first-boot preparation of this host for its role (run by cloud-init; safe to re-run)")
+
+# The data volume: found by its EBS volume id, formatted only when it holds no filesystem (a
+# replaced instance finds the database it left), mounted where PostgreSQL keeps its data. On
+# first boot the cluster the package created on the root volume is moved onto it.
+setup_data_volume() {
+  [ -n "${DATA_VOLUME_ID:-}" ] || die "setup: DATA_VOLUME_ID is not set in $HOST_ENV"
+  mountpoint -q "$DATA_MOUNT" && return 0
+  local dev="" _ tmp
+  for _ in $(seq 1 60); do
+    dev=$(readlink -f "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DATA_VOLUME_ID//-/}" 2>/dev/null || true)
+    [ -b "$dev" ] && break
+    dev=""
+    sleep 5
+  done
+  [ -n "$dev" ] || die "setup: data volume $DATA_VOLUME_ID did not attach within 5 minutes"
+  if ! blkid "$dev" >/dev/null 2>&1; then
+    say "formatting empty data volume $DATA_VOLUME_ID ($dev)"
+    mkfs.ext4 -q -L pgdata "$dev"
+  fi
+  systemctl stop postgresql
+  tmp=$(mktemp -d)
+  mount "$dev" "$tmp"
+  if [ ! -d "$tmp/15/main" ]; then
+    say "moving the new cluster onto data volume $DATA_VOLUME_ID"
+    cp -a "$DATA_MOUNT/." "$tmp/"
+  fi
+  umount "$tmp"
+  rmdir "$tmp"
+  grep -q "LABEL=pgdata" /etc/fstab || echo "LABEL=pgdata $DATA_MOUNT ext4 defaults,nofail,noatime 0 2" >> /etc/fstab
+  mount "$DATA_MOUNT"
+}
+
+setup_db() {
+  setup_data_volume
+  [ -d "$DATA_MOUNT/15/main" ] || die "setup: no cluster at $DATA_MOUNT/15/main on the data volume"
+  systemctl enable --now postgresql
+  # The password travels from SSM to PostgreSQL in psql's environment (\getenv), never on a
+  # command line, where any user could read it, or in a log.
+  local password
+  password=$(ssm_secret "$DB_PASSWORD_PARAMETER") || die "setup: cannot read $DB_PASSWORD_PARAMETER from SSM"
+  NOURISH_DB_PASSWORD="$password" runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -v user="$DB_USER" -v db="$DB_NAME" <<'SQL'
+\getenv pw NOURISH_DB_PASSWORD
+-- Keep the ALTER ROLE statement, password included, out of logs and pg_stat_statements.
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET pg_stat_statements.track_utility = off;
+SELECT format('CREATE ROLE %I LOGIN', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user')\gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'user', :'pw')\gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')\gexec
+SQL
+  runuser -u postgres -- psql -q -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+  systemctl reload postgresql
+  say "setup: database host ready ($DB_NAME on $DATA_MOUNT)"
+}
+
+# Django's environment: names from host.env, secrets fetched from SSM into a file only root and
+# the app user can read. Written atomically so gunicorn never reads half a file.
+write_app_env() {
+  local tmp password key
+  password=$(ssm_secret "$DB_PASSWORD_PARAMETER") || die "setup: cannot read $DB_PASSWORD_PARAMETER from SSM"
+  key=$(ssm_secret "$DJANGO_SECRET_KEY_PARAMETER") || die "setup: cannot read $DJANGO_SECRET_KEY_PARAMETER from SSM"
+  tmp=$(mktemp /etc/nourish-link/.app.env.XXXXXX)
+  chmod 0640 "$tmp"
+  chgrp nourish "$tmp"
+  {
+    echo "DJANGO_SETTINGS_MODULE=dusangire.settings"
+    echo "DJANGO_ALLOWED_HOSTS=$DOMAIN"
+    echo "DATABASE_HOST=$DB_HOST"
+    echo "DATABASE_NAME=$DB_NAME"
+    echo "DATABASE_USER=$DB_USER"
+    echo "DATABASE_SSLMODE=require"
+    echo "DATABASE_PASSWORD=$password"
+    echo "DJANGO_SECRET_KEY=$key"
+  } > "$tmp"
+  mv "$tmp" /etc/nourish-link/app.env
+}
+
+# TLS on nginx (single host): start with a self-signed certificate so nginx can serve the
+# maintenance page at once, then ask Let's Encrypt; certbot's timer renews, its deploy hook
+# re-runs this to install the renewed files.
+setup_tls() {
+  [ "${TLS:-alb}" = nginx ] || return 0
+  install -d -m 0750 "$TLS_DIR"
+  local live="/etc/letsencrypt/live/$DOMAIN"
+  if [ -s "$live/fullchain.pem" ]; then
+    install -m 0644 "$live/fullchain.pem" "$TLS_DIR/fullchain.pem"
+    install -m 0600 "$live/privkey.pem" "$TLS_DIR/privkey.pem"
+  elif [ ! -s "$TLS_DIR/fullchain.pem" ]; then
+    install -m 0644 /etc/ssl/certs/ssl-cert-snakeoil.pem "$TLS_DIR/fullchain.pem"
+    install -m 0600 /etc/ssl/private/ssl-cert-snakeoil.key "$TLS_DIR/privkey.pem"
+  fi
+}
+
+request_certificate() {
+  [ "${TLS:-alb}" = nginx ] || return 0
+  [ -s "/etc/letsencrypt/live/$DOMAIN/fullchain.pem" ] && return 0
+  install -d /var/www/letsencrypt
+  if certbot certonly --webroot -w /var/www/letsencrypt -d "$DOMAIN" --non-interactive --agree-tos \
+      -m "$ACME_EMAIL" --deploy-hook "$0 setup" >/dev/null 2>&1; then
+    setup_tls
+    systemctl reload nginx
+  else
+    echo "nourishctl: warning: Let's Encrypt refused $DOMAIN (does its DNS point here yet?); serving a self-signed certificate, re-run 'nourishctl setup'" >&2
+  fi
+}
+
+setup_app() {
+  id nourish >/dev/null 2>&1 || useradd --system --home-dir /srv/nourish-link --shell /usr/sbin/nologin nourish
+  install -d -o nourish -g nourish /srv/nourish-link/releases /srv/nourish-link/shared/static /srv/nourish-link/shared/media /var/log/nourish-link
+  install -d -o root -g nourish -m 0750 /etc/nourish-link
+  write_app_env
+  # A new host serves the maintenance page until its first release is deployed.
+  [ -e /srv/nourish-link/current ] || touch /srv/nourish-link/maintenance/on
+  setup_tls
+  ln -sf /etc/nginx/sites-available/nourish-link.conf /etc/nginx/sites-enabled/nourish-link.conf
+  rm -f /etc/nginx/sites-enabled/default
+  nginx -t -q || die "setup: nginx rejects its configuration"
+  systemctl enable --now nginx
+  systemctl reload nginx
+  systemctl daemon-reload
+  systemctl enable --now nourish-link-gunicorn.socket
+  request_certificate
+  say "setup: app host ready (maintenance page until the first release)"
+}
+
+cmd_setup() {
+  if [ "${1:-}" = "--help" ]; then
+    echo "usage: nourishctl setup    (prepare this host for its role; idempotent)"
+    return 0
+  fi
+  [ "$(id -u)" -eq 0 ] || die "setup: must run as root"
+  case "$ROLE" in
+    db) setup_db ;;
+    app) setup_app ;;
+    *) die "ROLE is not set in $HOST_ENV (app or db)" ;;
+  esac
+}

@@ -1,0 +1,95 @@
+// S3 for tests: s3rver (path-style, loopback) in a child process, so tests that block on a
+// synchronous `aws` or `nourishctl` call do not block the server. `tlsPort` puts nginx with a
+// throwaway self-signed certificate in front of it, for pgBackRest, which speaks only HTTPS.
+import * as assert from "assert";
+import { ChildProcess, spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { freePort, requireTool, run, selfSignedCert } from "./tools";
+
+export interface S3 {
+  /** http://127.0.0.1:<port>, for `aws --endpoint-url`. */
+  endpoint: string;
+  port: number;
+  /** HTTPS port of the nginx front, when started with `tls: true`. */
+  tlsPort?: number;
+  /** Environment for the real aws CLI against it (credentials s3rver accepts). */
+  env: Record<string, string>;
+  /** Runs `aws s3api|s3 …` against it. */
+  aws(args: string[]): { status: number | null; stdout: string; stderr: string };
+  stop(): Promise<void>;
+}
+
+export const AWS_CLI = "/usr/bin/aws";
+
+async function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpMatchArray> {
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), 15000);
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      const m = pattern.exec(out);
+      if (m) { clearTimeout(timer); resolve(m); }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`${what} exited (${code}): ${out}`)); });
+  });
+}
+
+export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promise<S3> {
+  assert.ok(fs.existsSync(AWS_CLI), `${AWS_CLI} is missing: apt-get install -y awscli (see .ci/run)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-s3-"));
+  const script = `
+    const S3rver = require(${JSON.stringify(require.resolve("s3rver"))});
+    new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: ${JSON.stringify(path.join(dir, "data"))},
+      configureBuckets: ${JSON.stringify(opts.buckets.map((name) => ({ name })))} })
+      .run().then(({ port }) => console.log("listening " + port));`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+  const port = Number((await waitForLine(child, /listening (\d+)/, "s3rver"))[1]);
+  const endpoint = `http://127.0.0.1:${port}`;
+  const env = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_DEFAULT_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" };
+
+  let nginx: ChildProcess | undefined;
+  let tlsPort: number | undefined;
+  if (opts.tls) {
+    requireTool("nginx");
+    tlsPort = await freePort();
+    const { cert, key } = selfSignedCert(dir, "127.0.0.1");
+    for (const d of ["logs", "tmp"]) fs.mkdirSync(path.join(dir, d));
+    const conf = path.join(dir, "nginx.conf");
+    fs.writeFileSync(conf, `
+      pid ${dir}/nginx.pid; error_log ${dir}/logs/error.log; daemon off;
+      events {}
+      http {
+        access_log off; client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp;
+        client_max_body_size 0; proxy_request_buffering off;
+        server {
+          listen 127.0.0.1:${tlsPort} ssl; ssl_certificate ${cert}; ssl_certificate_key ${key};
+          location / { proxy_pass ${endpoint}; proxy_set_header Host $http_host; }
+        }
+      }`);
+    nginx = spawn("nginx", ["-p", dir, "-c", conf, "-e", path.join(dir, "logs", "error.log")], { stdio: "ignore" });
+    const deadline = Date.now() + 10000;
+    while (run("curl", ["-ks", "-o", "/dev/null", `https://127.0.0.1:${tlsPort}/`]).status !== 0) {
+      if (Date.now() > deadline) throw new Error("nginx TLS front for s3rver did not start");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  const stopChild = (c: ChildProcess | undefined) => new Promise<void>((resolve) => {
+    if (!c || c.exitCode !== null) return resolve();
+    c.once("exit", () => resolve());
+    c.kill("SIGTERM");
+  });
+  return {
+    endpoint, port, tlsPort, env,
+    aws: (args) => run(AWS_CLI, ["--endpoint-url", endpoint, ...args], { env: { ...process.env, ...env } }),
+    async stop() {
+      await stopChild(nginx);
+      await stopChild(child);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
