@@ -81,6 +81,13 @@ describe("estate under mocks", () => {
     }
   });
 
+  it("keeps every host's user data within EC2's 16 KB limit (gzip'd)", () => {
+    for (const i of ofType(prod, "aws:ec2/instance:Instance")) {
+      const bytes = Buffer.from(String(i.inputs.userDataBase64), "base64").length;
+      assert.ok(bytes < 16384, `${i.name}: user data is ${bytes} bytes`);
+    }
+  });
+
   it("gives the database host's role only its own parameters", () => {
     const role = one(prod, "aws:iam/role:Role", "database-role");
     const policies = ofType(prod, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.inputs.role === role.id);

@@ -2,7 +2,7 @@
 // what it registered. Everything goes through scripts/preview/run.ts, the same code `npm start`
 // uses, so tests see exactly what the offline preview writes.
 import * as assert from "assert";
-import { merge, PROJECT } from "../components/config";
+import { loadConfig, merge, PROJECT, StackConfig } from "../components/config";
 import { ProgramRun, RecordedResource, runProgram, RunOptions } from "../scripts/preview/run";
 import { readStackFile } from "../scripts/preview/stack-file";
 
@@ -36,6 +36,13 @@ export function stackConfig(stack: string, o: StackOverrides = {}): { config: Re
 
 export function runStack(stack: string, o: StackOverrides = {}): Promise<ProgramRun> {
   return runProgram({ stack, ...stackConfig(stack, o), program: o.program });
+}
+
+/** The typed config a stack's components receive, as loadConfig builds it under the runtime. */
+export async function loadStackConfig(stack: string, o: StackOverrides = {}): Promise<StackConfig> {
+  let config: StackConfig | undefined;
+  await runStack(stack, { ...o, program: async () => { config = loadConfig(); } });
+  return config!;
 }
 
 export function ofType(run: ProgramRun, type: string): RecordedResource[] {

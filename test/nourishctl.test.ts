@@ -5,6 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { Cluster, PG_BINDIR, startAppCluster } from "./pg";
 import { run } from "./tools";
 
 describe("nourishctl", () => {
@@ -63,5 +64,47 @@ describe("nourishctl", () => {
     const r = ctl("status");
     assert.strictEqual(r.status, 1);
     assert.match(r.stderr, /ROLE is not set/);
+  });
+});
+
+describe("nourishctl maintain, on a real PostgreSQL", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-db-"));
+  let cluster: Cluster | undefined;
+  const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], {
+    env: { ...process.env, NOURISH_ROOT: root, PGHOST: cluster!.socketDir, PGPORT: String(cluster!.port), PATH: `${PG_BINDIR}:${process.env.PATH}` },
+  });
+
+  before(async () => {
+    cluster = await startAppCluster({ appPassword: "maintain-test-password" });
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), "ROLE=db\nDB_NAME=dusangire\nSTACK=staging\n");
+    cluster.psql("CREATE TABLE orders (id serial PRIMARY KEY, item text); INSERT INTO orders (item) SELECT 'meal ' || g FROM generate_series(1, 500) g; CREATE INDEX ON orders (item)", { db: "dusangire" });
+  });
+  after(() => {
+    cluster?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("vacuum runs VACUUM ANALYZE on dusangire and records success", () => {
+    const r = ctl("maintain", "vacuum");
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(cluster!.psql("SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'orders'", { db: "dusangire" }), "t");
+    assert.strictEqual(fs.readFileSync(path.join(root, "var/lib/nourish-link/metrics/MaintenanceVacuumSuccess"), "utf8").trim(), "1");
+  });
+
+  it("reindex rebuilds the indexes concurrently (new files) and analyzes", () => {
+    const before = cluster!.psql("SELECT relfilenode FROM pg_class WHERE relname = 'orders_item_idx'", { db: "dusangire" });
+    const r = ctl("maintain", "reindex");
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.notStrictEqual(cluster!.psql("SELECT relfilenode FROM pg_class WHERE relname = 'orders_item_idx'", { db: "dusangire" }), before);
+  });
+
+  it("fails naming the database when it does not exist, and records no success", () => {
+    fs.rmSync(path.join(root, "var/lib/nourish-link/metrics"), { recursive: true, force: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), "ROLE=db\nDB_NAME=nosuchdb\nSTACK=staging\n");
+    const r = ctl("maintain", "vacuum");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /maintain vacuum: vacuumdb failed on nosuchdb/);
+    assert.ok(!fs.existsSync(path.join(root, "var/lib/nourish-link/metrics/MaintenanceVacuumSuccess")));
   });
 });

@@ -1,5 +1,12 @@
 import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { isOnCalendar } from "../components/schedules/calendar";
+import { scheduledJobs } from "../components/schedules/jobs";
+import { renderJobService, renderTimer } from "../components/schedules/systemd";
+import { loadStackConfig } from "./harness";
 import { requireTool, run } from "./tools";
 
 // Good and bad expressions, judged by systemd's own parser.
@@ -24,7 +31,53 @@ describe("schedules: OnCalendar validation", () => {
     assert.ok(EXPRESSIONS.some(isOnCalendar) && !EXPRESSIONS.every(isOnCalendar));
   });
 
-  it("rejects cron syntax, the manual's old way, with a systemd hint", () => {
+  it("rejects cron syntax, the manual's old way", () => {
     assert.strictEqual(isOnCalendar("0 2 * * *"), false);
+  });
+});
+
+describe("schedules: systemd timers for the manual's procedures", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-timers-"));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const jobsOf = async (stack: string, role: "app" | "db", set: Record<string, unknown> = {}) =>
+    scheduledJobs(await loadStackConfig(stack, { set }), role);
+
+  it("runs the nightly backup at the configured time, catching up missed runs, with a random delay", async () => {
+    const backup = (await jobsOf("prod", "db")).find((j) => j.id === "backup");
+    assert.ok(backup, "no backup job on the prod database host");
+    const timer = renderTimer(backup);
+    assert.match(timer, /^OnCalendar=\*-\*-\* 02:00:00 Africa\/Kigali$/m);
+    assert.match(timer, /^Persistent=true$/m);
+    assert.match(timer, /^RandomizedDelaySec=15min$/m);
+    assert.match(renderJobService(backup), /^ExecStart=\/usr\/local\/sbin\/nourishctl backup$/m);
+    const moved = (await jobsOf("prod", "db", { backups: { schedule: "*-*-* 03:15:00" } })).find((j) => j.id === "backup");
+    assert.match(renderTimer(moved!), /^OnCalendar=\*-\*-\* 03:15:00 Africa\/Kigali$/m);
+  });
+
+  it("puts database jobs on the database host only, and none for a managed database", async () => {
+    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
+  });
+
+  it("renders units `systemd-analyze verify` accepts, with calendars systemd parses", async () => {
+    requireTool("systemd-analyze");
+    const units: string[] = [];
+    for (const job of await jobsOf("prod", "db")) {
+      const service = path.join(dir, `nourish-link-${job.id}.service`);
+      fs.writeFileSync(service, renderJobService(job, NOURISHCTL_SOURCE));
+      fs.writeFileSync(path.join(dir, `nourish-link-${job.id}.timer`), renderTimer(job));
+      units.push(service, path.join(dir, `nourish-link-${job.id}.timer`));
+      const cal = run("systemd-analyze", ["calendar", `${job.onCalendar} ${job.timezone}`]);
+      assert.strictEqual(cal.status, 0, cal.stderr);
+    }
+    const r = run("systemd-analyze", ["verify", ...units]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(r.stderr.trim(), "", "verify printed diagnostics");
+  });
+
+  it("refuses a job whose schedule systemd would not parse", () => {
+    assert.throws(() => renderTimer({ id: "x", description: "x", onCalendar: "every night", timezone: "UTC", verb: ["status"] }), /not a systemd OnCalendar/);
   });
 });

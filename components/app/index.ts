@@ -15,6 +15,7 @@ import { NGINX_REOPEN_LOGS, renderLogrotate } from "./logrotate";
 import { renderMaintenancePage } from "./maintenance";
 import { NGINX_HTTP_CONF_PATH, NGINX_SITE_PATH, renderNginxHttpConf, renderNginxSite } from "./nginx";
 import { APP_PATHS } from "./paths";
+import { scheduleFiles } from "../schedules/jobs";
 
 /** Where nginx finds its certificate when it terminates TLS; nourishctl setup keeps it current. */
 export const TLS_DIR = "/etc/nourish-link/tls";
@@ -40,6 +41,7 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
     { path: "/etc/logrotate.d/nourish-link", content: renderLogrotate({ paths: [`${APP_PATHS.logDir}/*.log`], days: 14, postrotate: NGINX_REOPEN_LOGS }) },
     { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
     hostEnv(config, "app", env),
+    ...scheduleFiles(config, "app"),
   ];
 }
 

@@ -127,6 +127,16 @@ setup_app() {
   say "setup: app host ready (maintenance page until the first release)"
 }
 
+# The manual's scheduled procedures: every timer cloud-init installed for this host's role.
+enable_timers() {
+  local t
+  systemctl daemon-reload
+  for t in /etc/systemd/system/nourish-link-*.timer; do
+    [ -e "$t" ] || continue
+    systemctl enable --now "$(basename "$t")"
+  done
+}
+
 cmd_setup() {
   if [ "${1:-}" = "--help" ]; then
     echo "usage: nourishctl setup    (prepare this host for its role; idempotent)"
@@ -138,4 +148,5 @@ cmd_setup() {
     app) setup_app ;;
     *) die "ROLE is not set in $HOST_ENV (app or db)" ;;
   esac
+  enable_timers
 }

@@ -1,0 +1,28 @@
+// Which of the manual's scheduled procedures run on which host, and when (stack config).
+import { StackConfig } from "../config";
+import { HostFile } from "../hosts/cloud-init";
+import { jobUnits, ScheduledJob } from "./systemd";
+
+export function scheduledJobs(config: StackConfig, role: "app" | "db"): ScheduledJob[] {
+  const tz = config.maintenance.timezone;
+  const m = config.maintenance;
+  const jobs: ScheduledJob[] = [
+    // The morning checklist: fails (and the unit shows failed) when a service is down or disk is short.
+    { id: "status", description: "morning check", onCalendar: m.healthCheckSchedule, timezone: tz, verb: ["status"], randomizedDelay: "2min" },
+  ];
+  if (role === "db" && !config.database.managed) {
+    const pg = ["postgresql.service"];
+    jobs.push(
+      { id: "vacuum", description: "weekly VACUUM ANALYZE", onCalendar: m.vacuumSchedule, timezone: tz, verb: ["maintain", "vacuum"], after: pg },
+      { id: "reindex", description: "monthly REINDEX and ANALYZE", onCalendar: m.reindexSchedule, timezone: tz, verb: ["maintain", "reindex"], after: pg },
+    );
+    if (config.backups.enabled) {
+      jobs.push({ id: "backup", description: "nightly database backup", onCalendar: config.backups.schedule, timezone: tz, verb: ["backup"], after: pg, randomizedDelay: "15min" });
+    }
+  }
+  return jobs;
+}
+
+export function scheduleFiles(config: StackConfig, role: "app" | "db"): HostFile[] {
+  return scheduledJobs(config, role).flatMap(jobUnits);
+}

@@ -1,0 +1,77 @@
+// systemd timers for the manual's scheduled procedures (rather than cron): each timer starts a
+// oneshot service that runs one nourishctl verb. Persistent=true catches up a run missed while
+// the host was off; RandomizedDelaySec keeps a fleet from hitting S3 or the database at once.
+// Pure: validated by `systemd-analyze verify` in test/schedules.test.ts.
+import { isOnCalendar } from "./calendar";
+
+export interface ScheduledJob {
+  /** Unit name stem: nourish-link-<id>.timer / .service. */
+  id: string;
+  description: string;
+  /** systemd OnCalendar expression, in `timezone`. */
+  onCalendar: string;
+  timezone: string;
+  /** nourishctl arguments, e.g. ["backup"]. */
+  verb: string[];
+  randomizedDelay?: string;
+  /** Units that must be up first, e.g. postgresql.service. */
+  after?: string[];
+}
+
+export const NOURISHCTL = "/usr/local/sbin/nourishctl";
+
+function unitName(job: ScheduledJob): string {
+  if (!/^[a-z0-9-]+$/.test(job.id)) throw new Error(`scheduled job id must be lower-case words and dashes: ${job.id}`);
+  return `nourish-link-${job.id}`;
+}
+
+export function renderTimer(job: ScheduledJob): string {
+  const calendar = `${job.onCalendar} ${job.timezone}`;
+  if (!isOnCalendar(calendar)) throw new Error(`${job.id}: not a systemd OnCalendar expression: ${calendar}`);
+  return [
+    "# Managed by nourish-link-infra (components/schedules). Do not edit on the host.",
+    "[Unit]",
+    `Description=NOURISH LINK: ${job.description} (timer)`,
+    "",
+    "[Timer]",
+    `OnCalendar=${calendar}`,
+    "Persistent=true",
+    `RandomizedDelaySec=${job.randomizedDelay ?? "10min"}`,
+    "AccuracySec=1min",
+    `Unit=${unitName(job)}.service`,
+    "",
+    "[Install]",
+    "WantedBy=timers.target",
+    "",
+  ].join("\n");
+}
+
+export function renderJobService(job: ScheduledJob, nourishctl = NOURISHCTL): string {
+  const after = ["network-online.target", ...(job.after ?? [])];
+  for (const a of job.verb) if (!/^[A-Za-z0-9._=:/-]+$/.test(a)) throw new Error(`${job.id}: unsafe argument ${JSON.stringify(a)}`);
+  return [
+    "# Managed by nourish-link-infra (components/schedules). Do not edit on the host.",
+    "[Unit]",
+    `Description=NOURISH LINK: ${job.description}`,
+    `After=${after.join(" ")}`,
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    // A oneshot unit is never started twice at once; nourishctl's own lock covers manual runs.
+    "Type=oneshot",
+    `ExecStart=${nourishctl} ${job.verb.join(" ")}`,
+    "Nice=10",
+    "IOSchedulingClass=best-effort",
+    "IOSchedulingPriority=7",
+    "",
+  ].join("\n");
+}
+
+/** The unit files of a job, at their paths on the host. */
+export function jobUnits(job: ScheduledJob): { path: string; content: string }[] {
+  const name = unitName(job);
+  return [
+    { path: `/etc/systemd/system/${name}.service`, content: renderJobService(job) },
+    { path: `/etc/systemd/system/${name}.timer`, content: renderTimer(job) },
+  ];
+}
