@@ -6,7 +6,6 @@ import { AppHosts } from "./app";
 import { StackConfig } from "./config";
 import { Database } from "./database";
 import { Network } from "./network";
-import { subnetCidrs } from "./network/cidr";
 import { AppSecrets } from "./secrets";
 
 export interface NourishLinkArgs {
@@ -32,8 +31,7 @@ export class NourishLink extends pulumi.ComponentResource {
     this.secrets = new AppSecrets("secrets", { config }, child);
     this.network = new Network("network", { config, behindAlb }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
-    const azs = config.network.availabilityZones;
-    const appCidrs = behindAlb ? subnetCidrs(config.network.vpcCidr, 20, azs, azs) : subnetCidrs(config.network.vpcCidr, 20, 1, 0);
+    const appCidrs = behindAlb ? this.network.privateSubnetCidrs : this.network.publicSubnetCidrs.slice(0, 1);
     this.database = new Database("database", {
       config,
       secrets: this.secrets,

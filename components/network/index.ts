@@ -18,6 +18,9 @@ export class Network extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
   readonly publicSubnetIds: pulumi.Output<string>[];
   readonly privateSubnetIds: pulumi.Output<string>[];
+  /** Address ranges of the subnets, known before deployment (pg_hba.conf needs them). */
+  readonly publicSubnetCidrs: string[];
+  readonly privateSubnetCidrs: string[];
   readonly availabilityZones: pulumi.Output<string>[];
   readonly albSecurityGroupId?: pulumi.Output<string>;
   readonly appSecurityGroupId: pulumi.Output<string>;
@@ -37,6 +40,8 @@ export class Network extends pulumi.ComponentResource {
     const publicCidrs = subnetCidrs(net.vpcCidr, 20, azCount, 0);
     const privateCidrs = subnetCidrs(net.vpcCidr, 20, azCount, azCount);
     this.availabilityZones = publicCidrs.map((_, i) => zones.names[i]);
+    this.publicSubnetCidrs = publicCidrs;
+    this.privateSubnetCidrs = privateCidrs;
 
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, parent);
     const publicRt = new aws.ec2.RouteTable(`${name}-public`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }] }, parent);
