@@ -19,5 +19,10 @@ export = async () => {
     secretsKmsKeyArn: site.secrets.kmsKeyArn,
     dbPasswordParameter: site.secrets.dbPasswordParameter,
     djangoSecretKeyParameter: site.secrets.djangoSecretKeyParameter,
+    pgbackrestCipherParameter: site.secrets.pgbackrestCipherParameter,
+    backupBucket: site.backups?.bucketName,
+    pgbackrestBucket: site.backups?.pgbackrestBucketName,
+    backupAccessLogBucket: site.backups?.accessLogBucketName,
+    backupKmsKeyArn: site.backups?.kmsKeyArn,
   };
 };

@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { AppHosts } from "./app";
+import { BackupStore } from "./backups";
 import { StackConfig } from "./config";
 import { Database } from "./database";
 import { Network } from "./network";
@@ -17,6 +18,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly network: Network;
   readonly database: Database;
   readonly app: AppHosts;
+  /** Off-host backup storage; absent when backups.enabled is false (never on prod). */
+  readonly backups?: BackupStore;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -30,6 +33,8 @@ export class NourishLink extends pulumi.ComponentResource {
 
     this.secrets = new AppSecrets("secrets", { config }, child);
     this.network = new Network("network", { config, behindAlb }, child);
+    // With database.managed RDS keeps its own backups; the store still holds archived logs.
+    if (config.backups.enabled) this.backups = new BackupStore("backups", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
     const appCidrs = behindAlb ? this.network.privateSubnetCidrs : this.network.publicSubnetCidrs.slice(0, 1);
     this.database = new Database("database", {
@@ -39,6 +44,7 @@ export class NourishLink extends pulumi.ComponentResource {
       availabilityZone: this.network.availabilityZones[0],
       securityGroupId: this.network.dbSecurityGroupId,
       appCidrs,
+      backups: this.backups,
     }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint }, child);
     this.registerOutputs({});

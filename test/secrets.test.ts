@@ -7,19 +7,19 @@ describe("AppSecrets", () => {
     const key = one(run, "aws:kms/key:Key", "secrets-key");
     assert.strictEqual(key.inputs.enableKeyRotation, true);
     const params = ofType(run, "aws:ssm/parameter:Parameter");
-    assert.deepStrictEqual(params.map((p) => p.inputs.name).sort(), ["/nourish-link/prod/db-password", "/nourish-link/prod/django-secret-key"]);
+    assert.deepStrictEqual(params.map((p) => p.inputs.name).sort(), ["/nourish-link/prod/db-password", "/nourish-link/prod/django-secret-key", "/nourish-link/prod/pgbackrest-cipher-pass"]);
     for (const p of params) {
       assert.strictEqual(p.inputs.type, "SecureString");
       assert.strictEqual(p.inputs.keyId, `arn:aws:kms:af-south-1:123456789012:key/${key.id}`);
       assert.strictEqual(p.inputs.value, "[secret]");
     }
-    assert.strictEqual(ofType(run, "random:index/randomPassword:RandomPassword").length, 2);
+    assert.strictEqual(ofType(run, "random:index/randomPassword:RandomPassword").length, 3);
   });
 
   it("uses a secret from stack config instead of generating one, and keeps it secret", async () => {
     const password = "correct-horse-battery-staple-42";
     const run = await runStack("staging", { secrets: { dbPassword: password } });
-    assert.deepStrictEqual(ofType(run, "random:index/randomPassword:RandomPassword").map((r) => r.name), ["secrets-django-secret-key"]);
+    assert.deepStrictEqual(ofType(run, "random:index/randomPassword:RandomPassword").map((r) => r.name).sort(), ["secrets-django-secret-key", "secrets-pgbackrest-cipher-pass"]);
     assert.strictEqual(one(run, "aws:ssm/parameter:Parameter", "secrets-db-password").inputs.value, "[secret]");
     assert.ok(!JSON.stringify(run).includes(password), "the configured password appears in the recorded plan");
   });

@@ -7,6 +7,7 @@ import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
 import { Host, HostRole } from "../hosts";
 import { AppSecrets } from "../secrets";
+import { BackupStore } from "../backups";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
 
@@ -18,6 +19,8 @@ export interface DatabaseArgs {
   securityGroupId: pulumi.Output<string>;
   /** Where the app hosts connect from, for pg_hba.conf. */
   appCidrs: string[];
+  /** Off-host backup storage (when backups.enabled): the host role gets its grants, host.env its names. */
+  backups?: BackupStore;
 }
 
 // Debian's snakeoil certificate: TLS inside the VPC without a CA to run; scram does the auth.
@@ -90,7 +93,28 @@ export class Database extends pulumi.ComponentResource {
     }
 
     this.hostRole = new HostRole(`${name}-role`, { config, role: "db" }, { parent: this });
-    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
+    const backups = args.backups;
+    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, { pgbackrestCipher: backups !== undefined });
+    const pitr = backups !== undefined && config.backups.pitr;
+    if (backups) {
+      // Put and read its dumps, archived logs and pgBackRest repository; never delete a dump or a
+      // log (nor any object version). The one exception is pgBackRest's `expire`, with PITR on.
+      backups.grantWrite(`${name}-backups`, this.hostRole.role, ["dumps/", "logs/", "pgbackrest/"]);
+      if (pitr) backups.grantPgbackrestDelete(`${name}-pgbackrest-expire`, this.hostRole.role);
+    }
+    const backupEnv: pulumi.Output<Record<string, string>> = backups
+      ? pulumi.all([backups.bucketName, backups.pgbackrestBucketName, backups.kmsKeyArn, args.secrets.pgbackrestCipherParameter])
+        .apply(([bucket, pgbackrestBucket, kmsKeyArn, cipherParameter]): Record<string, string> => ({
+          BACKUP_BUCKET: bucket,
+          PGBACKREST_BUCKET: pgbackrestBucket,
+          BACKUP_KMS_KEY_ARN: kmsKeyArn,
+          BACKUP_LOCAL_DAYS: String(config.backups.localRetentionDays),
+          BACKUP_RETENTION_DAYS: String(config.backups.retentionDays),
+          BACKUP_MONTHLY_RETENTION_MONTHS: String(config.backups.monthlyRetentionMonths),
+          PITR: String(pitr),
+          PGBACKREST_CIPHER_PARAMETER: cipherParameter,
+        }))
+      : pulumi.output<Record<string, string>>({ PITR: "false" });
 
     // Protected and retained: neither `pulumi destroy` nor a replaced instance can take the data.
     const volume = new aws.ebs.Volume(`${name}-data`, {
@@ -101,10 +125,10 @@ export class Database extends pulumi.ComponentResource {
       tags: { Name: `nourish-link-${config.stack}-pgdata`, role: "db" },
     }, { parent: this, protect: true, retainOnDelete: true });
 
-    const files: pulumi.Output<HostFile[]> = pulumi.all([sizing, volume.id, args.secrets.dbPasswordParameter]).apply(([s, volumeId, passwordParameter]) => [
+    const files: pulumi.Output<HostFile[]> = pulumi.all([sizing, volume.id, args.secrets.dbPasswordParameter, backupEnv]).apply(([s, volumeId, passwordParameter, backupVars]) => [
       { path: POSTGRESQL_CONF_PATH, content: renderPostgresqlConf({ sizing: s, slowQueryMs: db.slowQueryMs, sslCertFile: SSL_CERT, sslKeyFile: SSL_KEY }), owner: "root:root" },
       { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
-      hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId }),
+      hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars }),
     ]);
     const host = new Host(`${name}-host`, {
       config,

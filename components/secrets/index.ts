@@ -1,7 +1,7 @@
 // AppSecrets: the database password and the Django secret key, generated with @pulumi/random
-// unless the stack sets them (--secret), stored as SSM SecureString under a customer-managed
-// KMS key. Hosts read them at boot through their instance role (grantRead); they never appear
-// in user data or plan output.
+// unless the stack sets them (--secret), and the passphrase of pgBackRest's encrypted repository
+// (always generated), stored as SSM SecureString under a customer-managed KMS key. Hosts read
+// them through their instance role (grantRead); they never appear in user data or plan output.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -18,7 +18,10 @@ export class AppSecrets extends pulumi.ComponentResource {
   /** SSM parameter names, as hosts look them up. */
   readonly dbPasswordParameter: pulumi.Output<string>;
   readonly djangoSecretKeyParameter: pulumi.Output<string>;
+  /** pgBackRest's repo1-cipher-pass; only roles that ask for it (the database host) may read it. */
+  readonly pgbackrestCipherParameter: pulumi.Output<string>;
   private readonly parameterArns: pulumi.Output<string>[];
+  private readonly pgbackrestCipherArn: pulumi.Output<string>;
 
   constructor(name: string, args: AppSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:secrets:AppSecrets", name, {}, opts);
@@ -39,33 +42,47 @@ export class AppSecrets extends pulumi.ComponentResource {
     const djangoSecretKey = config.secrets.djangoSecretKey
       ?? pulumi.secret(new random.RandomPassword(`${name}-django-secret-key`, { length: 64, special: true, overrideSpecial: "!#%+-=_" }, { parent: this }).result);
 
-    const parameter = (id: string, value: pulumi.Output<string>, description: string) =>
+    // Generated whatever backups.pitr says, so turning PITR off and on keeps the passphrase of an
+    // existing repository; protected on prod, since a new one would make that repository unreadable.
+    const keepOnProd = { parent: this, protect: config.environment === "prod" };
+    const pgbackrestCipherPass = pulumi.secret(new random.RandomPassword(`${name}-pgbackrest-cipher-pass`, { length: 64, special: false }, keepOnProd).result);
+
+    const parameter = (id: string, value: pulumi.Output<string>, description: string, opts: pulumi.CustomResourceOptions = { parent: this }) =>
       new aws.ssm.Parameter(`${name}-${id}`, {
         name: `${prefix}/${id}`,
         type: "SecureString",
         keyId: key.arn,
         value,
         description,
-      }, { parent: this });
+      }, opts);
     const dbParam = parameter("db-password", dbPassword, "password of the app's PostgreSQL role");
     const djangoParam = parameter("django-secret-key", djangoSecretKey, "Django SECRET_KEY");
+    const cipherParam = parameter("pgbackrest-cipher-pass", pgbackrestCipherPass, "passphrase of pgBackRest's encrypted repository (repo1-cipher-pass)", keepOnProd);
 
     this.kmsKeyArn = key.arn;
     this.dbPassword = dbPassword;
     this.dbPasswordParameter = dbParam.name;
     this.djangoSecretKeyParameter = djangoParam.name;
+    this.pgbackrestCipherParameter = cipherParam.name;
     this.parameterArns = [dbParam.arn, djangoParam.arn];
-    this.registerOutputs({ kmsKeyArn: this.kmsKeyArn, dbPasswordParameter: this.dbPasswordParameter, djangoSecretKeyParameter: this.djangoSecretKeyParameter });
+    this.pgbackrestCipherArn = cipherParam.arn;
+    this.registerOutputs({
+      kmsKeyArn: this.kmsKeyArn, dbPasswordParameter: this.dbPasswordParameter,
+      djangoSecretKeyParameter: this.djangoSecretKeyParameter, pgbackrestCipherParameter: this.pgbackrestCipherParameter,
+    });
   }
 
-  /** Lets `role` read and decrypt exactly these parameters, nothing else. */
-  grantRead(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
+  /**
+   * Lets `role` read and decrypt exactly these parameters, nothing else: the app's secrets, and
+   * the pgBackRest passphrase only with `{ pgbackrestCipher: true }` (the database host).
+   */
+  grantRead(name: string, role: aws.iam.Role, opts: { pgbackrestCipher?: boolean } = {}): aws.iam.RolePolicy {
     return new aws.iam.RolePolicy(name, {
       role: role.id,
       policy: pulumi.jsonStringify({
         Version: "2012-10-17",
         Statement: [
-          { Sid: "ReadAppSecrets", Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: this.parameterArns },
+          { Sid: "ReadAppSecrets", Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: opts.pgbackrestCipher ? [...this.parameterArns, this.pgbackrestCipherArn] : this.parameterArns },
           { Sid: "DecryptAppSecrets", Effect: "Allow", Action: "kms:Decrypt", Resource: this.kmsKeyArn },
         ],
       }),

@@ -1,0 +1,161 @@
+// BackupStore: where the database's backups and the hosts' archived logs live, off the hosts.
+//
+// Three buckets, all versioned, public access blocked, ACLs disabled, TLS only:
+// - archive:    dumps/ (nourishctl's logical dumps: dumps/daily/, dumps/monthly/) and logs/
+//               (archived host logs), SSE-KMS with the backup key, aged by lifecycle rules from
+//               `backups` config and, with backups.objectLock, under S3 Object Lock in COMPLIANCE
+//               mode for backups.retentionDays: nobody, root and a compromised host included, can
+//               delete or overwrite a backup before it has aged out.
+// - pgbackrest: pgBackRest's repository (pgbackrest/), SSE-KMS with the same key, no Object Lock
+//               and no expiration rule. Why a bucket of its own: Object Lock's default retention
+//               is bucket-wide (it cannot be scoped to a prefix), and pgBackRest expires its own
+//               backups and WAL (repo1-retention-full) by deleting them; under a bucket-wide
+//               COMPLIANCE lock its `expire` would fail on every object younger than the lock and
+//               the repository could never shrink on schedule. Keeping the two apart lets the
+//               manual's dumps be immutable while pgBackRest keeps managing its own retention. The
+//               bucket exists whether or not backups.pitr is on, so turning PITR off and on never
+//               deletes a (protected) bucket. Its safety net is versioning: the database role may
+//               delete under pgbackrest/ (see grantPgbackrestDelete) but not delete versions, so a
+//               deleted file stays recoverable for NONCURRENT_VERSION_DAYS.
+// - access-logs: S3 server access logs of the two buckets above. SSE-S3, because S3 log delivery
+//               cannot write to a bucket whose default encryption is SSE-KMS.
+//
+// On prod the buckets and the key are `protect`ed and never forceDestroy; staging may be torn
+// down with its contents. Access is granted per prefix with grantWrite / grantRead, in the style
+// of CDK constructs; no grant ever includes s3:DeleteObjectVersion or a bucket-level action.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { StackConfig } from "../config";
+import {
+  accessLogBucketPolicy, accessLogLifecycleRules, archiveLifecycleRules, BackupPrefix, encryptedBucketPolicy,
+  BucketArns, grantStatements, LifecycleRule, objectLockRetention, pgbackrestDeleteStatements, pgbackrestLifecycleRules, policyDocument, Statement,
+} from "./policy";
+
+export type { BackupPrefix } from "./policy";
+
+export interface BackupStoreArgs {
+  config: StackConfig;
+}
+
+const ACCESS_LOG_PREFIX = "s3/";
+
+export class BackupStore extends pulumi.ComponentResource {
+  /** dumps/ and logs/: the manual's backups (Object Lock when backups.objectLock). */
+  readonly bucketName: pulumi.Output<string>;
+  readonly bucketArn: pulumi.Output<string>;
+  /** pgbackrest/: pgBackRest's repository. */
+  readonly pgbackrestBucketName: pulumi.Output<string>;
+  readonly pgbackrestBucketArn: pulumi.Output<string>;
+  /** Server access logs of both. */
+  readonly accessLogBucketName: pulumi.Output<string>;
+  /** The customer-managed key both backup buckets are encrypted with. */
+  readonly kmsKeyArn: pulumi.Output<string>;
+  /** Whether the archive bucket is under Object Lock. */
+  readonly objectLock: boolean;
+
+  constructor(name: string, args: BackupStoreArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("nourish-link:backups:BackupStore", name, {}, opts);
+    const { config } = args;
+    const prod = config.environment === "prod";
+    // Only a staging stack may be destroyed with its backups in it.
+    const forceDestroy = config.environment === "staging";
+    const keep = { parent: this, protect: prod };
+
+    const key = new aws.kms.Key(`${name}-key`, {
+      description: `nourish-link ${config.stack}: database backups and archived logs`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+    }, keep);
+    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-backups`, targetKeyId: key.keyId }, { parent: this });
+
+    const retention = objectLockRetention(config.backups);
+    const archive = new aws.s3.Bucket(`${name}-archive`, { forceDestroy, objectLockEnabled: retention !== undefined }, keep);
+    const pgbackrest = new aws.s3.Bucket(`${name}-pgbackrest`, { forceDestroy }, keep);
+    const accessLogs = new aws.s3.Bucket(`${name}-access-logs`, { forceDestroy }, keep);
+
+    // Settings every bucket gets; returns what the bucket policy must wait for.
+    const baseline = (id: string, bucket: aws.s3.Bucket, sse: aws.types.input.s3.BucketServerSideEncryptionConfigurationRule, rules: LifecycleRule[]) => {
+      const o = { parent: this };
+      new aws.s3.BucketOwnershipControls(`${id}-ownership`, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, o);
+      const publicAccess = new aws.s3.BucketPublicAccessBlock(`${id}-public-access`, {
+        bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true,
+      }, o);
+      const versioning = new aws.s3.BucketVersioning(`${id}-versioning`, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, o);
+      new aws.s3.BucketServerSideEncryptionConfiguration(`${id}-encryption`, { bucket: bucket.id, rules: [sse] }, o);
+      new aws.s3.BucketLifecycleConfiguration(`${id}-lifecycle`, { bucket: bucket.id, rules }, { parent: this, dependsOn: [versioning] });
+      return { publicAccess, versioning };
+    };
+    const kms = { applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn }, bucketKeyEnabled: true };
+
+    const a = baseline(`${name}-archive`, archive, kms, archiveLifecycleRules(config.backups));
+    const p = baseline(`${name}-pgbackrest`, pgbackrest, kms, pgbackrestLifecycleRules());
+    const l = baseline(`${name}-access-logs`, accessLogs, { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }, accessLogLifecycleRules());
+
+    if (retention) {
+      new aws.s3.BucketObjectLockConfiguration(`${name}-archive-object-lock`, {
+        bucket: archive.id,
+        objectLockEnabled: "Enabled",
+        rule: { defaultRetention: retention },
+      }, { parent: this, dependsOn: [a.versioning] });
+    }
+
+    for (const [id, bucket, done] of [[`${name}-archive`, archive, a], [`${name}-pgbackrest`, pgbackrest, p]] as const) {
+      new aws.s3.BucketPolicy(`${id}-policy`, {
+        bucket: bucket.id,
+        policy: pulumi.jsonStringify(pulumi.all([bucket.arn, key.arn]).apply(([b, k]) => encryptedBucketPolicy(b, k))),
+      }, { parent: this, dependsOn: [done.publicAccess] });
+    }
+    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
+    const logPolicy = new aws.s3.BucketPolicy(`${name}-access-logs-policy`, {
+      bucket: accessLogs.id,
+      policy: pulumi.jsonStringify(pulumi.all([accessLogs.arn, archive.arn, pgbackrest.arn, account])
+        .apply(([logs, ar, pg, acct]) => accessLogBucketPolicy(logs, ACCESS_LOG_PREFIX, [ar, pg], acct))),
+    }, { parent: this, dependsOn: [l.publicAccess] });
+    for (const [id, bucket] of [["archive", archive], ["pgbackrest", pgbackrest]] as const) {
+      new aws.s3.BucketLogging(`${name}-${id}-logging`, {
+        bucket: bucket.id,
+        targetBucket: accessLogs.id,
+        targetPrefix: `${ACCESS_LOG_PREFIX}${id}/`,
+        targetObjectKeyFormat: { partitionedPrefix: { partitionDateSource: "EventTime" } },
+      }, { parent: this, dependsOn: [logPolicy] });
+    }
+
+    this.bucketName = archive.bucket;
+    this.bucketArn = archive.arn;
+    this.pgbackrestBucketName = pgbackrest.bucket;
+    this.pgbackrestBucketArn = pgbackrest.arn;
+    this.accessLogBucketName = accessLogs.bucket;
+    this.kmsKeyArn = key.arn;
+    this.objectLock = retention !== undefined;
+    this.registerOutputs({
+      bucketName: this.bucketName, pgbackrestBucketName: this.pgbackrestBucketName,
+      accessLogBucketName: this.accessLogBucketName, kmsKeyArn: this.kmsKeyArn,
+    });
+  }
+
+  /**
+   * Lets `role` write (PutObject, abort its own uploads) and read under exactly `prefixes`
+   * (`dumps/`, `logs/`, `pgbackrest/` or deeper), with the backup key. Never any Delete*.
+   */
+  grantWrite(name: string, role: aws.iam.Role, prefixes: BackupPrefix[]): aws.iam.RolePolicy {
+    return this.grant(name, role, (arns) => grantStatements(arns, "write", prefixes));
+  }
+
+  /** Lets `role` list and read under exactly `prefixes` and decrypt with the backup key. */
+  grantRead(name: string, role: aws.iam.Role, prefixes: BackupPrefix[]): aws.iam.RolePolicy {
+    return this.grant(name, role, (arns) => grantStatements(arns, "read", prefixes));
+  }
+
+  /** s3:DeleteObject under pgbackrest/ only: what `pgbackrest expire` needs, nothing more. */
+  grantPgbackrestDelete(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
+    return this.grant(name, role, (arns) => pgbackrestDeleteStatements(arns));
+  }
+
+  private grant(name: string, role: aws.iam.Role, statements: (arns: BucketArns) => Statement[]): aws.iam.RolePolicy {
+    return new aws.iam.RolePolicy(name, {
+      role: role.id,
+      policy: pulumi.jsonStringify(pulumi.all([this.bucketArn, this.pgbackrestBucketArn, this.kmsKeyArn])
+        .apply(([archive, pgbackrest, kmsKey]) => policyDocument(statements({ archive, pgbackrest, kmsKey })))),
+    }, { parent: this });
+  }
+}

@@ -1,0 +1,280 @@
+// Pure builders for the backup buckets: where each kind of backup lives, the lifecycle rules that
+// age it, the bucket policies that guard it and the IAM statements the grant helpers attach.
+// No Pulumi imports: plain settings and ARNs in, plain JSON-shaped objects out.
+
+/** The three areas of backup storage. Each is a key prefix; the bucket follows from the area. */
+export const BACKUP_AREAS = ["dumps", "logs", "pgbackrest"] as const;
+export type BackupArea = (typeof BACKUP_AREAS)[number];
+/** A key prefix inside one area: `dumps/`, `dumps/daily/`, `pgbackrest/`, … */
+export type BackupPrefix = `${BackupArea}/${string}`;
+
+/** Which bucket holds an area: pgBackRest's repository has a bucket of its own (see index.ts). */
+export function bucketOfArea(area: BackupArea): "archive" | "pgbackrest" {
+  return area === "pgbackrest" ? "pgbackrest" : "archive";
+}
+
+export function areaOfPrefix(prefix: string): BackupArea {
+  const area = BACKUP_AREAS.find((a) => prefix.startsWith(`${a}/`));
+  if (!area) throw new Error(`backup prefix ${JSON.stringify(prefix)} must start with one of ${BACKUP_AREAS.map((a) => `${a}/`).join(", ")}`);
+  if (!/^[A-Za-z0-9_./-]+\/$/.test(prefix)) throw new Error(`backup prefix ${JSON.stringify(prefix)} must be a plain key prefix ending in /`);
+  return area;
+}
+
+export const DAILY_PREFIX = "dumps/daily/";
+export const MONTHLY_PREFIX = "dumps/monthly/";
+export const LOGS_PREFIX = "logs/";
+export const PGBACKREST_PREFIX = "pgbackrest/";
+
+/** Days after which monthlies and archived logs move to a colder class. */
+export const COLD_AFTER_DAYS = 30;
+/** Instant retrieval: a restore drill reads a monthly dump directly, without a thaw. */
+export const COLD_STORAGE_CLASS = "GLACIER_IR";
+/** Archived logs are kept a year (the manual archives them monthly). */
+export const LOG_RETENTION_DAYS = 365;
+/** Overwritten or deleted versions stay this long: the window to undo a mistake or an attack. */
+export const NONCURRENT_VERSION_DAYS = 7;
+export const ABORT_MULTIPART_DAYS = 7;
+/** Server access logs of the backup buckets. */
+export const ACCESS_LOG_RETENTION_DAYS = 365;
+
+/** The keys of `backups` config these builders read. */
+export interface BackupSettings {
+  retentionDays: number;
+  monthlyRetentionMonths: number;
+  objectLock: boolean;
+}
+
+/** Same shape as aws.s3.BucketLifecycleConfiguration's rules. */
+export interface LifecycleRule {
+  id: string;
+  status: "Enabled";
+  filter: { prefix: string };
+  transitions?: { days: number; storageClass: string }[];
+  expiration?: { days?: number; expiredObjectDeleteMarker?: boolean };
+  noncurrentVersionExpiration?: { noncurrentDays: number };
+  abortIncompleteMultipartUpload?: { daysAfterInitiation: number };
+}
+
+/** Rules every bucket carries: old versions and abandoned uploads do not accumulate. */
+function housekeeping(): LifecycleRule[] {
+  return [
+    {
+      id: "noncurrent-versions",
+      status: "Enabled",
+      filter: { prefix: "" },
+      noncurrentVersionExpiration: { noncurrentDays: NONCURRENT_VERSION_DAYS },
+      expiration: { expiredObjectDeleteMarker: true },
+    },
+    { id: "abort-incomplete-uploads", status: "Enabled", filter: { prefix: "" }, abortIncompleteMultipartUpload: { daysAfterInitiation: ABORT_MULTIPART_DAYS } },
+  ];
+}
+
+/**
+ * The archive bucket (dumps/ and logs/): dailies expire after backups.retentionDays; monthlies go
+ * cold after 30 days and expire after backups.monthlyRetentionMonths × 31 days (no rule when 0:
+ * no monthlies are taken); archived logs go cold after 30 days and expire after a year.
+ */
+export function archiveLifecycleRules(b: BackupSettings): LifecycleRule[] {
+  const rules: LifecycleRule[] = [
+    { id: "daily-dumps", status: "Enabled", filter: { prefix: DAILY_PREFIX }, expiration: { days: b.retentionDays } },
+  ];
+  if (b.monthlyRetentionMonths > 0) {
+    rules.push({
+      id: "monthly-dumps",
+      status: "Enabled",
+      filter: { prefix: MONTHLY_PREFIX },
+      transitions: [{ days: COLD_AFTER_DAYS, storageClass: COLD_STORAGE_CLASS }],
+      // At least 31 > 30: S3 requires expiration after the transition.
+      expiration: { days: b.monthlyRetentionMonths * 31 },
+    });
+  }
+  rules.push(
+    {
+      id: "archived-logs",
+      status: "Enabled",
+      filter: { prefix: LOGS_PREFIX },
+      transitions: [{ days: COLD_AFTER_DAYS, storageClass: COLD_STORAGE_CLASS }],
+      expiration: { days: LOG_RETENTION_DAYS },
+    },
+    ...housekeeping(),
+  );
+  return rules;
+}
+
+/**
+ * pgBackRest's bucket: no expiration and no transition. pgBackRest expires its own backups and
+ * WAL (repo1-retention-full) and must read every file it keeps, so S3 only cleans up versions it
+ * deleted (after NONCURRENT_VERSION_DAYS) and abandoned uploads.
+ */
+export function pgbackrestLifecycleRules(): LifecycleRule[] {
+  return housekeeping();
+}
+
+export function accessLogLifecycleRules(): LifecycleRule[] {
+  return [
+    { id: "access-logs", status: "Enabled", filter: { prefix: "" }, expiration: { days: ACCESS_LOG_RETENTION_DAYS } },
+    ...housekeeping(),
+  ];
+}
+
+/** Object Lock default retention: COMPLIANCE (nobody, root included, can shorten it) for as long as a daily is kept. */
+export function objectLockRetention(b: BackupSettings): { mode: "COMPLIANCE"; days: number } | undefined {
+  return b.objectLock ? { mode: "COMPLIANCE", days: b.retentionDays } : undefined;
+}
+
+export interface Statement {
+  Sid: string;
+  Effect: "Allow" | "Deny";
+  Principal?: "*" | { Service: string };
+  Action: string | string[];
+  Resource: string | string[];
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+export interface PolicyDocument {
+  Version: "2012-10-17";
+  Statement: Statement[];
+}
+
+function denyInsecureTransport(bucketArn: string): Statement {
+  return {
+    Sid: "DenyInsecureTransport",
+    Effect: "Deny",
+    Principal: "*",
+    Action: "s3:*",
+    Resource: [bucketArn, `${bucketArn}/*`],
+    Condition: { Bool: { "aws:SecureTransport": "false" } },
+  };
+}
+
+/**
+ * Policy of a KMS-encrypted backup bucket: TLS only, and no PutObject that asks for any
+ * encryption but SSE-KMS with the bucket's key.
+ *
+ * Every object is encrypted: default encryption applies the key to any PutObject that names no
+ * encryption. The policy denies the requests that name something else (SSE-S3, another KMS key,
+ * SSE-C). It deliberately does not deny PutObject *without* the header (the "Null: true" pattern):
+ * UploadPart is authorised as s3:PutObject and never carries the header, so that pattern denies
+ * every multipart upload (aws/aws-cli#4251, boto/botocore#471), i.e. every large dump and
+ * pgBackRest backup. Clients may therefore omit the header or send `aws:kms` with the key's ARN.
+ */
+export function encryptedBucketPolicy(bucketArn: string, kmsKeyArn: string): PolicyDocument {
+  const objects = `${bucketArn}/*`;
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      denyInsecureTransport(bucketArn),
+      {
+        Sid: "DenyEncryptionOtherThanKms",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:PutObject",
+        Resource: objects,
+        Condition: {
+          StringNotEquals: { "s3:x-amz-server-side-encryption": "aws:kms" },
+          Null: { "s3:x-amz-server-side-encryption": "false" },
+        },
+      },
+      {
+        Sid: "DenyOtherKmsKeys",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:PutObject",
+        Resource: objects,
+        Condition: {
+          StringNotEquals: { "s3:x-amz-server-side-encryption-aws-kms-key-id": kmsKeyArn },
+          Null: { "s3:x-amz-server-side-encryption-aws-kms-key-id": "false" },
+        },
+      },
+      {
+        Sid: "DenyCustomerProvidedKeys",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:PutObject",
+        Resource: objects,
+        Condition: { Null: { "s3:x-amz-server-side-encryption-customer-algorithm": "false" } },
+      },
+    ],
+  };
+}
+
+/**
+ * Policy of the access-log bucket: TLS only, and S3's log delivery may write under `prefix` for
+ * the given source buckets of this account only.
+ */
+export function accessLogBucketPolicy(logBucketArn: string, prefix: string, sourceBucketArns: string[], accountId: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      denyInsecureTransport(logBucketArn),
+      {
+        Sid: "AllowServerAccessLogDelivery",
+        Effect: "Allow",
+        Principal: { Service: "logging.s3.amazonaws.com" },
+        Action: "s3:PutObject",
+        Resource: `${logBucketArn}/${prefix}*`,
+        Condition: {
+          ArnLike: { "aws:SourceArn": sourceBucketArns },
+          StringEquals: { "aws:SourceAccount": accountId },
+        },
+      },
+    ],
+  };
+}
+
+/** Bucket ARN and key ARN of each bucket, as the grant builders need them. */
+export interface BucketArns {
+  archive: string;
+  pgbackrest: string;
+  kmsKey: string;
+}
+
+export type Access = "read" | "write";
+
+/**
+ * IAM statements that give `access` to exactly `prefixes` and nothing else: listing is limited
+ * by the s3:prefix condition, object actions by the resource ARN `bucket/prefix*`, KMS to the
+ * backup key. Write is PutObject (and aborting its own uploads) plus read, so pgBackRest and
+ * the restore check can read what they wrote; neither grants any Delete* or bucket-level change.
+ */
+export function grantStatements(arns: BucketArns, access: Access, prefixes: readonly BackupPrefix[]): Statement[] {
+  if (prefixes.length === 0) throw new Error("a backup grant needs at least one prefix");
+  const byBucket = new Map<string, string[]>();
+  for (const p of new Set(prefixes)) {
+    const bucket = arns[bucketOfArea(areaOfPrefix(p))];
+    byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), p]);
+  }
+  const verb = access === "write" ? "Write" : "Read";
+  const objectActions = access === "write"
+    ? ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    : ["s3:GetObject"];
+  const statements: Statement[] = [];
+  [...byBucket.entries()].sort(([a], [b]) => a.localeCompare(b)).forEach(([bucket, ps], i) => {
+    const sorted = [...ps].sort();
+    statements.push(
+      { Sid: `List${verb}Backups${i}`, Effect: "Allow", Action: "s3:ListBucket", Resource: bucket, Condition: { StringLike: { "s3:prefix": sorted.map((p) => `${p}*`) } } },
+      { Sid: `${verb}BackupObjects${i}`, Effect: "Allow", Action: objectActions, Resource: sorted.map((p) => `${bucket}/${p}*`) },
+    );
+  });
+  statements.push({
+    Sid: `${verb}BackupKey`,
+    Effect: "Allow",
+    Action: access === "write" ? ["kms:Decrypt", "kms:GenerateDataKey"] : "kms:Decrypt",
+    Resource: arns.kmsKey,
+  });
+  return statements;
+}
+
+/**
+ * The one delete right in the estate: s3:DeleteObject under pgbackrest/ only, for `pgbackrest
+ * expire`, which removes backups and WAL past repo1-retention-full. Without it the repository grows
+ * forever. It is not s3:DeleteObjectVersion: in the versioned bucket a delete only adds a marker,
+ * and the data stays recoverable for NONCURRENT_VERSION_DAYS.
+ */
+export function pgbackrestDeleteStatements(arns: BucketArns): Statement[] {
+  return [{ Sid: "ExpirePgbackrestRepository", Effect: "Allow", Action: "s3:DeleteObject", Resource: `${arns.pgbackrest}/${PGBACKREST_PREFIX}*` }];
+}
+
+export function policyDocument(statements: Statement[]): PolicyDocument {
+  return { Version: "2012-10-17", Statement: statements };
+}
