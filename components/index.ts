@@ -6,6 +6,7 @@ import { AppHosts } from "./app";
 import { BackupStore } from "./backups";
 import { StackConfig } from "./config";
 import { Database } from "./database";
+import { HostTooling } from "./hosts/tooling";
 import { Network } from "./network";
 import { AppSecrets } from "./secrets";
 
@@ -33,6 +34,7 @@ export class NourishLink extends pulumi.ComponentResource {
 
     this.secrets = new AppSecrets("secrets", { config }, child);
     this.network = new Network("network", { config, behindAlb }, child);
+    const tooling = new HostTooling("tooling", child);
     // With database.managed RDS keeps its own backups; the store still holds archived logs.
     if (config.backups.enabled) this.backups = new BackupStore("backups", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
@@ -45,8 +47,9 @@ export class NourishLink extends pulumi.ComponentResource {
       securityGroupId: this.network.dbSecurityGroupId,
       appCidrs,
       backups: this.backups,
+      tooling,
     }, child);
-    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint }, child);
+    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling }, child);
     this.registerOutputs({});
   }
 }

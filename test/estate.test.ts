@@ -88,6 +88,23 @@ describe("estate under mocks", () => {
     }
   });
 
+  it("delivers nourishctl through the tooling bucket: each host waits for its role's objects and fetches only those", () => {
+    const objects = ofType(prod, "aws:s3/bucketObjectv2:BucketObjectv2");
+    for (const i of ofType(prod, "aws:ec2/instance:Instance")) {
+      const role = (i.inputs.tags as Record<string, string>).role;
+      const mine = objects.filter((o) => (o.inputs.tags as Record<string, string>).role === role);
+      assert.ok(mine.length >= 2);
+      for (const o of mine) assert.ok(i.dependsOn.includes(o.urn), `${i.name} may boot before ${o.inputs.key} exists`);
+      const doc = hostFiles(prod).find((f) => f.role === role && f.path === "user-data.yaml")?.content ?? "";
+      assert.match(doc, new RegExp(`aws s3 cp --recursive --only-show-errors --region af-south-1 s3://tooling-[0-9a-f]+/tooling/${role}/ /`));
+      assert.ok(doc.indexOf("aws s3 cp") < doc.indexOf("/usr/local/sbin/nourishctl setup"), "setup runs before the tooling is fetched");
+    }
+    const bucket = one(prod, "aws:s3/bucket:Bucket", "tooling");
+    const grants = ofType(prod, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name.endsWith("-tooling"));
+    assert.deepStrictEqual(grants.map((g) => JSON.parse(String(g.inputs.policy)).Statement[0].Resource).sort(),
+      [`arn:aws:s3:::${bucket.id}/tooling/app/*`, `arn:aws:s3:::${bucket.id}/tooling/db/*`]);
+  });
+
   it("gives the database host's role only its own parameters", () => {
     const role = one(prod, "aws:iam/role:Role", "database-role");
     const policies = ofType(prod, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.inputs.role === role.id);
@@ -177,15 +194,17 @@ describe("host files, by the tools that read them", () => {
 
   it("nourishctl and its verb library pass shellcheck, and every host gets all of them", async () => {
     requireTool("shellcheck");
-    const files = nourishctlFiles();
     const libs = fs.readdirSync(NOURISHCTL_LIB_SOURCE).map((f) => path.join(NOURISHCTL_LIB_SOURCE, f));
     assert.ok(libs.length >= 2);
     const r = run("shellcheck", ["-x", NOURISHCTL_SOURCE, ...libs]);
     assert.strictEqual(r.status, 0, r.stdout);
     const prod = await runStack("prod");
-    for (const role of ["app", "db"]) {
+    for (const role of ["app", "db"] as const) {
       const onHost = hostFiles(prod).filter((f) => f.role === role).map((f) => f.path);
-      for (const f of files) assert.ok(onHost.includes(f.path), `${role} host lacks ${f.path}`);
+      for (const f of nourishctlFiles(role)) assert.ok(onHost.includes(f.path), `${role} host lacks ${f.path}`);
     }
+    // Database verbs stay off the app hosts.
+    assert.ok(nourishctlFiles("db").some((f) => f.path.endsWith("/maintain.sh")));
+    assert.ok(!nourishctlFiles("app").some((f) => f.path.endsWith("/maintain.sh")));
   });
 });

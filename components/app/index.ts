@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
 import { Host, HostRole } from "../hosts";
 import { HostFile } from "../hosts/cloud-init";
+import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { Network } from "../network";
 import { AppSecrets } from "../secrets";
@@ -25,6 +26,8 @@ export interface AppHostsArgs {
   secrets: AppSecrets;
   network: Network;
   databaseEndpoint: pulumi.Output<string>;
+  /** Where the hosts fetch nourishctl from at first boot. */
+  tooling: HostTooling;
 }
 
 /** The files of one app host (pure apart from the Outputs it is given). */
@@ -61,10 +64,11 @@ export class AppHosts extends pulumi.ComponentResource {
 
     this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
     args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
+    args.tooling.grantRead(`${name}-tooling`, this.hostRole.role, "app");
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
-    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter])
-      .apply(([vcpus, dbHost, dbParam, keyParam]) => renderHostCloudInit(config, "app", {
+    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands("app", config.region)])
+      .apply(([vcpus, dbHost, dbParam, keyParam, install]) => renderHostCloudInit(config, "app", {
         packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"])],
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
           DOMAIN: config.domain,
@@ -77,7 +81,7 @@ export class AppHosts extends pulumi.ComponentResource {
           DB_PASSWORD_PARAMETER: dbParam,
           DJANGO_SECRET_KEY_PARAMETER: keyParam,
         }),
-      }));
+      }, install));
 
     const hosts = Array.from({ length: app.count }, (_, i) => new Host(`${name}-${i}`, {
       config,
@@ -88,6 +92,7 @@ export class AppHosts extends pulumi.ComponentResource {
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: app.rootVolumeGb,
       userData,
+      dependsOn: args.tooling.objects.app,
     }, { parent: this }));
     this.instanceIds = hosts.map((h) => h.instance.id);
 

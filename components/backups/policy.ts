@@ -136,7 +136,7 @@ export interface PolicyDocument {
   Statement: Statement[];
 }
 
-function denyInsecureTransport(bucketArn: string): Statement {
+export function denyInsecureTransport(bucketArn: string): Statement {
   return {
     Sid: "DenyInsecureTransport",
     Effect: "Deny",

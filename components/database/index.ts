@@ -8,7 +8,9 @@ import { HostFile } from "../hosts/cloud-init";
 import { Host, HostRole } from "../hosts";
 import { AppSecrets } from "../secrets";
 import { BackupStore } from "../backups";
+import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
+import { scheduleFiles } from "../schedules/jobs";
 import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
 
 export interface DatabaseArgs {
@@ -21,6 +23,8 @@ export interface DatabaseArgs {
   appCidrs: string[];
   /** Off-host backup storage (when backups.enabled): the host role gets its grants, host.env its names. */
   backups?: BackupStore;
+  /** Where the host fetches nourishctl from at first boot. */
+  tooling: HostTooling;
 }
 
 // Debian's snakeoil certificate: TLS inside the VPC without a CA to run; scram does the auth.
@@ -129,7 +133,9 @@ export class Database extends pulumi.ComponentResource {
       { path: POSTGRESQL_CONF_PATH, content: renderPostgresqlConf({ sizing: s, slowQueryMs: db.slowQueryMs, sslCertFile: SSL_CERT, sslKeyFile: SSL_KEY }), owner: "root:root" },
       { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
       hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars }),
+      ...scheduleFiles(config, "db"),
     ]);
+    args.tooling.grantRead(`${name}-tooling`, this.hostRole.role, "db");
     const host = new Host(`${name}-host`, {
       config,
       role: "db",
@@ -139,7 +145,9 @@ export class Database extends pulumi.ComponentResource {
       securityGroupIds: [args.securityGroupId],
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: 20,
-      userData: files.apply((f) => renderHostCloudInit(config, "db", { packages: ["postgresql", "postgresql-contrib", "ssl-cert"], files: f })),
+      userData: pulumi.all([files, args.tooling.installCommands("db", config.region)]).apply(([f, install]) =>
+        renderHostCloudInit(config, "db", { packages: ["postgresql", "postgresql-contrib", "ssl-cert", "pgbackrest"], files: f }, install)),
+      dependsOn: args.tooling.objects.db,
     }, { parent: this });
     new aws.ec2.VolumeAttachment(`${name}-data`, {
       instanceId: host.instance.id,

@@ -62,6 +62,8 @@ export interface HostArgs {
   instanceProfileName: pulumi.Input<string>;
   rootVolumeGb: number;
   userData: pulumi.Input<string>;
+  /** What must exist before the host boots (the tooling its cloud-init fetches). */
+  dependsOn?: pulumi.Resource[];
 }
 
 /** One EC2 host and the alarm that recovers it when its hardware fails. */
@@ -84,7 +86,7 @@ export class Host extends pulumi.ComponentResource {
       rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: args.rootVolumeGb, deleteOnTermination: true },
       userDataBase64: pulumi.output(args.userData).apply((doc) => gzipSync(doc).toString("base64")),
       tags: { Name: `nourish-link-${config.stack}-${name}`, role: args.role },
-    }, { parent: this, ignoreChanges: ["ami"] });
+    }, { parent: this, ignoreChanges: ["ami"], dependsOn: args.dependsOn });
 
     new aws.cloudwatch.MetricAlarm(`${name}-recover`, {
       alarmDescription: `Recover ${name} when its system status check fails`,

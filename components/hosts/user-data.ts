@@ -1,5 +1,5 @@
-// What every host's cloud-init carries besides its role's part: the nourishctl CLI, the host
-// environment it reads, the CloudWatch-free basics (awscli for SSM), and `nourishctl setup`.
+// What every host's cloud-init carries besides its role's part: the host environment nourishctl
+// reads, awscli (SSM, S3) and security updates, then nourishctl fetched and `nourishctl setup`.
 import * as fs from "fs";
 import * as path from "path";
 import { StackConfig } from "../config";
@@ -10,9 +10,16 @@ export const NOURISHCTL_LIB_SOURCE = path.join(path.dirname(NOURISHCTL_SOURCE), 
 export const NOURISHCTL_PATH = "/usr/local/sbin/nourishctl";
 export const NOURISHCTL_LIB_PATH = "/usr/local/lib/nourish-link";
 
-/** The CLI and its verb library, as installed on every host. */
-export function nourishctlFiles(): HostFile[] {
-  const libs = fs.readdirSync(NOURISHCTL_LIB_SOURCE).filter((f) => f.endsWith(".sh")).sort();
+/** The roles a verb library serves, from its `# nourishctl-roles: db` line (none: every role). */
+export function libRoles(content: string): ("app" | "db")[] {
+  const m = /^# nourishctl-roles: (.+)$/m.exec(content);
+  return m ? m[1].split(/[ ,]+/).filter(Boolean) as ("app" | "db")[] : ["app", "db"];
+}
+
+/** The CLI and the verb libraries a host of `role` runs, at their paths on the host. */
+export function nourishctlFiles(role: "app" | "db"): HostFile[] {
+  const libs = fs.readdirSync(NOURISHCTL_LIB_SOURCE).filter((f) => f.endsWith(".sh")).sort()
+    .filter((f) => libRoles(fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, f), "utf8")).includes(role));
   return [
     { path: NOURISHCTL_PATH, content: fs.readFileSync(NOURISHCTL_SOURCE, "utf8"), permissions: "0755" },
     ...libs.map((f) => ({ path: `${NOURISHCTL_LIB_PATH}/${f}`, content: fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, f), "utf8") })),
@@ -32,11 +39,14 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
   return { path: HOST_ENV_PATH, content: Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), permissions: "0640" };
 }
 
-export function renderHostCloudInit(config: StackConfig, role: "app" | "db", part: CloudInitPart): string {
+/**
+ * A host's cloud-init: its role's part, then the common packages, then `install` (the commands
+ * that fetch nourishctl, see HostTooling) and `nourishctl setup`.
+ */
+export function renderHostCloudInit(config: StackConfig, role: "app" | "db", part: CloudInitPart, install: string[]): string {
   const common: CloudInitPart = {
     packages: ["awscli", "unattended-upgrades"],
-    files: nourishctlFiles(),
-    runcmd: [`${NOURISHCTL_PATH} setup`],
+    runcmd: [...install, `${NOURISHCTL_PATH} setup`],
   };
   return renderCloudInit({
     hostname: `nourish-link-${config.stack}-${role}`,

@@ -54,9 +54,18 @@ function userDataOf(r: RecordedResource): string | undefined {
 
 const HOST_TYPES = new Set(["aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate"]);
 
-/** Every file the hosts receive: each host role's user data and the files it writes. */
+/**
+ * Every file the hosts receive: each host role's user data and the files it writes, and the
+ * S3 objects tagged with a role and host path (the nourishctl tooling cloud-init fetches).
+ */
 export function hostFiles(run: ProgramRun): HostFile[] {
   const byRole = new Map<string, HostFile[]>();
+  const fetched: HostFile[] = [];
+  for (const r of run.resources) {
+    if (r.type !== "aws:s3/bucketObjectv2:BucketObjectv2") continue;
+    const tags = r.inputs.tags as Record<string, string> | undefined;
+    if (tags?.role && tags.hostPath && typeof r.inputs.content === "string") fetched.push({ role: tags.role, path: tags.hostPath, content: r.inputs.content });
+  }
   for (const r of run.resources) {
     if (!HOST_TYPES.has(r.type)) continue;
     const doc = userDataOf(r);
@@ -67,7 +76,7 @@ export function hostFiles(run: ProgramRun): HostFile[] {
     for (const f of parsed?.write_files ?? []) files.push({ role, path: f.path, content: decode(f) });
     byRole.set(role, files);
   }
-  return [...byRole.values()].flat();
+  return [...[...byRole.values()].flat(), ...fetched];
 }
 
 export function writeOut(outDir: string, run: ProgramRun): { planFile: string; files: string[] } {

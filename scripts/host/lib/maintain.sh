@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# nourishctl-roles: db
 # Sourced by nourishctl, which provides die, say, pg_admin, metric and the host.env values.
 #
 # The manual's weekly VACUUM ANALYZE and monthly "VACUUM FULL; REINDEX; ANALYZE". VACUUM FULL
