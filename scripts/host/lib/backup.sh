@@ -1,0 +1,621 @@
+# shellcheck shell=bash
+# nourishctl-roles: db
+# Sourced by nourishctl, which provides die, say, pg_admin, aws_cli, metric and the host.env values.
+#
+# The manual's "Backup and Restore": a nightly logical backup (pg_dump custom format, or the SQLite
+# file when SQLITE_PATH is set) with a JSON manifest, kept locally and in the backup bucket; listing
+# and verifying what the bucket holds; and a restore that checks a backup before it touches any
+# database, restores into a new database, checks it, and only then swaps it in (keeping the old one).
+#
+# host.env: DB_NAME, STACK, BACKUP_BUCKET, BACKUP_DIR (/var/backups/nourish-link), BACKUP_LOCAL_DAYS
+# (7), optional SQLITE_PATH, DJANGO_MANAGE (a command printing the app's migration state), DB_USER.
+#
+# Bucket layout: dumps/daily/db_backup_YYYYMMDD_HHMMSS.dump (+ .json manifest); on the 1st of the
+# month the same pair is also copied to dumps/monthly/. A backup is complete only when its manifest
+# exists: the manifest is uploaded last, and nothing without one is ever restored.
+
+VERBS+=("backup|back up the database now (pg_dump -Fc, or the SQLite file) to BACKUP_DIR and the bucket")
+VERBS+=("backups|'backups list' (newest first) or 'backups verify [--key K | --latest]'")
+VERBS+=("restore|verify a backup, restore it into a new database, check it, then swap it in or keep it --as NAME")
+VERBS+=("restore-cleanup|drop databases (or SQLite files) a restore kept: NAME or --older-than DAYS")
+
+BK_NAME_RE='db_backup_[0-9]{8}_[0-9]{6}\.(dump|sqlite3)$'
+
+bk_dir() { echo "$ROOT${BACKUP_DIR:-/var/backups/nourish-link}"; }
+bk_db() { echo "${DB_NAME:?DB_NAME is not set in $HOST_ENV}"; }
+bk_ext() { if [ -n "${SQLITE_PATH:-}" ]; then echo sqlite3; else echo dump; fi; }
+bk_bucket() { [ -n "${BACKUP_BUCKET:-}" ] || die "$1: BACKUP_BUCKET is not set in $HOST_ENV"; echo "$BACKUP_BUCKET"; }
+
+# psql as the superuser: unaligned, tuples only, stop at the first error. $1 is the database.
+bk_psql() {
+  local db="$1"; shift
+  pg_admin psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+
+# A required tool, or a one-line reason naming its Debian package.
+bk_need() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: apt-get install -y $2"
+}
+
+# Takes an exclusive lock on fd 9 or dies: two backups (or two restores) never overlap.
+bk_lock() {
+  local what="$1" dir
+  dir=$(bk_dir)
+  { mkdir -p "$dir" && chmod 0700 "$dir"; } || die "$what: cannot create $dir"
+  exec 9>"$dir/.$what.lock"
+  flock -n 9 || die "$what: another $what is running (lock $dir/.$what.lock); not starting a second one"
+}
+
+# One value of a JSON manifest (strings as-is, anything else as compact JSON); empty when absent.
+bk_json_get() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1])).get(sys.argv[2])
+if v is None: pass
+elif isinstance(v, str): print(v)
+else: print(json.dumps(v, sort_keys=True, separators=(",", ":")))
+PY
+}
+
+# The latest applied migration per Django app, as a JSON object; {} when there is no
+# django_migrations table. $1: "pg <db>" or "sqlite <file>".
+bk_migrations() {
+  local q="SELECT app, name FROM django_migrations d WHERE id = (SELECT max(id) FROM django_migrations e WHERE e.app = d.app) ORDER BY app"
+  local rows
+  if [ "$1" = pg ]; then
+    local has
+    has=$(bk_psql "$2" -c "SELECT to_regclass('public.django_migrations') IS NOT NULL") || return 1
+    [ "$has" = t ] || { echo "{}"; return 0; }
+    rows=$(bk_psql "$2" -F '|' -c "$q") || return 1
+  else
+    local has
+    has=$(sqlite3 "$2" "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='django_migrations'") || return 1
+    [ "$has" = 1 ] || { echo "{}"; return 0; }
+    rows=$(sqlite3 -separator '|' "$2" "$q") || return 1
+  fi
+  printf '%s\n' "$rows" | python3 -c '
+import json, sys
+print(json.dumps(dict(l.rstrip("\n").split("|", 1) for l in sys.stdin if "|" in l), sort_keys=True, separators=(",", ":")))'
+}
+
+# Tables a backup holds ("schema.table" lines, sorted): from the dump's table of contents.
+bk_dump_tables() {
+  pg_restore --list "$1" | awk '$4 == "TABLE" && $5 != "DATA" { print $5 "." $6 }' | sort -u
+}
+
+# ---------------------------------------------------------------------------------------------
+# backup
+
+bk_cleanup_backup() {
+  rm -f "${BK_TMP_FILES[@]}"
+}
+
+cmd_backup() {
+  if [ "${1:-}" = "--help" ]; then
+    cat <<EOF
+usage: nourishctl backup
+  pg_dump -Fc of \$DB_NAME (or, with SQLITE_PATH, a consistent copy of the SQLite file) to
+  BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.dump (UTC) with a JSON manifest (.json: time, size, duration,
+  server version, sha256, migration state, tables, tool versions); both uploaded to
+  s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked.
+  Local copies older than BACKUP_LOCAL_DAYS (7) are deleted. Metric BackupSuccess=1 only on success.
+  A second backup while one runs exits 1 at once ("another backup is running").
+EOF
+    return 0
+  fi
+  [ $# -eq 0 ] || die "backup: unexpected argument '$1' (see nourishctl backup --help)"
+  local db bucket dir ext kind ts name started
+  db=$(bk_db) || exit 1; bucket=$(bk_bucket backup) || exit 1; dir=$(bk_dir); ext=$(bk_ext)
+  bk_need python3 python3
+  bk_need flock util-linux
+  bk_lock backup
+  ts=$(date -u +%Y%m%d_%H%M%S)
+  name="db_backup_$ts"
+  started=$(date +%s)
+  BK_TMP_FILES=("$dir/.$name.$ext.partial" "$dir/.$name.json.partial")
+  trap bk_cleanup_backup EXIT
+  local tmp="$dir/.$name.$ext.partial" mtmp="$dir/.$name.json.partial"
+
+  # Step: dump. Written by root from pg_dump's stdout, so the postgres user needs no access here.
+  local server_version migrations tool_dump tables
+  if [ "$ext" = sqlite3 ]; then
+    kind=sqlite3
+    bk_need sqlite3 sqlite3
+    [ -r "$SQLITE_PATH" ] || die "backup failed at step dump: $SQLITE_PATH is not readable"
+    sqlite3 "$SQLITE_PATH" ".backup '$tmp'" || die "backup failed at step dump: sqlite3 .backup of $SQLITE_PATH"
+    [ "$(sqlite3 "$tmp" 'PRAGMA integrity_check')" = ok ] || die "backup failed at step dump: the copy of $SQLITE_PATH fails PRAGMA integrity_check"
+    server_version=$(sqlite3 --version | awk '{ print $1 }')
+    migrations=$(bk_migrations sqlite "$tmp") || die "backup failed at step dump: cannot read django_migrations"
+    tool_dump="sqlite3 $server_version"
+    tables=$(sqlite3 "$tmp" "SELECT 'main.' || name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY 1")
+  else
+    kind=postgresql-custom
+    server_version=$(bk_psql postgres -c "SHOW server_version") || die "backup failed at step dump: cannot reach PostgreSQL"
+    pg_admin pg_dump -Fc --dbname="$db" > "$tmp" || die "backup failed at step dump: pg_dump of database $db"
+    [ -s "$tmp" ] || die "backup failed at step dump: pg_dump of $db wrote nothing"
+    tables=$(bk_dump_tables "$tmp") || die "backup failed at step dump: pg_restore --list cannot read the new dump of $db"
+    migrations=$(bk_migrations pg "$db") || die "backup failed at step dump: cannot read django_migrations in $db"
+    tool_dump=$(pg_admin pg_dump --version)
+  fi
+
+  # Step: checksum.
+  local sha size duration app_state tool_sha
+  sha=$(sha256sum "$tmp" | awk '{ print $1 }') || sha=""
+  [ ${#sha} -eq 64 ] || die "backup failed at step checksum: sha256sum of $tmp"
+  size=$(stat -c %s "$tmp")
+  duration=$(( $(date +%s) - started ))
+  app_state=unknown
+  if [ -n "${DJANGO_MANAGE:-}" ]; then
+    app_state=$(timeout 120 sh -c "$DJANGO_MANAGE" 2>&1) || app_state="unknown (DJANGO_MANAGE failed)"
+  fi
+  tool_sha=$(sha256sum --version) || tool_sha=unknown
+  tool_sha="${tool_sha%%$'\n'*}"
+  BK_FILE="$name.$ext" BK_KIND="$kind" BK_DB="$db" BK_STACK="${STACK:-}" BK_TS="$ts" BK_SIZE="$size" \
+  BK_DURATION="$duration" BK_SHA="$sha" BK_SERVER="$server_version" BK_MIGRATIONS="$migrations" \
+  BK_APP_STATE="$app_state" BK_TOOL_BASH="$BASH_VERSION" BK_TABLES="$tables" BK_TOOL_DUMP="$tool_dump" BK_TOOL_SHA="$tool_sha" \
+  python3 - > "$mtmp" <<'PY' || die "backup failed at step checksum: cannot write the manifest"
+import datetime, json, os, platform
+e = os.environ
+t = datetime.datetime.strptime(e["BK_TS"], "%Y%m%d_%H%M%S").replace(tzinfo=datetime.timezone.utc)
+print(json.dumps({
+  "format": "nourish-link-backup/1",
+  "file": e["BK_FILE"],
+  "kind": e["BK_KIND"],
+  "database": e["BK_DB"],
+  "stack": e["BK_STACK"],
+  "time": t.isoformat().replace("+00:00", "Z"),
+  "size_bytes": int(e["BK_SIZE"]),
+  "duration_seconds": int(e["BK_DURATION"]),
+  "server_version": e["BK_SERVER"],
+  "sha256": e["BK_SHA"],
+  "migrations": json.loads(e["BK_MIGRATIONS"]),
+  "app_migration_state": e["BK_APP_STATE"],
+  "tables": [l for l in e["BK_TABLES"].splitlines() if l],
+  "tools": {"dump": e["BK_TOOL_DUMP"], "sha256sum": e["BK_TOOL_SHA"], "bash": e["BK_TOOL_BASH"], "python": platform.python_version()},
+}, indent=2))
+PY
+  # The local copy is complete: give it its final name.
+  { mv "$tmp" "$dir/$name.$ext" && mv "$mtmp" "$dir/$name.json"; } || die "backup failed at step checksum: cannot move $name into $dir"
+  chmod 0600 "$dir/$name.$ext" "$dir/$name.json"
+
+  # Step: upload (dump, then manifest) and verify-upload (size and checksum as S3 reports them).
+  local prefixes=("dumps/daily") p
+  [ "${ts:6:2}" = 01 ] && prefixes+=("dumps/monthly")
+  for p in "${prefixes[@]}"; do
+    local key="$p/$name.$ext" mkey="$p/$name.json" head
+    if ! aws_cli s3 cp --only-show-errors --metadata "sha256=$sha" "$dir/$name.$ext" "s3://$bucket/$key" >&2; then
+      die "backup failed at step upload: $name.$ext to s3://$bucket/$key (local copy kept in $dir)"
+    fi
+    head=$(aws_cli s3api head-object --bucket "$bucket" --key "$key" --query '[ContentLength, Metadata.sha256]' --output text 2>&1) || head=""
+    if [ "$head" != "$size	$sha" ]; then
+      aws_cli s3 rm --only-show-errors "s3://$bucket/$key" >/dev/null 2>&1 || true
+      die "backup failed at step verify-upload: s3://$bucket/$key reports '${head//	/ }', expected size $size sha256 $sha"
+    fi
+    if ! aws_cli s3 cp --only-show-errors --content-type application/json "$dir/$name.json" "s3://$bucket/$mkey" >&2; then
+      aws_cli s3 rm --only-show-errors "s3://$bucket/$key" >/dev/null 2>&1 || true
+      die "backup failed at step upload: manifest s3://$bucket/$mkey (dump removed again; local copy kept in $dir)"
+    fi
+    say "backup: uploaded s3://$bucket/$key ($size bytes, sha256 $sha) and its manifest"
+  done
+
+  # Local retention: complete backups older than BACKUP_LOCAL_DAYS, and stale partial files.
+  local days="${BACKUP_LOCAL_DAYS:-7}"
+  find "$dir" -maxdepth 1 -type f \( -name 'db_backup_*' -o -name '.db_backup_*.partial' \) \
+    -mmin +$(( days * 1440 )) -delete || say "backup: warning: could not prune local copies in $dir"
+
+  metric BackupSuccess 1
+  metric BackupSizeBytes "$size"
+  metric BackupDurationSeconds "$(( $(date +%s) - started ))"
+  say "backup: done: $name.$ext ($size bytes, dumped in $duration s) in $dir and s3://$bucket/${prefixes[*]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# backups list / verify
+
+# "key size time manifest" for every backup in the bucket, newest first (by the name's timestamp).
+bk_list() {
+  local bucket="$1" out
+  out=$(aws_cli s3api list-objects-v2 --bucket "$bucket" --prefix dumps/ \
+    --query 'Contents[].[Key, Size, LastModified]' --output text 2>&1) \
+    || die "backups: cannot list s3://$bucket/dumps/: ${out//$'\n'/ }"
+  printf '%s\n' "$out" | python3 -c '
+import re, sys
+rows = [l.rstrip("\n").split("\t") for l in sys.stdin if l.count("\t") >= 2]
+keys = {r[0] for r in rows}
+out = []
+for key, size, time in rows:
+  m = re.search(r"db_backup_(\d{8}_\d{6})\.(dump|sqlite3)$", key)
+  if not m: continue
+  manifest = key.rsplit(".", 1)[0] + ".json" in keys
+  out.append((m.group(1), "daily" in key, key, size, time, "manifest" if manifest else "NO-MANIFEST"))
+out.sort(reverse=True)
+for o in out: print("\t".join(o[2:]))'
+}
+
+# The newest complete backup (with a manifest) of this host's kind, or dies.
+bk_latest_key() {
+  local bucket="$1" what="$2" key
+  key=$(bk_list "$bucket" | awk -F '\t' -v ext=".$(bk_ext)" '!found && $4 == "manifest" && substr($1, length($1) - length(ext) + 1) == ext { print $1; found = 1 }')
+  [ -n "$key" ] || die "$what: no complete backup (with a manifest) in s3://$bucket/dumps/"
+  echo "$key"
+}
+
+# Checks a backup file against its manifest: SHA-256, then that the format tools can read it.
+# Dies naming $3 (the key or path) on any mismatch.
+bk_check_file() {
+  local file="$1" manifest="$2" label="$3" what="$4" want got
+  [ -s "$file" ] || die "$what: backup $label is missing or empty"
+  [ -s "$manifest" ] || die "$what: backup $label has no manifest ($manifest): cannot verify it, refusing"
+  want=$(bk_json_get "$manifest" sha256) || die "$what: manifest of $label is not valid JSON"
+  [ ${#want} -eq 64 ] || die "$what: manifest of $label has no sha256"
+  got=$(sha256sum "$file" | awk '{ print $1 }')
+  [ "$got" = "$want" ] || die "$what: backup $label is corrupted or truncated: sha256 $got, manifest says $want; refusing it"
+  case "$file" in
+    *.sqlite3)
+      bk_need sqlite3 sqlite3
+      [ "$(sqlite3 "$file" 'PRAGMA integrity_check' 2>&1)" = ok ] || die "$what: backup $label fails PRAGMA integrity_check"
+      ;;
+    *)
+      pg_restore --list "$file" >/dev/null 2>&1 || die "$what: pg_restore --list cannot read backup $label"
+      ;;
+  esac
+}
+
+# Downloads key and its manifest into dir; prints the local file's path.
+bk_fetch() {
+  local bucket="$1" key="$2" dir="$3" what="$4" base
+  base=$(basename "$key")
+  [[ "$base" =~ $BK_NAME_RE ]] || die "$what: $key is not a backup name (db_backup_YYYYMMDD_HHMMSS.dump|.sqlite3)"
+  # The backup and its manifest in one call (each aws CLI start costs half a second).
+  aws_cli s3 cp --only-show-errors --recursive "s3://$bucket/$(dirname "$key")/" "$dir/" \
+    --exclude '*' --include "$base" --include "${base%.*}.json" >&2 || die "$what: cannot download backup s3://$bucket/$key"
+  [ -f "$dir/$base" ] || die "$what: backup s3://$bucket/$key does not exist"
+  [ -f "$dir/${base%.*}.json" ] || die "$what: backup $key has no manifest (${key%.*}.json): cannot verify it, refusing"
+  echo "$dir/$base"
+}
+
+bk_cleanup_tmpdir() {
+  [ -n "${BK_TMPDIR:-}" ] && rm -rf "$BK_TMPDIR"
+  return 0
+}
+
+cmd_backups() {
+  local sub="${1:-}"
+  [ $# -gt 0 ] && shift
+  case "$sub" in
+    list)
+      [ "${1:-}" = "--help" ] && { echo "usage: nourishctl backups list    (key, size, time, manifest or NO-MANIFEST; newest first)"; return 0; }
+      local bucket
+      bucket=$(bk_bucket backups) || exit 1
+      bk_need python3 python3
+      bk_list "$bucket"
+      ;;
+    verify)
+      local key="" latest=1 bucket file
+      while [ $# -gt 0 ]; do
+        case "$1" in
+          --help) echo "usage: nourishctl backups verify [--key KEY | --latest]    (download, check SHA-256 against the manifest, pg_restore --list)"; return 0 ;;
+          --key) [ $# -ge 2 ] || die "backups verify: --key needs a key"; key="$2"; latest=0; shift 2 ;;
+          --latest) latest=1; shift ;;
+          *) die "backups verify: unknown option '$1'" ;;
+        esac
+      done
+      bucket=$(bk_bucket "backups verify") || exit 1
+      bk_need python3 python3
+      if [ "$latest" -eq 1 ] && [ -z "$key" ]; then key=$(bk_latest_key "$bucket" "backups verify") || exit 1; fi
+      mkdir -p "$(bk_dir)"
+      BK_TMPDIR=$(mktemp -d "$(bk_dir)/.verify.XXXXXX") || die "backups verify: cannot create a temp dir in $(bk_dir)"
+      trap bk_cleanup_tmpdir EXIT
+      file=$(bk_fetch "$bucket" "$key" "$BK_TMPDIR" "backups verify") || exit 1
+      bk_check_file "$file" "${file%.*}.json" "$key" "backups verify"
+      say "backups verify: ok: $key (sha256 matches its manifest, readable)"
+      ;;
+    --help|help|"")
+      echo "usage: nourishctl backups list | nourishctl backups verify [--key KEY | --latest]"
+      [ -n "$sub" ] || return 1
+      ;;
+    *) die "backups: unknown subcommand '$sub' (list or verify)" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# restore
+
+# On any exit before the swap, drop the half-restored database and temp files.
+bk_cleanup_restore() {
+  if [ -n "${BK_RESTORE_DB:-}" ]; then
+    bk_psql postgres -c "DROP DATABASE IF EXISTS \"$BK_RESTORE_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  [ -n "${BK_RESTORE_TMPFILE:-}" ] && rm -f "$BK_RESTORE_TMPFILE"
+  bk_cleanup_tmpdir
+}
+
+# Prints row counts per table of a database; dies when a table the backup lists is missing.
+bk_check_db() {
+  local db="$1" tables_file="$2" want_migrations="$3" label="$4" counts present missing got
+  counts=$(bk_psql "$db" -F '	' -c "
+    SELECT n.nspname || '.' || c.relname,
+           (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+    ORDER BY 1") || die "restore: check failed: cannot count rows in $db"
+  [ -n "$counts" ] || die "restore: check failed: $db (from $label) holds no tables"
+  if [ -n "$tables_file" ]; then
+    present=$(printf '%s\n' "$counts" | cut -f1 | sort -u)
+    missing=$(comm -23 <(sort -u "$tables_file") <(printf '%s\n' "$present") | tr '\n' ' ')
+    [ -z "${missing// /}" ] || die "restore: check failed: tables missing in $db after restoring $label: $missing"
+  fi
+  say "restore: row counts in $db:"
+  printf '%s\n' "$counts" | awk -F '\t' '{ printf "  %-40s %s\n", $1, $2 }'
+  if [ -n "$want_migrations" ]; then
+    got=$(bk_migrations pg "$db") || die "restore: check failed: cannot read django_migrations in $db"
+    python3 -c 'import json, sys; sys.exit(json.loads(sys.argv[1]) != json.loads(sys.argv[2]))' "$got" "$want_migrations" \
+      || die "restore: check failed: migration state of $db ($got) differs from the manifest of $label ($want_migrations)"
+    say "restore: migration state matches the manifest"
+  fi
+}
+
+bk_db_exists() {
+  [ "$(bk_psql postgres -v d="$1" <<<"SELECT count(*) FROM pg_database WHERE datname = :'d'")" = 1 ]
+}
+
+# --as NAME: the checked copy gets NAME. An existing NAME is replaced only when a previous restore
+# made it (its comment says so); anything else is refused.
+bk_keep_as() {
+  local tmpdb="$1" name="$2" comment
+  if bk_db_exists "$name"; then
+    comment=$(bk_psql postgres -v d="$name" <<<"SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = :'d'")
+    [[ "$comment" == "nourishctl restore"* ]] || die "restore: database $name exists and was not made by a restore; refusing to replace it"
+    bk_psql postgres -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null || die "restore: cannot drop the previous restore copy $name"
+    say "restore: replaced the previous restore copy $name"
+  fi
+  bk_psql postgres -c "ALTER DATABASE \"$tmpdb\" RENAME TO \"$name\"" >/dev/null || die "restore: cannot rename $tmpdb to $name"
+  BK_RESTORE_DB=""
+}
+
+# The swap: no new connections to the live database, terminate the ones it has, then rename
+# live -> kept and restored -> live in one transaction (if the second rename fails, the first is
+# undone with it). The kept database is left for inspection and for restore-cleanup.
+bk_swap() {
+  local tmpdb="$1" live="$2" kept="$3"
+  if bk_db_exists "$live"; then
+    bk_psql postgres -c "ALTER DATABASE \"$live\" WITH ALLOW_CONNECTIONS false" >/dev/null \
+      || die "restore: swap failed: cannot close $live to new connections (nothing changed)"
+    if ! bk_psql postgres -v d="$live" >/dev/null <<'SQL'
+SELECT set_config('nl.live', :'d', false);
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'d' AND pid <> pg_backend_pid();
+DO $$ BEGIN
+  FOR i IN 1..100 LOOP
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_setting('nl.live'));
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+SQL
+    then
+      bk_psql postgres -c "ALTER DATABASE \"$live\" WITH ALLOW_CONNECTIONS true" >/dev/null 2>&1 || true
+      die "restore: swap failed: cannot terminate the connections to $live (nothing changed)"
+    fi
+    if ! bk_psql postgres >/dev/null <<SQL
+BEGIN;
+ALTER DATABASE "$live" RENAME TO "$kept";
+ALTER DATABASE "$tmpdb" RENAME TO "$live";
+COMMIT;
+SQL
+    then
+      # The transaction undid the first rename; let the live database serve again.
+      bk_psql postgres -c "ALTER DATABASE \"$live\" WITH ALLOW_CONNECTIONS true" >/dev/null 2>&1 || true
+      die "restore: swap failed: renaming $live to $kept and $tmpdb to $live was rolled back; $live is unchanged and serving"
+    fi
+    BK_RESTORE_DB=""
+    bk_psql postgres -c "ALTER DATABASE \"$kept\" WITH ALLOW_CONNECTIONS true" >/dev/null \
+      || say "restore: warning: $kept still refuses connections (ALTER DATABASE \"$kept\" WITH ALLOW_CONNECTIONS true)"
+    say "restore: swapped: the previous $live is kept as $kept; $live now holds the restored data (drop the old one with: nourishctl restore-cleanup $kept)"
+  else
+    bk_psql postgres -c "ALTER DATABASE \"$tmpdb\" RENAME TO \"$live\"" >/dev/null || die "restore: cannot rename $tmpdb to $live"
+    BK_RESTORE_DB=""
+    say "restore: there was no database $live; the restored one is now $live"
+  fi
+}
+
+bk_restore_sqlite() {
+  local file="$1" label="$2" as="$3" ts="$4" target dir kept
+  bk_need sqlite3 sqlite3
+  target="${as:-$SQLITE_PATH}"
+  dir=$(dirname "$target")
+  [ -d "$dir" ] || die "restore: directory $dir does not exist"
+  if [ -z "$as" ] && svc_active nourish-link-gunicorn; then
+    die "restore: stop the application first (systemctl stop nourish-link-gunicorn): it has $SQLITE_PATH open"
+  fi
+  BK_RESTORE_TMPFILE=$(mktemp "$dir/.$(basename "$target").restore.XXXXXX") || die "restore: cannot create a temp file in $dir"
+  cp "$file" "$BK_RESTORE_TMPFILE" || die "restore: cannot copy $label to $dir"
+  [ "$(sqlite3 "$BK_RESTORE_TMPFILE" 'PRAGMA integrity_check' 2>&1)" = ok ] \
+    || die "restore: check failed: the copy of $label fails PRAGMA integrity_check; $target untouched"
+  [ -e "$target" ] && chown --reference="$target" "$BK_RESTORE_TMPFILE"
+  chmod 0600 "$BK_RESTORE_TMPFILE"
+  if [ -e "$target" ] && [ -z "$as" ]; then
+    kept="$target.before_restore_$ts"
+    ln "$target" "$kept" 2>/dev/null || cp -p "$target" "$kept" || die "restore: cannot keep the previous $target as $kept"
+    local side
+    for side in -wal -shm -journal; do
+      [ -e "$target$side" ] && mv "$target$side" "$kept$side"
+    done
+  fi
+  mv -f "$BK_RESTORE_TMPFILE" "$target" || die "restore: cannot move the restored file into $target"
+  BK_RESTORE_TMPFILE=""
+  if [ -n "${kept:-}" ]; then
+    say "restore: $target restored from $label; the previous file is kept as $kept"
+  else
+    say "restore: $target restored from $label"
+  fi
+}
+
+cmd_restore() {
+  local key="" file="" latest=0 as="" replace=0 yes=0 at="" n=0
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --help)
+        cat <<EOF
+usage: nourishctl restore (--latest | --key KEY | --file PATH | --at TIMESTAMP) [--as NAME] [--replace-live --yes]
+  Verifies the backup's SHA-256 against its manifest before touching any database, restores it into
+  a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> (pg_restore --exit-on-error
+  --single-transaction, owners and grants as in the dump), checks it (tables of the dump present,
+  row counts, migration state equal to the manifest's), then:
+    --as NAME       keeps the checked copy as database NAME (staging, rehearsals); no swap;
+    otherwise       swaps it in: the live database is renamed ${DB_NAME:-\$DB_NAME}_before_restore_<ts>
+                    and kept; on STACK=prod only with --replace-live --yes.
+  --at TIMESTAMP    point-in-time restore through pgBackRest (needs PITR on this host).
+  With SQLITE_PATH: verify, copy beside it, PRAGMA integrity_check, keep <path>.before_restore_<ts>,
+  atomic mv into place, chmod 600 (--as PATH writes the copy there instead).
+  A restore killed midway leaves the live database untouched; re-running it cleans up.
+EOF
+        return 0 ;;
+      --latest) latest=1; n=$((n + 1)); shift ;;
+      --key) [ $# -ge 2 ] || die "restore: --key needs a key"; key="$2"; n=$((n + 1)); shift 2 ;;
+      --file) [ $# -ge 2 ] || die "restore: --file needs a path"; file="$2"; n=$((n + 1)); shift 2 ;;
+      --at) [ $# -ge 2 ] || die "restore: --at needs a timestamp"; at="$2"; n=$((n + 1)); shift 2 ;;
+      --as) [ $# -ge 2 ] || die "restore: --as needs a name"; as="$2"; shift 2 ;;
+      --replace-live) replace=1; shift ;;
+      --yes) yes=1; shift ;;
+      *) die "restore: unknown option '$1' (see nourishctl restore --help)" ;;
+    esac
+  done
+  [ "$n" -eq 1 ] || die "restore: give exactly one of --latest, --key KEY, --file PATH, --at TIMESTAMP"
+  local db ts tmpdb kept
+  db=$(bk_db) || exit 1
+  if [ -n "$as" ] && [ -z "${SQLITE_PATH:-}" ]; then
+    [[ "$as" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "restore: --as $as is not a lower-case database name"
+    [ "$as" != "$db" ] || die "restore: --as $db is the live database; to replace it, leave out --as"
+    [[ "$as" != *_before_restore_* && "$as" != "${db}_restore_"* ]] || die "restore: --as $as is a name restore uses itself"
+  fi
+  # Refuse before anything happens: on prod the live database is replaced only on explicit request.
+  if [ -z "$as" ] && [ "${STACK:-}" = prod ] && { [ "$replace" -eq 0 ] || [ "$yes" -eq 0 ]; }; then
+    die "restore: refusing to replace the live ${SQLITE_PATH:-database $db} on STACK=prod without --replace-live --yes (or use --as NAME); nothing changed"
+  fi
+  bk_need python3 python3
+  bk_lock restore
+  ts=$(date -u +%Y%m%d_%H%M%S)
+  # Temp dirs of a restore that was killed midway (we hold the lock: none is in use).
+  find "$(bk_dir)" -mindepth 1 -maxdepth 1 -type d -name '.restore.*' -exec rm -rf {} + || true
+  BK_TMPDIR=$(mktemp -d "$(bk_dir)/.restore.XXXXXX") || die "restore: cannot create a temp dir in $(bk_dir)"
+  trap bk_cleanup_restore EXIT
+
+  local src="" label="" manifest=""
+  if [ -n "$at" ]; then
+    [ -z "${SQLITE_PATH:-}" ] || die "restore: --at (point-in-time) is for PostgreSQL, not SQLite"
+    declare -F pitr_restore_to_db >/dev/null || die "restore: point-in-time restore needs pgBackRest (PITR off on this host)"
+    label="point in time $at"
+  elif [ -n "$file" ]; then
+    [ -r "$file" ] || die "restore: backup file $file is not readable"
+    src="$file"; label="$file"
+  else
+    local bucket
+    bucket=$(bk_bucket restore) || exit 1
+    if [ "$latest" -eq 1 ]; then key=$(bk_latest_key "$bucket" restore) || exit 1; fi
+    src=$(bk_fetch "$bucket" "$key" "$BK_TMPDIR" restore) || exit 1
+    label="$key"
+  fi
+  if [ -n "$src" ]; then
+    manifest="${src%.*}.json"
+    # Step: verify, before any database (or file) is touched.
+    bk_check_file "$src" "$manifest" "$label" restore
+    say "restore: $label: sha256 matches its manifest"
+  fi
+
+  if [ -n "${SQLITE_PATH:-}" ]; then
+    [[ "$src" == *.sqlite3 ]] || die "restore: $label is not a SQLite backup (.sqlite3) and this host has SQLITE_PATH"
+    bk_restore_sqlite "$src" "$label" "$as" "$ts"
+    return 0
+  fi
+  [ -z "$src" ] || [[ "$src" == *.dump ]] || die "restore: $label is not a PostgreSQL backup (.dump)"
+
+  # Leftovers of a restore that was killed midway (never the live or a kept database): a live
+  # database it closed to new connections just before its swap, and its half-restored database.
+  local old
+  if [ "$(bk_psql postgres -v d="$db" <<<"SELECT NOT datallowconn FROM pg_database WHERE datname = :'d'")" = t ]; then
+    bk_psql postgres -c "ALTER DATABASE \"$db\" WITH ALLOW_CONNECTIONS true" >/dev/null || die "restore: cannot reopen $db to connections"
+    say "restore: reopened $db to connections (closed by an interrupted restore)"
+  fi
+  for old in $(bk_psql postgres -v p="${db}_restore_" <<<"SELECT datname FROM pg_database WHERE starts_with(datname, :'p')"); do
+    bk_psql postgres -c "DROP DATABASE \"$old\" WITH (FORCE)" >/dev/null || die "restore: cannot drop $old, left by an interrupted restore"
+    say "restore: dropped $old, left by an interrupted restore"
+  done
+
+  tmpdb="${db}_restore_$ts"
+  kept="${db}_before_restore_$ts"
+  local owner
+  owner=$(bk_psql postgres -v d="$db" <<<"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'d'")
+  owner="${owner:-${DB_USER:-postgres}}"
+  BK_RESTORE_DB="$tmpdb"
+  if [ -n "$at" ]; then
+    pitr_restore_to_db "$at" "$tmpdb" || die "restore: point-in-time restore to $at into $tmpdb failed"
+    bk_db_exists "$tmpdb" || die "restore: point-in-time restore to $at did not create $tmpdb"
+    bk_check_db "$tmpdb" "" "" "$label"
+  else
+    bk_psql postgres -c "CREATE DATABASE \"$tmpdb\" OWNER \"$owner\" TEMPLATE template0" >/dev/null \
+      || die "restore: cannot create database $tmpdb"
+    # Step: restore. Ownership and grants as the dump has them (the app role keeps its tables).
+    local err
+    err=$(pg_admin pg_restore --exit-on-error --single-transaction --dbname="$tmpdb" < "$src" 2>&1) \
+      || die "restore: pg_restore of $label into $tmpdb failed: $(printf '%s\n' "$err" | awk '/[Ee][Rr][Rr][Oo][Rr]/ && !n { print; n = 1 } END { if (!n) print "(no message)" }')"
+    bk_dump_tables "$src" > "$BK_TMPDIR/tables" || die "restore: pg_restore --list cannot read $label"
+    local want
+    want=$(bk_json_get "$manifest" migrations) || die "restore: manifest of $label is not valid JSON"
+    bk_check_db "$tmpdb" "$BK_TMPDIR/tables" "$want" "$label"
+  fi
+  bk_psql postgres -c "COMMENT ON DATABASE \"$tmpdb\" IS 'nourishctl restore of ${label//\'/} at $ts'" >/dev/null || true
+
+  if [ -n "$as" ]; then
+    bk_keep_as "$tmpdb" "$as"
+    say "restore: $label restored and checked as database $as (the live $db is untouched)"
+  else
+    bk_swap "$tmpdb" "$db" "$kept"
+  fi
+}
+
+cmd_restore_cleanup() {
+  local older="" name=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --help)
+        echo "usage: nourishctl restore-cleanup (NAME | --older-than DAYS)"
+        echo "  drops a database (or SQLite file) a restore kept (*_before_restore_*); without arguments lists them"
+        return 0 ;;
+      --older-than) { [ $# -ge 2 ] && [[ "$2" =~ ^[0-9]+$ ]]; } || die "restore-cleanup: --older-than needs a number of days"; older="$2"; shift 2 ;;
+      -*) die "restore-cleanup: unknown option '$1'" ;;
+      *) name="$1"; shift ;;
+    esac
+  done
+  local kept=() k cutoff dropped=0
+  if [ -n "${SQLITE_PATH:-}" ]; then
+    for k in "$SQLITE_PATH".before_restore_*; do
+      [[ "$k" =~ before_restore_[0-9]{8}_[0-9]{6}$ ]] && kept+=("$k")
+    done
+  else
+    local db
+    db=$(bk_db) || exit 1
+    mapfile -t kept < <(bk_psql postgres -v p="${db}_before_restore_" <<<"SELECT datname FROM pg_database WHERE starts_with(datname, :'p') ORDER BY 1")
+  fi
+  if [ -z "$name" ] && [ -z "$older" ]; then
+    say "restore-cleanup: kept by restores: ${kept[*]:-none}; nothing dropped (give NAME or --older-than DAYS)"
+    return 0
+  fi
+  if [ -n "$name" ]; then
+    local found=0
+    for k in "${kept[@]}"; do [ "$k" = "$name" ] && found=1; done
+    [ "$found" -eq 1 ] || die "restore-cleanup: $name is not something a restore kept (${kept[*]:-none})"
+    kept=("$name")
+  fi
+  cutoff=$(date -u -d "-${older:-0} days" +%Y%m%d%H%M%S)
+  for k in "${kept[@]}"; do
+    local stamp="${k##*before_restore_}"
+    if [ -n "$older" ] && [ "${stamp/_/}" -gt "$cutoff" ]; then continue; fi
+    if [ -n "${SQLITE_PATH:-}" ]; then
+      rm -f "$k" "$k-wal" "$k-shm" "$k-journal" || die "restore-cleanup: cannot remove $k"
+    else
+      bk_psql postgres -c "DROP DATABASE \"$k\" WITH (FORCE)" >/dev/null || die "restore-cleanup: cannot drop $k"
+    fi
+    say "restore-cleanup: dropped $k"
+    dropped=$((dropped + 1))
+  done
+  say "restore-cleanup: $dropped dropped"
+}
