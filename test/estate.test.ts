@@ -161,6 +161,19 @@ describe("estate under mocks", () => {
     assert.match(unit(await runStack("prod", { set: { app: { gunicornWorkers: 3 } } })), /--workers 3\b/);
   });
 
+  it("gives the database host WAL archiving within 60 s and a pgBackRest template without the passphrase", async () => {
+    const files = hostFiles(prod).filter((f) => f.role === "db");
+    const archive = files.find((f) => f.path === "/etc/postgresql/15/main/conf.d/nourish-link-archive.conf")?.content ?? "";
+    assert.match(archive, /^archive_mode = on$/m);
+    assert.match(archive, /^archive_timeout = 60\b/m);
+    const template = files.find((f) => f.path === "/etc/pgbackrest/pgbackrest.conf.in")?.content ?? "";
+    assert.match(template, /^repo1-cipher-pass=@PGBACKREST_CIPHER_PASS@$/m);
+    const bucket = one(prod, "aws:s3/bucket:Bucket", "backups-pgbackrest");
+    assert.match(template, new RegExp(`^repo1-s3-bucket=${bucket.id}$`, "m"));
+    const noPitr = hostFiles(await runStack("prod", { set: { backups: { pitr: false } } })).map((f) => f.path);
+    assert.ok(!noPitr.includes("/etc/pgbackrest/pgbackrest.conf.in"));
+  });
+
   it("sizes PostgreSQL from the database instance's memory", () => {
     const conf = hostFiles(prod).find((f) => f.path === "/etc/postgresql/15/main/conf.d/nourish-link.conf")?.content ?? "";
     assert.match(conf, /shared_buffers = 2048MB/, "m6i.large: 25% of 8 GiB");

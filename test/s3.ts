@@ -48,9 +48,6 @@ export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promi
       .run().then(({ port }) => console.log("listening " + port));`;
   const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "pipe"] });
   const port = Number((await waitForLine(child, /listening (\d+)/, "s3rver"))[1]);
-  // Keep reading its output: a full pipe would block s3rver on its next log line.
-  child.stdout?.on("data", (c: Buffer) => { if (process.env.S3RVER_LOG) fs.appendFileSync(process.env.S3RVER_LOG, c); });
-  child.stderr?.on("data", (c: Buffer) => { if (process.env.S3RVER_LOG) fs.appendFileSync(process.env.S3RVER_LOG, c); });
   const endpoint = `http://127.0.0.1:${port}`;
   const env = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_DEFAULT_REGION: "us-east-1", AWS_EC2_METADATA_DISABLED: "true" };
 

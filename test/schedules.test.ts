@@ -56,7 +56,8 @@ describe("schedules: systemd timers for the manual's procedures", () => {
   });
 
   it("puts database jobs on the database host only, and none for a managed database", async () => {
-    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "pitr-backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "backup"]);
     assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });

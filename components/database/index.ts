@@ -11,6 +11,7 @@ import { BackupStore } from "../backups";
 import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { scheduleFiles } from "../schedules/jobs";
+import { ARCHIVE_CONF_PATH, MAX_ARCHIVE_TIMEOUT_SECONDS, PGBACKREST_TEMPLATE_PATH, pitrRetention, renderArchiveSettings, renderPgbackrestConf } from "./pgbackrest";
 import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
 
 export interface DatabaseArgs {
@@ -134,6 +135,16 @@ export class Database extends pulumi.ComponentResource {
       { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
       hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars }),
       ...scheduleFiles(config, "db"),
+      // PITR: WAL archived within archive_timeout (the RPO), and pgBackRest's configuration as a
+      // template: nourishctl fills in the repository passphrase from SSM on the host.
+      ...(pitr ? [
+        { path: ARCHIVE_CONF_PATH, content: renderArchiveSettings({ archiveTimeoutSeconds: MAX_ARCHIVE_TIMEOUT_SECONDS }) },
+        {
+          path: PGBACKREST_TEMPLATE_PATH,
+          content: renderPgbackrestConf({ bucket: backupVars.PGBACKREST_BUCKET, region: config.region, ...pitrRetention(config.backups.retentionDays) }),
+          permissions: "0640",
+        },
+      ] : []),
     ]);
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role, "db");
     const host = new Host(`${name}-host`, {

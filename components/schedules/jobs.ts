@@ -19,6 +19,10 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
     if (config.backups.enabled) {
       jobs.push({ id: "backup", description: "nightly database backup", onCalendar: config.backups.schedule, timezone: tz, verb: ["backup"], after: pg, randomizedDelay: "15min" });
     }
+    if (config.backups.enabled && config.backups.pitr) {
+      // pgBackRest picks full (weekly) or differential itself; WAL is archived continuously.
+      jobs.push({ id: "pitr-backup", description: "pgBackRest backup for point-in-time recovery", onCalendar: "*-*-* 01:00:00", timezone: tz, verb: ["pitr", "backup"], after: pg, randomizedDelay: "15min" });
+    }
   }
   return jobs;
 }

@@ -53,7 +53,13 @@ SELECT format('ALTER ROLE %I PASSWORD %L', :'user', :'pw')\gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')\gexec
 SQL
   runuser -u postgres -- psql -q -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+  # Settings such as archive_mode (PITR) take a restart; restart only when one is pending.
   systemctl reload postgresql
+  if [ "$(runuser -u postgres -- psql -Atqc "SELECT bool_or(pending_restart) FROM pg_settings")" = t ]; then
+    systemctl restart postgresql
+  fi
+  # Point-in-time recovery (lib/pitr.sh): stanza, check, first full backup.
+  if declare -F pitr_setup_hook >/dev/null; then pitr_setup_hook; fi
   say "setup: database host ready ($DB_NAME on $DATA_MOUNT)"
 }
 

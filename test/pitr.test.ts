@@ -1,0 +1,326 @@
+// Point-in-time recovery: the pgBackRest renderers, read by the real pgbackrest, and the
+// `nourishctl pitr` verbs against a real PostgreSQL 15 cluster archiving into s3rver (behind
+// nginx with a throwaway certificate, since pgBackRest speaks only HTTPS to S3).
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+  CIPHER_PASS_PLACEHOLDER, PgbackrestConfSettings, pitrRetention, renderArchiveSettings, renderPgbackrestConf,
+} from "../components/database/pgbackrest";
+import { renderPostgresqlConf, renderPgHba } from "../components/database/postgresql";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { Cluster, createCluster } from "./pg";
+import { S3, startS3 } from "./s3";
+import { requireTool, run, selfSignedCert } from "./tools";
+
+// Characters a careless substitution would mangle (& in bash patterns, $ in shells).
+const PASS = "correct&horse$battery%staple/0123456789";
+const BASE: PgbackrestConfSettings = { bucket: "nl-backups", region: "eu-west-1", retentionFull: 6, retentionDiff: 7 };
+
+describe("pitr: pgBackRest renderers", () => {
+  it("renders an encrypted S3 repository on the instance role, with the AWS endpoint by default", () => {
+    const conf = renderPgbackrestConf({ ...BASE, cipherPass: PASS });
+    for (const line of [
+      "[global]", "repo1-type=s3", "repo1-s3-bucket=nl-backups", "repo1-s3-region=eu-west-1",
+      "repo1-s3-endpoint=s3.eu-west-1.amazonaws.com", "repo1-s3-key-type=auto", "repo1-path=/pgbackrest",
+      "repo1-retention-full=6", "repo1-retention-diff=7", "repo1-cipher-type=aes-256-cbc", `repo1-cipher-pass=${PASS}`,
+      "compress-type=zst", "process-max=2", "start-fast=y", "archive-async=y", "spool-path=/var/spool/pgbackrest",
+      "[nourish-link]", "pg1-path=/var/lib/postgresql/15/main", "pg1-port=5432", "pg1-socket-path=/var/run/postgresql",
+    ]) assert.ok(conf.split("\n").includes(line), `missing ${line} in\n${conf}`);
+    // Test-only relaxations appear only when asked for.
+    assert.doesNotMatch(conf, /verify-tls|uri-style|storage-port|repo1-s3-key=|key-secret/);
+  });
+
+  it("puts the passphrase only where it is given; without it, a template with a placeholder", () => {
+    const template = renderPgbackrestConf(BASE);
+    assert.ok(template.includes(`repo1-cipher-pass=${CIPHER_PASS_PLACEHOLDER}\n`));
+    assert.ok(!template.includes(PASS));
+    const conf = renderPgbackrestConf({ ...BASE, cipherPass: PASS });
+    assert.strictEqual(conf.split("\n").filter((l) => l.includes(PASS)).length, 1);
+    // What nourishctl does on the host: the filled template is exactly the finished file.
+    assert.strictEqual(template.replace(CIPHER_PASS_PLACEHOLDER, PASS), conf);
+    assert.ok(!renderArchiveSettings({ archiveTimeoutSeconds: 60 }).includes("cipher"));
+    assert.throws(() => renderPgbackrestConf({ ...BASE, cipherPass: "short" }), /cipherPass/);
+    assert.throws(() => renderPgbackrestConf({ ...BASE, cipherPass: `${PASS}\nrepo1-type=posix` }), /cipherPass/);
+  });
+
+  it("takes shared keys and the s3rver relaxations only when given explicitly", () => {
+    const conf = renderPgbackrestConf({
+      ...BASE, cipherPass: PASS, endpoint: "127.0.0.1", credentials: { type: "shared", key: "K", secret: "S" },
+      testStorage: { port: 8443, pathStyle: true, insecureSkipTlsVerify: true }, compressType: "lz4",
+    });
+    for (const line of ["repo1-s3-endpoint=127.0.0.1", "repo1-s3-key-type=shared", "repo1-s3-key=K", "repo1-s3-key-secret=S",
+      "repo1-storage-port=8443", "repo1-s3-uri-style=path", "repo1-storage-verify-tls=n", "compress-type=lz4"]) {
+      assert.ok(conf.split("\n").includes(line), `missing ${line}`);
+    }
+    assert.throws(() => renderPgbackrestConf({ ...BASE, bucket: "Bad_Bucket" }), /bucket/);
+    assert.throws(() => renderPgbackrestConf({ ...BASE, retentionFull: 0 }), /retentionFull/);
+    assert.throws(() => renderPgbackrestConf({ ...BASE, pgPath: "relative/path" }), /pgPath/);
+  });
+
+  it("keeps enough weekly fulls to cover backups.retentionDays", () => {
+    assert.deepStrictEqual(pitrRetention(35), { retentionFull: 6, retentionDiff: 7 });
+    assert.deepStrictEqual(pitrRetention(7), { retentionFull: 2, retentionDiff: 7 });
+    assert.deepStrictEqual(pitrRetention(1), { retentionFull: 2, retentionDiff: 7 });
+    assert.throws(() => pitrRetention(0), /backups\.retentionDays/);
+  });
+
+  it("archives through pgbackrest at least once a minute, and rejects a looser RPO", () => {
+    const conf = renderArchiveSettings({ archiveTimeoutSeconds: 60 });
+    for (const line of ["wal_level = replica", "archive_mode = on", "archive_timeout = 60",
+      "archive_command = 'pgbackrest --stanza=nourish-link archive-push %p'"]) assert.ok(conf.split("\n").includes(line), `missing ${line}`);
+    assert.match(renderArchiveSettings({ archiveTimeoutSeconds: 30, configPath: "/tmp/x/pgbackrest.conf" }),
+      /^archive_command = 'pgbackrest --config=\/tmp\/x\/pgbackrest\.conf --stanza=nourish-link archive-push %p'$/m);
+    assert.throws(() => renderArchiveSettings({ archiveTimeoutSeconds: 61 }), /archiveTimeoutSeconds must be an integer from 1 to 60/);
+    assert.throws(() => renderArchiveSettings({ archiveTimeoutSeconds: 0 }), /archiveTimeoutSeconds/);
+    assert.throws(() => renderArchiveSettings({ archiveTimeoutSeconds: 60, configPath: "/tmp/it's" }), /configPath/);
+  });
+});
+
+describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
+  const BUCKET = "nl-pitr";
+  let s3: S3;
+  let cluster: Cluster;
+  let root: string;
+  let confPath: string;
+  let settings: PgbackrestConfSettings;
+  let firstBackupDone = false;
+
+  const metricFile = () => path.join(root, "var/lib/nourish-link/metrics/PitrBackupSuccess");
+  const ctl = (args: string[], env: Record<string, string> = {}) => run("bash", [NOURISHCTL_SOURCE, ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+    env: {
+      ...process.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port),
+      PGBACKREST_CONFIG: confPath, ...env,
+    },
+  });
+  const ok = (r: { status: number | null; stdout: string; stderr: string }, what: string) =>
+    assert.strictEqual(r.status, 0, `${what} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  const psql = (sql: string, db = "dusangire") => cluster.psql(sql, { db });
+  const databases = () => psql("SELECT datname FROM pg_database ORDER BY 1", "postgres").split("\n");
+  const leftovers = () => fs.readdirSync(path.join(root, "var/lib/postgresql")).filter((f) => f.startsWith("pitr-restore"));
+
+  before(async function () {
+    this.timeout(60_000);
+    requireTool("pgbackrest");
+    s3 = await startS3({ buckets: [BUCKET], tls: true });
+    cluster = await createCluster();
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-pitr-"));
+    // postgres reaches the restore work directory under it (as under /var/lib/postgresql on a host).
+    fs.chmodSync(root, 0o755);
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.mkdirSync(path.join(root, "var/lib/postgresql"), { recursive: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"),
+      `ROLE=db\nSTACK=test\nREGION=us-east-1\nDB_NAME=dusangire\nPITR=true\nPGBACKREST_BUCKET=${BUCKET}\nPGBACKREST_CIPHER_PARAMETER=/nourish-link/test/pgbackrest-cipher-pass\n`);
+
+    settings = {
+      bucket: BUCKET, region: "us-east-1", endpoint: "127.0.0.1", retentionFull: 2, retentionDiff: 7,
+      credentials: { type: "shared", key: s3.env.AWS_ACCESS_KEY_ID, secret: s3.env.AWS_SECRET_ACCESS_KEY },
+      testStorage: { port: s3.tlsPort, pathStyle: true, insecureSkipTlsVerify: true },
+      pgPath: cluster.dataDir, pgPort: cluster.port, pgSocketPath: cluster.socketDir,
+      spoolPath: path.join(cluster.root, "spool"), logPath: path.join(cluster.root, "log"), lockPath: path.join(cluster.root, "lock"),
+    };
+    // As on a host: 0640 root:postgres, read by archive_command (as postgres) and nourishctl.
+    confPath = path.join(cluster.root, "pgbackrest.conf");
+    fs.writeFileSync(confPath, renderPgbackrestConf({ ...settings, cipherPass: PASS }), { mode: 0o640 });
+    fs.chownSync(confPath, 0, cluster.os.gid);
+    for (const d of ["log", "spool", "lock"]) {
+      fs.mkdirSync(path.join(cluster.root, d), { mode: 0o750 });
+      cluster.own(path.join(cluster.root, d));
+    }
+
+    const { cert, key } = selfSignedCert(cluster.root, "localhost");
+    fs.chmodSync(key, 0o600);
+    cluster.own(key);
+    cluster.own(cert);
+    cluster.start({
+      conf: renderPostgresqlConf({
+        sizing: { vcpus: 2, memoryMib: 2048 }, slowQueryMs: 500, port: cluster.port,
+        listenAddresses: "127.0.0.1", sslCertFile: cert, sslKeyFile: key,
+      }) + renderArchiveSettings({ archiveTimeoutSeconds: 60, configPath: confPath }),
+      hba: renderPgHba({ database: "dusangire", user: "dusangire", appCidrs: ["127.0.0.1/32"] }),
+    });
+    cluster.psql("CREATE ROLE dusangire LOGIN PASSWORD 'pitr-test-password-0123'");
+    cluster.psql("CREATE DATABASE dusangire OWNER dusangire");
+    cluster.psql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)", { db: "dusangire" });
+    cluster.psql("ALTER TABLE orders OWNER TO dusangire", { db: "dusangire" });
+  });
+
+  // pgBackRest's own logs say why a step failed.
+  afterEach(function () {
+    if (this.currentTest?.state !== "failed" || !cluster) return;
+    const dir = path.join(cluster.root, "log");
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      console.log(`--- ${f} ---\n${fs.readFileSync(path.join(dir, f), "utf8").split("\n").slice(-15).join("\n")}`);
+    }
+  });
+
+  after(async () => {
+    cluster?.stop();
+    await s3?.stop();
+    if (root) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("runs PostgreSQL with the rendered archive settings", () => {
+    assert.strictEqual(cluster.psql("SHOW archive_mode"), "on");
+    assert.strictEqual(cluster.psql("SHOW archive_timeout"), "1min");
+    assert.strictEqual(cluster.psql("SHOW wal_level"), "replica");
+  });
+
+  it("has --help for pitr and refuses when PITR is off", () => {
+    ok(ctl(["pitr", "--help"]), "pitr --help");
+    ok(ctl(["pitr", "restore", "--help"]), "pitr restore --help");
+    assert.match(ctl(["help"]).stdout, /pitr/);
+    // host.env is sourced after the environment: switch it off there.
+    const envFile = path.join(root, "etc/nourish-link/host.env");
+    const saved = fs.readFileSync(envFile, "utf8");
+    fs.writeFileSync(envFile, saved.replace("PITR=true", "PITR=false"));
+    try {
+      const r = ctl(["pitr", "backup"]);
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, /point-in-time recovery is off/);
+    } finally {
+      fs.writeFileSync(envFile, saved);
+    }
+  });
+
+  it("pitr setup fills the template with the passphrase from SSM (0640 root:postgres), creates the stanza and checks archiving", () => {
+    // A stand-in `aws` for `aws ssm get-parameter`: the passphrase reaches nourishctl on stdout.
+    const bin = path.join(root, "bin");
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(path.join(bin, "aws"), `#!/bin/sh\ncase "$*" in *"ssm get-parameter"*"--name /nourish-link/test/pgbackrest-cipher-pass"*) echo '${PASS}' ;; *) exit 3 ;; esac\n`, { mode: 0o755 });
+    const template = path.join(root, "etc/pgbackrest/pgbackrest.conf.in");
+    fs.mkdirSync(path.dirname(template), { recursive: true });
+    fs.writeFileSync(template, renderPgbackrestConf(settings));
+    const filled = path.join(root, "etc/pgbackrest/pgbackrest.conf");
+    const r = ctl(["pitr", "setup"], { PATH: `${bin}:${process.env.PATH}`, PGBACKREST_CONFIG: filled });
+    ok(r, "pitr setup");
+    assert.match(r.stdout, /stanza nourish-link ready, WAL archiving works/);
+    assert.ok(!r.stdout.includes(PASS) && !r.stderr.includes(PASS), "the passphrase leaked into the output");
+    assert.strictEqual(fs.readFileSync(filled, "utf8"), renderPgbackrestConf({ ...settings, cipherPass: PASS }));
+    const st = fs.statSync(filled);
+    assert.strictEqual(st.mode & 0o777, 0o640);
+    assert.strictEqual(st.uid, 0);
+    assert.strictEqual(st.gid, cluster.os.gid);
+    // Safe to re-run (stanza-create is idempotent).
+    ok(ctl(["pitr", "setup"], { PATH: `${bin}:${process.env.PATH}`, PGBACKREST_CONFIG: filled }), "pitr setup (again)");
+    // From here on the test's pre-rendered copy, as tests normally have it.
+    fs.rmSync(template);
+    ok(ctl(["pitr", "setup"]), "pitr setup (pre-rendered config)");
+  });
+
+  it("passes `pgbackrest check` (the real validator) with the rendered configuration", () => {
+    const r = cluster.asUser("pgbackrest", [`--config=${confPath}`, "--stanza=nourish-link", "check"]);
+    assert.strictEqual(r.status, 0, r.stderr + r.stdout);
+  });
+
+  it("takes a full backup first, a differential next, shows them in info, and stores them encrypted in S3", () => {
+    fs.rmSync(metricFile(), { force: true });
+    const full = ctl(["pitr", "backup"]);
+    ok(full, "pitr backup");
+    assert.match(full.stdout, /full backup done/);
+    firstBackupDone = true;
+    assert.strictEqual(fs.readFileSync(metricFile(), "utf8").trim(), "1");
+    const diff = ctl(["pitr", "backup"]);
+    ok(diff, "pitr backup (second)");
+    assert.match(diff.stdout, /diff backup done/);
+    const info = ctl(["pitr", "info"]);
+    ok(info, "pitr info");
+    assert.match(info.stdout, /stanza: nourish-link\s+status: ok/);
+    assert.match(info.stdout, /cipher: aes-256-cbc/);
+    assert.match(info.stdout, /full backup: \d{8}-\d{6}F/);
+    assert.match(info.stdout, /diff backup: \d{8}-\d{6}F_\d{8}-\d{6}D/);
+
+    // Narrow listings: s3rver cannot page past 1000 keys (its continuation token uses a cipher
+    // OpenSSL 3 no longer offers), and one full backup alone is ~1300 files.
+    const backups = s3.aws(["s3", "ls", `s3://${BUCKET}/pgbackrest/backup/nourish-link/`]);
+    assert.strictEqual(backups.status, 0, backups.stderr);
+    assert.match(backups.stdout, /backup\.info\n/);
+    assert.match(backups.stdout, /PRE \d{8}-\d{6}F\//);
+    const ls = s3.aws(["s3", "ls", "--recursive", `s3://${BUCKET}/pgbackrest/archive/`]);
+    assert.strictEqual(ls.status, 0, ls.stderr);
+    const wal = /(pgbackrest\/archive\/nourish-link\/\S+\/[0-9A-F]{24}-[0-9a-f]{40}\.zst)/.exec(ls.stdout);
+    assert.ok(wal, `no archived WAL segment in\n${ls.stdout}`);
+    for (const key of ["pgbackrest/backup/nourish-link/backup.info", wal[1]]) {
+      const out = path.join(root, "object");
+      const get = s3.aws(["s3", "cp", `s3://${BUCKET}/${key}`, out]);
+      assert.strictEqual(get.status, 0, get.stderr);
+      const bytes = fs.readFileSync(out);
+      // OpenSSL's encrypted format, not an ini file or a zstd frame (28 b5 2f fd).
+      assert.strictEqual(bytes.subarray(0, 8).toString("latin1"), "Salted__", `${key} is not encrypted`);
+      assert.ok(!bytes.includes("backrest-format"), `${key} holds plain text`);
+    }
+  });
+
+  it("restores the database as it was at a moment into a new database, leaving the live one alone", () => {
+    assert.ok(firstBackupDone, "needs the backup of the previous test");
+    psql("INSERT INTO orders VALUES (1, 'A: isombe for class 3')");
+    const at = psql("SELECT clock_timestamp()");
+    run("sleep", ["0.3"]);
+    psql("INSERT INTO orders VALUES (2, 'B: ibiharage for class 4')");
+    const committed = Date.now();
+    // Measure the archive lag: commit of B → its WAL segment archived in S3.
+    const segment = psql("SELECT pg_walfile_name(pg_switch_wal())", "postgres");
+    for (;;) {
+      const archived = psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", "postgres");
+      if (archived >= segment) break;
+      assert.ok(Date.now() - committed < 60_000, `segment ${segment} not archived within 60 s (last ${archived})`);
+      run("sleep", ["0.05"]);
+    }
+    const lagMs = Date.now() - committed;
+    console.log(`      archive lag: commit → WAL segment ${segment} in S3 in ${lagMs} ms`);
+
+    const r = ctl(["pitr", "restore", "--at", at, "--as", "dusangire_pitr"]);
+    ok(r, "pitr restore");
+    assert.match(r.stdout, /dusangire_pitr holds dusangire as of/);
+    assert.strictEqual(psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders", "dusangire_pitr"), "1");
+    assert.strictEqual(psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "1,2");
+    assert.strictEqual(psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'dusangire_pitr'", "postgres"), "dusangire");
+    assert.deepStrictEqual(leftovers(), [], "the temporary cluster was not removed");
+    // The live cluster still archives (the temporary one never pushed into the repository).
+    const check = cluster.asUser("pgbackrest", [`--config=${confPath}`, "--stanza=nourish-link", "check"]);
+    assert.strictEqual(check.status, 0, check.stderr);
+    // The target exists now: a second restore under the same name is refused.
+    const again = ctl(["pitr", "restore", "--at", at, "--as", "dusangire_pitr"]);
+    assert.strictEqual(again.status, 1);
+    assert.match(again.stderr, /database dusangire_pitr already exists/);
+  });
+
+  it("refuses a time in the future or before the oldest backup, creating nothing", () => {
+    const future = ctl(["pitr", "restore", "--at", "2999-01-01 00:00:00+00", "--as", "dusangire_future"]);
+    assert.strictEqual(future.status, 1);
+    assert.match(future.stderr, /nourishctl: restore: 2999-01-01 00:00:00\+00 is in the future/);
+    const early = ctl(["pitr", "restore", "--at", "2001-01-01 00:00:00+00", "--as", "dusangire_early"]);
+    assert.strictEqual(early.status, 1);
+    assert.match(early.stderr, /nourishctl: restore: 2001-01-01 00:00:00\+00 is before the end of the oldest backup/);
+    const junk = ctl(["pitr", "restore", "--at", "yesterday-ish", "--as", "dusangire_junk"]);
+    assert.strictEqual(junk.status, 1);
+    assert.match(junk.stderr, /is not a time PostgreSQL understands/);
+    for (const db of ["dusangire_future", "dusangire_early", "dusangire_junk"]) assert.ok(!databases().includes(db), `${db} was created`);
+    assert.deepStrictEqual(leftovers(), []);
+  });
+
+  it("a restore that fails half-way stops and removes its temporary cluster, creating nothing", () => {
+    const at = psql("SELECT clock_timestamp()");
+    const r = ctl(["pitr", "restore", "--at", at, "--as", "dusangire_broken"], { PITR_RECOVERY_TIMEOUT: "0" });
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /nourishctl: restore: recovery did not finish within 0 s/);
+    assert.deepStrictEqual(leftovers(), []);
+    assert.ok(!databases().includes("dusangire_broken"));
+    const ps = run("ps", ["-eo", "args"]);
+    assert.ok(!ps.stdout.includes(path.join(root, "var/lib/postgresql/pitr-restore")), "the temporary postgres still runs");
+  });
+
+  it("a failing backup (wrong bucket) exits non-zero naming the step, and reports no success metric", () => {
+    const wrong = path.join(cluster.root, "pgbackrest-wrong.conf");
+    fs.writeFileSync(wrong, renderPgbackrestConf({ ...settings, bucket: "nl-no-such-bucket", cipherPass: PASS }), { mode: 0o640 });
+    fs.chownSync(wrong, 0, cluster.os.gid);
+    fs.rmSync(metricFile(), { force: true });
+    const r = ctl(["pitr", "backup", "full"], { PGBACKREST_CONFIG: wrong });
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /nourishctl: pitr backup: full backup failed/);
+    assert.ok(!fs.existsSync(metricFile()), "a failed backup reported success");
+  });
+});
