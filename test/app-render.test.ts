@@ -328,8 +328,10 @@ describe("app: loopback boot of nginx (ALB mode) + gunicorn + PostgreSQL, all wi
     const r = await until("gunicorn behind nginx", async () => {
       if (gunicorn?.child.exitCode !== null) throw new Error(`gunicorn exited: ${gunicorn?.output()}`);
       const reply = await get(port, "/");
-      return reply.status === 200 ? reply : undefined;
-    });
+      // Not yet: say why, so a timeout names the last answer and what gunicorn printed.
+      if (reply.status !== 200) throw new Error(`GET / answered ${reply.status}; gunicorn: ${gunicorn?.output().slice(-500)}`);
+      return reply;
+    }, 20000);
     assert.strictEqual(r.body, "nourish ok db=dusangire ssl=True");
     assert.match(String(r.headers["x-request-id"]), /^[0-9a-f]{32}$/);
     const lines = fs.readFileSync(s.accessLog as string, "utf8").trim().split("\n");

@@ -199,6 +199,8 @@ export interface AppClusterOptions {
   appPassword: string;
   sizing?: PostgresSizing;
   slowQueryMs?: number;
+  /** More postgresql.conf, rendered once the cluster's paths are known (archiving, for PITR). */
+  extraConf?: (cluster: Cluster) => string;
 }
 
 /**
@@ -216,7 +218,7 @@ export async function startAppCluster(o: AppClusterOptions): Promise<Cluster> {
     conf: renderPostgresqlConf({
       sizing: o.sizing ?? { vcpus: 2, memoryMib: 2048 }, slowQueryMs: o.slowQueryMs ?? 500, port: cluster.port,
       listenAddresses: "127.0.0.1", sslCertFile: cert, sslKeyFile: key,
-    }),
+    }) + (o.extraConf?.(cluster) ?? ""),
     hba: renderPgHba({ database: "dusangire", user: "dusangire", appCidrs: ["127.0.0.1/32"] }),
   });
   // Over the Unix socket as the postgres OS user: the rendered `local all postgres peer` line.

@@ -8,11 +8,11 @@ import * as path from "path";
 import {
   CIPHER_PASS_PLACEHOLDER, PgbackrestConfSettings, pitrRetention, renderArchiveSettings, renderPgbackrestConf,
 } from "../components/database/pgbackrest";
-import { renderPostgresqlConf, renderPgHba } from "../components/database/postgresql";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
-import { Cluster, createCluster } from "./pg";
+import { Cluster, pgBin } from "./pg";
+import { startPitrCluster } from "./pgbackrest";
 import { S3, startS3 } from "./s3";
-import { requireTool, run, selfSignedCert } from "./tools";
+import { requireTool, run } from "./tools";
 
 // Characters a careless substitution would mangle (& in bash patterns, $ in shells).
 const PASS = "correct&horse$battery%staple/0123456789";
@@ -106,7 +106,6 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     this.timeout(60_000);
     requireTool("pgbackrest");
     s3 = await startS3({ buckets: [BUCKET], tls: true });
-    cluster = await createCluster();
     root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-pitr-"));
     // postgres reaches the restore work directory under it (as under /var/lib/postgresql on a host).
     fs.chmodSync(root, 0o755);
@@ -115,35 +114,7 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"),
       `ROLE=db\nSTACK=test\nREGION=us-east-1\nDB_NAME=dusangire\nPITR=true\nPGBACKREST_BUCKET=${BUCKET}\nPGBACKREST_CIPHER_PARAMETER=/nourish-link/test/pgbackrest-cipher-pass\n`);
 
-    settings = {
-      bucket: BUCKET, region: "us-east-1", endpoint: "127.0.0.1", retentionFull: 2, retentionDiff: 7,
-      credentials: { type: "shared", key: s3.env.AWS_ACCESS_KEY_ID, secret: s3.env.AWS_SECRET_ACCESS_KEY },
-      testStorage: { port: s3.tlsPort, pathStyle: true, insecureSkipTlsVerify: true },
-      pgPath: cluster.dataDir, pgPort: cluster.port, pgSocketPath: cluster.socketDir,
-      spoolPath: path.join(cluster.root, "spool"), logPath: path.join(cluster.root, "log"), lockPath: path.join(cluster.root, "lock"),
-    };
-    // As on a host: 0640 root:postgres, read by archive_command (as postgres) and nourishctl.
-    confPath = path.join(cluster.root, "pgbackrest.conf");
-    fs.writeFileSync(confPath, renderPgbackrestConf({ ...settings, cipherPass: PASS }), { mode: 0o640 });
-    fs.chownSync(confPath, 0, cluster.os.gid);
-    for (const d of ["log", "spool", "lock"]) {
-      fs.mkdirSync(path.join(cluster.root, d), { mode: 0o750 });
-      cluster.own(path.join(cluster.root, d));
-    }
-
-    const { cert, key } = selfSignedCert(cluster.root, "localhost");
-    fs.chmodSync(key, 0o600);
-    cluster.own(key);
-    cluster.own(cert);
-    cluster.start({
-      conf: renderPostgresqlConf({
-        sizing: { vcpus: 2, memoryMib: 2048 }, slowQueryMs: 500, port: cluster.port,
-        listenAddresses: "127.0.0.1", sslCertFile: cert, sslKeyFile: key,
-      }) + renderArchiveSettings({ archiveTimeoutSeconds: 60, configPath: confPath }),
-      hba: renderPgHba({ database: "dusangire", user: "dusangire", appCidrs: ["127.0.0.1/32"] }),
-    });
-    cluster.psql("CREATE ROLE dusangire LOGIN PASSWORD 'pitr-test-password-0123'");
-    cluster.psql("CREATE DATABASE dusangire OWNER dusangire");
+    ({ cluster, confPath, settings } = await startPitrCluster(s3, BUCKET, PASS, { appPassword: "pitr-test-password-0123" }));
     cluster.psql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)", { db: "dusangire" });
     cluster.psql("ALTER TABLE orders OWNER TO dusangire", { db: "dusangire" });
   });
@@ -322,5 +293,34 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     assert.strictEqual(r.status, 1);
     assert.match(r.stderr, /nourishctl: pitr backup: full backup failed/);
     assert.ok(!fs.existsSync(metricFile()), "a failed backup reported success");
+  });
+
+  it("recover rebuilds the whole cluster after the host lost its data, keeping the old directory, with no archived commit lost", () => {
+    assert.ok(firstBackupDone, "needs the backup of an earlier test");
+    const refused = ctl(["pitr", "recover"], { PG_DATA: cluster.dataDir });
+    assert.strictEqual(refused.status, 1);
+    assert.match(refused.stderr, /replaces the whole cluster on this host; say --yes/);
+
+    psql("INSERT INTO orders VALUES (3, 'C: committed just before the crash')");
+    const segment = psql("SELECT pg_walfile_name(pg_switch_wal())", "postgres");
+    const deadline = Date.now() + 60_000;
+    while (psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", "postgres") < segment) {
+      assert.ok(Date.now() < deadline, `segment ${segment} not archived within 60 s`);
+      run("sleep", ["0.05"]);
+    }
+    // The host dies: PostgreSQL killed, its data directory gone to garbage.
+    cluster.asUser(pgBin("pg_ctl"), ["-D", cluster.dataDir, "-m", "immediate", "-w", "stop"]);
+    fs.writeFileSync(path.join(cluster.dataDir, "PG_VERSION"), "garbage");
+
+    const started = Date.now();
+    const r = ctl(["pitr", "recover", "--yes"], { PG_DATA: cluster.dataDir });
+    ok(r, "pitr recover");
+    console.log(`      recover: repository → serving in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.match(r.stdout, /pitr recover: PostgreSQL serving, recovered to the end of the archived WAL; previous data in .*before_recover_/);
+    assert.strictEqual(psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "1,2,3");
+    assert.strictEqual(psql("SELECT pg_is_in_recovery()", "postgres"), "f");
+    const kept = fs.readdirSync(path.dirname(cluster.dataDir)).filter((f) => f.startsWith(`${path.basename(cluster.dataDir)}.before_recover_`));
+    assert.strictEqual(kept.length, 1, "the previous data directory was not kept");
+    assert.strictEqual(fs.readFileSync(metricFile().replace("PitrBackupSuccess", "PitrRecoverSuccess"), "utf8").trim(), "1");
   });
 });

@@ -9,7 +9,7 @@
 # into a NEW database of the live cluster, through a temporary cluster; the live one is never
 # touched.
 
-VERBS+=("pitr|point-in-time recovery with pgBackRest: setup, backup [full|diff|incr], info, restore --at <time> --as <db>")
+VERBS+=("pitr|point-in-time recovery with pgBackRest: setup, backup [full|diff|incr], info, restore --at <time> --as <db>, recover [--at <time>] --yes")
 
 PITR_STANZA=nourish-link
 # The finished file (passphrase included) and the template Pulumi ships (everything else).
@@ -259,6 +259,42 @@ pitr_restore_to_db() (
   say "restore: $target holds $DB_NAME as of $target_time (left for you to check and swap)"
 )
 
+# Disaster recovery of the whole cluster on this host (the host was replaced and its data volume
+# lost, or the cluster is damaged beyond a per-database restore): PostgreSQL stopped, the current
+# data directory kept aside, the repository restored into an empty one, recovery replayed to the
+# end of the archived WAL (or to --at), and PostgreSQL serving again.
+pitr_recover() {
+  local at="$1" ts kept="" target=()
+  pitr_require
+  ts=$(date -u +%Y%m%d_%H%M%S)
+  if [ -n "$at" ]; then
+    # The server may be gone (that is why we recover): GNU date reads the time instead.
+    at=$(date -u -d "$at" '+%Y-%m-%d %H:%M:%S.%6N+00') || die "pitr recover: '$1' is not a time"
+    target=(--type=time "--target=$at" --target-action=promote)
+  fi
+  say "pitr recover: stopping PostgreSQL"
+  svc_ctl stop postgresql
+  if [ -d "$PG_DATA" ] && [ -n "$(ls -A "$PG_DATA" 2>/dev/null)" ]; then
+    kept="$PG_DATA.before_recover_$ts"
+    mv "$PG_DATA" "$kept" || die "pitr recover: cannot move $PG_DATA aside"
+    say "pitr recover: kept the previous data directory as $kept"
+  fi
+  install -d -m 0700 -o postgres -g postgres "$PG_DATA"
+  if ! pgbr restore --pg1-path="$PG_DATA" "${target[@]}" --log-level-console=warn; then
+    [ -n "$kept" ] && { rm -rf "$PG_DATA"; mv "$kept" "$PG_DATA"; svc_ctl start postgresql || true; }
+    die "pitr recover: pgbackrest restore failed${kept:+; the previous data directory is back in place}"
+  fi
+  svc_ctl start postgresql || die "pitr recover: PostgreSQL did not start on the restored data (see its log)"
+  local _
+  for _ in $(seq 1 600); do
+    [ "$(pg_admin psql -XAtqc "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] && break
+    sleep 0.2
+  done
+  [ "$(pg_admin psql -XAtqc "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] || die "pitr recover: PostgreSQL is still replaying WAL after 2 minutes"
+  metric PitrRecoverSuccess 1
+  say "pitr recover: PostgreSQL serving, recovered to ${at:-the end of the archived WAL}${kept:+; previous data in $kept}"
+}
+
 cmd_pitr() {
   local sub="${1:-}"
   [ $# -gt 0 ] && shift
@@ -285,9 +321,21 @@ cmd_pitr() {
       done
       if [ -z "$at" ] || [ -z "$as" ]; then die "pitr restore: usage: nourishctl pitr restore --at '<time>' --as <new database>"; fi
       pitr_restore_to_db "$at" "$as" ;;
+    recover)
+      local at="" yes=""
+      while [ $# -gt 0 ]; do
+        case "$1" in
+          --at) at="${2:-}"; shift 2 || die "pitr recover: --at needs a time" ;;
+          --yes) yes=1; shift ;;
+          --help) echo "usage: nourishctl pitr recover [--at '<time>'] --yes    (replace this host's cluster from the repository; the old data directory is kept)"; return 0 ;;
+          *) die "pitr recover: unknown option '$1'" ;;
+        esac
+      done
+      [ -n "$yes" ] || die "pitr recover: replaces the whole cluster on this host; say --yes"
+      pitr_recover "$at" ;;
     ""|--help|help)
-      echo "usage: nourishctl pitr setup|backup [full|diff|incr]|info|restore --at <time> --as <db>" ;;
-    *) die "pitr: unknown subcommand '$sub' (setup, backup, info, restore)" ;;
+      echo "usage: nourishctl pitr setup|backup [full|diff|incr]|info|restore --at <time> --as <db>|recover [--at <time>] --yes" ;;
+    *) die "pitr: unknown subcommand '$sub' (setup, backup, info, restore, recover)" ;;
   esac
 }
 
