@@ -64,7 +64,8 @@ export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promi
       events {}
       http {
         access_log off; client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp;
-        client_max_body_size 0; proxy_request_buffering off;
+        # Stream both ways: nginx's workers cannot write temp files in this root-owned directory.
+        client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;
         server {
           listen 127.0.0.1:${tlsPort} ssl; ssl_certificate ${cert}; ssl_certificate_key ${key};
           location / { proxy_pass ${endpoint}; proxy_set_header Host $http_host; }

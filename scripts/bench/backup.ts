@@ -2,17 +2,20 @@
 //   - the manual's way: plain `pg_dump -Fc` / `pg_restore`;
 //   - ours: `nourishctl backup` (dump, SHA-256, manifest, upload to S3) and
 //     `nourishctl restore` (download, verify, restore beside the live database, check, swap);
+//   - ours, physical: `nourishctl pitr backup full` and `nourishctl pitr recover` (pgBackRest);
 //   - the floor: a plain copy of the stopped data directory, and back.
-// It prints each time and the ratios, then RTO (restore command to serving the restored data).
-// Real PostgreSQL 15, s3rver as S3 and the aws CLI, on loopback.
+// Then RPO: orders committed under load, the server killed, `pitr recover` from the repository,
+// and how much acknowledged data came back. Real PostgreSQL 15, pgBackRest, s3rver (behind
+// nginx TLS for pgBackRest) and the aws CLI, on loopback.
 //
 // Usage: npm run bench:backup [-- <GiB of incompressible data, default 1>]
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
-import { PG_BINDIR, pgBin, startAppCluster } from "../../test/pg";
+import { PG_BINDIR, pgBin } from "../../test/pg";
+import { startPitrCluster } from "../../test/pgbackrest";
 import { startS3 } from "../../test/s3";
 
 const gib = Number(process.argv[2] ?? "1");
@@ -28,8 +31,9 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): 
 }
 
 async function main(): Promise<void> {
-  const s3 = await startS3({ buckets: ["bench-backups"] });
-  const cluster = await startAppCluster({ appPassword: "bench-password-not-secret", sizing: { memoryMib: 4096, vcpus: 2 } });
+  const s3 = await startS3({ buckets: ["bench-backups", "bench-pgbackrest"], tls: true });
+  const { cluster, confPath } = await startPitrCluster(s3, "bench-pgbackrest", "bench-passphrase-not-a-secret-0123456789",
+    { appPassword: "bench-password-not-secret", sizing: { memoryMib: 4096, vcpus: 2 } });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-bench-"));
   try {
     // 1 KiB random values stay below the TOAST threshold: nothing compresses them.
@@ -47,8 +51,11 @@ async function main(): Promise<void> {
 
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"),
-      `ROLE=db\nSTACK=bench\nREGION=us-east-1\nDB_NAME=dusangire\nBACKUP_BUCKET=bench-backups\nS3_ENDPOINT=${s3.endpoint}\nBACKUP_LOCAL_DAYS=7\n`);
-    const env = { ...process.env, ...s3.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PATH: `${PG_BINDIR}:${process.env.PATH}` };
+      `ROLE=db\nSTACK=bench\nREGION=us-east-1\nDB_NAME=dusangire\nBACKUP_BUCKET=bench-backups\nS3_ENDPOINT=${s3.endpoint}\nBACKUP_LOCAL_DAYS=7\nPITR=true\nPGBACKREST_BUCKET=bench-pgbackrest\n`);
+    const env = {
+      ...process.env, ...s3.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port),
+      PATH: `${PG_BINDIR}:${process.env.PATH}`, PGBACKREST_CONFIG: confPath, PG_DATA: cluster.dataDir,
+    };
     const ctl = (...args: string[]) => sh("bash", [NOURISHCTL_SOURCE, ...args], env);
     const asPg = (bin: string, args: string[]) => {
       const r = cluster.asUser(pgBin(bin), ["-h", cluster.socketDir, "-p", String(cluster.port), ...args]);
@@ -57,6 +64,8 @@ async function main(): Promise<void> {
     const dump = path.join(cluster.root, "manual.dump");
 
     const t: Record<string, number> = {};
+    ctl("pitr", "setup");
+    t.physicalBackup = seconds(() => ctl("pitr", "backup", "full"));
     t.manualBackup = seconds(() => asPg("pg_dump", ["-Fc", "-f", dump, "dusangire"]));
     t.oursBackup = seconds(() => ctl("backup"));
     // The floor: stop, copy the data directory, start again (only the copy is timed).
@@ -79,16 +88,77 @@ async function main(): Promise<void> {
       if (cluster.psql("SELECT count(*) FROM blobs", { db: "dusangire" }) !== expected) throw new Error("restored row count differs");
     });
 
+    // RTO of the physical path: the server dies, `pitr recover` until it serves again.
+    pgCtl("-m", "immediate", "stop");
+    t.physicalRestore = seconds(() => {
+      ctl("pitr", "recover", "--yes");
+      if (cluster.psql("SELECT count(*) FROM blobs", { db: "dusangire" }) !== expected) throw new Error("recovered row count differs");
+    });
+
     const r = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-    console.log(`\n${"".padEnd(10)} ${"manual".padStart(9)} ${"ours".padStart(9)} ${"floor".padStart(9)}   ours/floor  manual/floor  ours/manual`);
-    console.log(`${"backup".padEnd(10)} ${t.manualBackup.toFixed(1).padStart(8)}s ${t.oursBackup.toFixed(1).padStart(8)}s ${t.floorBackup.toFixed(1).padStart(8)}s   ${r(t.oursBackup, t.floorBackup).padStart(10)}  ${r(t.manualBackup, t.floorBackup).padStart(12)}  ${r(t.oursBackup, t.manualBackup).padStart(11)}`);
-    console.log(`${"restore".padEnd(10)} ${t.manualRestore.toFixed(1).padStart(8)}s ${t.oursRestore.toFixed(1).padStart(8)}s ${t.floorRestore.toFixed(1).padStart(8)}s   ${r(t.oursRestore, t.floorRestore).padStart(10)}  ${r(t.manualRestore, t.floorRestore).padStart(12)}  ${r(t.oursRestore, t.manualRestore).padStart(11)}`);
-    console.log(`\nRTO (nourishctl restore --latest to serving the restored data): ${t.oursRestore.toFixed(1)} s for ${size}; target: restore within 2x the data-directory copy: ${t.oursRestore <= 2 * t.floorRestore ? "met" : "NOT met"}`);
+    const row = (what: string, manual: number, ours: number, physical: number, floor: number) =>
+      `${what.padEnd(8)} ${[manual, ours, physical, floor].map((x) => `${x.toFixed(1)}s`.padStart(9)).join(" ")}   ${r(ours, floor).padStart(10)} ${r(physical, floor).padStart(14)} ${r(manual, floor).padStart(12)}`;
+    console.log(`\n${"".padEnd(8)} ${"manual".padStart(9)} ${"ours".padStart(9)} ${"physical".padStart(9)} ${"floor".padStart(9)}   ours/floor physical/floor manual/floor`);
+    console.log(row("backup", t.manualBackup, t.oursBackup, t.physicalBackup, t.floorBackup));
+    console.log(row("restore", t.manualRestore, t.oursRestore, t.physicalRestore, t.floorRestore));
+    console.log(`\nRTO, restore command to serving: logical (nourishctl restore --latest) ${t.oursRestore.toFixed(1)} s; physical (nourishctl pitr recover) ${t.physicalRestore.toFixed(1)} s for ${size}`);
+    console.log(`target, restore within 2x the data-directory copy: physical ${t.physicalRestore <= 2 * t.floorRestore ? "met" : "NOT met"}, logical ${t.oursRestore <= 2 * t.floorRestore ? "met" : "NOT met"}`);
+
+    await measureRpo(cluster.psql.bind(cluster), ctl, pgCtl, cluster.port, cluster.socketDir);
   } finally {
     cluster.stop();
     await s3.stop();
     fs.rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * RPO: orders committed one by one under load for longer than archive_timeout, the server killed
+ * (host dies, its data gone), `pitr recover` from the repository; how many acknowledged orders
+ * came back, and how many seconds of them were lost.
+ */
+async function measureRpo(psql: (sql: string, o?: { db?: string }) => string, ctl: (...a: string[]) => string,
+  pgCtl: (...a: string[]) => unknown, port: number, socketDir: string): Promise<void> {
+  const loadSeconds = Number(process.env.RPO_LOAD_SECONDS ?? "90");
+  psql("CREATE TABLE rpo_orders (id bigint PRIMARY KEY, committed_at timestamptz NOT NULL DEFAULT clock_timestamp()); ALTER TABLE rpo_orders OWNER TO dusangire", { db: "dusangire" });
+  // One commit per order, acknowledged on stdout only after COMMIT returned.
+  // As the postgres OS user: peer authentication on the socket, as nourishctl has it.
+  const loader = spawn("runuser", ["-u", "postgres", "--", "/usr/bin/python3", "-u", "-c", `
+import psycopg2, sys, time
+conn = psycopg2.connect(host=${JSON.stringify(socketDir)}, port=${port}, dbname="dusangire", user="postgres")
+conn.autocommit = True
+cur = conn.cursor()
+i = 0
+while True:
+    i += 1
+    try:
+        cur.execute("INSERT INTO rpo_orders (id) VALUES (%s)", (i,))
+    except Exception:
+        break
+    print(i, time.time(), flush=True)
+    time.sleep(0.005)
+`], { stdio: ["ignore", "pipe", "ignore"] });
+  let acked = 0;
+  let ackedAt = 0;
+  loader.stdout.on("data", (c: Buffer) => {
+    const lines = c.toString().trim().split("\n");
+    const [id, at] = lines[lines.length - 1].split(" ");
+    acked = Number(id);
+    ackedAt = Number(at);
+  });
+  await new Promise((res) => setTimeout(res, loadSeconds * 1000));
+  const archiver = psql("SELECT pg_walfile_name(pg_current_wal_lsn()) || ' current, last archived ' || coalesce(last_archived_wal, 'none') || ', failed ' || failed_count FROM pg_stat_archiver");
+  console.log(`\nRPO load: ${acked} orders acknowledged; WAL ${archiver}`);
+  pgCtl("-m", "immediate", "stop");
+  await new Promise((res) => loader.once("exit", res));
+  const started = Date.now();
+  ctl("pitr", "recover", "--yes");
+  const rto = (Date.now() - started) / 1000;
+  const [restored, lastAt] = psql("SELECT coalesce(max(id), 0), coalesce(extract(epoch FROM max(committed_at)), 0) FROM rpo_orders", { db: "dusangire" }).split("|");
+  const lost = acked - Number(restored);
+  const lostSeconds = lost > 0 ? ackedAt - Number(lastAt) : 0;
+  console.log(`\nRPO: ${acked} orders acknowledged over ${loadSeconds} s, ${restored} back after the host died and \`pitr recover\` (${rto.toFixed(1)} s):`);
+  console.log(`     ${lost} lost = ${lostSeconds.toFixed(1)} s of orders (target <= 60 s: ${lostSeconds <= 60 ? "met" : "NOT met"}); with the data volume intact nothing is lost (synchronous commit).`);
 }
 
 main().catch((e) => { console.error(`bench: ${(e as Error).message}`); process.exit(1); });
