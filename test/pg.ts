@@ -19,7 +19,7 @@ export const PG_OS_USER = process.env.PG_OS_USER ?? "postgres";
 
 export interface Exec { status: number | null; stdout: string; stderr: string }
 
-function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Exec {
+function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): Exec {
   const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 60_000, ...opts });
   if (r.error) throw r.error;
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
@@ -65,8 +65,8 @@ export interface Cluster {
   writeFile(rel: string, content: string, mode?: number): string;
   /** chown a path to the OS user. */
   own(p: string): void;
-  /** Run a command as the OS user, in root. */
-  asUser(cmd: string, args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Exec;
+  /** Run a command as the OS user, in root (60 s unless `timeout` says otherwise, in ms). */
+  asUser(cmd: string, args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number }): Exec;
   /** `postgres -C <param>`: the value the server would use, from its config files, without starting. */
   showConfig(param: string): string;
   start(opts?: StartOptions): void;
@@ -107,8 +107,8 @@ export async function createCluster(): Promise<Cluster> {
   let running = false;
   let removed = false;
 
-  const asUser = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Exec =>
-    exec("runuser", ["-u", user.name, "--", cmd, ...args], { cwd: root, env: { ...process.env, ...opts.env }, input: opts.input });
+  const asUser = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): Exec =>
+    exec("runuser", ["-u", user.name, "--", cmd, ...args], { cwd: root, env: { ...process.env, ...opts.env }, input: opts.input, timeout: opts.timeout ?? 60_000 });
   const own = (p: string): void => fs.chownSync(p, user.uid, user.gid);
   const writeFile = (rel: string, content: string, mode = 0o600): string => {
     const p = path.isAbsolute(rel) ? rel : path.join(root, rel);

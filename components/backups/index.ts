@@ -25,10 +25,11 @@
 // of CDK constructs; no grant ever includes s3:DeleteObjectVersion or a bucket-level action.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { hardenBucket } from "../storage";
 import { StackConfig } from "../config";
 import {
   accessLogBucketPolicy, accessLogLifecycleRules, archiveLifecycleRules, BackupPrefix, encryptedBucketPolicy,
-  BucketArns, grantStatements, LifecycleRule, objectLockRetention, pgbackrestDeleteStatements, pgbackrestLifecycleRules, policyDocument, Statement,
+  BucketArns, grantStatements, objectLockRetention, pgbackrestDeleteStatements, pgbackrestLifecycleRules, policyDocument, Statement,
 } from "./policy";
 
 export type { BackupPrefix } from "./policy";
@@ -73,23 +74,12 @@ export class BackupStore extends pulumi.ComponentResource {
     const pgbackrest = new aws.s3.Bucket(`${name}-pgbackrest`, { forceDestroy }, keep);
     const accessLogs = new aws.s3.Bucket(`${name}-access-logs`, { forceDestroy }, keep);
 
-    // Settings every bucket gets; returns what the bucket policy must wait for.
-    const baseline = (id: string, bucket: aws.s3.Bucket, sse: aws.types.input.s3.BucketServerSideEncryptionConfigurationRule, rules: LifecycleRule[]) => {
-      const o = { parent: this };
-      new aws.s3.BucketOwnershipControls(`${id}-ownership`, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, o);
-      const publicAccess = new aws.s3.BucketPublicAccessBlock(`${id}-public-access`, {
-        bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true,
-      }, o);
-      const versioning = new aws.s3.BucketVersioning(`${id}-versioning`, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, o);
-      new aws.s3.BucketServerSideEncryptionConfiguration(`${id}-encryption`, { bucket: bucket.id, rules: [sse] }, o);
-      new aws.s3.BucketLifecycleConfiguration(`${id}-lifecycle`, { bucket: bucket.id, rules }, { parent: this, dependsOn: [versioning] });
-      return { publicAccess, versioning };
-    };
     const kms = { applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn }, bucketKeyEnabled: true };
 
-    const a = baseline(`${name}-archive`, archive, kms, archiveLifecycleRules(config.backups));
-    const p = baseline(`${name}-pgbackrest`, pgbackrest, kms, pgbackrestLifecycleRules());
-    const l = baseline(`${name}-access-logs`, accessLogs, { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }, accessLogLifecycleRules());
+    const a = hardenBucket(`${name}-archive`, archive, { encryption: kms, lifecycle: archiveLifecycleRules(config.backups) }, this);
+    const p = hardenBucket(`${name}-pgbackrest`, pgbackrest, { encryption: kms, lifecycle: pgbackrestLifecycleRules() }, this);
+    // S3 cannot deliver access logs into a KMS-encrypted bucket.
+    const l = hardenBucket(`${name}-access-logs`, accessLogs, { encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }, lifecycle: accessLogLifecycleRules() }, this);
 
     if (retention) {
       new aws.s3.BucketObjectLockConfiguration(`${name}-archive-object-lock`, {

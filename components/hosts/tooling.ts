@@ -5,6 +5,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransport } from "../backups/policy";
+import { hardenBucket } from "../storage";
 import { nourishctlFiles } from "./user-data";
 
 export type HostRoleName = "app" | "db";
@@ -20,18 +21,11 @@ export class HostTooling extends pulumi.ComponentResource {
     // Rebuilt from the repository on every deploy, so nothing here needs protecting.
     const o = { parent: this };
     const bucket = new aws.s3.Bucket(name, { forceDestroy: true }, o);
-    new aws.s3.BucketOwnershipControls(`${name}-ownership`, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, o);
-    new aws.s3.BucketPublicAccessBlock(`${name}-public-access`, {
-      bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true,
-    }, o);
-    new aws.s3.BucketVersioning(`${name}-versioning`, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, o);
-    new aws.s3.BucketServerSideEncryptionConfiguration(`${name}-encryption`, {
-      bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
-    }, o);
+    const { publicAccess } = hardenBucket(name, bucket, { encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } } }, this);
     new aws.s3.BucketPolicy(`${name}-policy`, {
       bucket: bucket.id,
       policy: bucket.arn.apply((arn) => JSON.stringify({ Version: "2012-10-17", Statement: [denyInsecureTransport(arn)] })),
-    }, o);
+    }, { parent: this, dependsOn: [publicAccess] });
 
     const objectsOf = (role: HostRoleName) => nourishctlFiles(role).map((f) => new aws.s3.BucketObjectv2(`${name}-${role}${f.path.replace(/[/.]/g, "-")}`, {
       bucket: bucket.id,

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     };
     const ctl = (...args: string[]) => sh("bash", [NOURISHCTL_SOURCE, ...args], env);
     const asPg = (bin: string, args: string[]) => {
-      const r = cluster.asUser(pgBin(bin), ["-h", cluster.socketDir, "-p", String(cluster.port), ...args]);
+      const r = cluster.asUser(pgBin(bin), ["-h", cluster.socketDir, "-p", String(cluster.port), ...args], { timeout: 3_600_000 });
       if (r.status !== 0) throw new Error(`${bin} failed: ${r.stderr}`);
     };
     const dump = path.join(cluster.root, "manual.dump");
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     t.manualBackup = seconds(() => asPg("pg_dump", ["-Fc", "-f", dump, "dusangire"]));
     t.oursBackup = seconds(() => ctl("backup"));
     // The floor: stop, copy the data directory, start again (only the copy is timed).
-    const pgCtl = (...a: string[]) => cluster.asUser(pgBin("pg_ctl"), ["-D", cluster.dataDir, "-w", "-t", "60", ...a]);
+    const pgCtl = (...a: string[]) => cluster.asUser(pgBin("pg_ctl"), ["-D", cluster.dataDir, "-w", "-t", "600", ...a], { timeout: 600_000 });
     const copy = path.join(cluster.root, "copy");
     pgCtl("-m", "fast", "stop");
     t.floorBackup = seconds(() => sh("cp", ["-a", cluster.dataDir, copy]));
