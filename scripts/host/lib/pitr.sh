@@ -291,6 +291,9 @@ pitr_recover() {
     sleep 0.2
   done
   [ "$(pg_admin psql -XAtqc "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] || die "pitr recover: PostgreSQL is still replaying WAL after 2 minutes"
+  # Put the new timeline into the repository now (history file and first segment), rather than
+  # whenever archive_timeout next switches segments.
+  pgbr check >/dev/null || die "pitr recover: PostgreSQL is serving, but archiving to the repository fails (pgbackrest check)"
   metric PitrRecoverSuccess 1
   say "pitr recover: PostgreSQL serving, recovered to ${at:-the end of the archived WAL}${kept:+; previous data in $kept}"
 }
