@@ -11,10 +11,11 @@ export = async () => {
     domain: config.domain,
     releaseVersion: config.release.version,
     entryPoint: site.app.entryPoint,
-    certificateValidationRecords: site.app.certificateValidationRecords,
+    // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
+    ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),
     appInstanceIds: site.app.instanceIds,
     databaseEndpoint: site.database.endpoint,
-    databaseDataVolumeId: site.database.dataVolumeId,
+    ...(site.database.dataVolumeId ? { databaseDataVolumeId: site.database.dataVolumeId } : {}),
     vpcId: site.network.vpcId,
     secretsKmsKeyArn: site.secrets.kmsKeyArn,
     dbPasswordParameter: site.secrets.dbPasswordParameter,

@@ -8,7 +8,8 @@ import { ROOT } from "../scripts/preview/stack-file";
 import { run } from "./tools";
 
 function preview(args: string[]) {
-  return run(process.execPath, ["-r", "esbuild-register", path.join(ROOT, "scripts", "synth.ts"), ...args], { cwd: ROOT });
+  // As `npm start` runs it (package.json), minus npm.
+  return run(process.execPath, ["-r", "v8-compile-cache", "-r", "./scripts/ts-cache.js", path.join(ROOT, "scripts", "synth.ts"), ...args], { cwd: ROOT });
 }
 
 describe("offline preview (npm start)", () => {
@@ -19,6 +20,7 @@ describe("offline preview (npm start)", () => {
     it(`previews ${stack}: prints the tree and writes out/${stack}/plan.json`, () => {
       const r = preview(["--stack", stack, "--out", out]);
       assert.strictEqual(r.status, 0, r.stderr);
+      assert.strictEqual(r.stderr, "", "the preview printed warnings");
       assert.match(r.stdout, new RegExp(`pulumi:pulumi:Stack\\s+nourish-link-${stack}\\s+create`));
       assert.match(r.stdout, /└─ nourish-link:index:NourishLink/);
       assert.match(r.stdout, /By type:\n\s+\d+\s+aws:/);
