@@ -18,8 +18,6 @@ PGBACKREST_TEMPLATE="${PGBACKREST_TEMPLATE:-$ROOT/etc/pgbackrest/pgbackrest.conf
 PITR_CIPHER_PLACEHOLDER="@PGBACKREST_CIPHER_PASS@"
 # A full backup when the last one is this old (weekly fulls, daily differentials).
 PITR_FULL_EVERY_DAYS="${PITR_FULL_EVERY_DAYS:-7}"
-# The PostgreSQL binaries a temporary cluster runs with.
-PG_BINDIR="${PG_BINDIR:-/usr/lib/postgresql/15/bin}"
 
 # pgBackRest as the postgres OS user, with this host's configuration and stanza.
 pgbr() {

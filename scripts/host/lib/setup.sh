@@ -21,7 +21,7 @@ setup_data_volume() {
     say "formatting empty data volume $DATA_VOLUME_ID ($dev)"
     mkfs.ext4 -q -L pgdata "$dev"
   fi
-  systemctl stop postgresql
+  svc_ctl stop postgresql
   tmp=$(mktemp -d)
   mount "$dev" "$tmp"
   if [ ! -d "$tmp/15/main" ]; then
@@ -42,7 +42,7 @@ setup_db() {
   # command line, where any user could read it, or in a log.
   local password
   password=$(ssm_secret "$DB_PASSWORD_PARAMETER") || die "setup: cannot read $DB_PASSWORD_PARAMETER from SSM"
-  NOURISH_DB_PASSWORD="$password" runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -v user="$DB_USER" -v db="$DB_NAME" <<'SQL'
+  NOURISH_DB_PASSWORD="$password" pg_admin psql -v ON_ERROR_STOP=1 -q -v user="$DB_USER" -v db="$DB_NAME" <<'SQL'
 \getenv pw NOURISH_DB_PASSWORD
 -- Keep the ALTER ROLE statement, password included, out of logs and pg_stat_statements.
 SET log_statement = 'none';
@@ -52,11 +52,11 @@ SELECT format('CREATE ROLE %I LOGIN', :'user') WHERE NOT EXISTS (SELECT 1 FROM p
 SELECT format('ALTER ROLE %I PASSWORD %L', :'user', :'pw')\gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')\gexec
 SQL
-  runuser -u postgres -- psql -q -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+  pg_admin psql -q -d "$DB_NAME" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
   # Settings such as archive_mode (PITR) take a restart; restart only when one is pending.
-  systemctl reload postgresql
-  if [ "$(runuser -u postgres -- psql -Atqc "SELECT bool_or(pending_restart) FROM pg_settings")" = t ]; then
-    systemctl restart postgresql
+  svc_ctl reload postgresql
+  if [ "$(pg_admin psql -Atqc "SELECT bool_or(pending_restart) FROM pg_settings")" = t ]; then
+    svc_ctl restart postgresql
   fi
   # Point-in-time recovery (lib/pitr.sh): stanza, check, first full backup.
   if declare -F pitr_setup_hook >/dev/null; then pitr_setup_hook; fi
