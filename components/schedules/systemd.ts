@@ -2,6 +2,7 @@
 // oneshot service that runs one nourishctl verb. Persistent=true catches up a run missed while
 // the host was off; RandomizedDelaySec keeps a fleet from hitting S3 or the database at once.
 // Pure: validated by `systemd-analyze verify` in test/schedules.test.ts.
+import { NOURISHCTL_PATH } from "../hosts/user-data";
 import { isOnCalendar } from "./calendar";
 
 export interface ScheduledJob {
@@ -17,8 +18,6 @@ export interface ScheduledJob {
   /** Units that must be up first, e.g. postgresql.service. */
   after?: string[];
 }
-
-export const NOURISHCTL = "/usr/local/sbin/nourishctl";
 
 function unitName(job: ScheduledJob): string {
   if (!/^[a-z0-9-]+$/.test(job.id)) throw new Error(`scheduled job id must be lower-case words and dashes: ${job.id}`);
@@ -46,7 +45,7 @@ export function renderTimer(job: ScheduledJob): string {
   ].join("\n");
 }
 
-export function renderJobService(job: ScheduledJob, nourishctl = NOURISHCTL): string {
+export function renderJobService(job: ScheduledJob, nourishctl = NOURISHCTL_PATH): string {
   const after = ["network-online.target", ...(job.after ?? [])];
   for (const a of job.verb) if (!/^[A-Za-z0-9._=:/-]+$/.test(a)) throw new Error(`${job.id}: unsafe argument ${JSON.stringify(a)}`);
   return [
