@@ -1,15 +1,14 @@
 // App host renderers (nginx, gunicorn units, logrotate, maintenance page), each checked by the
 // real tool that reads it, plus one boot of real nginx + gunicorn on loopback.
 import * as assert from "assert";
-import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
-import * as http from "http";
 import * as os from "os";
 import * as path from "path";
-import { GUNICORN_SERVICE_NAME, GUNICORN_SOCKET_NAME, gunicornWorkers, renderGunicornService, renderGunicornSocket } from "../components/app/gunicorn";
+import { appServiceName, GUNICORN_SERVICE_NAME, gunicornWorkers, renderGunicornService } from "../components/app/gunicorn";
 import { NGINX_REOPEN_LOGS, renderLogrotate } from "../components/app/logrotate";
 import { renderMaintenancePage } from "../components/app/maintenance";
-import { NginxSiteSettings, renderNginxHttpConf, renderNginxSite } from "../components/app/nginx";
+import { NginxSiteSettings, renderNginxSite } from "../components/app/nginx";
+import { get as httpGet, siteSettings as loopbackSite, startProcess, stopProcess, until, writeNginxConf } from "../scripts/rehearsal/loopback";
 import { Cluster, startAppCluster } from "./pg";
 import { freePort, requireTool, run, selfSignedCert } from "./tools";
 
@@ -23,53 +22,6 @@ function tmpDir(): string {
 after(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
-
-/** Everything a site rendered into `p` needs, so nginx touches nothing outside the prefix. */
-function siteSettings(p: string, extra: Partial<NginxSiteSettings> & Pick<NginxSiteSettings, "tls">): NginxSiteSettings {
-  for (const d of ["static", "media", "maintenance", "logs", "acme"]) fs.mkdirSync(path.join(p, d), { recursive: true });
-  fs.writeFileSync(path.join(p, "maintenance", "index.html"), renderMaintenancePage());
-  return {
-    domain: DOMAIN,
-    upstream: path.join(p, "app.sock"),
-    staticRoot: path.join(p, "static"),
-    mediaRoot: path.join(p, "media"),
-    clientMaxBodySize: "10m",
-    healthPath: "/health/",
-    maintenanceRoot: path.join(p, "maintenance"),
-    maintenanceFlag: path.join(p, "maintenance", "on"),
-    accessLog: path.join(p, "logs", "access.log"),
-    errorLog: path.join(p, "logs", "error.log"),
-    acmeRoot: path.join(p, "acme"),
-    ...extra,
-  };
-}
-
-/** A minimal main nginx.conf around the rendered http snippet and site (as the host's would be). */
-function writeNginxConf(p: string, site: string, withHttpSnippet = true): string {
-  fs.mkdirSync(path.join(p, "temp"), { recursive: true });
-  fs.writeFileSync(path.join(p, "nourish-link-log.conf"), renderNginxHttpConf());
-  fs.writeFileSync(path.join(p, "nourish-link.conf"), site);
-  const temp = (k: string) => `    ${k}_temp_path ${path.join(p, "temp", k)};`;
-  const conf = [
-    // Workers as root: the temp dir is 0700 root, and this is a test.
-    "user root;",
-    "worker_processes 1;",
-    `pid ${path.join(p, "nginx.pid")};`,
-    `error_log ${path.join(p, "logs", "main-error.log")} warn;`,
-    "events { worker_connections 64; }",
-    "http {",
-    "    include /etc/nginx/mime.types;",
-    "    default_type application/octet-stream;",
-    ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map(temp),
-    ...(withHttpSnippet ? [`    include ${path.join(p, "nourish-link-log.conf")};`] : []),
-    `    include ${path.join(p, "nourish-link.conf")};`,
-    "}",
-    "",
-  ].join("\n");
-  const file = path.join(p, "nginx.conf");
-  fs.writeFileSync(file, conf);
-  return file;
-}
 
 function nginxTest(p: string, conf: string) {
   return run("nginx", ["-t", "-p", p, "-c", conf, "-e", path.join(p, "logs", "startup-error.log")]);
@@ -118,52 +70,56 @@ describe("app: nginx site renders a config `nginx -t` accepts", () => {
   });
 });
 
-describe("app: gunicorn systemd units pass `systemd-analyze verify`", () => {
-  function writeUnits(dir: string, bin: string): string[] {
+describe("app: the gunicorn template unit passes `systemd-analyze verify`", () => {
+  // The template is checked through an instance, as systemd loads it: %i becomes the version.
+  function writeUnit(dir: string): string {
     fs.writeFileSync(path.join(dir, "app.env"), "DJANGO_SETTINGS_MODULE=dusangire.settings\n");
     const service = renderGunicornService({
-      workers: gunicornWorkers(2), gunicornBin: bin, envFile: path.join(dir, "app.env"),
-      workingDirectory: dir, readWritePaths: [path.join(dir, "media"), path.join(dir, "logs")],
+      workers: gunicornWorkers(2), releasesDir: path.join(dir, "releases"), runDir: path.join(dir, "run"),
+      envFile: path.join(dir, "app.env"), readWritePaths: [path.join(dir, "media"), path.join(dir, "logs")], execStartPost: "/bin/true %i",
     });
-    const socket = renderGunicornSocket({ socketPath: path.join(dir, "gunicorn.sock") });
-    const files = [path.join(dir, GUNICORN_SOCKET_NAME), path.join(dir, GUNICORN_SERVICE_NAME)];
-    fs.writeFileSync(files[0], socket);
-    fs.writeFileSync(files[1], service);
-    return files;
+    fs.writeFileSync(path.join(dir, GUNICORN_SERVICE_NAME), service);
+    return service;
   }
-
-  it("verifies cleanly (exit 0 and no diagnostics)", () => {
-    requireTool("systemd-analyze");
-    const dir = tmpDir();
-    const bin = path.join(dir, "venv", "bin", "gunicorn");
+  const installRelease = (dir: string, version: string) => {
+    const bin = path.join(dir, "releases", version, "venv", "bin", "gunicorn");
     fs.mkdirSync(path.dirname(bin), { recursive: true });
     fs.writeFileSync(bin, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
-    const r = run("systemd-analyze", ["verify", ...writeUnits(dir, bin)]);
+  };
+
+  it("verifies cleanly for an installed release (exit 0 and no diagnostics)", () => {
+    requireTool("systemd-analyze");
+    const dir = tmpDir();
+    installRelease(dir, "1.4.2");
+    const service = writeUnit(dir);
+    const r = run("systemd-analyze", ["verify", path.join(dir, appServiceName("1.4.2"))]);
     assert.strictEqual(r.status, 0, r.stderr);
     // verify reports parse problems on stderr with exit 0, so silence is the real pass.
     assert.strictEqual(r.stderr.trim(), "");
-    const service = fs.readFileSync(path.join(dir, GUNICORN_SERVICE_NAME), "utf8");
-    for (const needle of ["User=nourish", "Restart=on-failure", "ExecReload=/bin/kill -s HUP $MAINPID", "NoNewPrivileges=true",
+    for (const needle of ["User=nourish", "Restart=on-failure", "KillMode=mixed", "NoNewPrivileges=true",
       "ProtectSystem=strict", "PrivateTmp=true", "ProtectHome=true", "--workers 5", "--access-logfile -", "dusangire.wsgi:application"]) {
       assert.ok(service.includes(needle), `service lacks ${needle}`);
     }
   });
 
-  it("fails verify when ExecStart does not exist (verify really checks the unit)", () => {
+  it("fails verify for a release that is not installed (verify really checks the unit)", () => {
     requireTool("systemd-analyze");
     const dir = tmpDir();
-    const r = run("systemd-analyze", ["verify", ...writeUnits(dir, path.join(dir, "missing", "gunicorn"))]);
+    installRelease(dir, "1.4.2");
+    writeUnit(dir);
+    const r = run("systemd-analyze", ["verify", path.join(dir, appServiceName("9.9.9"))]);
     assert.notStrictEqual(r.status, 0);
-    assert.match(r.stderr, /not executable/);
+    assert.match(r.stderr, /9\.9\.9\/venv\/bin\/gunicorn is not executable/);
   });
 
-  it("defaults to the host layout", () => {
+  it("defaults to the host layout: one socket per release, the live one published after start", () => {
     const service = renderGunicornService({ workers: 3 });
-    assert.match(service, /^WorkingDirectory=\/srv\/nourish-link\/current$/m);
+    assert.match(service, /^WorkingDirectory=\/srv\/nourish-link\/releases\/%i$/m);
     assert.match(service, /^EnvironmentFile=\/etc\/nourish-link\/app\.env$/m);
-    assert.match(service, /^ExecStart=\/srv\/nourish-link\/current\/venv\/bin\/gunicorn /m);
-    assert.match(service, /^ReadWritePaths=\/srv\/nourish-link\/shared\/media \/var\/log\/nourish-link$/m);
-    assert.match(renderGunicornSocket(), /^ListenStream=\/run\/nourish-link\/gunicorn\.sock$/m);
+    assert.match(service, /^ExecStart=\/srv\/nourish-link\/releases\/%i\/venv\/bin\/gunicorn --bind unix:\/run\/nourish-link\/app-%i\.sock /m);
+    assert.match(service, /^ExecStartPre=\+\/usr\/bin\/install -d -o nourish -g www-data -m 0750 \/run\/nourish-link$/m);
+    assert.match(service, /^ExecStartPost=\+\/usr\/local\/sbin\/nourishctl release publish %i$/m);
+    assert.match(service, /^ReadWritePaths=\/srv\/nourish-link\/shared\/media \/var\/log\/nourish-link \/run\/nourish-link$/m);
   });
 });
 
@@ -223,53 +179,9 @@ describe("app: maintenance page", () => {
 // ---------------------------------------------------------------------------------------------
 // Real nginx in front of real gunicorn on loopback.
 
-interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
-function get(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, path: urlPath, headers: { Host: DOMAIN, ...headers }, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`GET ${urlPath} timed out`)));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
-
-function startProcess(cmd: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-  let output = "";
-  child.stdout?.on("data", (c) => (output += c));
-  child.stderr?.on("data", (c) => (output += c));
-  return { child, output: () => output };
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await Promise.race([exited, sleep(3000)]);
-  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-}
+const get = (port: number, urlPath: string, headers: Record<string, string> = {}) => httpGet(port, urlPath, { Host: DOMAIN, ...headers });
+const siteSettings = (p: string, extra: Partial<NginxSiteSettings> & Pick<NginxSiteSettings, "tls">) => loopbackSite(p, DOMAIN, extra);
+const stop = stopProcess;
 
 describe("app: loopback boot of nginx (ALB mode) + gunicorn + PostgreSQL, all with rendered config", () => {
   let p = "";

@@ -156,7 +156,7 @@ describe("estate under mocks", () => {
   });
 
   it("sizes gunicorn from the instance's vCPUs unless app.gunicornWorkers says otherwise", async () => {
-    const unit = (r: ProgramRun) => hostFiles(r).find((f) => f.path === "/etc/systemd/system/nourish-link-gunicorn.service")?.content ?? "";
+    const unit = (r: ProgramRun) => hostFiles(r).find((f) => f.path === "/etc/systemd/system/nourish-link-app@.service")?.content ?? "";
     assert.match(unit(prod), /--workers 5\b/, "t3.medium: 2 vCPUs → 5 workers");
     assert.match(unit(await runStack("prod", { set: { app: { gunicornWorkers: 3 } } })), /--workers 3\b/);
   });

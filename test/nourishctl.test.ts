@@ -34,26 +34,36 @@ describe("nourishctl", () => {
     assert.match(bad.stderr, /nourishctl: unknown verb 'frobnicate'/);
   });
 
+  // The live release's gunicorn is a service of the app host once there is a release.
+  const live = (version: string) => {
+    fs.mkdirSync(path.join(root, "srv/nourish-link"), { recursive: true });
+    fs.rmSync(path.join(root, "srv/nourish-link/current"), { force: true });
+    fs.symlinkSync(`releases/${version}`, path.join(root, "srv/nourish-link/current"));
+  };
+
   it("status passes when the role's services run and the disk has room", () => {
     env("ROLE=app\nDISK_FREE_MIN_PERCENT=1\n");
-    for (const s of ["nginx", "nourish-link-gunicorn"]) fs.writeFileSync(path.join(root, "run", `${s}.pid`), String(sleeper.pid));
+    live("1.4.2");
+    for (const s of ["nginx", "nourish-link-app@1.4.2"]) fs.writeFileSync(path.join(root, "run", `${s}.pid`), String(sleeper.pid));
     const r = ctl("status");
     assert.strictEqual(r.status, 0, r.stderr);
     assert.match(r.stdout, /ok: nginx is running/);
+    assert.match(r.stdout, /ok: nourish-link-app@1.4.2 is running/);
     assert.match(r.stdout, /ok: \/ has \d+% free/);
   });
 
   it("status fails naming the service that is down", () => {
     env("ROLE=app\nDISK_FREE_MIN_PERCENT=1\n");
-    fs.writeFileSync(path.join(root, "run", "nourish-link-gunicorn.pid"), "999999");
+    live("1.4.2");
+    fs.writeFileSync(path.join(root, "run", "nourish-link-app@1.4.2.pid"), "999999");
     const r = ctl("status");
     assert.strictEqual(r.status, 1);
-    assert.match(r.stderr, /FAIL: nourish-link-gunicorn is not running/);
+    assert.match(r.stderr, /FAIL: nourish-link-app@1.4.2 is not running/);
   });
 
   it("status fails when free disk is below the threshold (the manual's 20%)", () => {
     env("ROLE=app\nDISK_FREE_MIN_PERCENT=100\n");
-    fs.writeFileSync(path.join(root, "run", "nourish-link-gunicorn.pid"), String(sleeper.pid));
+    fs.writeFileSync(path.join(root, "run", "nourish-link-app@1.4.2.pid"), String(sleeper.pid));
     const r = ctl("status");
     assert.strictEqual(r.status, 1);
     assert.match(r.stderr, /FAIL: \/ has \d+% free, below 100%/);

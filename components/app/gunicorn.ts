@@ -1,8 +1,13 @@
-// gunicorn under systemd: a socket-activated service serving the Django WSGI app.
+// gunicorn under systemd: one template unit, one instance per release (nourish-link-app@<version>).
+// Each instance listens on its own socket; nginx always connects to app.sock, a hard link that
+// `nourishctl release switch` moves atomically (rename(2)) from the old release's socket to the
+// new one once the new one is healthy. No nginx reload, no gunicorn HUP: a connection reaches
+// either the old or the new listener, never neither.
 import { APP_PATHS, safeValue } from "./paths";
 
-export const GUNICORN_SERVICE_NAME = "nourish-link-gunicorn.service";
-export const GUNICORN_SOCKET_NAME = "nourish-link-gunicorn.socket";
+/** The template; an instance is `nourish-link-app@<version>.service`. */
+export const GUNICORN_SERVICE_NAME = "nourish-link-app@.service";
+export const appServiceName = (version: string): string => `nourish-link-app@${version}.service`;
 
 /** gunicorn's rule of thumb, 2 × vCPU + 1, bounded to [3, max] (memory, not CPU, is the limit on big hosts). */
 export function gunicornWorkers(vcpus: number, max = 12): number {
@@ -15,24 +20,24 @@ export interface GunicornServiceSettings {
   workers: number;
   /** Worker timeout; keep below nginx's proxy_read_timeout. Default 30. */
   timeoutSeconds?: number;
-  /** Time workers get to finish requests on restart/stop. Default 30. */
+  /** Time workers get to finish requests on stop. Default 30. */
   gracefulTimeoutSeconds?: number;
   /** Recycle a worker after this many requests (with 10% jitter) to contain leaks; 0 = never. Default 1000. */
   maxRequests?: number;
   user?: string;
   group?: string;
-  workingDirectory?: string;
-  gunicornBin?: string;
+  /** Holds one directory per release (the instance name). */
+  releasesDir?: string;
+  /** Where the sockets live (recreated at start: /run is a tmpfs). */
+  runDir?: string;
+  /** Group that may connect to the sockets (nginx's). Default www-data. */
+  socketGroup?: string;
   envFile?: string;
   wsgiModule?: string;
+  /** Run after the instance is up (re-publishes the live socket after a reboot). */
+  execStartPost?: string;
   /** Writable despite ProtectSystem=strict. Default: media root and the log directory. */
   readWritePaths?: string[];
-}
-
-export interface GunicornSocketSettings {
-  socketPath?: string;
-  /** Group allowed to connect (nginx's). Default www-data. */
-  socketGroup?: string;
 }
 
 function int(what: string, v: number, min: number): number {
@@ -50,8 +55,12 @@ export function renderGunicornService(s: GunicornServiceSettings): string {
   const maxRequests = int("maxRequests", s.maxRequests ?? 1000, 0);
   const user = unitValue("user", s.user ?? APP_PATHS.user);
   const group = unitValue("group", s.group ?? s.user ?? APP_PATHS.user);
-  const rw = (s.readWritePaths ?? [APP_PATHS.mediaRoot, APP_PATHS.logDir]).map((p) => unitValue("readWritePaths", p));
+  const releases = unitValue("releasesDir", s.releasesDir ?? APP_PATHS.releases).replace(/\/+$/, "");
+  const runDir = unitValue("runDir", s.runDir ?? APP_PATHS.runDir).replace(/\/+$/, "");
+  const socketGroup = unitValue("socketGroup", s.socketGroup ?? "www-data");
+  const rw = [...(s.readWritePaths ?? [APP_PATHS.mediaRoot, APP_PATHS.logDir]), runDir].map((p) => unitValue("readWritePaths", p));
   const args = [
+    `--bind unix:${runDir}/app-%i.sock`,
     `--workers ${workers}`,
     `--timeout ${timeout}`,
     `--graceful-timeout ${graceful}`,
@@ -60,32 +69,33 @@ export function renderGunicornService(s: GunicornServiceSettings): string {
     "--error-logfile -",
     unitValue("wsgiModule", s.wsgiModule ?? APP_PATHS.wsgiModule),
   ];
+  const post = s.execStartPost === undefined ? "/usr/local/sbin/nourishctl release publish %i" : s.execStartPost;
   return [
     "# Managed by nourish-link-infra (components/app/gunicorn.ts). Do not edit on the host.",
     "[Unit]",
-    "Description=NOURISH LINK gunicorn (Django dusangire)",
-    `Requires=${GUNICORN_SOCKET_NAME}`,
-    `After=network-online.target ${GUNICORN_SOCKET_NAME}`,
+    "Description=NOURISH LINK gunicorn, release %i (Django dusangire)",
+    "After=network-online.target",
     "Wants=network-online.target",
     "",
     "[Service]",
-    // gunicorn tells systemd when the arbiter is up (sd_notify), and takes the socket from LISTEN_FDS.
+    // gunicorn tells systemd when the arbiter is up (sd_notify).
     "Type=notify",
     "NotifyAccess=main",
     `User=${user}`,
     `Group=${group}`,
-    `WorkingDirectory=${unitValue("workingDirectory", s.workingDirectory ?? APP_PATHS.current)}`,
+    `WorkingDirectory=${releases}/%i`,
     `EnvironmentFile=${unitValue("envFile", s.envFile ?? APP_PATHS.envFile)}`,
-    `ExecStart=${unitValue("gunicornBin", s.gunicornBin ?? APP_PATHS.gunicornBin)} ${args.join(" ")}`,
-    // HUP: gunicorn starts new workers with the new code, then stops the old ones gracefully.
-    "ExecReload=/bin/kill -s HUP $MAINPID",
-    // Only the arbiter gets SIGTERM; it shuts its workers down gracefully.
+    // '+': as root. Only the app user and nginx's group may enter the socket directory.
+    `ExecStartPre=+/usr/bin/install -d -o ${user} -g ${socketGroup} -m 0750 ${runDir}`,
+    `ExecStart=${releases}/%i/venv/bin/gunicorn ${args.join(" ")}`,
+    ...(post ? [`ExecStartPost=+${post}`] : []),
+    // Only the arbiter gets SIGTERM; it closes the socket and lets workers finish their requests.
     "KillMode=mixed",
     `TimeoutStopSec=${graceful + 5}`,
     "Restart=on-failure",
     "RestartSec=5",
     "",
-    "# Hardening: the app only writes media and logs.",
+    "# Hardening: the app only writes media, logs and its socket.",
     "NoNewPrivileges=true",
     "ProtectSystem=strict",
     `ReadWritePaths=${rw.join(" ")}`,
@@ -101,26 +111,6 @@ export function renderGunicornService(s: GunicornServiceSettings): string {
     "",
     "[Install]",
     "WantedBy=multi-user.target",
-    "",
-  ].join("\n");
-}
-
-export function renderGunicornSocket(s: GunicornSocketSettings = {}): string {
-  return [
-    "# Managed by nourish-link-infra (components/app/gunicorn.ts). Do not edit on the host.",
-    "[Unit]",
-    "Description=NOURISH LINK gunicorn socket",
-    "",
-    "[Socket]",
-    `ListenStream=${unitValue("socketPath", s.socketPath ?? APP_PATHS.socket)}`,
-    // Only nginx's group may connect to the app.
-    "SocketUser=root",
-    `SocketGroup=${unitValue("socketGroup", s.socketGroup ?? "www-data")}`,
-    "SocketMode=0660",
-    "DirectoryMode=0755",
-    "",
-    "[Install]",
-    "WantedBy=sockets.target",
     "",
   ].join("\n");
 }

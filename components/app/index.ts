@@ -11,7 +11,7 @@ import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { Network } from "../network";
 import { AppSecrets } from "../secrets";
-import { GUNICORN_SERVICE_NAME, GUNICORN_SOCKET_NAME, gunicornWorkers, renderGunicornService, renderGunicornSocket } from "./gunicorn";
+import { GUNICORN_SERVICE_NAME, gunicornWorkers, renderGunicornService } from "./gunicorn";
 import { NGINX_REOPEN_LOGS, renderLogrotate } from "./logrotate";
 import { renderMaintenancePage } from "./maintenance";
 import { NGINX_HTTP_CONF_PATH, NGINX_SITE_PATH, renderNginxHttpConf, renderNginxSite } from "./nginx";
@@ -40,7 +40,6 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
       content: renderNginxSite({ domain: config.domain, tls, clientMaxBodySize: config.app.clientMaxBodySize, healthPath: config.release.healthPath }),
     },
     { path: `/etc/systemd/system/${GUNICORN_SERVICE_NAME}`, content: renderGunicornService({ workers }) },
-    { path: `/etc/systemd/system/${GUNICORN_SOCKET_NAME}`, content: renderGunicornSocket() },
     { path: "/etc/logrotate.d/nourish-link", content: renderLogrotate({ paths: [`${APP_PATHS.logDir}/*.log`], days: 14, postrotate: NGINX_REOPEN_LOGS }) },
     { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
     hostEnv(config, "app", env),
@@ -50,6 +49,8 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
 
 export class AppHosts extends pulumi.ComponentResource {
   readonly instanceIds: pulumi.Output<string>[];
+  /** The app hosts in order (the Release connects to their private IPs; app-0 migrates first). */
+  readonly instances: aws.ec2.Instance[];
   /** Where the site answers: the ALB's DNS name or the single host's Elastic IP. */
   readonly entryPoint: pulumi.Output<string>;
   /** DNS records that prove the domain to ACM (ALB only): add them at the domain's DNS provider. */
@@ -95,6 +96,7 @@ export class AppHosts extends pulumi.ComponentResource {
       dependsOn: args.tooling.objects.app,
     }, { parent: this }));
     this.instanceIds = hosts.map((h) => h.instance.id);
+    this.instances = hosts.map((h) => h.instance);
 
     if (!behindAlb) {
       const ip = new aws.ec2.Eip(`${name}-ip`, { domain: "vpc", instance: hosts[0].instance.id }, { parent: this });

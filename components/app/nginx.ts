@@ -159,7 +159,8 @@ export function renderNginxSite(s: NginxSiteSettings): string {
     "upstream nourish_link_app {",
     // fail_timeout=0: always retry the app; gunicorn restarts quickly.
     `    server ${upstreamServer} fail_timeout=0;`,
-    "    keepalive 16;",
+    // No upstream keepalive: gunicorn's sync workers close every connection anyway, and a kept
+    // connection would outlive the socket switch of a release (see gunicorn.ts).
     "}",
     "",
   ];

@@ -3,14 +3,16 @@
 export const APP_PATHS = {
   root: "/srv/nourish-link",
   current: "/srv/nourish-link/current",
+  releases: "/srv/nourish-link/releases",
   staticRoot: "/srv/nourish-link/shared/static",
   mediaRoot: "/srv/nourish-link/shared/media",
   maintenanceRoot: "/srv/nourish-link/maintenance",
   maintenanceFlag: "/srv/nourish-link/maintenance/on",
   envFile: "/etc/nourish-link/app.env",
   logDir: "/var/log/nourish-link",
-  socket: "/run/nourish-link/gunicorn.sock",
-  gunicornBin: "/srv/nourish-link/current/venv/bin/gunicorn",
+  /** Each release's gunicorn listens on app-<version>.sock here; app.sock is a hard link to the live one. */
+  runDir: "/run/nourish-link",
+  socket: "/run/nourish-link/app.sock",
   user: "nourish",
   wsgiModule: "dusangire.wsgi:application",
 } as const;

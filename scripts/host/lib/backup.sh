@@ -207,6 +207,8 @@ PY
   metric BackupSizeBytes "$size"
   metric BackupDurationSeconds "$(( $(date +%s) - started ))"
   say "backup: done: $name.$ext ($size bytes, dumped in $duration s) in $dir and s3://$bucket/${prefixes[*]}"
+  # Last line: the key, for whoever needs to name this backup later (a release's way back).
+  echo "dumps/daily/$name.$ext"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -423,8 +425,8 @@ bk_restore_sqlite() {
   target="${as:-$SQLITE_PATH}"
   dir=$(dirname "$target")
   [ -d "$dir" ] || die "restore: directory $dir does not exist"
-  if [ -z "$as" ] && svc_active nourish-link-gunicorn; then
-    die "restore: stop the application first (systemctl stop nourish-link-gunicorn): it has $SQLITE_PATH open"
+  if [ -z "$as" ] && svc_active "nourish-link-app@*"; then
+    die "restore: stop the application first (nourishctl maintenance on; systemctl stop 'nourish-link-app@*'): it has $SQLITE_PATH open"
   fi
   BK_RESTORE_TMPFILE=$(mktemp "$dir/.$(basename "$target").restore.XXXXXX") || die "restore: cannot create a temp file in $dir"
   cp "$file" "$BK_RESTORE_TMPFILE" || die "restore: cannot copy $label to $dir"

@@ -120,7 +120,7 @@ setup_app() {
   install -d -o root -g nourish -m 0750 /etc/nourish-link
   write_app_env
   # A new host serves the maintenance page until its first release is deployed.
-  [ -e /srv/nourish-link/current ] || touch /srv/nourish-link/maintenance/on
+  [ -e /srv/nourish-link/current ] || echo first-release > /srv/nourish-link/maintenance/on
   setup_tls
   ln -sf /etc/nginx/sites-available/nourish-link.conf /etc/nginx/sites-enabled/nourish-link.conf
   rm -f /etc/nginx/sites-enabled/default
@@ -128,7 +128,6 @@ setup_app() {
   systemctl enable --now nginx
   systemctl reload nginx
   systemctl daemon-reload
-  systemctl enable --now nourish-link-gunicorn.socket
   request_certificate
   say "setup: app host ready (maintenance page until the first release)"
 }

@@ -1,0 +1,570 @@
+# shellcheck shell=bash
+# nourishctl-roles: app
+# Sourced by nourishctl, which provides die, say, svc_ctl, svc_active, aws_cli and host.env values.
+#
+# The manual's "Update Process" and "Rollback Procedure", without the downtime: releases live side
+# by side (Capistrano layout), each release's gunicorn listens on its own socket
+# ($RUN_DIR/app-<version>.sock, unit nourish-link-app@<version>), and nginx always connects to
+# $RUN_DIR/app.sock, a hard link that a switch moves with one rename(2) once the new release has
+# proved healthy. Every connection reaches the old or the new listener, never neither; the old
+# gunicorn is stopped only after its queue has drained, and then stops gracefully.
+#
+#   releases/<version>/           the unpacked artifact, its venv, and .nourish/ (what we recorded)
+#   shared/static, shared/media   collectstatic output (hashed names: old and new coexist), uploads
+#   current -> releases/<version> the live release (switched atomically)
+#   releases.log                  one line per release, switch and rollback: when, who, what
+#
+# host.env: DOMAIN, HEALTH_PATH (/health/), KEEP_RELEASES (5), TLS (alb|nginx), optional
+# APP_LOCAL_URL (how this host's nginx is reached; default from TLS), VERIFY_CHECKS (5).
+
+VERBS+=("release|deploy a release: fetch, install, migrate, collectstatic, switch (health-gated), verify; or one step")
+VERBS+=("rollback|back to the previous (or a named) release; migrations reversed when the release ran any")
+VERBS+=("maintenance|'maintenance on|off|status': the maintenance page nginx serves")
+
+APP_ROOT="$ROOT/srv/nourish-link"
+RELEASES_DIR="$APP_ROOT/releases"
+CURRENT_LINK="$APP_ROOT/current"
+RUN_DIR="$ROOT/run/nourish-link"
+LIVE_SOCKET="$RUN_DIR/app.sock"
+APP_ENV_FILE="$ROOT/etc/nourish-link/app.env"
+MAINTENANCE_FLAG="$APP_ROOT/maintenance/on"
+RELEASE_LOG="$APP_ROOT/releases.log"
+# The interpreter every release's venv is built from (Debian's, with Django from the distribution).
+RELEASE_PYTHON="${RELEASE_PYTHON:-/usr/bin/python3}"
+VERSION_RE='^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$'
+
+rel_dir() { echo "$RELEASES_DIR/$1"; }
+rel_meta() { echo "$RELEASES_DIR/$1/.nourish"; }
+rel_unit() { echo "nourish-link-app@$1"; }
+rel_socket() { echo "$RUN_DIR/app-$1.sock"; }
+rel_current() { [ -L "$CURRENT_LINK" ] && basename "$(readlink "$CURRENT_LINK")"; true; }
+rel_who() { echo "${SUDO_USER:-${USER:-$(id -un)}}"; }
+rel_log() { printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$1" "$2" "$3" "$(rel_who)" >> "$RELEASE_LOG"; }
+
+# Seconds since an $EPOCHREALTIME, to the hundredth.
+rel_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
+rel_check_version() {
+  [[ "$1" =~ $VERSION_RE ]] || die "$2: '$1' is not a release version (semantic version such as 1.4.2)"
+}
+
+rel_installed() { [ -e "$(rel_meta "$1")/installed" ]; }
+rel_need_installed() {
+  rel_installed "$1" || die "$2: release $1 is not installed here (nourishctl release fetch $1 …)"
+}
+
+# One deploy at a time per host, and say who holds it. Re-entrant within one nourishctl run.
+REL_LOCKED=
+rel_lock() {
+  [ -n "$REL_LOCKED" ] && return 0
+  mkdir -p "$APP_ROOT"
+  exec 8>>"$APP_ROOT/.deploy.lock"
+  if ! flock -n 8; then
+    die "$1: another deploy is running ($(cat "$APP_ROOT/.deploy.lock.info" 2>/dev/null || echo unknown)); not starting a second one"
+  fi
+  echo "$1 by $(rel_who) since $(date -u +%FT%TZ) (pid $$)" > "$APP_ROOT/.deploy.lock.info"
+  REL_LOCKED=1
+}
+
+# Runs manage.py of a release with the app's environment, as the app user on a host.
+rel_manage() {
+  local v="$1"; shift
+  local dir
+  dir=$(rel_dir "$v")
+  [ -r "$APP_ENV_FILE" ] || die "release: $APP_ENV_FILE is missing (nourishctl setup writes it)"
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$APP_ENV_FILE"
+    set +a
+    cd "$dir" || exit 1
+    if [ -n "$ROOT" ]; then exec "$dir/venv/bin/python" manage.py "$@"
+    else exec runuser -u nourish -- "$dir/venv/bin/python" manage.py "$@"; fi
+  )
+}
+
+# --- fetch and install ---------------------------------------------------------------------
+
+rel_fetch() {
+  local v="$1" file="" s3="" git="" ref="" sha=""
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --file) file="${2:?--file needs a path}"; shift 2 ;;
+      --s3) s3="${2:?--s3 needs s3://bucket/key}"; shift 2 ;;
+      --git) git="${2:?--git needs a URL}"; shift 2 ;;
+      --ref) ref="${2:?--ref needs a tag or commit}"; shift 2 ;;
+      --sha256) sha="${2:?--sha256 needs a hex digest}"; shift 2 ;;
+      --pre-release-backup) shift 2 ;;
+      *) die "release fetch: unknown option '$1'" ;;
+    esac
+  done
+  local meta
+  meta=$(rel_meta "$v")
+  if rel_installed "$v"; then
+    if [ -n "$sha" ] && [ "$(cat "$meta/sha256" 2>/dev/null)" != "$sha" ]; then
+      die "release fetch: $v is already installed from a different artifact (sha256 $(cat "$meta/sha256")); a version is immutable, publish a new one"
+    fi
+    say "release fetch: $v already installed"
+    return 0
+  fi
+  [ -n "$file$s3$git" ] || die "release fetch: say where $v comes from: --file PATH, --s3 s3://bucket/key or --git URL --ref REF (each with --sha256 but git)"
+  if [ -z "$git" ]; then
+    [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "release fetch: --sha256 must be the artifact's SHA-256 (64 lower-case hex digits)"
+  fi
+  mkdir -p "$RELEASES_DIR"
+  local tmp
+  tmp=$(mktemp -d "$RELEASES_DIR/.fetch-$v.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$tmp'" EXIT
+  mkdir -p "$tmp/app/.nourish"
+  if [ -n "$git" ]; then
+    [ -n "$ref" ] || die "release fetch: --git needs --ref"
+    git clone --quiet --no-checkout "$git" "$tmp/app/src" || die "release fetch: cannot clone $git"
+    git -C "$tmp/app/src" -c advice.detachedHead=false checkout --quiet "$ref" || die "release fetch: $git has no ref $ref"
+    git -C "$tmp/app/src" rev-parse HEAD > "$tmp/app/.nourish/sha256"
+    ( shopt -s dotglob; mv "$tmp/app/src/"* "$tmp/app/" ) && rm -rf "$tmp/app/src" "$tmp/app/.git"
+    echo "$git#$ref" > "$tmp/app/.nourish/source"
+  else
+    local tarball="$tmp/artifact.tar.gz" got
+    if [ -n "$s3" ]; then
+      aws_cli s3 cp --only-show-errors "$s3" "$tarball" || die "release fetch: cannot download $s3"
+    else
+      cp "$file" "$tarball" || die "release fetch: cannot read $file"
+    fi
+    got=$(sha256sum "$tarball" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || die "release fetch: artifact ${s3:-$file} has sha256 $got, expected $sha; not installed"
+    tar -xzf "$tarball" -C "$tmp/app" --no-same-owner || die "release fetch: ${s3:-$file} is not a readable tar.gz"
+    echo "$sha" > "$tmp/app/.nourish/sha256"
+    echo "${s3:-$file}" > "$tmp/app/.nourish/source"
+  fi
+  [ -f "$tmp/app/manage.py" ] || die "release fetch: the artifact of $v has no manage.py at its root"
+  [ -f "$tmp/app/requirements.txt" ] || die "release fetch: the artifact of $v has no requirements.txt"
+  # Debian's Django, psycopg2 and gunicorn are visible; pip adds only what the release pins beyond them.
+  "$RELEASE_PYTHON" -m venv --system-site-packages "$tmp/app/venv" || die "release fetch: cannot create a virtualenv with $RELEASE_PYTHON (apt-get install -y python3-venv)"
+  "$tmp/app/venv/bin/pip" install --quiet --disable-pip-version-check -r "$tmp/app/requirements.txt" \
+    || die "release fetch: pip install -r requirements.txt failed for $v"
+  # gunicorn from Debian leaves no venv/bin/gunicorn; run it with the venv's python so it sees
+  # what the release installed there.
+  if [ ! -x "$tmp/app/venv/bin/gunicorn" ]; then
+    # shellcheck disable=SC2016
+    printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m gunicorn "$@"\n' > "$tmp/app/venv/bin/gunicorn"
+    chmod 0755 "$tmp/app/venv/bin/gunicorn"
+  fi
+  date -u +%FT%TZ > "$tmp/app/.nourish/installed"
+  [ -z "$ROOT" ] && chown -R nourish:nourish "$tmp/app"
+  rm -rf "$(rel_dir "$v")"
+  mv "$tmp/app" "$(rel_dir "$v")"
+  rm -rf "$tmp"
+  trap - EXIT
+  rel_log fetch "$v" "${s3:-${file:-$git#$ref}}"
+  say "release fetch: $v installed in $(rel_dir "$v")"
+}
+
+# --- migrations ----------------------------------------------------------------------------
+
+# "app last_applied_migration|zero" per app, as release $1's code sees the database.
+rel_migration_state() {
+  rel_manage "$1" showmigrations --list | awk '
+    /^[^ ]/ { app = $1; if (!(app in last)) { last[app] = "zero"; order[n++] = app } next }
+    /^ \[X\] / { last[app] = $2 }
+    END { for (i = 0; i < n; i++) print order[i], last[order[i]] }'
+}
+
+# Moves the database back to the state in file $2 using release $1's code (it knows the
+# migrations to reverse). Refuses up front (status 2) when a step is irreversible; with --check
+# only plans. Prints what it did.
+rel_migrate_back() {
+  local code="$1" state="$2" check="${3:-}" app target now moved=""
+  local -A want=()
+  while read -r app target; do want[$app]=$target; done < "$state"
+  local steps=()
+  while read -r app now; do
+    target="${want[$app]:-zero}"
+    [ "$now" = "$target" ] || steps+=("$app $target")
+  done < <(rel_migration_state "$code")
+  [ ${#steps[@]} -eq 0 ] && { echo "none"; return 0; }
+  local s plan
+  for s in "${steps[@]}"; do
+    # shellcheck disable=SC2086
+    plan=$(rel_manage "$code" migrate $s --plan 2>&1) || { echo "cannot plan: $plan" >&2; return 1; }
+    if grep -q IRREVERSIBLE <<<"$plan"; then
+      echo "irreversible: $(grep -B1 IRREVERSIBLE <<<"$plan" | head -1 | xargs) (migrate $s)" >&2
+      return 2
+    fi
+  done
+  [ -n "$check" ] && { echo "reversible: ${steps[*]}"; return 0; }
+  for s in "${steps[@]}"; do
+    # shellcheck disable=SC2086
+    rel_manage "$code" migrate $s --noinput >/dev/null || { echo "migrate $s failed" >&2; return 1; }
+    moved+="${moved:+, }$s"
+  done
+  echo "$moved"
+}
+
+rel_migrate() {
+  local v="$1" meta
+  rel_need_installed "$v" "release migrate"
+  meta=$(rel_meta "$v")
+  rel_migration_state "$v" > "$meta/migrations-before.tmp" || die "release migrate: $v cannot read the database's migration state"
+  if rel_manage "$v" migrate --check >/dev/null 2>&1; then
+    rm -f "$meta/migrations-before.tmp"
+    [ -e "$meta/migrations-after" ] || rel_migration_state "$v" > "$meta/migrations-after"
+    say "release migrate: $v has no migrations to apply"
+    return 0
+  fi
+  mv "$meta/migrations-before.tmp" "$meta/migrations-before"
+  local out
+  if out=$(rel_manage "$v" migrate --noinput 2>&1); then
+    rel_migration_state "$v" > "$meta/migrations-after"
+    touch "$meta/migrated-here"
+    # Planned now, while nothing is on fire: a rollback reads the answer instead of asking Django.
+    rel_migrate_back "$v" "$meta/migrations-before" --check > "$meta/way-back" 2>&1 || true
+    rel_log migrate "$v" ok
+    say "release migrate: $v applied its migrations"
+    return 0
+  fi
+  local why back rc=0
+  why=$(grep -v '^\s*$' <<<"$out" | tail -1)
+  back=$(rel_migrate_back "$v" "$meta/migrations-before" 2>&1) || rc=$?
+  rel_log migrate "$v" "failed: $why"
+  if [ "$rc" -eq 0 ]; then
+    die "release migrate: $v failed to migrate ($why); database moved back to where it was (${back})"
+  fi
+  die "release migrate: $v failed to migrate ($why) and could not be moved back (${back}); restore the pre-release backup: $(cat "$meta/pre-release-backup" 2>/dev/null || echo 'see nourishctl backups list')"
+}
+
+rel_collectstatic() {
+  local v="$1"
+  rel_need_installed "$v" "release collectstatic"
+  # Without --clear: the live release's hashed files stay until a later release is pruned.
+  rel_manage "$v" collectstatic --noinput >/dev/null || die "release collectstatic: collectstatic failed for $v"
+  say "release collectstatic: $v static files collected"
+}
+
+# --- serving ---------------------------------------------------------------------------------
+
+# GET the health path from release $1's own socket until it answers 200 as that release.
+rel_health_gate() {
+  local v="$1" sock deadline code hdr
+  sock=$(rel_socket "$v")
+  deadline=$((SECONDS + ${HEALTH_TIMEOUT:-30}))
+  while [ $SECONDS -lt $deadline ]; do
+    svc_active "$(rel_unit "$v")" || { echo "its gunicorn exited" ; return 1; }
+    if [ -S "$sock" ]; then
+      hdr=$(curl -s -o /dev/null -D - --max-time 5 --unix-socket "$sock" -H "Host: ${DOMAIN:-localhost}" "http://localhost${HEALTH_PATH:-/health/}" 2>/dev/null || true)
+      code=$(awk 'NR==1 { print $2 }' <<<"$hdr")
+      if [ "$code" = 200 ]; then
+        if grep -qi '^x-release:' <<<"$hdr" && ! grep -qi "^x-release: $v"$'\r'"\?$" <<<"$hdr"; then
+          echo "the socket answers as another release"; return 1
+        fi
+        return 0
+      fi
+    fi
+    sleep 0.2
+  done
+  echo "${HEALTH_PATH:-/health/} did not answer 200 within ${HEALTH_TIMEOUT:-30}s (last: ${code:-no answer})"
+  return 1
+}
+
+# How this host's nginx is reached, as the load balancer (or a browser) reaches it.
+rel_local_url() {
+  if [ -n "${APP_LOCAL_URL:-}" ]; then echo "$APP_LOCAL_URL"
+  elif [ "${TLS:-alb}" = nginx ]; then echo "https://127.0.0.1"
+  else echo "http://127.0.0.1"; fi
+}
+
+# VERIFY_CHECKS consecutive 200s from the health path through nginx, answered by release $1.
+rel_verify_through_nginx() {
+  local v="$1" i hdr code url
+  url="$(rel_local_url)${HEALTH_PATH:-/health/}"
+  for ((i = 0; i < ${VERIFY_CHECKS:-5}; i++)); do
+    hdr=$(curl -s -k -o /dev/null -D - --max-time 5 -H "Host: ${DOMAIN:-localhost}" -H "X-Forwarded-Proto: https" "$url" 2>/dev/null || true)
+    code=$(awk 'NR==1 { print $2 }' <<<"$hdr")
+    [ "$code" = 200 ] || { echo "$url answered ${code:-nothing} through nginx"; return 1; }
+    if grep -qi '^x-release:' <<<"$hdr" && ! grep -qi "^x-release: $v"$'\r'"\?$" <<<"$hdr"; then
+      echo "$url is answered by $(grep -i '^x-release:' <<<"$hdr" | tr -d '\r'), not $v"; return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# Points app.sock at release $1's socket in one rename(2), then `current` at its directory.
+rel_publish() {
+  local v="$1" sock
+  sock=$(rel_socket "$v")
+  [ -S "$sock" ] || die "release: $sock is not a listening socket"
+  ln -f "$sock" "$RUN_DIR/.app.sock.new"
+  mv -fT "$RUN_DIR/.app.sock.new" "$LIVE_SOCKET"
+  ln -sfn "releases/$v" "$APP_ROOT/.current.new"
+  mv -fT "$APP_ROOT/.current.new" "$CURRENT_LINK"
+}
+
+# Waits until release $1's listen queue is empty (nobody can reach it any more), then stops it.
+rel_retire() {
+  local v="$1" sock i q
+  sock=$(rel_socket "$v")
+  for ((i = 0; i < 50; i++)); do
+    q=$(ss -xlnH 2>/dev/null | awk -v p="$sock" '$5 == p { print $3 }')
+    [ "${q:-0}" = 0 ] && break
+    sleep 0.1
+  done
+  # A connect() that resolved the old path just before the rename lands within microseconds.
+  sleep 0.2
+  svc_ctl stop "$(rel_unit "$v")"
+  [ -z "$ROOT" ] && systemctl disable --quiet "$(rel_unit "$v")" 2>/dev/null
+  return 0
+}
+
+rel_start() {
+  local v="$1"
+  mkdir -p "$RUN_DIR"
+  svc_active "$(rel_unit "$v")" || svc_ctl start "$(rel_unit "$v")"
+}
+
+# Keeps KEEP_RELEASES releases (newest installs), never the live one or the one it came from.
+rel_prune() {
+  local keep="${KEEP_RELEASES:-5}" cur prev n=0 d v
+  cur=$(rel_current)
+  prev=$(cat "$(rel_meta "$cur")/previous" 2>/dev/null || true)
+  while read -r d; do
+    v=$(basename "$(dirname "$(dirname "$d")")")
+    n=$((n + 1))
+    [ "$n" -le "$keep" ] && continue
+    [ "$v" = "$cur" ] || [ "$v" = "$prev" ] && continue
+    svc_active "$(rel_unit "$v")" && continue
+    rm -rf "$(rel_dir "$v")"
+    say "release: pruned $v (keeping $keep)"
+  done < <(ls -1t "$RELEASES_DIR"/*/.nourish/installed 2>/dev/null)
+}
+
+# The first release replaces the page `nourishctl setup` put up; an operator's flag stays.
+rel_clear_first_release_page() {
+  [ "$(cat "$MAINTENANCE_FLAG" 2>/dev/null)" = first-release ] && rm -f "$MAINTENANCE_FLAG"
+  return 0
+}
+
+rel_switch() {
+  local v="$1" backup="${2:-}" meta prev why
+  rel_need_installed "$v" "release switch"
+  meta=$(rel_meta "$v")
+  prev=$(rel_current)
+  rel_manage "$v" migrate --check >/dev/null 2>&1 || die "release switch: $v has unapplied migrations (nourishctl release migrate $v first)"
+  [ -n "$backup" ] && echo "$backup" > "$meta/pre-release-backup"
+  if [ "$prev" = "$v" ] && svc_active "$(rel_unit "$v")" && [ "$LIVE_SOCKET" -ef "$(rel_socket "$v")" ]; then
+    say "release switch: $v is already serving"
+    return 0
+  fi
+  local checks
+  checks=$(rel_manage "$v" check --deploy 2>&1) || die "release switch: $v fails 'manage.py check --deploy': $(tail -1 <<<"$checks"); ${prev:-nothing} still serving"
+  rel_start "$v" || die "release switch: cannot start $(rel_unit "$v"); ${prev:-nothing} still serving"
+  if ! why=$(rel_health_gate "$v"); then
+    svc_ctl stop "$(rel_unit "$v")"
+    rel_log switch "$v" "refused: $why"
+    die "release switch: $v failed its health gate ($why); ${prev:-nothing} still serving"
+  fi
+  [ -n "$prev" ] && [ "$prev" != "$v" ] && echo "$prev" > "$meta/previous"
+  local t0=$EPOCHREALTIME
+  rel_publish "$v"
+  rel_clear_first_release_page
+  if ! why=$(rel_verify_through_nginx "$v"); then
+    rel_log switch "$v" "failed verification: $why"
+    if [ -n "$prev" ] && [ "$prev" != "$v" ] && svc_active "$(rel_unit "$prev")"; then
+      rel_publish "$prev"
+      local took
+      took=$(rel_since "$t0")
+      rel_retire "$v"
+      local back rc=0
+      back=$(rel_undo_migrations "$v" "$prev") || rc=$?
+      rel_log rollback "$prev" "automatic, from $v; migrations: $back"
+      die "release switch: $v failed verification after the switch ($why); rolled back in ${took}s to $prev (migrations: $back)"
+    fi
+    die "release switch: $v failed verification after the switch ($why); there is no previous release to go back to"
+  fi
+  [ -n "$prev" ] && [ "$prev" != "$v" ] && rel_retire "$prev"
+  [ -z "$ROOT" ] && systemctl enable --quiet "$(rel_unit "$v")"
+  date -u +%FT%TZ > "$meta/deployed"
+  rel_log switch "$v" "from ${prev:-nothing}"
+  say "release switch: $v is serving (was ${prev:-nothing}; verified $(rel_since "$t0")s after the switch)"
+  rel_prune
+}
+
+rel_backup_of() {
+  local key
+  key=$(cat "$(rel_meta "$1")/pre-release-backup" 2>/dev/null) || key="(see nourishctl backups list on the db host)"
+  echo "$key (on the db host: nourishctl restore --key $key --replace-live --yes)"
+}
+
+# Reverses the migrations release $1 applied, back to release $2's recorded state, when this
+# host applied them. Prints what it did; returns 2 (and prints why) when they are irreversible.
+# With --check it only says whether it could.
+rel_undo_migrations() {
+  local from="$1" to="$2" check="${3:-}" state out rc=0
+  state="$(rel_meta "$to")/migrations-after"
+  [ -e "$(rel_meta "$from")/migrated-here" ] || { echo "none (it applied none on this host)"; return 0; }
+  [ -s "$state" ] || state="$(rel_meta "$from")/migrations-before"
+  [ -s "$state" ] || { echo "none (no recorded state)"; return 0; }
+  # Back to the state it came from: the plan recorded when it migrated answers --check at once.
+  if [ -n "$check" ] && [ -s "$(rel_meta "$from")/way-back" ] \
+      && [ "$(cat "$state")" = "$(cat "$(rel_meta "$from")/migrations-before" 2>/dev/null)" ]; then
+    out=$(cat "$(rel_meta "$from")/way-back")
+    case "$out" in
+      reversible:*) echo "$out"; return 0 ;;
+      irreversible:*) echo "$out; the way back is the pre-release backup $(rel_backup_of "$from")"; return 2 ;;
+    esac
+  fi
+  out=$(rel_migrate_back "$from" "$state" ${check:+"$check"} 2>&1) || rc=$?
+  case "$rc" in
+    0) echo "reversed: $out" ;;
+    2)
+      if [ -n "$check" ]; then echo "$out; the way back is the pre-release backup $(rel_backup_of "$from")"
+      else echo "kept, $out; $to runs on $from's schema; to undo it restore the pre-release backup $(rel_backup_of "$from")"; fi
+      return 2 ;;
+    *) echo "could not reverse: $out"; return 1 ;;
+  esac
+}
+
+cmd_release() {
+  case "${1:-}" in
+    ""|--help|-h)
+      cat <<'EOF'
+usage: nourishctl release VERSION (--file PATH | --s3 s3://BUCKET/KEY) --sha256 HEX [--pre-release-backup KEY]
+       nourishctl release VERSION --git URL --ref REF
+       nourishctl release fetch|migrate|collectstatic|switch|verify VERSION [options]   (one step)
+       nourishctl release publish VERSION    (unit hook: re-link the live socket after a reboot)
+       nourishctl release list               (installed releases, the live one marked)
+The whole release is fetch → migrate → collectstatic → switch: the new release's gunicorn starts
+beside the old one, must answer the health URL and pass 'manage.py check --deploy', then takes
+traffic in one atomic socket switch; if it fails verification through nginx it rolls back.
+EOF
+      [ -n "${1:-}" ] && return 0; exit 2 ;;
+    list)
+      local cur d v
+      cur=$(rel_current)
+      for d in "$RELEASES_DIR"/*/.nourish/installed; do
+        [ -e "$d" ] || continue
+        v=$(basename "$(dirname "$(dirname "$d")")")
+        printf '%s %-12s installed %s%s\n' "$([ "$v" = "$cur" ] && echo '*' || echo ' ')" "$v" "$(cat "$d")" \
+          "$([ -e "$(rel_meta "$v")/deployed" ] && echo ", deployed $(cat "$(rel_meta "$v")/deployed")")"
+      done
+      return 0 ;;
+    publish)
+      # Called by the unit after start: only the live release publishes its socket.
+      [ "$(rel_current)" = "${2:-}" ] && rel_publish "$2"
+      return 0 ;;
+    fetch|migrate|collectstatic|switch|verify)
+      local step="$1" v="${2:-}"
+      [ -n "$v" ] || die "release $step: which version?"
+      rel_check_version "$v" "release $step"
+      shift 2
+      rel_lock "release $step $v"
+      case "$step" in
+        fetch) rel_fetch "$v" "$@" ;;
+        migrate) rel_migrate "$v" ;;
+        collectstatic) rel_collectstatic "$v" ;;
+        switch)
+          local backup=""
+          [ "${1:-}" = --pre-release-backup ] && backup="${2:?--pre-release-backup needs a key}"
+          rel_switch "$v" "$backup" ;;
+        verify)
+          [ "$(rel_current)" = "$v" ] || die "release verify: $v is not the live release ($(rel_current || true) is)"
+          local why
+          why=$(rel_verify_through_nginx "$v") || die "release verify: $why"
+          say "release verify: $v answers through nginx" ;;
+      esac
+      return 0 ;;
+  esac
+  local v="$1" backup="" a
+  shift
+  rel_check_version "$v" release
+  local args=("$@")
+  for ((a = 0; a < ${#args[@]}; a++)); do
+    [ "${args[a]}" = --pre-release-backup ] && backup="${args[a + 1]:-}"
+  done
+  rel_lock "release $v"
+  rel_fetch "$v" "$@"
+  [ -n "$backup" ] && echo "$backup" > "$(rel_meta "$v")/pre-release-backup"
+  rel_migrate "$v"
+  rel_collectstatic "$v"
+  rel_switch "$v" "$backup"
+}
+
+cmd_rollback() {
+  if [ "${1:-}" = --help ]; then
+    cat <<'EOF'
+usage: nourishctl rollback [VERSION]    (default: the release the live one replaced)
+       nourishctl rollback VERSION --database-restored    (after restoring the pre-release backup)
+       nourishctl rollback VERSION --keep-schema          (irreversible migrations: old code, new schema)
+Starts VERSION's gunicorn, proves it healthy, switches traffic to it atomically, stops the
+failed release, then reverses the failed release's migrations when it applied any. When they are
+irreversible it refuses before touching anything (exit 3) and names the pre-release backup to
+restore on the db host; says which it did.
+EOF
+    return 0
+  fi
+  local target="" restored="" keep=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --database-restored) restored=1; shift ;;
+      --keep-schema) keep=1; shift ;;
+      -*) die "rollback: unknown option '$1'" ;;
+      *) target="$1"; shift ;;
+    esac
+  done
+  rel_lock rollback
+  local cur why t0=$EPOCHREALTIME
+  cur=$(rel_current)
+  [ -n "$cur" ] || die "rollback: no release is live yet"
+  if [ -z "$target" ]; then
+    target=$(cat "$(rel_meta "$cur")/previous" 2>/dev/null) || die "rollback: $cur has no recorded previous release; name one (nourishctl release list)"
+  fi
+  rel_check_version "$target" rollback
+  [ "$target" != "$cur" ] || die "rollback: $target is already the live release"
+  rel_need_installed "$target" rollback
+  if [ -n "$restored" ]; then
+    rel_manage "$target" migrate --check >/dev/null 2>&1 || die "rollback: the database does not match $target's migrations; was the pre-release backup restored?"
+  elif [ -z "$keep" ]; then
+    local plan rc=0
+    plan=$(rel_undo_migrations "$cur" "$target" --check) || rc=$?
+    if [ "$rc" -eq 2 ]; then
+      rel_log rollback "$target" "refused: $plan"
+      echo "nourishctl: rollback: refused, nothing changed ($cur still serving): $plan, then 'nourishctl rollback $target --database-restored'; or --keep-schema to run $target on $cur's schema" >&2
+      exit 3
+    fi
+    [ "$rc" -eq 0 ] || die "rollback: cannot plan reversing $cur's migrations: $plan"
+  fi
+  rel_start "$target" || die "rollback: cannot start $(rel_unit "$target"); $cur still serving"
+  if ! why=$(rel_health_gate "$target"); then
+    svc_ctl stop "$(rel_unit "$target")"
+    die "rollback: $target failed its health gate ($why); $cur still serving"
+  fi
+  rel_publish "$target"
+  # Serving again from here on; stopping the failed release and its schema come after.
+  local switched back rc=0
+  switched=$(rel_since "$t0")
+  rel_retire "$cur"
+  if [ -n "$restored" ]; then back="none (database restored from the pre-release backup)"
+  elif [ -n "$keep" ]; then back="kept $cur's schema (--keep-schema)"
+  else back=$(rel_undo_migrations "$cur" "$target") || rc=$?; fi
+  [ -z "$ROOT" ] && systemctl enable --quiet "$(rel_unit "$target")"
+  rel_log rollback "$target" "from $cur; migrations: $back"
+  say "rollback: $target is serving (was $cur; serving again ${switched}s after the rollback started, done in $(rel_since "$t0")s); migrations: $back"
+  [ "$rc" -eq 0 ] || die "rollback: code is back on $target but $cur's migrations were not reversed: $back"
+}
+
+cmd_maintenance() {
+  case "${1:-}" in
+    on)
+      mkdir -p "$(dirname "$MAINTENANCE_FLAG")"
+      echo "on by $(rel_who) at $(date -u +%FT%TZ)" > "$MAINTENANCE_FLAG"
+      say "maintenance: on; nginx serves the maintenance page (503, Retry-After) until 'nourishctl maintenance off'" ;;
+    off)
+      rm -f "$MAINTENANCE_FLAG"
+      say "maintenance: off; the site is served by $(rel_current || true)" ;;
+    status)
+      if [ -e "$MAINTENANCE_FLAG" ]; then say "maintenance: $(cat "$MAINTENANCE_FLAG")"; else say "maintenance: off"; fi ;;
+    --help)
+      echo "usage: nourishctl maintenance on|off|status    (nginx reads the flag on every request: no reload)" ;;
+    *) die "maintenance: say on, off or status" ;;
+  esac
+}
