@@ -1,0 +1,126 @@
+// Release tarballs of the sample Django app (test/fixtures/dusangire) for deployment rehearsals:
+// a good release, an upgrade, and three ways a release goes wrong. Each release is the base app
+// with overlays copied over it in order (test/fixtures/dusangire/overlays/<name>/, mirroring the
+// project's paths), and its VERSION written last.
+//
+//   node -r esbuild-register scripts/rehearsal/artifacts.ts <outDir>
+//
+// writes <outDir>/nourish-link-<version>.tar.gz (+ .sha256, sha256sum format) and prints
+// `<version> <sha256> <file>` per release. Archives are deterministic: the same sources give the
+// same bytes (sorted names, mtime 0, uid/gid 0, normalised modes, gzip without name/time).
+import { spawnSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+export const FIXTURE_DIR = path.resolve(__dirname, "..", "..", "test", "fixtures", "dusangire");
+export const OVERLAYS_DIR = path.join(FIXTURE_DIR, "overlays");
+
+export type ArtifactName = "v1" | "v2" | "bad-migration" | "bad-health" | "irreversible";
+
+export interface Release {
+  version: string;
+  name: ArtifactName;
+  description: string;
+  /** Overlay directories under OVERLAYS_DIR, applied in order over the base app. */
+  overlays: string[];
+}
+
+export interface Artifact {
+  version: string;
+  name: ArtifactName;
+  description: string;
+  /** Absolute path of nourish-link-<version>.tar.gz. */
+  file: string;
+  sha256: string;
+}
+
+export const RELEASES: readonly Release[] = [
+  {
+    version: "1.0.0", name: "v1", overlays: [],
+    description: "the base app: menu, orders, health; migrations 0001 (schema) and 0002 (seeds 3 menu items)",
+  },
+  {
+    version: "1.1.0", name: "v2", overlays: ["notes"],
+    description: "upgrade: Order.notes (0003, reversible AddField); POST /orders/ accepts notes",
+  },
+  {
+    version: "1.2.0", name: "bad-migration", overlays: ["notes", "delivery-slot", "failing-0005"],
+    description: "1.1.0 + 0004 (reversible AddField Order.delivery_slot) + 0005, which PostgreSQL rejects: migrate exits non-zero with 0004 applied",
+  },
+  {
+    version: "1.2.1", name: "bad-health", overlays: ["notes", "delivery-slot", "xff-health-bug"],
+    description: "1.1.0 + 0004 (as 1.2.0's); /health/ answers 500 when the request has X-Forwarded-For (through nginx), 200 direct to gunicorn",
+  },
+  {
+    version: "1.3.0", name: "irreversible", overlays: ["notes", "irreversible-0004"],
+    description: "1.1.0 + 0004, a RunPython without reverse (rounds prices): migrating below 0004 raises IrreversibleError",
+  },
+];
+
+/** Never shipped: bytecode (a local `manage.py` run leaves some) and, from the base, the overlays. */
+const notBytecode = (rel: string): boolean => !rel.split(path.sep).includes("__pycache__") && !rel.endsWith(".pyc");
+const baseFile = (rel: string): boolean => rel.split(path.sep)[0] !== "overlays" && notBytecode(rel);
+
+function copyTree(from: string, to: string, filter: (rel: string) => boolean = () => true): void {
+  if (!fs.existsSync(from)) throw new Error(`missing fixture directory ${from}`);
+  fs.cpSync(from, to, {
+    recursive: true,
+    filter: (src) => {
+      const rel = path.relative(from, src);
+      return rel === "" || filter(rel);
+    },
+  });
+}
+
+function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): void {
+  const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, LC_ALL: "C" }, ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
+}
+
+export function sha256File(file: string): string {
+  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** The release's source tree (base + overlays + VERSION) in `dir`, which must not exist. */
+export function stageRelease(release: Release, dir: string): void {
+  copyTree(FIXTURE_DIR, dir, baseFile);
+  for (const overlay of release.overlays) copyTree(path.join(OVERLAYS_DIR, overlay), dir, notBytecode);
+  fs.writeFileSync(path.join(dir, "VERSION"), `${release.version}\n`);
+}
+
+/** Builds every release into outDir (created if missing); returns them in RELEASES order. */
+export function buildArtifacts(outDir: string): Artifact[] {
+  const out = path.resolve(outDir);
+  fs.mkdirSync(out, { recursive: true });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-artifacts-"));
+  try {
+    return RELEASES.map((release) => {
+      const stage = path.join(work, release.version);
+      stageRelease(release, stage);
+      const file = path.join(out, `nourish-link-${release.version}.tar.gz`);
+      const top = fs.readdirSync(stage).sort();
+      sh("tar", [
+        "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner",
+        // Modes from a checkout depend on the umask: ship 0644 files and 0755 dirs/executables.
+        "--mode=u=rwX,go=rX", "--format=gnu", "-I", "gzip -n -9", "-cf", file, "--", ...top,
+      ], { cwd: stage });
+      const sha256 = sha256File(file);
+      fs.writeFileSync(`${file}.sha256`, `${sha256}  ${path.basename(file)}\n`);
+      return { version: release.version, name: release.name, description: release.description, file, sha256 };
+    });
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  const outDir = process.argv[2];
+  if (!outDir || process.argv.length > 3) {
+    process.stderr.write("usage: node -r esbuild-register scripts/rehearsal/artifacts.ts <outDir>\n");
+    process.exit(2);
+  }
+  for (const a of buildArtifacts(outDir)) process.stdout.write(`${a.version} ${a.sha256} ${a.file}\n`);
+}
