@@ -10,6 +10,9 @@ export = async () => {
     environment: config.environment,
     domain: config.domain,
     releaseVersion: config.release.version,
+    // Only with the Release (deploySshKey set): the steps pulumi up runs, in order, and the backup
+    // taken before the release (what to restore when a rollback cannot reverse its migrations).
+    ...(site.release ? { releaseSteps: site.release.steps, releasePreReleaseBackup: site.release.preReleaseBackup } : {}),
     entryPoint: site.app.entryPoint,
     // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
     ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),

@@ -5,13 +5,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isOnCalendar } from "./schedules/calendar";
+import { DEFAULT_SSH_USER, isHostAddress, isSshPublicKey, keyPairProblem, privateKeyInfo } from "./release/ssh";
 
 export const PROJECT = "nourish-link";
 export const ENVIRONMENTS = ["staging", "prod"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
 /** Keys that hold secrets: they must be set with `pulumi config set --secret`. */
-export const SECRET_KEYS = ["djangoSecretKey", "dbPassword"] as const;
+export const SECRET_KEYS = ["djangoSecretKey", "dbPassword", "deploySshKey"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 const instanceType = z
@@ -30,6 +31,7 @@ const semver = z
     error: "must be a semantic version such as 1.4.2",
   });
 const int = (min: number, max: number) => z.int().min(min).max(max);
+const linuxUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: "must be a Linux user name such as admin" });
 /** CloudWatch Logs accepts only these retention periods. */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
 const logRetention = z.union(LOG_RETENTION_DAYS.map((d) => z.literal(d)), {
@@ -39,7 +41,7 @@ const logRetention = z.union(LOG_RETENTION_DAYS.map((d) => z.literal(d)), {
 const artifact = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("s3").describe("release tarball in S3"),
-    bucket: z.string().min(3).optional().describe("bucket holding release tarballs (default: the stack's artifact bucket)"),
+    bucket: z.string().min(3).optional().describe("bucket holding release tarballs (required when deploySshKey is set: the stack has no artifact bucket of its own)"),
     key: z.string().min(1).describe("object key of the tarball, e.g. releases/nourish-link-1.4.2.tar.gz"),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be the tarball's SHA-256, 64 lower-case hex digits" }),
   }),
@@ -106,9 +108,23 @@ export const stackConfigSchema = z.strictObject({
     artifact: artifact.describe("where the release comes from"),
     keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
     healthPath: z.string().regex(/^\/\S*$/, { error: "must be a URL path starting with /" }).describe("URL that must answer 200 before a release gets traffic"),
+    ssh: z.strictObject({
+      user: linuxUser.describe("user the release logs in as (passwordless sudo; Debian's AMI user is admin)"),
+      publicKey: z.string().refine(isSshPublicKey, { error: "must be one OpenSSH public key line: ssh-ed25519 or ssh-rsa, the base64 key, an optional comment" })
+        .optional().describe("public half of deploySshKey, authorized on every host by cloud-init (required with deploySshKey)"),
+      bastion: z.strictObject({
+        host: z.string().refine(isHostAddress, { error: "must be a DNS name or an IPv4 address such as bastion.nourishlink.rw" }).describe("only with a bastion (optional): the jump host the release connects through; no bastion: straight to the hosts' private IPs"),
+        user: linuxUser.optional().describe("user on the bastion (default: release.ssh.user)"),
+        port: int(1, 65535).optional().describe("SSH port of the bastion (default: 22)"),
+      }).optional(),
+    }),
   }),
   djangoSecretKey: z.string().min(50, { error: "must be at least 50 characters" }).optional().describe("Django SECRET_KEY (secret; generated when unset)"),
   dbPassword: z.string().min(16, { error: "must be at least 16 characters" }).optional().describe("app database password (secret; generated when unset)"),
+  deploySshKey: z.string().superRefine((k, ctx) => {
+    const info = privateKeyInfo(k);
+    if ("problem" in info) ctx.addIssue({ code: "custom", message: info.problem });
+  }).optional().describe("private key the Release logs in to the hosts with over SSH (secret; unset: no release runs from pulumi up)"),
 });
 
 export type StackSettings = z.infer<typeof stackConfigSchema>;
@@ -132,6 +148,21 @@ function crossKeyProblems(c: any): [string, string][] {
   if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
   const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
   if (typeof local === "number" && typeof kept === "number" && local > kept) fail("backups.localRetentionDays", "must not exceed backups.retentionDays");
+  const artifact = c.release?.artifact;
+  if (artifact?.type === "git" && typeof artifact.url === "string" && /^[a-z+]+:\/\/[^/@\s]*:[^/@\s]*@/.test(artifact.url)) fail("release.artifact.url", "must not carry credentials (user:password@): it is stored in the stack and shown in command logs; give the hosts a read-only deploy key instead");
+  // The Release (on when deploySshKey is set) reaches the hosts over SSH and starts with a backup.
+  if (typeof c.deploySshKey === "string") {
+    const publicKey = c.release?.ssh?.publicKey;
+    if (publicKey === undefined) fail("release.ssh.publicKey", "is required when deploySshKey is set: the hosts must authorize the deploy key's public half");
+    else if (typeof publicKey === "string") {
+      const problem = keyPairProblem(c.deploySshKey, publicKey);
+      if (problem) fail("release.ssh.publicKey", problem);
+    }
+    if (c.network?.sshAccess === false) fail("network.sshAccess", "must be true when deploySshKey is set: the release connects over SSH (port 22 from network.adminCidrs, e.g. your bastion)");
+    if (c.database?.managed === true) fail("deploySshKey", "requires database.managed: false: every release starts with `nourishctl backup` on the database host");
+    if (c.backups?.enabled === false) fail("deploySshKey", "requires backups.enabled: true: every release starts with a pre-release backup");
+    if (artifact?.type === "s3" && artifact.bucket === undefined) fail("release.artifact.bucket", "is required when deploySshKey is set: the stack has no artifact bucket of its own, name the bucket that holds the release tarballs");
+  }
   return out;
 }
 
@@ -158,7 +189,7 @@ const COMMON: DeepPartial<StackSettings> = {
     logArchiveSchedule: "*-*-01 04:30:00",
   },
   monitoring: { alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85 },
-  release: { keepReleases: 5, healthPath: "/health/" },
+  release: { keepReleases: 5, healthPath: "/health/", ssh: { user: DEFAULT_SSH_USER } },
 };
 
 /** Per-environment defaults: prod is sized and protected for real traffic, staging is cheap. */

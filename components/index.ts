@@ -8,6 +8,7 @@ import { StackConfig } from "./config";
 import { Database } from "./database";
 import { HostTooling } from "./hosts/tooling";
 import { Network } from "./network";
+import { Release } from "./release";
 import { AppSecrets } from "./secrets";
 
 export interface NourishLinkArgs {
@@ -21,6 +22,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly app: AppHosts;
   /** Off-host backup storage; absent when backups.enabled is false (never on prod). */
   readonly backups?: BackupStore;
+  /** Converges the hosts to release.version over SSH; only when the deploySshKey secret is set. */
+  readonly release?: Release;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -50,6 +53,17 @@ export class NourishLink extends pulumi.ComponentResource {
       tooling,
     }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling }, child);
+    // config.ts guarantees a self-managed database host whenever the deploy key is set.
+    const deployKey = config.secrets.deploySshKey;
+    if (deployKey && this.database.instance) {
+      this.release = new Release("release", {
+        config,
+        privateKey: deployKey,
+        db: { instance: this.database.instance, dependsOn: this.database.dataAttachment ? [this.database.dataAttachment] : [] },
+        app: this.app.instances.map((instance) => ({ instance })),
+        appRole: this.app.hostRole.role,
+      }, child);
+    }
     this.registerOutputs({});
   }
 }

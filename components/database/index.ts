@@ -39,6 +39,10 @@ export class Database extends pulumi.ComponentResource {
   /** The host's data volume (self-managed only). */
   readonly dataVolumeId?: pulumi.Output<string>;
   readonly hostRole?: HostRole;
+  /** The database host (self-managed only): the Release runs the pre-release backup there. */
+  readonly instance?: aws.ec2.Instance;
+  /** Its data volume's attachment: nothing may run on the host before the data is there. */
+  readonly dataAttachment?: aws.ec2.VolumeAttachment;
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:database:Database", name, {}, opts);
@@ -160,7 +164,7 @@ export class Database extends pulumi.ComponentResource {
         renderHostCloudInit(config, "db", { packages: ["postgresql", "postgresql-contrib", "ssl-cert", "pgbackrest"], files: f }, install)),
       dependsOn: args.tooling.objects.db,
     }, { parent: this });
-    new aws.ec2.VolumeAttachment(`${name}-data`, {
+    this.dataAttachment = new aws.ec2.VolumeAttachment(`${name}-data`, {
       instanceId: host.instance.id,
       volumeId: volume.id,
       deviceName: "/dev/sdf",
@@ -169,6 +173,7 @@ export class Database extends pulumi.ComponentResource {
     }, { parent: this });
 
     this.endpoint = host.instance.privateDns;
+    this.instance = host.instance;
     this.dataVolumeId = volume.id;
     this.registerOutputs({ endpoint: this.endpoint, dataVolumeId: this.dataVolumeId });
   }

@@ -2,7 +2,9 @@
 // reads, awscli (SSM, S3) and security updates, then nourishctl fetched and `nourishctl setup`.
 import * as fs from "fs";
 import * as path from "path";
+import { stringify } from "yaml";
 import { StackConfig } from "../config";
+import { DEFAULT_SSH_USER } from "../release/ssh";
 import { CloudInitPart, HostFile, renderCloudInit } from "./cloud-init";
 
 export const NOURISHCTL_SOURCE = path.resolve(__dirname, "..", "..", "scripts", "host", "nourishctl");
@@ -31,7 +33,10 @@ export const HOST_ENV_PATH = "/etc/nourish-link/host.env";
 export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<string, string>): HostFile {
   const vars: Record<string, string> = {
     ROLE: role, STACK: config.stack, REGION: config.region,
-    DISK_FREE_MIN_PERCENT: String(config.monitoring.diskFreeMinPercent), ...extra,
+    DISK_FREE_MIN_PERCENT: String(config.monitoring.diskFreeMinPercent),
+    // What `nourishctl release` reads on an app host: how many releases to keep, what must answer 200.
+    ...(role === "app" ? { KEEP_RELEASES: String(config.release.keepReleases), HEALTH_PATH: config.release.healthPath } : {}),
+    ...extra,
   };
   for (const [k, v] of Object.entries(vars)) {
     if (!/^[A-Za-z0-9_./:@-]*$/.test(v)) throw new Error(`host.env: ${k} has characters a shell would interpret: ${JSON.stringify(v)}`);
@@ -48,10 +53,23 @@ export function renderHostCloudInit(config: StackConfig, role: "app" | "db", par
     packages: ["awscli", "unattended-upgrades"],
     runcmd: [...install, `${NOURISHCTL_PATH} setup`],
   };
-  return renderCloudInit({
+  const doc = renderCloudInit({
     hostname: `nourish-link-${config.stack}-${role}`,
     timezone: config.maintenance.timezone,
     // The role's files first, then the CLI; setup runs last, once everything is in place.
     parts: [{ ...part, runcmd: [] }, common, { runcmd: part.runcmd }],
   });
+  const { user, publicKey } = config.release.ssh;
+  return publicKey ? doc + stringify(sshLogin(user, publicKey), { lineWidth: 0 }) : doc;
+}
+
+/**
+ * cloud-init keys that let the Release log in as `user` with the deploy key: the image's default
+ * user (Debian: admin) gets the key; any other user is created, locked, with passwordless sudo.
+ */
+export function sshLogin(user: string, publicKey: string): Record<string, unknown> {
+  if (user === DEFAULT_SSH_USER) return { ssh_authorized_keys: [publicKey] };
+  return {
+    users: ["default", { name: user, shell: "/bin/bash", lock_passwd: true, sudo: "ALL=(ALL) NOPASSWD:ALL", ssh_authorized_keys: [publicKey] }],
+  };
 }

@@ -111,6 +111,12 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       case "aws:rds/instance:Instance":
         state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
         break;
+      case "command:remote:Command":
+        // The mocks run nothing: each command "prints" one recognisable line (the Release reads
+        // the backup's key from the last line of its output).
+        state.stdout = `mock-output-${hex(args.name, 12)}`;
+        state.stderr = "";
+        break;
       case "random:index/randomPassword:RandomPassword":
       case "random:index/randomString:RandomString":
         // A recognisable value, so tests can prove it never leaks into plans or files.
