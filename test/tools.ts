@@ -15,6 +15,9 @@ export const PACKAGE_OF: Record<string, string> = {
   wrk: "wrk",
   openssl: "openssl",
   logrotate: "logrotate",
+  ss: "iproute2",
+  curl: "curl",
+  flock: "util-linux",
 };
 
 export function requireTool(name: string): void {

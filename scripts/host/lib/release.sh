@@ -355,6 +355,13 @@ rel_switch() {
     say "release switch: $v is already serving"
     return 0
   fi
+  # Switching to a release that was live before the current one is a rollback (pulumi config set
+  # release.version <previous>; pulumi up): code first, then its migrations reversed.
+  if [ -n "$prev" ] && [ "$prev" != "$v" ] && [ -e "$meta/deployed" ] && [ "$meta/deployed" -ot "$(rel_meta "$prev")/deployed" ]; then
+    say "release switch: $v was live before $prev: rolling back"
+    cmd_rollback "$v"
+    return 0
+  fi
   local checks
   checks=$(rel_manage "$v" check --deploy 2>&1) || die "release switch: $v fails 'manage.py check --deploy': $(tail -1 <<<"$checks"); ${prev:-nothing} still serving"
   rel_start "$v" || die "release switch: cannot start $(rel_unit "$v"); ${prev:-nothing} still serving"

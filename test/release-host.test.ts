@@ -1,0 +1,104 @@
+// nourishctl release/rollback/maintenance: the refusals and bookkeeping that need no running
+// app (the full drills with PostgreSQL, nginx and gunicorn are in rehearsal.test.ts).
+import * as assert from "assert";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
+import { requireTool } from "./tools";
+
+describe("nourishctl release on an app host (sandbox)", function () {
+  this.timeout(120_000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-release-"));
+  const root = path.join(dir, "root");
+  const srv = path.join(root, "srv/nourish-link");
+  let v1: Artifact;
+  const ctl = (...args: string[]) => spawnSync("bash", [NOURISHCTL_SOURCE, ...args], {
+    encoding: "utf8", env: { ...process.env, NOURISH_ROOT: root, PIP_NO_INDEX: "1", SUDO_USER: "alice" },
+  });
+
+  before(() => {
+    requireTool("flock");
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), "ROLE=app\nDOMAIN=app.nourishlink.test\nKEEP_RELEASES=3\n");
+    v1 = buildArtifacts(path.join(dir, "artifacts")).find((a) => a.name === "v1")!;
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("has --help for release, rollback and maintenance", () => {
+    for (const verb of ["release", "rollback", "maintenance"]) {
+      const r = ctl(verb, "--help");
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.match(r.stdout, /usage: nourishctl/);
+    }
+    assert.strictEqual(ctl("release").status, 2);
+  });
+
+  it("refuses a version that is not a semantic version (no path tricks)", () => {
+    const r = ctl("release", "fetch", "../../etc", "--file", v1.file, "--sha256", v1.sha256);
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /release fetch: '\.\.\/\.\.\/etc' is not a release version/);
+  });
+
+  it("refuses an artifact whose SHA-256 differs, naming it, and installs nothing", () => {
+    const wrong = "0".repeat(64);
+    const r = ctl("release", "fetch", "1.0.0", "--file", v1.file, "--sha256", wrong);
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, new RegExp(`artifact ${v1.file.replace(/[.]/g, "\\.")} has sha256 ${v1.sha256}, expected ${wrong}; not installed`));
+    assert.deepStrictEqual(fs.readdirSync(path.join(srv, "releases")), []);
+  });
+
+  it("installs a release (venv with a gunicorn that uses it), once; a version is immutable", () => {
+    const r = ctl("release", "fetch", "1.0.0", "--file", v1.file, "--sha256", v1.sha256);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const rel = path.join(srv, "releases/1.0.0");
+    for (const f of ["manage.py", "VERSION", "venv/bin/python", "venv/bin/gunicorn", ".nourish/installed"]) assert.ok(fs.existsSync(path.join(rel, f)), f);
+    assert.strictEqual(fs.readFileSync(path.join(rel, ".nourish/sha256"), "utf8").trim(), v1.sha256);
+    const g = spawnSync(path.join(rel, "venv/bin/gunicorn"), ["--version"], { encoding: "utf8" });
+    assert.match(g.stdout + g.stderr, /\(version \d+\.\d+/);
+    assert.match(ctl("release", "fetch", "1.0.0", "--file", v1.file, "--sha256", v1.sha256).stdout, /1\.0\.0 already installed/);
+    const other = ctl("release", "fetch", "1.0.0", "--file", v1.file, "--sha256", "f".repeat(64));
+    assert.strictEqual(other.status, 1);
+    assert.match(other.stderr, /already installed from a different artifact .*a version is immutable/);
+    assert.match(ctl("release", "list").stdout, /1\.0\.0 +installed/);
+    assert.match(fs.readFileSync(path.join(srv, "releases.log"), "utf8"), /\tfetch\t1\.0\.0\t.*\talice\n/);
+  });
+
+  it("one deploy at a time: a second one is refused, naming who holds the lock", async () => {
+    fs.writeFileSync(path.join(srv, ".deploy.lock.info"), "release 1.4.2 by bob since 2026-11-28T10:00:00Z (pid 1)\n");
+    // Its own process group, so the sleep that inherits the lock dies with it.
+    const holder = spawn("flock", [path.join(srv, ".deploy.lock"), "sleep", "30"], { stdio: "ignore", detached: true });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = ctl("release", "switch", "1.0.0");
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, /release switch 1\.0\.0: another deploy is running \(release 1\.4\.2 by bob since 2026-11-28T10:00:00Z \(pid 1\)\)/);
+    } finally {
+      process.kill(-holder.pid!, "SIGKILL");
+    }
+  });
+
+  it("switch and rollback refuse what is not there", () => {
+    const r = ctl("release", "switch", "2.0.0");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /release switch: release 2\.0\.0 is not installed here/);
+    const rb = ctl("rollback");
+    assert.strictEqual(rb.status, 1);
+    assert.match(rb.stderr, /rollback: no release is live yet/);
+  });
+
+  it("maintenance on|status|off drives the flag nginx reads, saying who set it", () => {
+    const flag = path.join(srv, "maintenance/on");
+    assert.strictEqual(ctl("maintenance", "on").status, 0);
+    assert.match(fs.readFileSync(flag, "utf8"), /^on by alice at \d{4}-/);
+    assert.match(ctl("maintenance", "status").stdout, /maintenance: on by alice/);
+    assert.strictEqual(ctl("maintenance", "off").status, 0);
+    assert.ok(!fs.existsSync(flag));
+    assert.match(ctl("maintenance", "status").stdout, /maintenance: off/);
+    const bad = ctl("maintenance", "sideways");
+    assert.strictEqual(bad.status, 1);
+    assert.match(bad.stderr, /maintenance: say on, off or status/);
+  });
+});
