@@ -95,6 +95,7 @@ export const stackConfigSchema = z.strictObject({
     healthCheckSchedule: schedule.describe("morning checklist: services, connections, disk, Django checks"),
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
+    verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
     logArchiveSchedule: schedule.describe("monthly log archival to the backup bucket"),
   }),
   monitoring: z.strictObject({
@@ -186,6 +187,7 @@ const COMMON: DeepPartial<StackSettings> = {
     healthCheckSchedule: "*-*-* 06:00:00",
     vacuumSchedule: "Sun *-*-* 23:00:00",
     reindexSchedule: "*-*-01 03:30:00",
+    verifyBackupSchedule: "Sun *-*-* 04:00:00",
     logArchiveSchedule: "*-*-01 04:30:00",
   },
   monitoring: { alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85 },

@@ -55,9 +55,27 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     assert.match(renderTimer(moved!), /^OnCalendar=\*-\*-\* 03:15:00 Africa\/Kigali$/m);
   });
 
+  it("verifies the latest backup weekly (Sunday 04:00 by default), catching up missed runs, only with backups", async () => {
+    const verify = (await jobsOf("prod", "db")).find((j) => j.id === "verify-backup");
+    assert.ok(verify, "no verify-backup job on the prod database host");
+    const timer = renderTimer(verify);
+    assert.match(timer, /^OnCalendar=Sun \*-\*-\* 04:00:00 Africa\/Kigali$/m);
+    assert.match(timer, /^Persistent=true$/m);
+    assert.match(timer, /^RandomizedDelaySec=15min$/m);
+    assert.match(timer, /^Unit=nourish-link-verify-backup\.service$/m);
+    assert.match(renderJobService(verify), /^ExecStart=\/usr\/local\/sbin\/nourishctl backups verify --latest$/m);
+    const moved = (await jobsOf("prod", "db", { maintenance: { verifyBackupSchedule: "Sat *-*-* 05:30:00" } })).find((j) => j.id === "verify-backup");
+    assert.match(renderTimer(moved!), /^OnCalendar=Sat \*-\*-\* 05:30:00 Africa\/Kigali$/m);
+    for (const set of [{ backups: { enabled: false, pitr: false } }, { database: { managed: true } }]) {
+      assert.ok(!(await jobsOf("staging", "db", set)).some((j) => j.id === "verify-backup"), `verify-backup with ${JSON.stringify(set)}`);
+    }
+    assert.ok(!(await jobsOf("prod", "app")).some((j) => j.id === "verify-backup"), "verify-backup on an app host");
+  });
+
   it("puts database jobs on the database host only, and none for a managed database", async () => {
-    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "pitr-backup"]);
-    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "verify-backup", "pitr-backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "verify-backup"]);
+    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex"]);
     assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
@@ -65,7 +83,10 @@ describe("schedules: systemd timers for the manual's procedures", () => {
   it("renders units `systemd-analyze verify` accepts, with calendars systemd parses", async () => {
     requireTool("systemd-analyze");
     const units: string[] = [];
-    for (const job of await jobsOf("prod", "db")) {
+    const jobs = await jobsOf("prod", "db");
+    // Every timer the db host gets, the weekly backup verification included.
+    assert.deepStrictEqual(jobs.map((j) => j.id).filter((id) => ["backup", "verify-backup", "pitr-backup"].includes(id)), ["backup", "verify-backup", "pitr-backup"]);
+    for (const job of jobs) {
       const service = path.join(dir, `nourish-link-${job.id}.service`);
       fs.writeFileSync(service, renderJobService(job, NOURISHCTL_SOURCE));
       fs.writeFileSync(path.join(dir, `nourish-link-${job.id}.timer`), renderTimer(job));

@@ -18,6 +18,9 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
     );
     if (config.backups.enabled) {
       jobs.push({ id: "backup", description: "nightly database backup", onCalendar: config.backups.schedule, timezone: tz, verb: ["backup"], after: pg, randomizedDelay: "15min" });
+      // The manual's weekly backup verification: the newest dump in the bucket downloaded, its
+      // SHA-256 checked against its manifest, and read back with pg_restore --list (no server needed).
+      jobs.push({ id: "verify-backup", description: "weekly verification of the latest backup", onCalendar: m.verifyBackupSchedule, timezone: tz, verb: ["backups", "verify", "--latest"], randomizedDelay: "15min" });
     }
     if (config.backups.enabled && config.backups.pitr) {
       // pgBackRest picks full (weekly) or differential itself; WAL is archived continuously.

@@ -1,0 +1,42 @@
+// Pure builder of the alert topic's KMS key policy. No Pulumi imports: account id in, JSON out.
+//
+// Why a customer-managed key and not SNS's AWS-managed `alias/aws/sns`: CloudWatch alarms
+// publishing to a topic encrypted with the AWS-managed key fail ("CloudWatch Alarms does not have
+// authorization to access the SNS topic encryption key"), because that key's policy does not let
+// cloudwatch.amazonaws.com call kms:GenerateDataKey / kms:Decrypt and cannot be edited.
+
+export interface PolicyDocument {
+  Version: "2012-10-17";
+  Statement: Record<string, unknown>[];
+}
+
+/** Services that publish to the alert topic and so must be able to use its key. */
+export const ALERT_PUBLISHERS = ["cloudwatch.amazonaws.com"] as const;
+
+export function alertKeyPolicy(accountId: string): PolicyDocument {
+  if (!/^\d{12}$/.test(accountId)) throw new Error(`alert key policy: not an AWS account id: ${JSON.stringify(accountId)}`);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      // The account's IAM policies govern the key, as with a key's default policy (and the
+      // statement KMS requires so that nobody is locked out of the key).
+      {
+        Sid: "AccountAdministers",
+        Effect: "Allow",
+        Principal: { AWS: `arn:aws:iam::${accountId}:root` },
+        Action: "kms:*",
+        Resource: "*",
+      },
+      // Encrypting a message for the topic: only what publishing needs. The service principal has
+      // no further condition: it reaches the key only by publishing to this topic, and the topic's
+      // default policy admits publishers of this account only.
+      {
+        Sid: "AlarmsPublishToEncryptedTopic",
+        Effect: "Allow",
+        Principal: { Service: [...ALERT_PUBLISHERS] },
+        Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        Resource: "*",
+      },
+    ],
+  };
+}
