@@ -246,8 +246,12 @@ describe("app: loopback boot of nginx (ALB mode) + gunicorn + PostgreSQL, all wi
     }, 20000);
     assert.strictEqual(r.body, "nourish ok db=dusangire ssl=True");
     assert.match(String(r.headers["x-request-id"]), /^[0-9a-f]{32}$/);
-    const lines = fs.readFileSync(s.accessLog as string, "utf8").trim().split("\n");
-    const entry = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+    // nginx logs a request after answering it: wait for the line rather than read too early.
+    const entry = await until("the 200 in the access log", async () => {
+      const lines = fs.readFileSync(s.accessLog as string, "utf8").trim().split("\n");
+      const last = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
+      return last.status === 200 ? last : undefined;
+    }, 3000);
     assert.strictEqual(entry.status, 200);
     assert.strictEqual(entry.uri, "/");
     assert.strictEqual(typeof entry.request_time, "number");
