@@ -392,8 +392,8 @@ rel_switch() {
   [ -z "$ROOT" ] && systemctl enable --quiet "$(rel_unit "$v")"
   date -u +%FT%TZ > "$meta/deployed"
   rel_log switch "$v" "from ${prev:-nothing}"
-  say "release switch: $v is serving (was ${prev:-nothing}; verified $(rel_since "$t0")s after the switch)"
   rel_prune
+  say "release switch: $v is serving (was ${prev:-nothing}; verified $(rel_since "$t0")s after the switch)"
 }
 
 rel_backup_of() {
