@@ -44,7 +44,7 @@ describe("npm run rehearse: releases and rollbacks under load on loopback", func
   });
 
   it("drops no request and loses no acknowledged order in any drill under load", () => {
-    const loaded = report.drills.filter((d) => d.name !== "first-release");
+    const loaded = report.drills.filter((d) => !["first-release", "irreversible-rollback-restore"].includes(d.name));
     assert.ok(loaded.length >= 7);
     for (const d of loaded) {
       assert.ok(d.requestsSent > 100, `${d.name}: only ${d.requestsSent} requests were sent`);
@@ -99,5 +99,17 @@ describe("npm run rehearse: releases and rollbacks under load on loopback", func
     assert.strictEqual(kept.serving, "1.1.0");
     assert.strictEqual(kept.mealsMigration, "0004_round_menu_prices");
     assert.ok(kept.rollbackSeconds! < 5);
+  });
+
+  it("the way back from an irreversible migration: its pre-release backup restored, then the previous release on it", () => {
+    assert.strictEqual(drill("irreversible-re-release").serving, "1.3.0");
+    const d = drill("irreversible-rollback-restore");
+    assert.strictEqual(d.exitCode, 0, d.said);
+    assert.match(d.said, /rollback: 1\.1\.0 is serving \(was 1\.3\.0; .*migrations: none \(database restored from the pre-release backup\)/);
+    assert.strictEqual(d.serving, "1.1.0");
+    assert.strictEqual(d.mealsMigration, "0003_order_notes");
+    // Nothing destroyed: what the backup predates is in the database the restore kept aside.
+    assert.match(d.keptDatabase!, /^dusangire_before_restore_/);
+    assert.ok(d.ordersOnlyInKeptDatabase! > 0, `kept database holds ${d.ordersOnlyInKeptDatabase} newer orders`);
   });
 });

@@ -46,6 +46,9 @@ export interface Drill {
   /** The whole rollback, including stopping the failed release and reversing its migrations. */
   rollbackTotalSeconds?: number;
   stepSeconds: Record<string, number>;
+  /** A restore's database kept aside, and the orders in it the restored one lacks (taken after the backup). */
+  keptDatabase?: string;
+  ordersOnlyInKeptDatabase?: number;
 }
 
 export interface Report {
@@ -245,6 +248,22 @@ export async function rehearse(o: RehearsalOptions = {}): Promise<Report> {
       { exit: "ok", serving: v2.version }, false, async (d) => {
         return rollback(d, [v2.version, "--keep-schema"]);
       });
+    // The way back from an irreversible migration: the pre-release backup, restored on the db
+    // host, then the previous release on it. Without load: a restore returns the database to the
+    // backup's moment, so orders taken since then stay only in the database the restore keeps aside.
+    await drill("irreversible-re-release", `${irr.version} again`, { exit: "ok", serving: irr.version }, false, (d) => release(d, irr));
+    await drill("irreversible-rollback-restore", `the pre-release backup of ${irr.version} restored on the db host, then nourishctl rollback ${v2.version} --database-restored`,
+      { exit: "ok", serving: v2.version }, true, async (d) => {
+        const key = fs.readFileSync(path.join(srv, "releases", irr.version, ".nourish/pre-release-backup"), "utf8").trim();
+        const restored = await ctl(dbEnv, ["restore", "--key", key, "--replace-live", "--yes"]);
+        d.stepSeconds.restore = round(restored.seconds);
+        if (restored.code !== 0) return restored;
+        const kept = db.psql("SELECT datname FROM pg_database WHERE datname LIKE 'dusangire_before_restore_%' ORDER BY 1 DESC LIMIT 1").trim();
+        const orders = (name: string) => Number(db.psql("SELECT count(*) FROM meals_order", { db: name }).trim());
+        d.ordersOnlyInKeptDatabase = orders(kept) - orders("dusangire");
+        d.keptDatabase = kept;
+        return rollback(d, [v2.version, "--database-restored"]);
+      });
     return { startedAt: new Date(started).toISOString(), seconds: round((Date.now() - started) / 1000), passed: drills.every((d) => d.passed), drills };
   } finally {
     // Stop every release's gunicorn the sandbox started, then the services.
@@ -268,6 +287,9 @@ export function summary(r: Report): string {
     lines.push(`| ${d.name} | ${d.passed ? "yes" : "NO"} | ${d.serving} | ${d.requestsSent} (${d.requestsFailed}) | ${d.ordersAcknowledged} (${d.ordersMissing}) | ${d.switchSeconds ?? "—"} | ${d.rollbackSeconds ?? "—"}${d.rollbackTotalSeconds !== undefined ? ` (${d.rollbackTotalSeconds})` : ""} |`);
   }
   lines.push("");
-  for (const d of r.drills) lines.push(`- ${d.name}: ${d.description}. nourishctl: ${d.said}${d.problems.length ? ` PROBLEMS: ${d.problems.join("; ")}` : ""}`);
+  for (const d of r.drills) {
+    const kept = d.keptDatabase ? ` (${d.ordersOnlyInKeptDatabase} orders taken after the backup are in ${d.keptDatabase}, kept aside)` : "";
+    lines.push(`- ${d.name}: ${d.description}${kept}. nourishctl: ${d.said}${d.problems.length ? ` PROBLEMS: ${d.problems.join("; ")}` : ""}`);
+  }
   return lines.join("\n") + "\n";
 }

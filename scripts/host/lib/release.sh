@@ -234,6 +234,16 @@ rel_migrate() {
   die "release migrate: $v failed to migrate ($why) and could not be moved back (${back}); restore the pre-release backup: $(cat "$meta/pre-release-backup" 2>/dev/null || echo 'see nourishctl backups list')"
 }
 
+# The backup taken before release $1 changed the database is its way back: recorded the first
+# time, and again only when its migrations were applied since (after a rollback reversed them).
+# Re-deploying it without migrating keeps the key: a later backup holds its own schema.
+rel_record_backup() {
+  local file
+  file="$(rel_meta "$1")/pre-release-backup"
+  [ -n "$2" ] || return 0
+  if [ ! -s "$file" ] || [ "$(rel_meta "$1")/migrated-here" -nt "$file" ]; then echo "$2" > "$file"; fi
+}
+
 rel_collectstatic() {
   local v="$1"
   rel_need_installed "$v" "release collectstatic"
@@ -350,7 +360,7 @@ rel_switch() {
   meta=$(rel_meta "$v")
   prev=$(rel_current)
   rel_manage "$v" migrate --check >/dev/null 2>&1 || die "release switch: $v has unapplied migrations (nourishctl release migrate $v first)"
-  [ -n "$backup" ] && echo "$backup" > "$meta/pre-release-backup"
+  rel_record_backup "$v" "$backup"
   if [ "$prev" = "$v" ] && svc_active "$(rel_unit "$v")" && [ "$LIVE_SOCKET" -ef "$(rel_socket "$v")" ]; then
     say "release switch: $v is already serving"
     return 0
@@ -490,7 +500,7 @@ EOF
   done
   rel_lock "release $v"
   rel_fetch "$v" "$@"
-  [ -n "$backup" ] && echo "$backup" > "$(rel_meta "$v")/pre-release-backup"
+  rel_record_backup "$v" "$backup"
   rel_migrate "$v"
   rel_collectstatic "$v"
   rel_switch "$v" "$backup"
