@@ -422,17 +422,16 @@ rel_undo_migrations() {
   [ -s "$state" ] || state="$(rel_meta "$from")/migrations-before"
   [ -s "$state" ] || { echo "none (no recorded state)"; return 0; }
   # Back to the state it came from: the plan recorded when it migrated answers --check at once.
-  if [ -n "$check" ] && [ -s "$(rel_meta "$from")/way-back" ] \
-      && [ "$(cat "$state")" = "$(cat "$(rel_meta "$from")/migrations-before" 2>/dev/null)" ]; then
-    out=$(cat "$(rel_meta "$from")/way-back")
-    case "$out" in
-      reversible:*) echo "$out"; return 0 ;;
-      irreversible:*) echo "$out; the way back is the pre-release backup $(rel_backup_of "$from")"; return 2 ;;
-    esac
+  local cached
+  cached="$(rel_meta "$from")/way-back"
+  if [ -n "$check" ] && [ -s "$cached" ] && [ "$(cat "$state")" = "$(cat "$(rel_meta "$from")/migrations-before" 2>/dev/null)" ]; then
+    out=$(cat "$cached")
+    case "$out" in irreversible:*) rc=2 ;; esac
+  else
+    out=$(rel_migrate_back "$from" "$state" ${check:+"$check"} 2>&1) || rc=$?
   fi
-  out=$(rel_migrate_back "$from" "$state" ${check:+"$check"} 2>&1) || rc=$?
   case "$rc" in
-    0) echo "reversed: $out" ;;
+    0) if [ -n "$check" ]; then echo "$out"; else echo "reversed: $out"; fi ;;
     2)
       if [ -n "$check" ]; then echo "$out; the way back is the pre-release backup $(rel_backup_of "$from")"
       else echo "kept, $out; $to runs on $from's schema; to undo it restore the pre-release backup $(rel_backup_of "$from")"; fi
