@@ -323,4 +323,18 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     assert.strictEqual(kept.length, 1, "the previous data directory was not kept");
     assert.strictEqual(fs.readFileSync(metricFile().replace("PitrBackupSuccess", "PitrRecoverSuccess"), "utf8").trim(), "1");
   });
+
+  it("after a recovery, archive_timeout switches segments again: a commit reaches the repository within a minute", function () {
+    // Without the checkpoint `pitr recover` runs after promotion, PostgreSQL's checkpointer sleeps
+    // for checkpoint_timeout (5 min) and no timed switch happens: the RPO right after a recovery.
+    this.timeout(150_000);
+    psql("INSERT INTO orders VALUES (4, 'D: committed after the recovery')");
+    const segment = psql("SELECT pg_walfile_name(pg_current_wal_lsn())", "postgres");
+    const started = Date.now();
+    while (psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver", "postgres") < segment) {
+      assert.ok(Date.now() - started < 75_000, `segment ${segment} (holding a commit) still not archived ${Math.round((Date.now() - started) / 1000)} s later`);
+      run("sleep", ["0.5"]);
+    }
+    console.log(`      after recovery: commit archived by archive_timeout in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
 });

@@ -289,6 +289,11 @@ pitr_recover() {
     sleep 0.2
   done
   [ "$(pg_admin psql -XAtqc "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] || die "pitr recover: PostgreSQL is still replaying WAL after 2 minutes"
+  # PostgreSQL's checkpointer plans its sleep during the end-of-recovery checkpoint, while recovery
+  # still counts as in progress, so it ignores archive_timeout and sleeps for checkpoint_timeout
+  # (5 min): no timed WAL switch, and an RPO of minutes, right after a recovery. A checkpoint
+  # wakes it to plan again with archive_timeout in force (measured in test/pitr.test.ts).
+  pg_admin psql -XAtqc "CHECKPOINT" >/dev/null || die "pitr recover: PostgreSQL is serving, but CHECKPOINT failed"
   # Put the new timeline into the repository now (history file and first segment), rather than
   # whenever archive_timeout next switches segments.
   pgbr check >/dev/null || die "pitr recover: PostgreSQL is serving, but archiving to the repository fails (pgbackrest check)"
