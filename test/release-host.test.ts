@@ -66,6 +66,27 @@ describe("nourishctl release on an app host (sandbox)", function () {
     assert.match(fs.readFileSync(path.join(srv, "releases.log"), "utf8"), /\tfetch\t1\.0\.0\t.*\talice\n/);
   });
 
+  it("installs a release from a git ref too, recording the commit it checked out", () => {
+    requireTool("git");
+    const repo = path.join(dir, "repo");
+    fs.mkdirSync(repo);
+    spawnSync("tar", ["-xzf", v1.file, "-C", repo]);
+    const git = (...a: string[]) => spawnSync("git", ["-C", repo, "-c", "user.name=ci", "-c", "user.email=ci@example.test", ...a], { encoding: "utf8" });
+    git("init", "-q");
+    git("add", "-A");
+    git("commit", "-qm", "v1");
+    git("tag", "v1.0.1");
+    const commit = git("rev-parse", "HEAD").stdout.trim();
+    const r = ctl("release", "fetch", "1.0.1", "--git", `file://${repo}`, "--ref", "v1.0.1");
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(fs.readFileSync(path.join(srv, "releases/1.0.1/.nourish/sha256"), "utf8").trim(), commit);
+    assert.ok(!fs.existsSync(path.join(srv, "releases/1.0.1/.git")), "the checkout keeps no .git");
+    const bad = ctl("release", "fetch", "1.0.2", "--git", `file://${repo}`, "--ref", "no-such-tag");
+    assert.strictEqual(bad.status, 1);
+    assert.match(bad.stderr, /release fetch: file:\/\/.* has no ref no-such-tag/);
+    assert.ok(!fs.existsSync(path.join(srv, "releases/1.0.2")));
+  });
+
   it("one deploy at a time: a second one is refused, naming who holds the lock", async () => {
     fs.writeFileSync(path.join(srv, ".deploy.lock.info"), "release 1.4.2 by bob since 2026-11-28T10:00:00Z (pid 1)\n");
     // Its own process group, so the sleep that inherits the lock dies with it.

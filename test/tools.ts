@@ -18,6 +18,7 @@ export const PACKAGE_OF: Record<string, string> = {
   ss: "iproute2",
   curl: "curl",
   flock: "util-linux",
+  git: "git",
 };
 
 export function requireTool(name: string): void {
