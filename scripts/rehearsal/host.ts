@@ -1,0 +1,149 @@
+// One app host and one db host on loopback, as the rehearsal and the switch benchmark need them:
+// the real nourishctl in two sandbox roots, a real PostgreSQL 15 (rendered configuration, TLS),
+// s3rver for the db host's backups, nginx with the rendered site (ALB mode) in front of the
+// sandbox's socket, and the rendered gunicorn unit. Nothing is deployed yet: the app host shows
+// the maintenance page, as `nourishctl setup` leaves a new host.
+import { spawn } from "child_process";
+import { randomBytes } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { GUNICORN_SERVICE_NAME, renderGunicornService } from "../../components/app/gunicorn";
+import { renderNginxSite } from "../../components/app/nginx";
+import { NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
+import { Cluster, PG_BINDIR, startAppCluster } from "../../test/pg";
+import { AWS_CLI, S3, startS3 } from "../../test/s3";
+import { freePort } from "../../test/tools";
+import { Artifact, ArtifactName, buildArtifacts } from "./artifacts";
+import { get, Proc, siteSettings, startNginx, stopProcess, writeNginxConf } from "./loopback";
+
+export const DOMAIN = "app.nourishlink.test";
+const BUCKET = "nourish-link-rehearsal-backups";
+
+export interface Ran { code: number; stdout: string; stderr: string; seconds: number }
+
+/** Runs nourishctl without blocking the event loop (a load generator may share it). */
+export function ctl(env: NodeJS.ProcessEnv, args: string[]): Promise<Ran> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve) => {
+    const child = spawn("bash", [NOURISHCTL_SOURCE, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
+  });
+}
+
+export const lastLine = (r: Ran) => (r.stderr.trim() || r.stdout.trim()).split("\n").pop() ?? "";
+
+export interface LoopbackHosts {
+  dir: string;
+  /** The app host's sandbox root, and its /srv/nourish-link. */
+  appRoot: string;
+  srv: string;
+  /** nginx's port on 127.0.0.1. */
+  port: number;
+  appEnv: NodeJS.ProcessEnv;
+  dbEnv: NodeJS.ProcessEnv;
+  db: Cluster;
+  art(name: ArtifactName): Artifact;
+  /** The release answering the health URL through nginx, or why none does. */
+  serving(): Promise<string>;
+  /** How many of these acknowledged order refs the database lacks. */
+  missingOrders(refs: string[]): number;
+  /** `nourishctl backup` on the db host; returns the key it prints last. */
+  preReleaseBackup(): Promise<string>;
+  stop(keep?: boolean): Promise<void>;
+}
+
+export async function startLoopbackHosts(): Promise<LoopbackHosts> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-rehearsal-"));
+  // The database cluster runs as the postgres OS user, which must reach the backup directory.
+  fs.chmodSync(dir, 0o755);
+  let cluster: Cluster | undefined;
+  let s3: S3 | undefined;
+  let nginx: Proc | undefined;
+  const appRoot = path.join(dir, "app");
+  const dbRoot = path.join(dir, "db");
+  const stop = async (keep = false) => {
+    // Stop every release's gunicorn the sandbox started, then the services.
+    const run = path.join(appRoot, "run");
+    for (const f of fs.existsSync(run) ? fs.readdirSync(run).filter((f) => f.startsWith("nourish-link-app@")) : []) {
+      const pid = Number(fs.readFileSync(path.join(run, f), "utf8"));
+      try { process.kill(pid, "SIGTERM"); } catch { /* already gone */ }
+    }
+    await stopProcess(nginx?.child);
+    await s3?.stop();
+    cluster?.stop();
+    if (!keep) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const artifacts = new Map(buildArtifacts(path.join(dir, "artifacts")).map((a) => [a.name, a]));
+    const art = (name: ArtifactName): Artifact => artifacts.get(name) ?? (() => { throw new Error(`no artifact ${name}`); })();
+    const password = randomBytes(18).toString("base64url");
+    cluster = await startAppCluster({ appPassword: password });
+    s3 = await startS3({ buckets: [BUCKET] });
+    const port = await freePort();
+    const srv = path.join(appRoot, "srv/nourish-link");
+    for (const d of ["etc/nourish-link", "etc/systemd/system", "run/nourish-link", "srv/nourish-link/releases", "srv/nourish-link/shared/static", "srv/nourish-link/shared/media"]) {
+      fs.mkdirSync(path.join(appRoot, d), { recursive: true });
+    }
+    const envFile = (file: string, vars: Record<string, string>) =>
+      fs.writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}='${v.replace(/'/g, "'\\''")}'\n`).join(""), { mode: 0o600 });
+    envFile(path.join(appRoot, "etc/nourish-link/host.env"), {
+      ROLE: "app", DOMAIN, HEALTH_PATH: "/health/", KEEP_RELEASES: "3", TLS: "alb", APP_LOCAL_URL: `http://127.0.0.1:${port}`, VERIFY_CHECKS: "5",
+    });
+    envFile(path.join(appRoot, "etc/nourish-link/app.env"), {
+      DJANGO_SETTINGS_MODULE: "dusangire.settings", DJANGO_ALLOWED_HOSTS: DOMAIN, DJANGO_SECRET_KEY: randomBytes(40).toString("base64url"),
+      DATABASE_HOST: "127.0.0.1", DATABASE_PORT: String(cluster.port), DATABASE_NAME: "dusangire", DATABASE_USER: "dusangire",
+      DATABASE_PASSWORD: password, DATABASE_SSLMODE: "require",
+      STATIC_ROOT: path.join(srv, "shared/static"), MEDIA_ROOT: path.join(srv, "shared/media"),
+    });
+    fs.writeFileSync(path.join(appRoot, "etc/systemd/system", GUNICORN_SERVICE_NAME), renderGunicornService({
+      workers: 3, releasesDir: path.join(srv, "releases"), runDir: path.join(appRoot, "run/nourish-link"),
+      envFile: path.join(appRoot, "etc/nourish-link/app.env"), gracefulTimeoutSeconds: 10,
+    }));
+    // nginx exactly as rendered for the hosts (ALB mode), its paths moved into the sandbox.
+    const site = siteSettings(path.join(dir, "nginx"), DOMAIN, {
+      tls: undefined, listenHttp: `127.0.0.1:${port}`, upstream: path.join(appRoot, "run/nourish-link/app.sock"),
+      staticRoot: path.join(srv, "shared/static"), mediaRoot: path.join(srv, "shared/media"),
+      maintenanceRoot: path.join(dir, "nginx/maintenance"), maintenanceFlag: path.join(srv, "maintenance/on"),
+    });
+    fs.mkdirSync(path.join(srv, "maintenance"), { recursive: true });
+    // What `nourishctl setup` leaves on a new host: the maintenance page until the first release.
+    fs.writeFileSync(path.join(srv, "maintenance/on"), "first-release\n");
+    nginx = await startNginx(path.join(dir, "nginx"), writeNginxConf(path.join(dir, "nginx"), renderNginxSite(site)), port, DOMAIN);
+
+    const basePath = `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}`;
+    const appEnv: NodeJS.ProcessEnv = { ...process.env, NOURISH_ROOT: appRoot, PIP_NO_INDEX: "1", PATH: basePath };
+    fs.mkdirSync(path.join(dbRoot, "etc/nourish-link"), { recursive: true });
+    envFile(path.join(dbRoot, "etc/nourish-link/host.env"), {
+      ROLE: "db", STACK: "rehearsal", REGION: "us-east-1", DB_NAME: "dusangire", DB_USER: "dusangire", BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint,
+    });
+    const dbEnv = { ...process.env, ...s3.env, NOURISH_ROOT: dbRoot, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PATH: basePath };
+
+    const db = cluster;
+    const headers = { Host: DOMAIN, "X-Forwarded-Proto": "https" };
+    const serving = async () => {
+      const r = await get(port, "/health/", headers).catch(() => undefined);
+      return r?.status === 200 ? String(r.headers["x-release"] ?? "?") : `none (${r?.status ?? "no answer"})`;
+    };
+    const missingOrders = (refs: string[]): number => {
+      if (refs.length === 0) return 0;
+      const found = Number(db.psql(`SELECT count(*) FROM meals_order WHERE ref IN (${refs.map((r) => `'${r}'`).join(",")})`, { db: "dusangire" }).trim());
+      return refs.length - found;
+    };
+    /** `nourishctl backup` on the db host ends with the key, as the Release component reads it. */
+    const preReleaseBackup = async (): Promise<string> => {
+      const r = await ctl(dbEnv, ["backup"]);
+      const key = r.stdout.trim().split("\n").pop() ?? "";
+      if (r.code !== 0 || !/^dumps\/daily\/db_backup_\d{8}_\d{6}\.dump$/.test(key)) throw new Error(`pre-release backup failed: ${lastLine(r)}`);
+      return key;
+    };
+    return { dir, appRoot, srv, port, appEnv, dbEnv, db, art, serving, missingOrders, preReleaseBackup, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
