@@ -88,10 +88,17 @@ async function main(): Promise<void> {
       if (cluster.psql("SELECT count(*) FROM blobs", { db: "dusangire" }) !== expected) throw new Error("restored row count differs");
     });
 
-    // RTO of the physical path: the server dies, `pitr recover` until it serves again.
+    // RTO of the physical path: the server dies, `pitr recover` until it serves again. First the
+    // nightly differential, as the timer leaves the repository: without it, recovery would also
+    // replay the WAL of the logical restore above (1.2 GB), which no real night writes.
+    // The logical restore kept the previous database aside: drop it, so the cluster recovered is
+    // the size the floor copied.
+    ctl("restore-cleanup", "--older-than", "0");
+    ctl("pitr", "backup", "diff");
     pgCtl("-m", "immediate", "stop");
+    let recoverSteps = "";
     t.physicalRestore = seconds(() => {
-      ctl("pitr", "recover", "--yes");
+      recoverSteps = ctl("pitr", "recover", "--yes").split("\n").find((l) => l.includes("pitr recover: took")) ?? "";
       if (cluster.psql("SELECT count(*) FROM blobs", { db: "dusangire" }) !== expected) throw new Error("recovered row count differs");
     });
 
@@ -102,6 +109,7 @@ async function main(): Promise<void> {
     console.log(row("backup", t.manualBackup, t.oursBackup, t.physicalBackup, t.floorBackup));
     console.log(row("restore", t.manualRestore, t.oursRestore, t.physicalRestore, t.floorRestore));
     console.log(`\nRTO, restore command to serving: logical (nourishctl restore --latest) ${t.oursRestore.toFixed(1)} s; physical (nourishctl pitr recover) ${t.physicalRestore.toFixed(1)} s for ${size}`);
+    console.log(`physical restore, where the time went: ${recoverSteps.replace(/^nourishctl: /, "")}`);
     console.log(`target, restore within 2x the data-directory copy: physical ${t.physicalRestore <= 2 * t.floorRestore ? "met" : "NOT met"}, logical ${t.oursRestore <= 2 * t.floorRestore ? "met" : "NOT met"}`);
 
     await measureRpo(cluster.psql.bind(cluster), ctl, pgCtl, cluster.port, cluster.socketDir);
@@ -146,6 +154,7 @@ while True:
     acked = Number(id);
     ackedAt = Number(at);
   });
+  const loadStartedAt = Date.now() / 1000;
   await new Promise((res) => setTimeout(res, loadSeconds * 1000));
   const archiver = psql("SELECT pg_walfile_name(pg_current_wal_lsn()) || ' current, last archived ' || coalesce(last_archived_wal, 'none') || ', failed ' || failed_count FROM pg_stat_archiver");
   console.log(`\nRPO load: ${acked} orders acknowledged; WAL ${archiver}`);
@@ -154,9 +163,13 @@ while True:
   const started = Date.now();
   ctl("pitr", "recover", "--yes");
   const rto = (Date.now() - started) / 1000;
-  const [restored, lastAt] = psql("SELECT coalesce(max(id), 0), coalesce(extract(epoch FROM max(committed_at)), 0) FROM rpo_orders", { db: "dusangire" }).split("|");
+  // The table itself is lost when its creation never left the unarchived segment.
+  const exists = psql("SELECT to_regclass('rpo_orders') IS NOT NULL", { db: "dusangire" }) === "t";
+  const [restored, lastAt] = exists
+    ? psql("SELECT coalesce(max(id), 0), coalesce(extract(epoch FROM max(committed_at)), 0) FROM rpo_orders", { db: "dusangire" }).split("|")
+    : ["0", String(loadStartedAt)];
   const lost = acked - Number(restored);
-  const lostSeconds = lost > 0 ? ackedAt - Number(lastAt) : 0;
+  const lostSeconds = lost > 0 ? ackedAt - (Number(lastAt) > 0 ? Number(lastAt) : loadStartedAt) : 0;
   console.log(`\nRPO: ${acked} orders acknowledged over ${loadSeconds} s, ${restored} back after the host died and \`pitr recover\` (${rto.toFixed(1)} s):`);
   console.log(`     ${lost} lost = ${lostSeconds.toFixed(1)} s of orders (target <= 60 s: ${lostSeconds <= 60 ? "met" : "NOT met"}); with the data volume intact nothing is lost (synchronous commit).`);
 }

@@ -278,10 +278,12 @@ pitr_recover() {
     say "pitr recover: kept the previous data directory as $kept"
   fi
   install -d -m 0700 -o postgres -g postgres "$PG_DATA"
+  local t0=$EPOCHREALTIME t1 t2
   if ! pgbr restore --pg1-path="$PG_DATA" "${target[@]}" --log-level-console=warn; then
     [ -n "$kept" ] && { rm -rf "$PG_DATA"; mv "$kept" "$PG_DATA"; svc_ctl start postgresql || true; }
     die "pitr recover: pgbackrest restore failed${kept:+; the previous data directory is back in place}"
   fi
+  t1=$EPOCHREALTIME
   svc_ctl start postgresql || die "pitr recover: PostgreSQL did not start on the restored data (see its log)"
   local _
   for _ in $(seq 1 600); do
@@ -289,6 +291,7 @@ pitr_recover() {
     sleep 0.2
   done
   [ "$(pg_admin psql -XAtqc "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] || die "pitr recover: PostgreSQL is still replaying WAL after 2 minutes"
+  t2=$EPOCHREALTIME
   # PostgreSQL's checkpointer plans its sleep during the end-of-recovery checkpoint, while recovery
   # still counts as in progress, so it ignores archive_timeout and sleeps for checkpoint_timeout
   # (5 min): no timed WAL switch, and an RPO of minutes, right after a recovery. A checkpoint
@@ -299,6 +302,8 @@ pitr_recover() {
   pgbr check >/dev/null || die "pitr recover: PostgreSQL is serving, but archiving to the repository fails (pgbackrest check)"
   metric PitrRecoverSuccess 1
   say "pitr recover: PostgreSQL serving, recovered to ${at:-the end of the archived WAL}${kept:+; previous data in $kept}"
+  say "pitr recover: took $(awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$EPOCHREALTIME" \
+    'BEGIN { printf "%.1f s: repository restore %.1f s, WAL replay to serving %.1f s, checkpoint and archive check %.1f s", d - a, b - a, c - b, d - c }')"
 }
 
 cmd_pitr() {
