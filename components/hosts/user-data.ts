@@ -18,10 +18,16 @@ export function libRoles(content: string): ("app" | "db")[] {
   return m ? m[1].split(/[ ,]+/).filter(Boolean) as ("app" | "db")[] : ["app", "db"];
 }
 
+/** The verb libraries (file names in `libDir`) that serve `role`. */
+export function roleLibs(role: "app" | "db", libDir = NOURISHCTL_LIB_SOURCE): string[] {
+  if (!fs.existsSync(libDir)) return [];
+  return fs.readdirSync(libDir).filter((f) => f.endsWith(".sh")).sort()
+    .filter((f) => libRoles(fs.readFileSync(path.join(libDir, f), "utf8")).includes(role));
+}
+
 /** The CLI and the verb libraries a host of `role` runs, at their paths on the host. */
 export function nourishctlFiles(role: "app" | "db"): HostFile[] {
-  const libs = fs.readdirSync(NOURISHCTL_LIB_SOURCE).filter((f) => f.endsWith(".sh")).sort()
-    .filter((f) => libRoles(fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, f), "utf8")).includes(role));
+  const libs = roleLibs(role);
   return [
     { path: NOURISHCTL_PATH, content: fs.readFileSync(NOURISHCTL_SOURCE, "utf8"), permissions: "0755" },
     ...libs.map((f) => ({ path: `${NOURISHCTL_LIB_PATH}/${f}`, content: fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, f), "utf8") })),

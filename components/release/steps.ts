@@ -12,7 +12,7 @@
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { libRoles, NOURISHCTL_LIB_PATH, NOURISHCTL_PATH } from "../hosts/user-data";
+import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH, roleLibs } from "../hosts/user-data";
 import { DEFAULT_SSH_USER } from "./ssh";
 
 /** The host tooling the release copies: nourishctl and its verb library (lib/*.sh). */
@@ -91,10 +91,7 @@ export function toolingHash(dir = TOOLING_DIR): string {
 
 /** The tooling a host of `role` gets: the CLI, and the verb libraries that serve its role. */
 export function toolingFilesFor(role: "app" | "db", dir = TOOLING_DIR): { source: string; target: string; mode: string }[] {
-  const libs = fs.existsSync(path.join(dir, "lib"))
-    ? fs.readdirSync(path.join(dir, "lib")).filter((f) => f.endsWith(".sh")).sort()
-      .filter((f) => libRoles(fs.readFileSync(path.join(dir, "lib", f), "utf8")).includes(role))
-    : [];
+  const libs = roleLibs(role, path.join(dir, "lib"));
   return [
     ...libs.map((f) => ({ source: `lib/${f}`, target: `${NOURISHCTL_LIB_PATH}/${f}`, mode: "0644" })),
     // The CLI last: it sources the libraries, so a new CLI never meets old ones.
