@@ -96,13 +96,13 @@ export const stackConfigSchema = z.strictObject({
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
-    logArchiveSchedule: schedule.describe("monthly log archival to the backup bucket"),
+    logArchiveSchedule: schedule.describe("monthly log archival to the backup bucket: planned (issue 12), read nowhere yet"),
   }),
   monitoring: z.strictObject({
     alertEmails: z.array(z.email({ error: "must be an email address" })).max(10).describe("who alarms notify; at least one on prod"),
-    diskFreeMinPercent: int(5, 50).describe("alarm when free disk falls below this (the manual: 20%)"),
-    cpuHighPercent: int(50, 100).describe("alarm when CPU stays above this"),
-    logRetentionDays: logRetention.describe("days host logs are kept in CloudWatch Logs"),
+    diskFreeMinPercent: int(5, 50).describe("`nourishctl status` fails when free disk falls below this (the manual: 20%); a CloudWatch alarm on it is planned (issue 12)"),
+    cpuHighPercent: int(50, 100).describe("alarm when CPU stays above this: planned (issue 12), read nowhere yet"),
+    logRetentionDays: logRetention.describe("days host logs are kept in CloudWatch Logs: planned (issue 12), no host log group yet"),
   }),
   release: z.strictObject({
     version: semver.describe("the release the stack runs; rolling back is setting it back"),
