@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { StackConfig } from "../config";
 import { DEFAULT_SSH_USER } from "../release/ssh";
 import { CloudInitPart, HostFile, renderCloudInit } from "./cloud-init";
+import { renderEnvFile } from "./env-file";
 
 export const NOURISHCTL_SOURCE = path.resolve(__dirname, "..", "..", "scripts", "host", "nourishctl");
 export const NOURISHCTL_LIB_SOURCE = path.join(path.dirname(NOURISHCTL_SOURCE), "lib");
@@ -44,10 +45,7 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
     ...(role === "app" ? { KEEP_RELEASES: String(config.release.keepReleases), HEALTH_PATH: config.release.healthPath } : {}),
     ...extra,
   };
-  for (const [k, v] of Object.entries(vars)) {
-    if (!/^[A-Za-z0-9_./:@-]*$/.test(v)) throw new Error(`host.env: ${k} has characters a shell would interpret: ${JSON.stringify(v)}`);
-  }
-  return { path: HOST_ENV_PATH, content: Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), permissions: "0640" };
+  return { path: HOST_ENV_PATH, content: renderEnvFile("host.env", vars), permissions: "0640" };
 }
 
 /**

@@ -11,6 +11,7 @@ import * as path from "path";
 import { GUNICORN_SERVICE_NAME, renderGunicornService } from "../../components/app/gunicorn";
 import { renderNginxSite } from "../../components/app/nginx";
 import { NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
+import { renderEnvFile } from "../../components/hosts/env-file";
 import { Cluster, PG_BINDIR, startAppCluster } from "../../test/pg";
 import { AWS_CLI, S3, startS3 } from "../../test/s3";
 import { freePort } from "../../test/tools";
@@ -89,8 +90,7 @@ export async function startLoopbackHosts(): Promise<LoopbackHosts> {
     for (const d of ["etc/nourish-link", "etc/systemd/system", "run/nourish-link", "srv/nourish-link/releases", "srv/nourish-link/shared/static", "srv/nourish-link/shared/media"]) {
       fs.mkdirSync(path.join(appRoot, d), { recursive: true });
     }
-    const envFile = (file: string, vars: Record<string, string>) =>
-      fs.writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}='${v.replace(/'/g, "'\\''")}'\n`).join(""), { mode: 0o600 });
+    const envFile = (file: string, vars: Record<string, string>) => fs.writeFileSync(file, renderEnvFile(file, vars), { mode: 0o600 });
     envFile(path.join(appRoot, "etc/nourish-link/host.env"), {
       ROLE: "app", DOMAIN, HEALTH_PATH: "/health/", KEEP_RELEASES: "3", TLS: "alb", APP_LOCAL_URL: `http://127.0.0.1:${port}`, VERIFY_CHECKS: "5",
     });

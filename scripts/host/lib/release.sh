@@ -66,20 +66,39 @@ rel_lock() {
   REL_LOCKED=1
 }
 
-# Runs manage.py of a release with the app's environment, as the app user on a host.
+# The app user runs what a release brings (pip, manage.py) and owns only its venv: root owns the
+# rest of every release, .nourish included, so nothing the app runs can change a release's code or
+# plant a link where root writes. The sandbox runs it as whoever runs the tests, or becomes
+# NOURISH_APP_USER when that is set (tests of the privilege drop).
+APP_USER="${NOURISH_APP_USER:-nourish}"
+rel_drops_privileges() { [ -z "$ROOT" ] || [ -n "${NOURISH_APP_USER:-}" ]; }
+rel_as_app() {
+  if rel_drops_privileges; then runuser -u "$APP_USER" -- "$@"; else "$@"; fi
+}
+
+# Writes stdin to release $1's record .nourish/$2, refusing to write through a link (one left in a
+# release installed when the app user still owned it).
+rel_meta_put() {
+  local f
+  f="$(rel_meta "$1")/$2"
+  if [ -L "$(rel_dir "$1")" ] || [ -L "$(rel_meta "$1")" ] || [ -L "$f" ]; then
+    die "release: $f is reached through a symbolic link; not writing to it"
+  fi
+  cat > "$f"
+}
+
+# Runs manage.py of a release with the app's environment (app.env, read as data), as the app user.
 rel_manage() {
   local v="$1"; shift
   local dir
   dir=$(rel_dir "$v")
   [ -r "$APP_ENV_FILE" ] || die "release: $APP_ENV_FILE is missing (nourishctl setup writes it)"
   (
-    set -a
-    # shellcheck source=/dev/null
-    . "$APP_ENV_FILE"
-    set +a
+    env_file_load "$APP_ENV_FILE" export
     cd "$dir" || exit 1
-    if [ -n "$ROOT" ]; then exec "$dir/venv/bin/python" manage.py "$@"
-    else exec runuser -u nourish -- "$dir/venv/bin/python" manage.py "$@"; fi
+    exec_as=()
+    rel_drops_privileges && exec_as=(runuser -u "$APP_USER" --)
+    exec "${exec_as[@]}" "$dir/venv/bin/python" manage.py "$@"
   )
 }
 
@@ -140,19 +159,28 @@ rel_fetch() {
   fi
   [ -f "$tmp/app/manage.py" ] || die "release fetch: the artifact of $v has no manage.py at its root"
   [ -f "$tmp/app/requirements.txt" ] || die "release fetch: the artifact of $v has no requirements.txt"
+  # The app user builds the venv (pip runs whatever the requirements bring) in a directory it owns,
+  # the only one of the release it does: it reaches it through $tmp, which it cannot write.
+  chmod 0755 "$tmp"
+  mkdir "$tmp/app/venv" 2>/dev/null || die "release fetch: the artifact of $v ships a venv/; the host builds it"
+  if rel_drops_privileges; then chown "$APP_USER:" "$tmp/app/venv"; fi
   # Debian's Django, psycopg2 and gunicorn are visible; pip adds only what the release pins beyond them.
-  "$RELEASE_PYTHON" -m venv --system-site-packages "$tmp/app/venv" || die "release fetch: cannot create a virtualenv with $RELEASE_PYTHON (apt-get install -y python3-venv)"
-  "$tmp/app/venv/bin/pip" install --quiet --disable-pip-version-check -r "$tmp/app/requirements.txt" \
-    || die "release fetch: pip install -r requirements.txt failed for $v"
+  rel_as_app "$RELEASE_PYTHON" -m venv --system-site-packages "$tmp/app/venv" || die "release fetch: cannot create a virtualenv with $RELEASE_PYTHON (apt-get install -y python3-venv)"
+  # Hashes in requirements.txt are enforced for every requirement; wheels shipped in wheels/ are
+  # all pip may install beyond Debian's packages (no index).
+  local pip=(--quiet --disable-pip-version-check --no-cache-dir)
+  grep -q -- '--hash=sha256:' "$tmp/app/requirements.txt" && pip+=(--require-hashes)
+  [ -d "$tmp/app/wheels" ] && pip+=(--no-index --find-links "$tmp/app/wheels")
+  rel_as_app "$tmp/app/venv/bin/python" -m pip install "${pip[@]}" -r "$tmp/app/requirements.txt" \
+    || die "release fetch: pip install -r requirements.txt failed for $v; not installed"
   # gunicorn from Debian leaves no venv/bin/gunicorn; run it with the venv's python so it sees
-  # what the release installed there.
+  # what the release installed there. Installed by the app user: root writes nothing in its venv.
   if [ ! -x "$tmp/app/venv/bin/gunicorn" ]; then
     # shellcheck disable=SC2016
-    printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m gunicorn "$@"\n' > "$tmp/app/venv/bin/gunicorn"
-    chmod 0755 "$tmp/app/venv/bin/gunicorn"
+    printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m gunicorn "$@"\n' > "$tmp/gunicorn"
+    rel_as_app install -m 0755 "$tmp/gunicorn" "$tmp/app/venv/bin/gunicorn"
   fi
   date -u +%FT%TZ > "$tmp/app/.nourish/installed"
-  [ -z "$ROOT" ] && chown -R nourish:nourish "$tmp/app"
   rm -rf "$(rel_dir "$v")"
   mv "$tmp/app" "$(rel_dir "$v")"
   rm -rf "$tmp"
@@ -206,20 +234,20 @@ rel_migrate() {
   local v="$1" meta
   rel_need_installed "$v" "release migrate"
   meta=$(rel_meta "$v")
-  rel_migration_state "$v" > "$meta/migrations-before.tmp" || die "release migrate: $v cannot read the database's migration state"
+  rel_migration_state "$v" | rel_meta_put "$v" migrations-before.tmp || die "release migrate: $v cannot read the database's migration state"
   if rel_manage "$v" migrate --check >/dev/null 2>&1; then
     rm -f "$meta/migrations-before.tmp"
-    [ -e "$meta/migrations-after" ] || rel_migration_state "$v" > "$meta/migrations-after"
+    [ -e "$meta/migrations-after" ] || rel_migration_state "$v" | rel_meta_put "$v" migrations-after
     say "release migrate: $v has no migrations to apply"
     return 0
   fi
   mv "$meta/migrations-before.tmp" "$meta/migrations-before"
   local out
   if out=$(rel_manage "$v" migrate --noinput 2>&1); then
-    rel_migration_state "$v" > "$meta/migrations-after"
-    touch "$meta/migrated-here"
+    rel_migration_state "$v" | rel_meta_put "$v" migrations-after
+    rel_meta_put "$v" migrated-here </dev/null
     # Planned now, while nothing is on fire: a rollback reads the answer instead of asking Django.
-    rel_migrate_back "$v" "$meta/migrations-before" --check > "$meta/way-back" 2>&1 || true
+    { rel_migrate_back "$v" "$meta/migrations-before" --check 2>&1 || true; } | rel_meta_put "$v" way-back
     rel_log migrate "$v" ok
     say "release migrate: $v applied its migrations"
     return 0
@@ -241,7 +269,7 @@ rel_record_backup() {
   local file
   file="$(rel_meta "$1")/pre-release-backup"
   [ -n "$2" ] || return 0
-  if [ ! -s "$file" ] || [ "$(rel_meta "$1")/migrated-here" -nt "$file" ]; then echo "$2" > "$file"; fi
+  if [ ! -s "$file" ] || [ "$(rel_meta "$1")/migrated-here" -nt "$file" ]; then echo "$2" | rel_meta_put "$1" pre-release-backup; fi
 }
 
 rel_collectstatic() {
@@ -380,7 +408,7 @@ rel_switch() {
     rel_log switch "$v" "refused: $why"
     die "release switch: $v failed its health gate ($why); ${prev:-nothing} still serving"
   fi
-  [ -n "$prev" ] && [ "$prev" != "$v" ] && echo "$prev" > "$meta/previous"
+  [ -n "$prev" ] && [ "$prev" != "$v" ] && echo "$prev" | rel_meta_put "$v" previous
   local t0=$EPOCHREALTIME
   rel_publish "$v"
   rel_clear_first_release_page
@@ -400,7 +428,7 @@ rel_switch() {
   fi
   [ -n "$prev" ] && [ "$prev" != "$v" ] && rel_retire "$prev"
   [ -z "$ROOT" ] && systemctl enable --quiet "$(rel_unit "$v")"
-  date -u +%FT%TZ > "$meta/deployed"
+  date -u +%FT%TZ | rel_meta_put "$v" deployed
   rel_log switch "$v" "from ${prev:-nothing}"
   rel_prune
   say "release switch: $v is serving (was ${prev:-nothing}; verified $(rel_since "$t0")s after the switch)"

@@ -63,26 +63,41 @@ SQL
   say "setup: database host ready ($DB_NAME on $DATA_MOUNT)"
 }
 
+# One line of an env file: KEY="VALUE", escaped so that systemd's EnvironmentFile= and
+# nourishctl's env_file_load give back VALUE byte for byte (and so would a shell). printf is a
+# builtin: the value never appears on a command line.
+env_line() {
+  local v="$2"
+  [[ "$1" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "env file: '$1' is not a variable name"
+  [[ "$v" != *[[:cntrl:]]* ]] || die "env file: the value of $1 has a control character (a newline?)"
+  v=${v//\\/\\\\}
+  v=${v//\"/\\\"}
+  v=${v//\$/\\\$}
+  v=${v//\`/\\\`}
+  printf '%s="%s"\n' "$1" "$v"
+}
+
 # Django's environment: names from host.env, secrets fetched from SSM into a file only root and
-# the app user can read. Written atomically so gunicorn never reads half a file.
+# the app user can read, as data (quoted by env_line, never sourced). Written atomically so
+# gunicorn never reads half a file.
 write_app_env() {
-  local tmp password key
+  local tmp password key dir="$ROOT/etc/nourish-link"
   password=$(ssm_secret "$DB_PASSWORD_PARAMETER") || die "setup: cannot read $DB_PASSWORD_PARAMETER from SSM"
   key=$(ssm_secret "$DJANGO_SECRET_KEY_PARAMETER") || die "setup: cannot read $DJANGO_SECRET_KEY_PARAMETER from SSM"
-  tmp=$(mktemp /etc/nourish-link/.app.env.XXXXXX)
+  tmp=$(mktemp "$dir/.app.env.XXXXXX")
   chmod 0640 "$tmp"
-  chgrp nourish "$tmp"
-  {
-    echo "DJANGO_SETTINGS_MODULE=dusangire.settings"
-    echo "DJANGO_ALLOWED_HOSTS=$DOMAIN"
-    echo "DATABASE_HOST=$DB_HOST"
-    echo "DATABASE_NAME=$DB_NAME"
-    echo "DATABASE_USER=$DB_USER"
-    echo "DATABASE_SSLMODE=require"
-    echo "DATABASE_PASSWORD=$password"
-    echo "DJANGO_SECRET_KEY=$key"
-  } > "$tmp"
-  mv "$tmp" /etc/nourish-link/app.env
+  [ -n "$ROOT" ] || chgrp nourish "$tmp"
+  (
+    env_line DJANGO_SETTINGS_MODULE dusangire.settings
+    env_line DJANGO_ALLOWED_HOSTS "$DOMAIN"
+    env_line DATABASE_HOST "$DB_HOST"
+    env_line DATABASE_NAME "$DB_NAME"
+    env_line DATABASE_USER "$DB_USER"
+    env_line DATABASE_SSLMODE require
+    env_line DATABASE_PASSWORD "$password"
+    env_line DJANGO_SECRET_KEY "$key"
+  ) > "$tmp" || { rm -f "$tmp"; exit 1; }
+  mv "$tmp" "$dir/app.env"
 }
 
 # TLS on nginx (single host): start with a self-signed certificate so nginx can serve the
@@ -116,7 +131,10 @@ request_certificate() {
 
 setup_app() {
   id nourish >/dev/null 2>&1 || useradd --system --home-dir /srv/nourish-link --shell /usr/sbin/nologin nourish
-  install -d -o nourish -g nourish /srv/nourish-link/releases /srv/nourish-link/shared/static /srv/nourish-link/shared/media /var/log/nourish-link
+  install -d -o nourish -g nourish /srv/nourish-link/shared/static /srv/nourish-link/shared/media /var/log/nourish-link
+  # Root owns the releases (the app user only their venvs, see lib/release.sh): what root records
+  # in releases/<version>/.nourish is out of the app's reach.
+  install -d -o root -g root -m 0755 /srv/nourish-link/releases
   install -d -o root -g nourish -m 0750 /etc/nourish-link
   write_app_env
   # A new host serves the maintenance page until its first release is deployed.
@@ -144,10 +162,17 @@ enable_timers() {
 
 cmd_setup() {
   if [ "${1:-}" = "--help" ]; then
-    echo "usage: nourishctl setup    (prepare this host for its role; idempotent)"
+    echo "usage: nourishctl setup            (prepare this host for its role; idempotent)"
+    echo "       nourishctl setup app-env    (app host: rewrite app.env from SSM, e.g. after a secret rotation)"
     return 0
   fi
   [ "$(id -u)" -eq 0 ] || die "setup: must run as root"
+  if [ "${1:-}" = app-env ]; then
+    [ "$ROLE" = app ] || die "setup app-env: this is not an app host (ROLE=$ROLE in $HOST_ENV)"
+    write_app_env
+    say "setup app-env: $ROOT/etc/nourish-link/app.env rewritten from SSM; gunicorn reads it when it next starts (the next release or rollback)"
+    return 0
+  fi
   case "$ROLE" in
     db) setup_db ;;
     app) setup_app ;;
