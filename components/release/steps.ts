@@ -20,7 +20,7 @@ export const TOOLING_DIR = path.resolve(__dirname, "..", "..", "scripts", "host"
 
 export type Artifact =
   | { type: "s3"; bucket?: string; key: string; sha256: string }
-  | { type: "git"; url: string; ref: string };
+  | { type: "git"; url: string; commit: string; tag?: string };
 
 export type StepKind = "tooling-copy" | "tooling-install" | "backup" | "fetch" | "migrate" | "collectstatic" | "switch" | "verify";
 export type Logging = "stdout" | "stderr" | "stdoutAndStderr" | "none";
@@ -139,14 +139,14 @@ const nourishctl = (...args: string[]) => ["sudo", "-n", NOURISHCTL_PATH, ...arg
 
 /** Where `nourishctl release fetch` gets the release from. */
 export function artifactArgs(artifact: Artifact): string[] {
-  if (artifact.type === "git") return ["--git", artifact.url, "--ref", artifact.ref];
+  if (artifact.type === "git") return ["--git", artifact.url, "--commit", artifact.commit, ...(artifact.tag ? ["--tag", artifact.tag] : [])];
   if (!artifact.bucket) throw new Error("release: the s3 artifact has no bucket (nourish-link:release.artifact.bucket)");
   return ["--s3", `s3://${artifact.bucket}/${artifact.key}`, "--sha256", artifact.sha256];
 }
 
-/** What identifies the artifact: its checksum, or the git URL and ref. */
+/** What identifies the artifact: its checksum, or the git URL and commit. */
 export function artifactId(artifact: Artifact): string {
-  return artifact.type === "s3" ? `sha256:${artifact.sha256}` : `git:${artifact.url}#${artifact.ref}`;
+  return artifact.type === "s3" ? `sha256:${artifact.sha256}` : `git:${artifact.url}#${artifact.commit}`;
 }
 
 /** The triggers of every release step: a new version, artifact or tooling runs them all again. */
