@@ -38,6 +38,35 @@ const logRetention = z.union(LOG_RETENTION_DAYS.map((d) => z.literal(d)), {
   error: `must be one of CloudWatch's retention periods: ${LOG_RETENTION_DAYS.join(", ")}`,
 });
 
+// A git artifact is pinned: a full commit SHA, optionally its tag. Neither can start with `-`, so
+// neither can be read as an option by git on the host (which checks them again).
+const GIT_COMMIT_RE = /^[0-9a-f]{40}$/;
+const GIT_TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9._+\/-]*$/;
+const GIT_URL_RES = [
+  /^https:\/\/[A-Za-z0-9.-]+(:[0-9]+)?\/[A-Za-z0-9._~\/+-]+$/,
+  /^ssh:\/\/(git@)?[A-Za-z0-9.-]+(:[0-9]+)?\/[A-Za-z0-9._~\/+-]+$/,
+  /^git@[A-Za-z0-9.-]+:[A-Za-z0-9._~\/+-]+$/,
+];
+
+/**
+ * Why a git URL may not be deployed from, or undefined. The URL lands in the plan's command text,
+ * the state and releases.log, so it may carry no credentials: no user info on https (a token
+ * alone is one), only `git@` on ssh (a user name, not a secret), no query string. Never quotes
+ * the URL: it may hold a token.
+ */
+export function gitUrlProblem(url: string): string | undefined {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1].toLowerCase();
+  const authority = (scheme ? url.slice(scheme.length + 3) : url).split(/[/?#]/)[0];
+  const at = authority.lastIndexOf("@");
+  const userinfo = at >= 0 ? authority.slice(0, at) : undefined;
+  const ssh = scheme === "ssh" || scheme === undefined;
+  if ((userinfo !== undefined && !(ssh && userinfo === "git")) || url.includes("?")) {
+    return "must not carry credentials (a user name, password or token before @, or a query string): it is stored in the stack and shown in command logs; give the hosts a read-only deploy key instead (git@HOST:ORG/REPO)";
+  }
+  if (!GIT_URL_RES.some((re) => re.test(url))) return "must be a git URL such as https://HOST/ORG/REPO.git, ssh://git@HOST/ORG/REPO.git or git@HOST:ORG/REPO.git";
+  return undefined;
+}
+
 const artifact = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("s3").describe("release tarball in S3"),
@@ -47,10 +76,17 @@ const artifact = z.discriminatedUnion("type", [
   }),
   z.strictObject({
     type: z.literal("git").describe("git checkout"),
-    url: z.string().regex(/^(https:\/\/|git@|ssh:\/\/)\S+$/, { error: "must be an https:// or ssh git URL" }),
-    ref: z.string().min(1).describe("tag or commit to deploy"),
+    url: z.string().superRefine((url, ctx) => {
+      const problem = gitUrlProblem(url);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }).describe("https://HOST/PATH, ssh://git@HOST/PATH or git@HOST:PATH; never credentials"),
+    commit: z.string().regex(GIT_COMMIT_RE, { error: "must be the full commit SHA to deploy (40 lower-case hex digits, as `git rev-parse HEAD` prints): a branch, tag or short SHA can move" })
+      .describe("the commit deployed; the host checks out exactly this commit"),
+    tag: z.string().refine((t) => GIT_TAG_RE.test(t) && !/\.\.|\.lock$|[./]$|\/\./.test(t), {
+      error: "must be a plain tag name such as v1.4.2 (letters, digits, . _ + - and /; not starting with - or ., no '..')",
+    }).optional().describe("optional: the tag of that commit; the host refuses the release unless the tag resolves to the commit"),
   }),
-], { error: "must be { type: s3, key, sha256 } or { type: git, url, ref }" });
+], { error: "must be { type: s3, key, sha256 } or { type: git, url, commit, tag? }" });
 
 export const stackConfigSchema = z.strictObject({
   environment: z.enum(ENVIRONMENTS).describe("staging or prod; defaults to the stack name"),
@@ -106,7 +142,7 @@ export const stackConfigSchema = z.strictObject({
   }),
   release: z.strictObject({
     version: semver.describe("the release the stack runs; rolling back is setting it back"),
-    artifact: artifact.describe("where the release comes from"),
+    artifact: artifact.describe("where the release comes from; git: the full commit SHA, an optional tag that must point at it, a URL without credentials"),
     keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
     healthPath: z.string().regex(/^\/\S*$/, { error: "must be a URL path starting with /" }).describe("URL that must answer 200 before a release gets traffic"),
     ssh: z.strictObject({
@@ -150,7 +186,6 @@ function crossKeyProblems(c: any): [string, string][] {
   const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
   if (typeof local === "number" && typeof kept === "number" && local > kept) fail("backups.localRetentionDays", "must not exceed backups.retentionDays");
   const artifact = c.release?.artifact;
-  if (artifact?.type === "git" && typeof artifact.url === "string" && /^[a-z+]+:\/\/[^/@\s]*:[^/@\s]*@/.test(artifact.url)) fail("release.artifact.url", "must not carry credentials (user:password@): it is stored in the stack and shown in command logs; give the hosts a read-only deploy key instead");
   // The Release (on when deploySshKey is set) reaches the hosts over SSH and starts with a backup.
   if (typeof c.deploySshKey === "string") {
     const publicKey = c.release?.ssh?.publicKey;

@@ -62,9 +62,15 @@ describe("stack config", () => {
 
     it("accepts a git artifact and staging without backups", () => {
       const raw = settingsOf("staging", { backups: { enabled: false, pitr: false } });
-      raw.release = { version: "1.4.2", artifact: { type: "git", url: "https://github.com/nourish-link/dusangire.git", ref: "v1.4.2" } };
+      const artifact = { type: "git", url: "https://github.com/nourish-link/dusangire.git", commit: "4c9d381ee11d476062383b684cbe0d11fde4912d", tag: "v1.4.2" };
+      raw.release = { version: "1.4.2", artifact };
       const s = parseSettings(raw, "staging");
-      assert.deepStrictEqual(s.release.artifact, { type: "git", url: "https://github.com/nourish-link/dusangire.git", ref: "v1.4.2" });
+      assert.deepStrictEqual(s.release.artifact, artifact);
+      // ssh with its `git@` user name (not a credential), and no tag: the commit alone pins it.
+      for (const url of ["git@github.com:nourish-link/dusangire.git", "ssh://git@github.com/nourish-link/dusangire.git"]) {
+        raw.release = { version: "1.4.2", artifact: { type: "git", url, commit: artifact.commit } };
+        assert.strictEqual(parseSettings(raw, "staging").release.artifact.type, "git", url);
+      }
     });
   });
 

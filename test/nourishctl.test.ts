@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { Cluster, PG_BINDIR, startAppCluster } from "./pg";
-import { run } from "./tools";
+import { requireTool, run } from "./tools";
 
 describe("nourishctl", () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-host-"));
@@ -74,6 +74,82 @@ describe("nourishctl", () => {
     const r = ctl("status");
     assert.strictEqual(r.status, 1);
     assert.match(r.stderr, /ROLE is not set/);
+  });
+});
+
+describe("nourishctl setup: what the data volume holds decides, before anything is formatted", () => {
+  // There is no spare block device here: the real blkid and mkfs.ext4 run on image files, through
+  // data_volume_prepare (the part of setup_data_volume before the mount, which needs a real disk).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-volume-"));
+  const bin = path.join(dir, "bin");
+  const prepare = (image: string, env: Record<string, string> = {}) => run("bash", ["-c", '. "$1"; data_volume_prepare "$2" vol-0abc', "prepare", NOURISHCTL_SOURCE, image], {
+    env: { ...process.env, NOURISH_ROOT: dir, NOURISH_LIB: path.join(path.dirname(NOURISHCTL_SOURCE), "lib"), ...env },
+  });
+  const image = (name: string, make?: (file: string) => void) => {
+    const file = path.join(dir, name);
+    assert.strictEqual(run("truncate", ["-s", "8M", file]).status, 0);
+    make?.(file);
+    return file;
+  };
+  const ok = (r: { status: number | null; stderr: string }) => assert.strictEqual(r.status, 0, r.stderr);
+  const probe = (file: string) => run("blkid", ["-p", "-o", "export", file]).stdout;
+  const sha = (file: string) => run("sha256sum", [file]).stdout.split(" ")[0];
+  /** Refused: one line naming the volume and the reason, and the image byte-identical. */
+  const refuses = (file: string, expected: RegExp, env: Record<string, string> = {}) => {
+    const before = sha(file);
+    const r = prepare(file, env);
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, expected);
+    assert.strictEqual(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.doesNotMatch(r.stdout, /formatting/);
+    assert.strictEqual(sha(file), before, "the volume was written to");
+  };
+  before(() => {
+    for (const tool of ["blkid", "mkfs.ext4", "mkswap", "sfdisk", "debugfs"]) requireTool(tool);
+    fs.mkdirSync(bin);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("formats a blank volume (blkid: no signature at all) as ext4 labelled pgdata, saying so", () => {
+    const blank = image("blank.img");
+    assert.strictEqual(run("blkid", ["-p", blank]).status, 2, "blkid's 'nothing found'");
+    const r = prepare(blank);
+    ok(r);
+    assert.match(r.stdout, /setup: formatting data volume vol-0abc \(.*blank\.img\): blkid finds no filesystem/);
+    assert.match(probe(blank), /^LABEL=pgdata$/m);
+    assert.match(probe(blank), /^TYPE=ext4$/m);
+  });
+
+  it("keeps our pgdata filesystem and the data on it: nothing formatted", () => {
+    const kept = image("kept.img", (f) => ok(run("mkfs.ext4", ["-q", "-L", "pgdata", f])));
+    const pgVersion = path.join(dir, "PG_VERSION");
+    fs.writeFileSync(pgVersion, "15\n");
+    ok(run("debugfs", ["-w", "-R", `write ${pgVersion} PG_VERSION`, kept]));
+    const before = sha(kept);
+    const r = prepare(kept);
+    ok(r);
+    assert.doesNotMatch(r.stdout, /formatting/);
+    assert.strictEqual(sha(kept), before, "the volume was written to");
+    assert.strictEqual(run("debugfs", ["-R", "cat PG_VERSION", kept]).stdout, "15\n");
+  });
+
+  it("refuses, formatting and mounting nothing, a volume holding anything else: another filesystem, ext4 not ours, swap, a partition table", () => {
+    refuses(image("other-ext4.img", (f) => ok(run("mkfs.ext4", ["-q", "-L", "other", f]))), /^nourishctl: setup: data volume vol-0abc \(.*\) holds LABEL=other TYPE=ext4, not our ext4 filesystem labelled pgdata; formatting and mounting nothing/);
+    refuses(image("swap.img", (f) => ok(run("mkswap", ["-q", f]))), /holds TYPE=swap, not our ext4 filesystem labelled pgdata; formatting and mounting nothing/);
+    refuses(image("table.img", (f) => ok(run("sfdisk", ["-q", f], { input: "label: dos\n,4M,83\n" }))), /holds PTTYPE=dos, not our ext4 filesystem labelled pgdata/);
+  });
+
+  it("refuses when it cannot tell: blkid failing otherwise (an I/O error, exit 4), or a device it cannot read", () => {
+    // blkid's exit 4 stands in for the kernel's I/O or permission error, which a test cannot cause.
+    fs.writeFileSync(path.join(bin, "blkid"), "#!/bin/sh\necho 'blkid: error: Input/output error' >&2\nexit 4\n", { mode: 0o755 });
+    const blank = image("io-error.img");
+    refuses(blank, /^nourishctl: setup: cannot tell what data volume vol-0abc \(.*\) holds \(blkid exit 4: blkid: error: Input\/output error\); formatting nothing$/m, { PATH: `${bin}:${process.env.PATH}` });
+    // blkid answers 2, "nothing found", for a path it cannot open too: that is no blank volume.
+    const missing = path.join(dir, "no-such-device");
+    const r = prepare(missing);
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /^nourishctl: setup: cannot read data volume vol-0abc \(.*no-such-device\); formatting nothing$/m);
+    assert.ok(!fs.existsSync(missing));
   });
 });
 

@@ -66,7 +66,7 @@ describe("nourishctl release on an app host (sandbox)", function () {
     assert.match(fs.readFileSync(path.join(srv, "releases.log"), "utf8"), /\tfetch\t1\.0\.0\t.*\talice\n/);
   });
 
-  it("installs a release from a git ref too, recording the commit it checked out", () => {
+  it("installs a git release pinned to its commit: exactly that commit, its tag checked, nothing read as an option", () => {
     requireTool("git");
     const repo = path.join(dir, "repo");
     fs.mkdirSync(repo);
@@ -77,14 +77,46 @@ describe("nourishctl release on an app host (sandbox)", function () {
     git("commit", "-qm", "v1");
     git("tag", "v1.0.1");
     const commit = git("rev-parse", "HEAD").stdout.trim();
-    const r = ctl("release", "fetch", "1.0.1", "--git", `file://${repo}`, "--ref", "v1.0.1");
+    // The branch moves on after the tag, and another tag points at the tip.
+    fs.writeFileSync(path.join(repo, "TIP"), "not released\n");
+    git("add", "-A");
+    git("commit", "-qm", "after v1");
+    git("tag", "moved");
+    const tip = git("rev-parse", "HEAD").stdout.trim();
+    const url = `file://${repo}`;
+    const log = () => (fs.existsSync(path.join(srv, "releases.log")) ? fs.readFileSync(path.join(srv, "releases.log"), "utf8") : "");
+    const refused = (version: string, args: string[], expected: RegExp) => {
+      const r = ctl("release", "fetch", version, ...args);
+      assert.strictEqual(r.status, 1, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, expected);
+      assert.ok(!fs.existsSync(path.join(srv, "releases", version)), `${version} installed anyway`);
+      return r;
+    };
+    const marker = path.join(dir, "option-ran");
+    refused("1.0.2", ["--git", url, "--commit", "master"], /release fetch: --commit must be the full commit SHA \(40 lower-case hex digits\); a branch, tag or short SHA can move/);
+    refused("1.0.2", ["--git", url, "--commit", commit.slice(0, 12)], /--commit must be the full commit SHA/);
+    refused("1.0.2", ["--git", url, "--ref", "v1.0.1"], /release fetch: --ref is gone: name the full commit with --commit SHA/);
+    refused("1.0.2", ["--git", url, "--commit", commit, "--tag", "moved"], new RegExp(`release fetch: tag moved of file://.* is commit ${tip}, not ${commit}; not installed`));
+    refused("1.0.2", ["--git", url, "--commit", "0".repeat(40)], /release fetch: file:\/\/.* has no commit 0{40}/);
+    refused("1.0.2", ["--git", url, "--commit", `--upload-pack=touch ${marker}`], /--commit must be the full commit SHA/);
+    refused("1.0.2", ["--git", url, "--commit", commit, "--tag", `--upload-pack=touch ${marker}`], /release fetch: --tag '--upload-pack=touch .*' is not a tag name/);
+    refused("1.0.2", ["--git", `--upload-pack=touch ${marker}`, "--commit", commit], /release fetch: --git must be https:\/\/HOST\/PATH, ssh:\/\/git@HOST\/PATH or git@HOST:PATH, with no credentials/);
+    assert.ok(!fs.existsSync(marker), "an argument ran as a git option");
+    const token = refused("1.0.2", ["--git", "https://x-access-token:ghs_secret@github.com/nourish-link/dusangire.git", "--commit", commit], /--git must be .* with no credentials or query string/);
+    assert.ok(!(token.stdout + token.stderr + log()).includes("ghs_secret"), "the token was echoed or logged");
+
+    const r = ctl("release", "fetch", "1.0.1", "--git", url, "--commit", commit, "--tag", "v1.0.1");
     assert.strictEqual(r.status, 0, r.stderr);
-    assert.strictEqual(fs.readFileSync(path.join(srv, "releases/1.0.1/.nourish/sha256"), "utf8").trim(), commit);
-    assert.ok(!fs.existsSync(path.join(srv, "releases/1.0.1/.git")), "the checkout keeps no .git");
-    const bad = ctl("release", "fetch", "1.0.2", "--git", `file://${repo}`, "--ref", "no-such-tag");
-    assert.strictEqual(bad.status, 1);
-    assert.match(bad.stderr, /release fetch: file:\/\/.* has no ref no-such-tag/);
-    assert.ok(!fs.existsSync(path.join(srv, "releases/1.0.2")));
+    const rel = path.join(srv, "releases/1.0.1");
+    assert.strictEqual(fs.readFileSync(path.join(rel, ".nourish/commit"), "utf8").trim(), commit);
+    assert.ok(!fs.existsSync(path.join(rel, "TIP")), "the branch tip was checked out, not the commit");
+    assert.ok(fs.existsSync(path.join(rel, "manage.py")));
+    assert.ok(!fs.existsSync(path.join(rel, ".git")), "the checkout keeps no .git");
+    assert.match(log(), new RegExp(`\tfetch\t1\\.0\\.1\tfile://${repo.replace(/[.]/g, "\\.")} commit ${commit} tag v1\\.0\\.1\talice\n`));
+    // Immutable: the same version from another commit is refused.
+    const other = ctl("release", "fetch", "1.0.1", "--git", url, "--commit", tip);
+    assert.strictEqual(other.status, 1);
+    assert.match(other.stderr, new RegExp(`1\\.0\\.1 is already installed from a different artifact \\(commit ${commit}\\)`));
   });
 
   it("one deploy at a time: a second one is refused, naming who holds the lock", async () => {

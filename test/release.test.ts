@@ -25,6 +25,7 @@ const COMMAND = "command:remote:Command";
 const COPY = "command:remote:CopyToRemote";
 const RELEASE = "nourish-link:release:Release";
 const BUCKET = "nourish-link-releases";
+const GIT_COMMIT = "4c9d381ee11d476062383b684cbe0d11fde4912d";
 const PROD_SHA = "9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a";
 
 // --- keys, encoded here independently of components/release/ssh.ts ------------------------------
@@ -184,14 +185,14 @@ describe("Release", () => {
       assert.strictEqual(hostOf("release-switch-app-1"), instanceId(prod, "app-1"));
     });
 
-    it("fetches from git without an S3 grant; grants S3 read on the artifact's folder only", async () => {
+    it("fetches the pinned commit (and its tag) from git without an S3 grant; grants S3 read on the artifact's folder only", async () => {
       const grant = JSON.parse(String(prod.resources.find((x) => x.name === "release-artifact-read")!.inputs.policy));
       assert.deepStrictEqual(grant.Statement, [{ Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/releases/*` }]);
       const r = await runGitStack(keys);
       assert.strictEqual(byName(r).get("release-fetch-app-0")!.inputs.create,
-        `sudo -n ${NOURISHCTL_PATH} release fetch 1.4.1 --git https://github.com/nourish-link/dusangire.git --ref 'v1.4.1 (rc)'`);
+        `sudo -n ${NOURISHCTL_PATH} release fetch 1.4.1 --git https://github.com/nourish-link/dusangire.git --commit ${GIT_COMMIT} --tag v1.4.1-rc`);
       assert.ok(!r.resources.some((x) => x.name === "release-artifact-read"));
-      assert.strictEqual((byName(r).get("release-migrate-app-0")!.inputs.triggers as string[])[1], "artifact:git:https://github.com/nourish-link/dusangire.git#v1.4.1 (rc)");
+      assert.strictEqual((byName(r).get("release-migrate-app-0")!.inputs.triggers as string[])[1], `artifact:git:https://github.com/nourish-link/dusangire.git#${GIT_COMMIT}`);
     });
   });
 
@@ -503,6 +504,38 @@ describe("Release", () => {
       expect({ release: { artifact: { type: "git", url: "https://ci:ghp_token@github.com/nourish-link/dusangire.git", ref: "v1", key: undefined, sha256: undefined, bucket: undefined } } }, undefined, /^nourish-link:release\.artifact\.url must not carry credentials/);
     });
 
+    it("a git artifact names its full commit, a tag that cannot be an option, and a URL without credentials", () => {
+      const commit = "4c9d381ee11d476062383b684cbe0d11fde4912d";
+      const git = (a: Record<string, unknown>) => {
+        const settings = raw();
+        const release = settings.release as Record<string, unknown>;
+        const artifact = Object.fromEntries(Object.entries({ type: "git", url: "git@github.com:nourish-link/dusangire.git", commit, ...a }).filter(([, v]) => v !== undefined));
+        return problemsOf({ ...settings, release: { ...release, artifact } });
+      };
+      assert.deepStrictEqual(git({ tag: "v1.4.2" }), []);
+      const refused = (a: Record<string, unknown>, expected: RegExp, secret?: string) => {
+        const found = git(a);
+        assert.ok(found.some((p) => expected.test(p)), `${JSON.stringify(a)}: expected ${expected}, got:\n${found.join("\n")}`);
+        if (secret) assert.ok(!found.join("\n").includes(secret), "a problem quotes the credential");
+      };
+      const credentials = /^nourish-link:release\.artifact\.url must not carry credentials/;
+      for (const [url, secret] of [
+        ["https://ci:ghp_token1@github.com/nourish-link/dusangire.git", "ghp_token1"],
+        ["https://ghp_token2@github.com/nourish-link/dusangire.git", "ghp_token2"],
+        ["https://x-access-token:ghs_token3@github.com/nourish-link/dusangire.git", "ghs_token3"],
+        ["https://github.com/nourish-link/dusangire.git?access_token=token4", "token4"],
+        ["ssh://deploy:token5@github.com/nourish-link/dusangire.git", "token5"],
+        ["ssh://token6@github.com/nourish-link/dusangire.git", "token6"],
+        ["git:token7@github.com:nourish-link/dusangire.git", "token7"],
+      ]) refused({ url }, credentials, secret);
+      refused({ url: "--upload-pack=touch /tmp/x" }, /^nourish-link:release\.artifact\.url must be a git URL/);
+      refused({ url: "ext::sh -c id" }, /^nourish-link:release\.artifact\.url must be a git URL/);
+      for (const c of ["main", "4c9d381", "--output=/tmp/x", commit.toUpperCase()]) refused({ commit: c }, /^nourish-link:release\.artifact\.commit must be the full commit SHA/);
+      refused({ commit: undefined }, /^nourish-link:release\.artifact\.commit is required$/);
+      for (const t of ["--upload-pack=x", "-v1", "v1..2", "v1 (rc)", "v1.lock"]) refused({ tag: t }, /^nourish-link:release\.artifact\.tag must be a plain tag name/);
+      refused({ ref: "v1.4.2" }, /^nourish-link:release\.artifact\.ref is not a known setting$/);
+    });
+
     it("public key without deploySshKey is fine: the hosts authorize it ahead of the first release", async () => {
       const r = await runStack("staging", { set: { release: { ssh: { publicKey: keys.publicKey } } } });
       assert.ok(!r.resources.some((x) => x.type.startsWith("command:")));
@@ -525,7 +558,7 @@ describe("Release", () => {
     });
 
     it("plans one db and N app hosts; rejects a plan without either", () => {
-      const spec = { prefix: "r", version: "1.0.0", artifact: { type: "git" as const, url: "https://x/y.git", ref: "v1" }, sshUser: "admin" };
+      const spec = { prefix: "r", version: "1.0.0", artifact: { type: "git" as const, url: "https://x/y.git", commit: "0".repeat(40) }, sshUser: "admin" };
       const steps = releasePlan({ ...spec, hosts: [{ name: "db", role: "db" }, ...[0, 1, 2].map((i) => ({ name: `app-${i}`, role: "app" as const }))] });
       assert.deepStrictEqual(steps.filter((s) => s.kind === "switch").map((s) => s.dependsOn), [
         ["r-collectstatic-app-0", "r-collectstatic-app-1", "r-collectstatic-app-2"], ["r-switch-app-0"], ["r-switch-app-1"],
@@ -571,7 +604,7 @@ describe("Release", () => {
   async function runGitStack(k: { privateKey: string; publicKey: string }): Promise<ProgramRun> {
     const { config, secretKeys } = stackConfig("prod", { set: { network: { sshAccess: true } }, secrets: { deploySshKey: k.privateKey } });
     config["nourish-link:release"] = JSON.stringify({
-      version: "1.4.1", artifact: { type: "git", url: "https://github.com/nourish-link/dusangire.git", ref: "v1.4.1 (rc)" }, ssh: { publicKey: k.publicKey },
+      version: "1.4.1", artifact: { type: "git", url: "https://github.com/nourish-link/dusangire.git", commit: GIT_COMMIT, tag: "v1.4.1-rc" }, ssh: { publicKey: k.publicKey },
     });
     return runProgram({ stack: "prod", config, secretKeys });
   }

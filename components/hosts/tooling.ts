@@ -1,12 +1,16 @@
 // HostTooling: nourishctl and its verb library, delivered through a private S3 bucket because
 // they outgrew EC2's 16 KB user-data limit. Each role gets only the verbs it runs; cloud-init
-// copies them into place before `nourishctl setup`. Objects carry their host path in tags, so
-// the offline preview writes them under out/<stack>/hosts/<role>/ like every other host file.
+// downloads them to a staging directory, checks them against the SHA-256 sums its user data
+// carries (as the release does), and only then installs them, before `nourishctl setup`. Objects
+// are laid out as scripts/host (nourishctl, lib/*.sh) and carry their host path in tags, so the
+// offline preview writes them under out/<stack>/hosts/<role>/ like every other host file.
+import * as fs from "fs";
+import * as path from "path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransport } from "../backups/policy";
 import { hardenBucket } from "../storage";
-import { nourishctlFiles } from "./user-data";
+import { checkedInstall, shq, toolingFilesFor, TOOLING_DIR } from "../release/steps";
 
 export type HostRoleName = "app" | "db";
 
@@ -27,12 +31,12 @@ export class HostTooling extends pulumi.ComponentResource {
       policy: bucket.arn.apply((arn) => JSON.stringify({ Version: "2012-10-17", Statement: [denyInsecureTransport(arn)] })),
     }, { parent: this, dependsOn: [publicAccess] });
 
-    const objectsOf = (role: HostRoleName) => nourishctlFiles(role).map((f) => new aws.s3.BucketObjectv2(`${name}-${role}${f.path.replace(/[/.]/g, "-")}`, {
+    const objectsOf = (role: HostRoleName) => toolingFilesFor(role).map((f) => new aws.s3.BucketObjectv2(`${name}-${role}${f.target.replace(/[/.]/g, "-")}`, {
       bucket: bucket.id,
-      key: `tooling/${role}${f.path}`,
-      content: f.content,
+      key: `tooling/${role}/${f.source}`,
+      content: fs.readFileSync(path.join(TOOLING_DIR, f.source), "utf8"),
       contentType: "text/x-shellscript",
-      tags: { role, hostPath: f.path, mode: f.permissions ?? "0644" },
+      tags: { role, hostPath: f.target, mode: f.mode },
     }, o));
     this.objects = { app: objectsOf("app"), db: objectsOf("db") };
     this.bucketName = bucket.bucket;
@@ -40,12 +44,29 @@ export class HostTooling extends pulumi.ComponentResource {
     this.registerOutputs({ bucketName: this.bucketName });
   }
 
-  /** Cloud-init commands that put the role's tooling in place (run before nourishctl setup). */
+  /**
+   * The cloud-init command (one runcmd entry, run by sh as root) that puts the role's tooling in
+   * place before nourishctl setup: downloaded to a staging directory, checked against the sums
+   * in this user data, installed only when every file matches. Otherwise first boot stops here.
+   */
   installCommands(role: HostRoleName, region: string): pulumi.Output<string[]> {
-    return this.bucketName.apply((bucket) => [
-      `aws s3 cp --recursive --only-show-errors --region ${region} s3://${bucket}/tooling/${role}/ /`,
-      ...nourishctlFiles(role).filter((f) => f.permissions === "0755").map((f) => `chmod 0755 ${f.path}`),
-    ]);
+    return this.bucketName.apply((bucket) => {
+      const source = `s3://${bucket}/tooling/${role}/`;
+      const steps = [
+        "stage=$(mktemp -d)",
+        'cd "$stage"',
+        `aws s3 cp --recursive --only-show-errors --region ${shq(region)} ${shq(source)} .`,
+        ...checkedInstall(role, ""),
+        "cd /",
+        'rm -rf "$stage"',
+      ];
+      return [[
+        `if ! ( ${steps.join(" &&\n  ")} ); then`,
+        `  echo "nourish-link: first boot stopped before nourishctl setup: the tooling from ${source} could not be fetched or does not match the SHA-256 sums in this host's user data (see above)" >&2`,
+        "  exit 1",
+        "fi",
+      ].join("\n")];
+    });
   }
 
   /** Lets `role` read its own role's tooling, nothing else. */

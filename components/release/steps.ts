@@ -20,7 +20,7 @@ export const TOOLING_DIR = path.resolve(__dirname, "..", "..", "scripts", "host"
 
 export type Artifact =
   | { type: "s3"; bucket?: string; key: string; sha256: string }
-  | { type: "git"; url: string; ref: string };
+  | { type: "git"; url: string; commit: string; tag?: string };
 
 export type StepKind = "tooling-copy" | "tooling-install" | "backup" | "fetch" | "migrate" | "collectstatic" | "switch" | "verify";
 export type Logging = "stdout" | "stderr" | "stdoutAndStderr" | "none";
@@ -110,6 +110,22 @@ export function stagingPath(user: string, hash: string): string {
 }
 
 /**
+ * Commands that check a role's tooling, staged in the current directory as in scripts/host
+ * (nourishctl, lib/*.sh), against the repository's SHA-256, and only when every file matches
+ * install them as root: the libraries, then the CLI. `asRoot` prefixes what needs root ("sudo -n "
+ * over SSH; nothing at first boot, which runs as root). Shared by the release and first boot.
+ */
+export function checkedInstall(role: "app" | "db", asRoot: string, dir = TOOLING_DIR): string[] {
+  const files = toolingFilesFor(role, dir);
+  const sums = new Map(toolingManifest(dir).map((l) => [l.slice(66), l.slice(0, 64)]));
+  return [
+    `printf '%s\\n' ${files.map((f) => shq(`${sums.get(f.source)}  ${f.source}`)).join(" ")} | sha256sum --check --strict --quiet -`,
+    `${asRoot}install -d -m 0755 -o root -g root ${shq(NOURISHCTL_LIB_PATH)}`,
+    ...files.map((f) => `${asRoot}install -m ${f.mode} -o root -g root ${shq(f.source)} ${shq(f.target)}`),
+  ];
+}
+
+/**
  * Waits for first boot to finish (a new host's `nourishctl setup`), checks the staged files
  * against their SHA-256, installs the role's files as root, removes libraries the role no longer
  * has and older staging directories. Safe to re-run: it keeps this version's staging directory.
@@ -118,7 +134,6 @@ export function toolingInstallCommand(role: "app" | "db", user: string, dir = TO
   const hash = toolingHash(dir);
   const staged = `${stagingPath(user, hash)}/${path.basename(dir)}`;
   const files = toolingFilesFor(role, dir);
-  const sums = new Map(toolingManifest(dir).map((l) => [l.slice(66), l.slice(0, 64)]));
   const libs = files.filter((f) => f.target.startsWith(`${NOURISHCTL_LIB_PATH}/`));
   const keep = libs.map((f) => `! -name ${shq(path.basename(f.target))}`).join(" ");
   return [
@@ -126,9 +141,7 @@ export function toolingInstallCommand(role: "app" | "db", user: string, dir = TO
     "rc=0; cloud-init status --wait >/dev/null 2>&1 || rc=$?",
     `if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then echo "nourish-link: this host's first boot did not finish cleanly (cloud-init status $rc); see /var/log/cloud-init-output.log" >&2; exit 1; fi`,
     `cd ${shq(staged)}`,
-    `printf '%s\\n' ${files.map((f) => shq(`${sums.get(f.source)}  ${f.source}`)).join(" ")} | sha256sum --check --strict --quiet -`,
-    `sudo -n install -d -m 0755 -o root -g root ${shq(NOURISHCTL_LIB_PATH)}`,
-    ...files.map((f) => `sudo -n install -m ${f.mode} -o root -g root ${shq(f.source)} ${shq(f.target)}`),
+    ...checkedInstall(role, "sudo -n ", dir),
     `sudo -n find ${shq(NOURISHCTL_LIB_PATH)} -maxdepth 1 -type f -name '*.sh' ${keep} -delete`,
     `find ${shq(homeOf(user))} -maxdepth 1 -type d -name 'nourish-link-tooling-*' ! -name ${shq(path.basename(stagingPath(user, hash)))} -exec rm -rf {} +`,
     `echo "nourish-link: tooling ${hash.slice(0, 16)} installed (${files.length} files)"`,
@@ -139,14 +152,14 @@ const nourishctl = (...args: string[]) => ["sudo", "-n", NOURISHCTL_PATH, ...arg
 
 /** Where `nourishctl release fetch` gets the release from. */
 export function artifactArgs(artifact: Artifact): string[] {
-  if (artifact.type === "git") return ["--git", artifact.url, "--ref", artifact.ref];
+  if (artifact.type === "git") return ["--git", artifact.url, "--commit", artifact.commit, ...(artifact.tag ? ["--tag", artifact.tag] : [])];
   if (!artifact.bucket) throw new Error("release: the s3 artifact has no bucket (nourish-link:release.artifact.bucket)");
   return ["--s3", `s3://${artifact.bucket}/${artifact.key}`, "--sha256", artifact.sha256];
 }
 
-/** What identifies the artifact: its checksum, or the git URL and ref. */
+/** What identifies the artifact: its checksum, or the git URL and commit. */
 export function artifactId(artifact: Artifact): string {
-  return artifact.type === "s3" ? `sha256:${artifact.sha256}` : `git:${artifact.url}#${artifact.ref}`;
+  return artifact.type === "s3" ? `sha256:${artifact.sha256}` : `git:${artifact.url}#${artifact.commit}`;
 }
 
 /** The triggers of every release step: a new version, artifact or tooling runs them all again. */

@@ -104,15 +104,46 @@ rel_manage() {
 
 # --- fetch and install ---------------------------------------------------------------------
 
+# A git artifact is pinned to a full commit, optionally with its tag; neither can start with '-'.
+# The URL is written to releases.log, so it may carry no credentials: no user info but ssh's
+# `git@`, no query string (the same rule as the stack config's release.artifact.url).
+GIT_COMMIT_RE='^[0-9a-f]{40}$'
+GIT_TAG_RE='^[A-Za-z0-9_][A-Za-z0-9._+/-]*$'
+GIT_URL_RE='^(https://[A-Za-z0-9.-]+(:[0-9]+)?/|ssh://(git@)?[A-Za-z0-9.-]+(:[0-9]+)?/|git@[A-Za-z0-9.-]+:|file:///)[A-Za-z0-9._~/+-]+$'
+
+# Clones $1 into $4 and checks out exactly commit $2, which tag $3 (when given) must point at.
+rel_git_checkout() {
+  local url="$1" commit="$2" tag="$3" src="$4" got
+  # Never $url in a message before it passed the pattern: it could carry a token.
+  [[ "$url" =~ $GIT_URL_RE ]] || die "release fetch: --git must be https://HOST/PATH, ssh://git@HOST/PATH or git@HOST:PATH, with no credentials or query string"
+  [[ "$commit" =~ $GIT_COMMIT_RE ]] || die "release fetch: --commit must be the full commit SHA (40 lower-case hex digits); a branch, tag or short SHA can move"
+  if [ -n "$tag" ]; then
+    if ! [[ "$tag" =~ $GIT_TAG_RE ]] || ! git check-ref-format "refs/tags/$tag"; then
+      die "release fetch: --tag '$tag' is not a tag name"
+    fi
+  fi
+  GIT_TERMINAL_PROMPT=0 git clone --quiet --no-checkout -- "$url" "$src" || die "release fetch: cannot clone $url"
+  got=$(git -C "$src" rev-parse --verify --quiet --end-of-options "$commit^{commit}") || die "release fetch: $url has no commit $commit"
+  [ "$got" = "$commit" ] || die "release fetch: $url resolves $commit to $got"
+  if [ -n "$tag" ]; then
+    got=$(git -C "$src" rev-parse --verify --quiet --end-of-options "refs/tags/$tag^{commit}") || die "release fetch: $url has no tag $tag"
+    [ "$got" = "$commit" ] || die "release fetch: tag $tag of $url is commit $got, not $commit; not installed"
+  fi
+  git -C "$src" -c advice.detachedHead=false checkout --quiet --detach "$commit" || die "release fetch: cannot check out $commit"
+  [ "$(git -C "$src" rev-parse HEAD)" = "$commit" ] || die "release fetch: the checkout of $url is not at $commit"
+}
+
 rel_fetch() {
-  local v="$1" file="" s3="" git="" ref="" sha=""
+  local v="$1" file="" s3="" git="" commit="" tag="" sha=""
   shift
   while [ $# -gt 0 ]; do
     case "$1" in
       --file) file="${2:?--file needs a path}"; shift 2 ;;
       --s3) s3="${2:?--s3 needs s3://bucket/key}"; shift 2 ;;
       --git) git="${2:?--git needs a URL}"; shift 2 ;;
-      --ref) ref="${2:?--ref needs a tag or commit}"; shift 2 ;;
+      --commit) commit="${2:?--commit needs the full commit SHA}"; shift 2 ;;
+      --tag) tag="${2:?--tag needs a tag name}"; shift 2 ;;
+      --ref) die "release fetch: --ref is gone: name the full commit with --commit SHA (and its tag with --tag TAG)" ;;
       --sha256) sha="${2:?--sha256 needs a hex digest}"; shift 2 ;;
       --pre-release-backup) shift 2 ;;
       *) die "release fetch: unknown option '$1'" ;;
@@ -124,10 +155,13 @@ rel_fetch() {
     if [ -n "$sha" ] && [ "$(cat "$meta/sha256" 2>/dev/null)" != "$sha" ]; then
       die "release fetch: $v is already installed from a different artifact (sha256 $(cat "$meta/sha256")); a version is immutable, publish a new one"
     fi
+    if [ -n "$commit" ] && [ "$(cat "$meta/commit" 2>/dev/null)" != "$commit" ]; then
+      die "release fetch: $v is already installed from a different artifact (commit $(cat "$meta/commit" 2>/dev/null || echo none)); a version is immutable, publish a new one"
+    fi
     say "release fetch: $v already installed"
     return 0
   fi
-  [ -n "$file$s3$git" ] || die "release fetch: say where $v comes from: --file PATH, --s3 s3://bucket/key or --git URL --ref REF (each with --sha256 but git)"
+  [ -n "$file$s3$git" ] || die "release fetch: say where $v comes from: --file PATH or --s3 s3://bucket/key with --sha256 HEX, or --git URL --commit SHA [--tag TAG]"
   if [ -z "$git" ]; then
     [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "release fetch: --sha256 must be the artifact's SHA-256 (64 lower-case hex digits)"
   fi
@@ -138,12 +172,12 @@ rel_fetch() {
   trap "rm -rf '$tmp'" EXIT
   mkdir -p "$tmp/app/.nourish"
   if [ -n "$git" ]; then
-    [ -n "$ref" ] || die "release fetch: --git needs --ref"
-    git clone --quiet --no-checkout "$git" "$tmp/app/src" || die "release fetch: cannot clone $git"
-    git -C "$tmp/app/src" -c advice.detachedHead=false checkout --quiet "$ref" || die "release fetch: $git has no ref $ref"
-    git -C "$tmp/app/src" rev-parse HEAD > "$tmp/app/.nourish/sha256"
+    [ -n "$commit" ] || die "release fetch: --git needs --commit SHA (the full commit to deploy)"
+    rel_git_checkout "$git" "$commit" "$tag" "$tmp/app/src"
+    echo "$commit" > "$tmp/app/.nourish/commit"
     ( shopt -s dotglob; mv "$tmp/app/src/"* "$tmp/app/" ) && rm -rf "$tmp/app/src" "$tmp/app/.git"
-    echo "$git#$ref" > "$tmp/app/.nourish/source"
+    echo "$git" > "$tmp/app/.nourish/source"
+    [ -z "$tag" ] || echo "$tag" > "$tmp/app/.nourish/tag"
   else
     local tarball="$tmp/artifact.tar.gz" got
     if [ -n "$s3" ]; then
@@ -185,7 +219,7 @@ rel_fetch() {
   mv "$tmp/app" "$(rel_dir "$v")"
   rm -rf "$tmp"
   trap - EXIT
-  rel_log fetch "$v" "${s3:-${file:-$git#$ref}}"
+  rel_log fetch "$v" "${s3:-${file:-$git commit $commit${tag:+ tag $tag}}}"
   say "release fetch: $v installed in $(rel_dir "$v")"
 }
 
@@ -473,13 +507,16 @@ cmd_release() {
     ""|--help|-h)
       cat <<'EOF'
 usage: nourishctl release VERSION (--file PATH | --s3 s3://BUCKET/KEY) --sha256 HEX [--pre-release-backup KEY]
-       nourishctl release VERSION --git URL --ref REF
+       nourishctl release VERSION --git URL --commit SHA [--tag TAG]
        nourishctl release fetch|migrate|collectstatic|switch|verify VERSION [options]   (one step)
        nourishctl release publish VERSION    (unit hook: re-link the live socket after a reboot)
        nourishctl release list               (installed releases, the live one marked)
 The whole release is fetch → migrate → collectstatic → switch: the new release's gunicorn starts
 beside the old one, must answer the health URL and pass 'manage.py check --deploy', then takes
 traffic in one atomic socket switch; if it fails verification through nginx it rolls back.
+A git release is pinned: --commit is the full 40-hex commit checked out (a branch name is
+refused); --tag, when given, must resolve to that commit. The URL may carry no credentials
+(https://HOST/PATH, ssh://git@HOST/PATH or git@HOST:PATH; the host reads it with its own key).
 EOF
       [ -n "${1:-}" ] && return 0; exit 2 ;;
     list)

@@ -3,9 +3,32 @@
 
 VERBS+=("setup|first-boot preparation of this host for its role (run by cloud-init; safe to re-run)")
 
-# The data volume: found by its EBS volume id, formatted only when it holds no filesystem (a
-# replaced instance finds the database it left), mounted where PostgreSQL keeps its data. On
-# first boot the cluster the package created on the root volume is moved onto it.
+# Decides what data volume $2 (device $1) holds before anything touches it. Our ext4 'pgdata'
+# filesystem is kept (a replaced instance finds the database it left). Only a readable device
+# with no signature at all (blkid exit 2) is formatted: another filesystem, a partition table or a
+# probe that fails stops setup with the reason, formatting and mounting nothing.
+data_volume_prepare() {
+  local dev="$1" id="$2" probe rc=0 found
+  # blkid also exits 2 for a path it cannot open: prove the device reads first.
+  dd if="$dev" of=/dev/null bs=4096 count=1 status=none 2>/dev/null \
+    || die "setup: cannot read data volume $id ($dev); formatting nothing"
+  probe=$(blkid -p -o export -- "$dev" 2>&1) || rc=$?
+  case "$rc" in
+    0)
+      if grep -qx TYPE=ext4 <<<"$probe" && grep -qx LABEL=pgdata <<<"$probe"; then return 0; fi
+      found=$(grep -E '^(TYPE|PTTYPE|LABEL)=' <<<"$probe" | paste -sd' ' -)
+      die "setup: data volume $id ($dev) holds ${found:-an unknown signature}, not our ext4 filesystem labelled pgdata; formatting and mounting nothing (is the right volume attached?)" ;;
+    2)
+      say "setup: formatting data volume $id ($dev): blkid finds no filesystem, partition table or other signature on it"
+      mkfs.ext4 -q -L pgdata "$dev" || die "setup: mkfs.ext4 failed on data volume $id ($dev)" ;;
+    *)
+      die "setup: cannot tell what data volume $id ($dev) holds (blkid exit $rc${probe:+: $(head -1 <<<"$probe")}); formatting nothing" ;;
+  esac
+}
+
+# The data volume: found by its EBS volume id, checked (data_volume_prepare), mounted where
+# PostgreSQL keeps its data. On first boot the cluster the package created on the root volume is
+# moved onto it.
 setup_data_volume() {
   [ -n "${DATA_VOLUME_ID:-}" ] || die "setup: DATA_VOLUME_ID is not set in $HOST_ENV"
   mountpoint -q "$DATA_MOUNT" && return 0
@@ -17,10 +40,7 @@ setup_data_volume() {
     sleep 5
   done
   [ -n "$dev" ] || die "setup: data volume $DATA_VOLUME_ID did not attach within 5 minutes"
-  if ! blkid "$dev" >/dev/null 2>&1; then
-    say "formatting empty data volume $DATA_VOLUME_ID ($dev)"
-    mkfs.ext4 -q -L pgdata "$dev"
-  fi
+  data_volume_prepare "$dev" "$DATA_VOLUME_ID"
   svc_ctl stop postgresql
   tmp=$(mktemp -d)
   mount "$dev" "$tmp"
