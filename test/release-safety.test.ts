@@ -142,6 +142,23 @@ describe("nourishctl release: secrets as data, pip as the app user (sandbox)", f
     }
   });
 
+  it("an artifact that brings its own .nourish/ (a link where root records the release) is refused, the link's target untouched", () => {
+    const victim = path.join(dir, "victim-artifact");
+    fs.writeFileSync(victim, "precious\n");
+    const src = path.join(dir, "planted-1.0.1");
+    fs.mkdirSync(path.join(src, ".nourish"), { recursive: true });
+    fs.writeFileSync(path.join(src, "manage.py"), "");
+    fs.writeFileSync(path.join(src, "requirements.txt"), "");
+    fs.symlinkSync(victim, path.join(src, ".nourish/sha256"));
+    const file = path.join(dir, "planted-1.0.1.tar.gz");
+    assert.strictEqual(spawnSync("tar", ["-czf", file, "-C", src, "."]).status, 0);
+    const r = ctl(["release", "fetch", "1.0.1", "--file", file, "--sha256", sha256(file)]);
+    assert.strictEqual(r.status, 1, r.stdout);
+    assert.match(r.stderr, /release fetch: the artifact of 1\.0\.1 ships a \.nourish entry; the host keeps its records there, not installed/);
+    assert.strictEqual(fs.readFileSync(victim, "utf8"), "precious\n");
+    assert.ok(!fs.existsSync(path.join(srv, "releases/1.0.1")));
+  });
+
   describe("pip", () => {
     let wheel = "";
     let indexLog = "";

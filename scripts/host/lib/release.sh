@@ -170,14 +170,13 @@ rel_fetch() {
   tmp=$(mktemp -d "$RELEASES_DIR/.fetch-$v.XXXXXX")
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" EXIT
-  mkdir -p "$tmp/app/.nourish"
+  mkdir -p "$tmp/app"
   if [ -n "$git" ]; then
     [ -n "$commit" ] || die "release fetch: --git needs --commit SHA (the full commit to deploy)"
     rel_git_checkout "$git" "$commit" "$tag" "$tmp/app/src"
-    echo "$commit" > "$tmp/app/.nourish/commit"
-    ( shopt -s dotglob; mv "$tmp/app/src/"* "$tmp/app/" ) && rm -rf "$tmp/app/src" "$tmp/app/.git"
-    echo "$git" > "$tmp/app/.nourish/source"
-    [ -z "$tag" ] || echo "$tag" > "$tmp/app/.nourish/tag"
+    rm -rf "$tmp/app/src/.git"
+    ( shopt -s dotglob; mv "$tmp/app/src/"* "$tmp/app/" ) || die "release fetch: cannot move the checkout of $v into place"
+    rmdir "$tmp/app/src"
   else
     local tarball="$tmp/artifact.tar.gz" got
     if [ -n "$s3" ]; then
@@ -188,6 +187,18 @@ rel_fetch() {
     got=$(sha256sum "$tarball" | cut -d' ' -f1)
     [ "$got" = "$sha" ] || die "release fetch: artifact ${s3:-$file} has sha256 $got, expected $sha; not installed"
     tar -xzf "$tarball" -C "$tmp/app" --no-same-owner || die "release fetch: ${s3:-$file} is not a readable tar.gz"
+  fi
+  # .nourish/ holds what root records about the release: an artifact that brings its own (a
+  # symlink to /etc/shadow, say) would have root write through it.
+  if [ -e "$tmp/app/.nourish" ] || [ -L "$tmp/app/.nourish" ]; then
+    die "release fetch: the artifact of $v ships a .nourish entry; the host keeps its records there, not installed"
+  fi
+  mkdir "$tmp/app/.nourish"
+  if [ -n "$git" ]; then
+    echo "$commit" > "$tmp/app/.nourish/commit"
+    echo "$git" > "$tmp/app/.nourish/source"
+    [ -z "$tag" ] || echo "$tag" > "$tmp/app/.nourish/tag"
+  else
     echo "$sha" > "$tmp/app/.nourish/sha256"
     echo "${s3:-$file}" > "$tmp/app/.nourish/source"
   fi
