@@ -149,7 +149,7 @@ cmd_setup() {
   fi
   [ "$(id -u)" -eq 0 ] || die "setup: must run as root"
   case "$ROLE" in
-    db) setup_db ;;
+    db) db_lock setup exclusive; setup_db ;;
     app) setup_app ;;
     *) die "ROLE is not set in $HOST_ENV (app or db)" ;;
   esac
