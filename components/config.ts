@@ -110,7 +110,9 @@ export const stackConfigSchema = z.strictObject({
     managed: z.boolean().describe("RDS PostgreSQL instead of PostgreSQL on EC2"),
     instanceType: instanceType.describe("EC2 type of the database host (db. prefix added for RDS)"),
     dataVolumeGb: int(20, 16384).describe("encrypted data volume (or RDS storage)"),
-    name: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).describe("database name"),
+    // 32 at most: restore derives <name>_before_restore_YYYYmmdd_HHMMSS (name + 31), and PostgreSQL
+    // truncates identifiers past 63 bytes, which can make a derived name the live database's.
+    name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" }).describe("database name"),
     user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).describe("role the app connects as"),
     multiAz: z.boolean().describe("RDS Multi-AZ standby (managed only)"),
     slowQueryMs: int(0, 600000).describe("log_min_duration_statement, for the weekly slow-query review"),

@@ -21,6 +21,7 @@ describe("nourishctl backup and restore", function () {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-backup-"));
   const backupDir = path.join(root, "var/backups/nourish-link");
   const metrics = path.join(root, "var/lib/nourish-link/metrics");
+  const lockDir = path.join(root, "run/lock/nourish-link");
   let env: NodeJS.ProcessEnv;
 
   const hostEnv = (vars: Record<string, string> = {}): void => {
@@ -243,7 +244,8 @@ describe("nourishctl backup and restore", function () {
 
   it("two backups never overlap: the second exits non-zero while the first holds the lock", async function () {
     // Deterministic: something holds the lock.
-    const holder = spawn("flock", [path.join(backupDir, ".backup.lock"), "sleep", "30"], { stdio: "ignore", detached: true });
+    fs.mkdirSync(lockDir, { recursive: true });
+    const holder = spawn("flock", [path.join(lockDir, "backup.lock"), "sleep", "30"], { stdio: "ignore", detached: true });
     const gone = new Promise((r) => holder.once("exit", r));
     try {
       await new Promise((r) => setTimeout(r, 300));
@@ -362,6 +364,157 @@ describe("nourishctl backup and restore", function () {
     // Without pitr.sh: "needs pgBackRest (PITR off on this host)"; with it, pitr.sh's own reason.
     assert.match(r.stderr, /PITR off on this host|point-in-time recovery is off/);
     assert.deepStrictEqual(databases(), dbs);
+  });
+
+  /** The newest local backup file (its manifest beside it), for restore --file. */
+  const latestLocalDump = (): string => path.join(backupDir, fs.readdirSync(backupDir).filter((f) => /^db_backup_\d{8}_\d{6}\.dump$/.test(f)).sort().pop()!);
+  /** A live database named `name` holding the same rows as dusangire. */
+  const liveCopyOfDusangire = (name: string): void => {
+    cluster.psql(`DROP DATABASE IF EXISTS "${name}"`);
+    cluster.psql(`CREATE DATABASE "${name}" OWNER dusangire TEMPLATE dusangire`);
+  };
+
+  it("a 63-character database name: restore --file F --as copy refuses up front, naming it; the live database keeps every row", () => {
+    const long = "dusangire_" + "l".repeat(53);
+    assert.strictEqual(long.length, 63);
+    ok(ctl("backup"), "backup");
+    const file = latestLocalDump();
+    liveCopyOfDusangire(long);
+    const rows = checksums(long);
+    const dbs = databases();
+    hostEnv({ DB_NAME: long });
+    try {
+      const r = ctl("restore", "--file", file, "--as", "copy");
+      assert.notStrictEqual(r.status, 0, `restore with a 63-character DB_NAME ran:\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^nourishctl: restore: database name ${long}_restore_\\d{8}_\\d{6} is 87 bytes, PostgreSQL keeps only 63 \\(DB_NAME=${long} in .*host\\.env is too long`, "m"));
+    } finally {
+      hostEnv();
+    }
+    assert.deepStrictEqual(databases(), dbs, "no database created or dropped");
+    assert.deepStrictEqual(checksums(long), rows, "the live database keeps its rows");
+    cluster.psql(`DROP DATABASE "${long}"`);
+  });
+
+  it("33-62 characters: restore refuses up front; restore-cleanup leaves a kept database whose time was truncated, with a warning", () => {
+    const mid = "dusangire_" + "m".repeat(30);
+    const file = latestLocalDump();
+    liveCopyOfDusangire(mid);
+    const rows = checksums(mid);
+    // What an older nourishctl left: <db>_before_restore_<ts> cut to 63 bytes by PostgreSQL.
+    const truncated = `${mid}_before_restore_20240101_000000`.slice(0, 63);
+    cluster.psql(`CREATE DATABASE "${truncated}" TEMPLATE template0`);
+    const dbs = databases();
+    hostEnv({ DB_NAME: mid });
+    try {
+      for (const args of [["--as", "copy"], []]) {
+        const r = ctl("restore", "--file", file, ...args);
+        assert.notStrictEqual(r.status, 0, `restore ${args.join(" ")} with a 40-character DB_NAME ran:\n${r.stdout}`);
+        assert.match(r.stderr, new RegExp(`restore: database name ${mid}_restore_\\d{8}_\\d{6} is 64 bytes, PostgreSQL keeps only 63`));
+      }
+      for (const args of [["--older-than", "0"], []]) {
+        const c = ctl("restore-cleanup", ...args);
+        ok(c, `restore-cleanup ${args.join(" ")}`);
+        assert.ok(c.stderr.includes(`warning: restore-cleanup: skipping ${truncated}: not <name>_before_restore_YYYYmmdd_HHMMSS`), c.stderr);
+      }
+      assert.notStrictEqual(ctl("restore-cleanup", truncated).status, 0, "restore-cleanup NAME drops only what a restore kept");
+    } finally {
+      hostEnv();
+    }
+    assert.deepStrictEqual(databases(), dbs, "nothing dropped");
+    assert.deepStrictEqual(checksums(mid), rows);
+    cluster.psql(`DROP DATABASE "${mid}"`);
+    cluster.psql(`DROP DATABASE "${truncated}"`);
+  });
+
+  it("the sweep of interrupted restores drops only <db>_restore_YYYYmmdd_HHMMSS, never a database merely starting like one", () => {
+    cluster.psql("CREATE DATABASE dusangire_restore_notes TEMPLATE template0");
+    cluster.psql("CREATE DATABASE dusangire_restore_20240101_000000 TEMPLATE template0");
+    const r = ctl("restore", "--file", latestLocalDump(), "--as", "dusangire_copy");
+    ok(r, "restore --as");
+    assert.match(r.stdout, /dropped dusangire_restore_20240101_000000, left by an interrupted restore/);
+    assert.ok(databases().includes("dusangire_restore_notes"), databases().join(" "));
+    assert.ok(!databases().includes("dusangire_restore_20240101_000000"));
+    cluster.psql("DROP DATABASE dusangire_restore_notes");
+    cluster.psql("DROP DATABASE dusangire_copy");
+  });
+
+  it("one database lock: a restore is refused while a backup runs, a backup waits (bounded) while a restore runs; the database intact", async function () {
+    this.timeout(120_000);
+    const live = checksums("dusangire");
+    const dbs = databases();
+    /** A real nourishctl verb started in the background; resolves with its exit. */
+    const start = (args: string[], vars: Record<string, string> = {}) => {
+      const c = spawn("bash", [NOURISHCTL_SOURCE, ...args], { env: { ...env, ...vars }, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      c.stdout.on("data", (d) => { out += d; });
+      c.stderr.on("data", (d) => { out += d; });
+      return { pid: c.pid!, done: new Promise<{ code: number | null; out: string }>((resolve) => c.on("exit", (code) => resolve({ code, out }))) };
+    };
+    /** Until `verb` holds the database lock: its holder line names its pid. */
+    const holding = async (verb: string, pid: number) => {
+      const info = path.join(lockDir, `${verb}.info`);
+      const deadline = Date.now() + 30_000;
+      while (!(fs.existsSync(info) && fs.readFileSync(info, "utf8").includes(`(pid ${pid})`))) {
+        assert.ok(Date.now() < deadline, `${verb} did not take the lock`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+
+    // A backup holds the lock (its DJANGO_MANAGE step sleeps): restore and restore-cleanup are refused at once.
+    const backup = start(["backup"], { DJANGO_MANAGE: "sleep 4; echo '[X] orders.0002_order_quantity'" });
+    await holding("backup", backup.pid);
+    const restore = ctl("restore", "--latest", "--as", "dusangire_copy");
+    assert.strictEqual(restore.status, 1, restore.stdout);
+    assert.match(restore.stderr, new RegExp(`^nourishctl: restore: the database is busy: backup by \\S+ since \\S+ \\(pid ${backup.pid}\\); not starting \\(lock .*db\\.lock\\)$`, "m"));
+    const cleanup = ctl("restore-cleanup", "--older-than", "0");
+    assert.strictEqual(cleanup.status, 1);
+    assert.match(cleanup.stderr, /restore-cleanup: the database is busy: backup by/);
+    const b = await backup.done;
+    assert.strictEqual(b.code, 0, b.out);
+
+    // A restore holds it: a backup that may not wait is refused; one that may, waits and then runs.
+    const restoring = start(["restore", "--latest", "--as", "dusangire_copy"]);
+    await holding("restore", restoring.pid);
+    hostEnv({ DB_LOCK_WAIT_SECONDS: "0" });
+    const refused = ctl("backup");
+    hostEnv();
+    assert.strictEqual(refused.status, 1, refused.stdout);
+    assert.match(refused.stderr, new RegExp(`^nourishctl: backup: the database is busy: restore by \\S+ since \\S+ \\(pid ${restoring.pid}\\); gave up after 0 s`, "m"));
+    const waited = ctl("backup");
+    ok(waited, "backup waiting for the restore");
+    assert.match(waited.stdout, /backup: waiting up to 900 s for: restore by/);
+    const rr = await restoring.done;
+    assert.strictEqual(rr.code, 0, rr.out);
+
+    assert.deepStrictEqual(checksums("dusangire"), live, "the live database intact");
+    assert.deepStrictEqual(checksums("dusangire_copy"), live);
+    assert.deepStrictEqual(databases(), [...dbs, "dusangire_copy"].sort());
+    cluster.psql("DROP DATABASE dusangire_copy");
+  });
+
+  it("refuses a backup key outside dumps/daily/ or dumps/monthly/, or with anything before the name", () => {
+    for (const key of ["x/dumps/daily/db_backup_20240101_000000.dump", "dumps/daily/../daily/db_backup_20240101_000000.dump",
+      "dumps/daily/evil_db_backup_20240101_000000.dump", "-dumps/daily/db_backup_20240101_000000.dump", "dumps/db_backup_20240101_000000.dump",
+      "logs/db_backup_20240101_000000.dump"]) {
+      for (const args of [["restore", "--key", key, "--as", "dusangire_copy"], ["backups", "verify", "--key", key]]) {
+        const r = ctl(...args);
+        assert.strictEqual(r.status, 1, `${args.join(" ")} accepted`);
+        assert.ok(r.stderr.includes(`${key} is not a backup key (dumps/daily/ or dumps/monthly/`), r.stderr);
+      }
+    }
+    // backups list shows only keys of that shape.
+    const stray = "dumps/daily/evil_db_backup_29990101_000000.dump";
+    const file = latestLocalDump();
+    assert.strictEqual(s3.aws(["s3", "cp", file, `s3://${BUCKET}/${stray}`]).status, 0);
+    assert.strictEqual(s3.aws(["s3", "cp", file.replace(/\.dump$/, ".json"), `s3://${BUCKET}/${stray.replace(/\.dump$/, ".json")}`]).status, 0);
+    try {
+      const list = ctl("backups", "list");
+      ok(list, "backups list");
+      assert.ok(!list.stdout.includes("evil_"), list.stdout);
+      assert.ok(!ctl("backups", "verify", "--latest").stdout.includes("evil_"));
+    } finally {
+      s3.aws(["s3", "rm", `s3://${BUCKET}/dumps/daily/`, "--recursive", "--exclude", "*", "--include", "evil_*"]);
+    }
   });
 
   it("SQLite: backup, then verify-copy-swap keeps the previous file; a corrupted backup is refused", () => {

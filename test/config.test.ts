@@ -95,6 +95,15 @@ describe("stack config", () => {
     it("nginx TLS on several hosts", () => rejects("prod", { app: { tls: "nginx" } }, /^nourish-link:app\.tls must be alb when app\.count is more than 1/));
     it("Multi-AZ without RDS", () => rejects("prod", { database: { multiAz: true } }, /^nourish-link:database\.multiAz requires database\.managed: true/));
     it("SSH on without admin addresses", () => rejects("prod", { network: { sshAccess: true, adminCidrs: [] } }, /^nourish-link:network\.adminCidrs must list at least one address when network\.sshAccess is true$/));
+    it("a database name whose derived restore names would not fit in 63 bytes", () => {
+      // 32 is the most that keeps <name>_before_restore_YYYYmmdd_HHMMSS (name + 31) whole.
+      const name = (n: number) => "d".repeat(n);
+      assert.strictEqual(parseSettings(settingsOf("prod", { database: { name: name(32) } }), "prod").database.name, name(32));
+      assert.strictEqual(`${name(32)}_before_restore_20250301_140500`.length, 63);
+      for (const n of [33, 40, 63]) {
+        rejects("prod", { database: { name: name(n) } }, /^nourish-link:database\.name must be a PostgreSQL identifier of at most 32 characters/);
+      }
+    });
     it("missing required key", () => rejects("prod", { domain: undefined }, /^nourish-link:domain is required$/));
 
     it("lists every problem at once, cross-key rules included", () => {

@@ -2,6 +2,7 @@
 // `nourishctl pitr` verbs against a real PostgreSQL 15 cluster archiving into s3rver (behind
 // nginx with a throwaway certificate, since pgBackRest speaks only HTTPS to S3).
 import * as assert from "assert";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -9,9 +10,9 @@ import {
   CIPHER_PASS_PLACEHOLDER, PgbackrestConfSettings, pitrRetention, renderArchiveSettings, renderPgbackrestConf,
 } from "../components/database/pgbackrest";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
-import { Cluster, pgBin } from "./pg";
+import { Cluster, PG_BINDIR, pgBin } from "./pg";
 import { startPitrCluster } from "./pgbackrest";
-import { S3, startS3 } from "./s3";
+import { AWS_CLI, S3, startS3 } from "./s3";
 import { requireTool, run } from "./tools";
 
 // Characters a careless substitution would mangle (& in bash patterns, $ in shells).
@@ -225,6 +226,48 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     }
   });
 
+  it("one database lock: a recovery or a pitr restore is refused while a backup runs, a pitr backup runs beside it; PostgreSQL untouched", async function () {
+    this.timeout(120_000);
+    assert.ok(firstBackupDone, "needs the backup of the previous test");
+    const lockDir = path.join(root, "run/lock/nourish-link");
+    const started = psql("SELECT pg_postmaster_start_time()", "postgres");
+    const rows = psql("SELECT count(*) FROM orders");
+    // A real logical backup into this test's bucket, held on the lock by its DJANGO_MANAGE step.
+    const child = spawn("bash", [NOURISHCTL_SOURCE, "backup"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env, ...s3.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGBACKREST_CONFIG: confPath,
+        BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint, DJANGO_MANAGE: "sleep 8; echo applied",
+        PATH: `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}`,
+      },
+    });
+    let out = "";
+    child.stdout.on("data", (d) => { out += d; });
+    child.stderr.on("data", (d) => { out += d; });
+    const done = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const info = path.join(lockDir, "backup.info");
+    const deadline = Date.now() + 30_000;
+    while (!(fs.existsSync(info) && fs.readFileSync(info, "utf8").includes(`(pid ${child.pid})`))) {
+      assert.ok(Date.now() < deadline, `backup did not take the lock:\n${out}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const busy = (verb: string) => new RegExp(`^nourishctl: ${verb}: the database is busy: backup by \\S+ since \\S+ \\(pid ${child.pid}\\); not starting \\(lock .*db\\.lock\\)$`, "m");
+    const recover = ctl(["pitr", "recover", "--yes"], { PG_DATA: cluster.dataDir });
+    assert.strictEqual(recover.status, 1, recover.stdout);
+    assert.match(recover.stderr, busy("pitr recover"));
+    const restore = ctl(["pitr", "restore", "--at", psql("SELECT clock_timestamp()"), "--as", "dusangire_race"]);
+    assert.strictEqual(restore.status, 1, restore.stdout);
+    assert.match(restore.stderr, busy("pitr restore"));
+    // Two readers of the live cluster may overlap.
+    ok(ctl(["pitr", "backup", "incr"]), "pitr backup beside a backup");
+    assert.strictEqual(child.exitCode, null, "the backup ended before the pitr backup did; the test proves no overlap");
+    assert.strictEqual(await done, 0, out);
+    assert.strictEqual(psql("SELECT pg_postmaster_start_time()", "postgres"), started, "PostgreSQL was restarted");
+    assert.strictEqual(psql("SELECT count(*) FROM orders"), rows);
+    assert.ok(!databases().includes("dusangire_race"));
+    assert.deepStrictEqual(fs.readdirSync(path.dirname(cluster.dataDir)).filter((f) => f.includes("before_recover")), []);
+  });
+
   it("restores the database as it was at a moment into a new database, leaving the live one alone", () => {
     assert.ok(firstBackupDone, "needs the backup of the previous test");
     psql("INSERT INTO orders VALUES (1, 'A: isombe for class 3')");
@@ -268,9 +311,51 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     assert.match(early.stderr, /nourishctl: restore: 2001-01-01 00:00:00\+00 is before the end of the oldest backup/);
     const junk = ctl(["pitr", "restore", "--at", "yesterday-ish", "--as", "dusangire_junk"]);
     assert.strictEqual(junk.status, 1);
-    assert.match(junk.stderr, /is not a time PostgreSQL understands/);
+    assert.match(junk.stderr, /'yesterday-ish' is not an explicit time with its UTC offset/);
+    // PostgreSQL would read these; only an explicit timestamp with its offset is a point to recover to.
+    for (const phrase of ["yesterday", "now", "2025-03-01 14:05:00"]) {
+      const r = ctl(["pitr", "restore", "--at", phrase, "--as", "dusangire_junk"]);
+      assert.strictEqual(r.status, 1, `${phrase} accepted`);
+      assert.ok(r.stderr.includes(`'${phrase}' is not an explicit time with its UTC offset`), r.stderr);
+    }
     for (const db of ["dusangire_future", "dusangire_early", "dusangire_junk"]) assert.ok(!databases().includes(db), `${db} was created`);
     assert.deepStrictEqual(leftovers(), []);
+  });
+
+  it("a 63-character database name: restore --at T --as copy refuses up front, naming it; the live database keeps every row", () => {
+    const long = "dusangire_" + "l".repeat(53);
+    psql(`CREATE DATABASE "${long}" OWNER dusangire`, "postgres");
+    psql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); INSERT INTO orders SELECT i, 'meal ' || i FROM generate_series(1, 500) i;" +
+      "CREATE TABLE menu (id int PRIMARY KEY); INSERT INTO menu SELECT generate_series(1, 40);", long);
+    const counts = () => psql("SELECT (SELECT count(*) FROM orders) || ',' || (SELECT count(*) FROM menu)", long);
+    assert.strictEqual(counts(), "500,40");
+    const dbs = databases();
+    const envFile = path.join(root, "etc/nourish-link/host.env");
+    const saved = fs.readFileSync(envFile, "utf8");
+    fs.writeFileSync(envFile, saved.replace("DB_NAME=dusangire", `DB_NAME=${long}`));
+    try {
+      const r = ctl(["restore", "--at", psql("SELECT clock_timestamp()"), "--as", "copy"]);
+      assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`^nourishctl: restore: database name ${long}_restore_\\d{8}_\\d{6} is 87 bytes, PostgreSQL keeps only 63 \\(DB_NAME=${long} in `, "m"));
+    } finally {
+      fs.writeFileSync(envFile, saved);
+    }
+    assert.deepStrictEqual(databases(), dbs);
+    assert.strictEqual(counts(), "500,40");
+    psql(`DROP DATABASE "${long}"`, "postgres");
+  });
+
+  it("recover --at refuses a GNU date phrase or a future time before stopping PostgreSQL", () => {
+    const started = psql("SELECT pg_postmaster_start_time()", "postgres");
+    for (const [at, why] of [["next week", /'next week' is not an explicit time with its UTC offset/], ["yesterday", /'yesterday' is not an explicit time/],
+      ["2999-01-01 00:00:00+00", /2999-01-01 00:00:00\+00 is in the future/]] as const) {
+      const r = ctl(["pitr", "recover", "--at", at, "--yes"], { PG_DATA: cluster.dataDir });
+      assert.strictEqual(r.status, 1, `recover --at '${at}' ran:\n${r.stdout}`);
+      assert.match(r.stderr, new RegExp(`^nourishctl: pitr recover: ${why.source}`, "m"));
+      assert.doesNotMatch(r.stdout, /stopping PostgreSQL/);
+    }
+    assert.strictEqual(psql("SELECT pg_postmaster_start_time()", "postgres"), started, "PostgreSQL was stopped");
+    assert.deepStrictEqual(fs.readdirSync(path.dirname(cluster.dataDir)).filter((f) => f.includes("before_recover")), []);
   });
 
   it("a restore that fails half-way stops and removes its temporary cluster, creating nothing", () => {

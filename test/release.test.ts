@@ -174,7 +174,7 @@ describe("Release", () => {
         assert.strictEqual(cmd(`release-fetch-app-${i}`), `${ctl} release fetch 1.4.1 --s3 s3://${BUCKET}/releases/nourish-link-1.4.1.tar.gz --sha256 ${PROD_SHA}`);
         assert.strictEqual(cmd(`release-collectstatic-app-${i}`), `${ctl} release collectstatic 1.4.1`);
         // The key the backup printed last (the mocks "print" one line per command).
-        assert.match(String(cmd(`release-switch-app-${i}`)), new RegExp(`^${ctl} release switch 1\\.4\\.1 --pre-release-backup mock-output-[0-9a-f]{12}$`));
+        assert.match(String(cmd(`release-switch-app-${i}`)), new RegExp(`^${ctl} release switch 1\\.4\\.1 --pre-release-backup dumps/daily/db_backup_20000101_020000\\.dump$`));
         assert.strictEqual(cmd(`release-verify-app-${i}`), `${ctl} release verify 1.4.1`);
       }
       assert.strictEqual(cmd("release-migrate-app-0"), `${ctl} release migrate 1.4.1`);
@@ -549,6 +549,12 @@ describe("Release", () => {
       assert.throws(() => backupKeyFrom("nourishctl: backup: done: db_backup_x.dump (12 bytes)\n"), /must print the backup's key as its last line/);
       assert.throws(() => backupKeyFrom(""), /must print the backup's key/);
       assert.throws(() => backupKeyFrom("x; reboot"), /must print the backup's key/);
+      // Only the key shape backup writes, anchored at both ends.
+      for (const bad of ["x/dumps/daily/db_backup_20261101_020000.dump", "dumps/daily/../daily/db_backup_20261101_020000.dump",
+        "dumps/daily/evil_db_backup_20261101_020000.dump", "dumps/other/db_backup_20261101_020000.dump"]) {
+        assert.throws(() => backupKeyFrom(`done\n${bad}\n`), /must print the backup's key/, bad);
+      }
+      assert.strictEqual(backupKeyFrom("dumps/monthly/db_backup_20261101_020000.sqlite3"), "dumps/monthly/db_backup_20261101_020000.sqlite3");
     });
 
     it("quotes shell words", () => {

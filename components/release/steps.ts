@@ -178,7 +178,8 @@ export function toolingTriggers(tooling: string): string[] {
  */
 export function backupKeyFrom(stdout: string | undefined): string {
   const last = (stdout ?? "").split("\n").map((l) => l.trim()).filter(Boolean).pop() ?? "";
-  if (!/^[A-Za-z0-9][A-Za-z0-9._/:+=@-]*$/.test(last)) {
+  // The whole key as nourishctl backup writes it (BK_KEY_RE in scripts/host/lib/backup.sh).
+  if (!/^dumps\/(daily|monthly)\/db_backup_\d{8}_\d{6}\.(dump|sqlite3)$/.test(last)) {
     throw new Error(`release: 'nourishctl backup' on the database host must print the backup's key as its last line, got ${JSON.stringify(last.slice(0, 80))}`);
   }
   return last;

@@ -112,9 +112,11 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
         break;
       case "command:remote:Command":
-        // The mocks run nothing: each command "prints" one recognisable line (the Release reads
-        // the backup's key from the last line of its output).
-        state.stdout = `mock-output-${hex(args.name, 12)}`;
+        // The mocks run nothing: each command "prints" one recognisable line; `nourishctl backup`
+        // prints a key of its real shape (the Release reads it from the last line and checks it).
+        state.stdout = / backup$/.test(String(args.inputs.create ?? ""))
+          ? "dumps/daily/db_backup_20000101_020000.dump"
+          : `mock-output-${hex(args.name, 12)}`;
         state.stderr = "";
         break;
       case "random:index/randomPassword:RandomPassword":

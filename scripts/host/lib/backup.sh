@@ -13,13 +13,22 @@
 # Bucket layout: dumps/daily/db_backup_YYYYMMDD_HHMMSS.dump (+ .json manifest); on the 1st of the
 # month the same pair is also copied to dumps/monthly/. A backup is complete only when its manifest
 # exists: the manifest is uploaded last, and nothing without one is ever restored.
+#
+# The rule for every destructive step here and in pitr.sh (docs/RUNBOOK.md, "Destructive steps"):
+# a destructive step names exactly what it created. A database is remembered for cleanup only after
+# its CREATE succeeded and is dropped by that exact name (db_drop); leftovers of interrupted runs
+# and kept copies are recognised by their exact pattern, <db>_restore_YYYYmmdd_HHMMSS and
+# <db>_before_restore_YYYYmmdd_HHMMSS, never by a prefix; every derived name is checked to fit in
+# PostgreSQL's 63 bytes before anything happens (db_ident_check), since a truncated name can be
+# the live database's.
 
 VERBS+=("backup|back up the database now (pg_dump -Fc, or the SQLite file) to BACKUP_DIR and the bucket")
 VERBS+=("backups|'backups list' (newest first) or 'backups verify [--key K | --latest]'")
 VERBS+=("restore|verify a backup, restore it into a new database, check it, then swap it in or keep it --as NAME")
 VERBS+=("restore-cleanup|drop databases (or SQLite files) a restore kept: NAME or --older-than DAYS")
 
-BK_NAME_RE='db_backup_[0-9]{8}_[0-9]{6}\.(dump|sqlite3)$'
+# A backup's whole key, anchored at both ends: one of the two prefixes backup writes, then the name.
+BK_KEY_RE='^dumps/(daily|monthly)/db_backup_[0-9]{8}_[0-9]{6}\.(dump|sqlite3)$'
 
 bk_dir() { echo "$ROOT${BACKUP_DIR:-/var/backups/nourish-link}"; }
 bk_db() { echo "${DB_NAME:?DB_NAME is not set in $HOST_ENV}"; }
@@ -37,13 +46,11 @@ bk_need() {
   command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: apt-get install -y $2"
 }
 
-# Takes an exclusive lock on fd 9 or dies: two backups (or two restores) never overlap.
-bk_lock() {
-  local what="$1" dir
+# BACKUP_DIR, created 0700 (dumps hold every row of the database).
+bk_mkdir() {
+  local dir
   dir=$(bk_dir)
-  { mkdir -p "$dir" && chmod 0700 "$dir"; } || die "$what: cannot create $dir"
-  exec 9>"$dir/.$what.lock"
-  flock -n 9 || die "$what: another $what is running (lock $dir/.$what.lock); not starting a second one"
+  { mkdir -p "$dir" && chmod 0700 "$dir"; } || die "$1: cannot create $dir"
 }
 
 # One value of a JSON manifest (strings as-is, anything else as compact JSON); empty when absent.
@@ -99,7 +106,8 @@ usage: nourishctl backup
   server version, sha256, migration state, tables, tool versions); both uploaded to
   s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked.
   Local copies older than BACKUP_LOCAL_DAYS (7) are deleted. Metric BackupSuccess=1 only on success.
-  A second backup while one runs exits 1 at once ("another backup is running").
+  A second backup while one runs exits 1 at once ("another backup is running"); while a restore or
+  recovery holds the database lock it waits up to DB_LOCK_WAIT_SECONDS (900), then exits 1.
 EOF
     return 0
   fi
@@ -107,8 +115,8 @@ EOF
   local db bucket dir ext kind ts name started
   db=$(bk_db) || exit 1; bucket=$(bk_bucket backup) || exit 1; dir=$(bk_dir); ext=$(bk_ext)
   bk_need python3 python3
-  bk_need flock util-linux
-  bk_lock backup
+  db_lock backup shared
+  bk_mkdir backup
   ts=$(date -u +%Y%m%d_%H%M%S)
   name="db_backup_$ts"
   started=$(date +%s)
@@ -226,7 +234,7 @@ rows = [l.rstrip("\n").split("\t") for l in sys.stdin if l.count("\t") >= 2]
 keys = {r[0] for r in rows}
 out = []
 for key, size, time in rows:
-  m = re.search(r"db_backup_(\d{8}_\d{6})\.(dump|sqlite3)$", key)
+  m = re.fullmatch(r"dumps/(?:daily|monthly)/db_backup_(\d{8}_\d{6})\.(dump|sqlite3)", key)
   if not m: continue
   manifest = key.rsplit(".", 1)[0] + ".json" in keys
   out.append((m.group(1), "daily" in key, key, size, time, "manifest" if manifest else "NO-MANIFEST"))
@@ -267,7 +275,7 @@ bk_check_file() {
 bk_fetch() {
   local bucket="$1" key="$2" dir="$3" what="$4" base
   base=$(basename "$key")
-  [[ "$base" =~ $BK_NAME_RE ]] || die "$what: $key is not a backup name (db_backup_YYYYMMDD_HHMMSS.dump|.sqlite3)"
+  [[ "$key" =~ $BK_KEY_RE ]] || die "$what: $key is not a backup key (dumps/daily/ or dumps/monthly/, then db_backup_YYYYMMDD_HHMMSS.dump|.sqlite3)"
   # The backup and its manifest in one call (each aws CLI start costs half a second).
   aws_cli s3 cp --only-show-errors --recursive "s3://$bucket/$(dirname "$key")/" "$dir/" \
     --exclude '*' --include "$base" --include "${base%.*}.json" >&2 || die "$what: cannot download backup s3://$bucket/$key"
@@ -323,10 +331,11 @@ cmd_backups() {
 # ---------------------------------------------------------------------------------------------
 # restore
 
-# On any exit before the swap, drop the half-restored database and temp files.
+# On any exit before the swap, drop the half-restored database (BK_RESTORE_DB: set only once this
+# run's CREATE succeeded) and temp files.
 bk_cleanup_restore() {
   if [ -n "${BK_RESTORE_DB:-}" ]; then
-    bk_psql postgres -c "DROP DATABASE IF EXISTS \"$BK_RESTORE_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    db_drop "$BK_RESTORE_DB" 2>/dev/null || true
   fi
   [ -n "${BK_RESTORE_TMPFILE:-}" ] && rm -f "$BK_RESTORE_TMPFILE"
   bk_cleanup_tmpdir
@@ -368,7 +377,7 @@ bk_keep_as() {
   if bk_db_exists "$name"; then
     comment=$(bk_psql postgres -v d="$name" <<<"SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = :'d'")
     [[ "$comment" == "nourishctl restore"* ]] || die "restore: database $name exists and was not made by a restore; refusing to replace it"
-    bk_psql postgres -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null || die "restore: cannot drop the previous restore copy $name"
+    db_drop "$name" || die "restore: cannot drop the previous restore copy $name"
     say "restore: replaced the previous restore copy $name"
   fi
   bk_psql postgres -c "ALTER DATABASE \"$tmpdb\" RENAME TO \"$name\"" >/dev/null || die "restore: cannot rename $tmpdb to $name"
@@ -484,6 +493,15 @@ EOF
   [ "$n" -eq 1 ] || die "restore: give exactly one of --latest, --key KEY, --file PATH, --at TIMESTAMP"
   local db ts tmpdb kept
   db=$(bk_db) || exit 1
+  ts=$(date -u +%Y%m%d_%H%M%S)
+  tmpdb="${db}_restore_$ts"
+  kept="${db}_before_restore_$ts"
+  if [ -z "${SQLITE_PATH:-}" ]; then
+    # Every name this restore will create or rename to, whole, before anything happens.
+    db_ident_check "$db" restore
+    db_ident_check "$tmpdb" restore
+    db_ident_check "$kept" restore
+  fi
   if [ -n "$as" ] && [ -z "${SQLITE_PATH:-}" ]; then
     [[ "$as" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "restore: --as $as is not a lower-case database name"
     [ "$as" != "$db" ] || die "restore: --as $db is the live database; to replace it, leave out --as"
@@ -494,8 +512,8 @@ EOF
     die "restore: refusing to replace the live ${SQLITE_PATH:-database $db} on STACK=prod without --replace-live --yes (or use --as NAME); nothing changed"
   fi
   bk_need python3 python3
-  bk_lock restore
-  ts=$(date -u +%Y%m%d_%H%M%S)
+  db_lock restore exclusive
+  bk_mkdir restore
   # Temp dirs of a restore that was killed midway (we hold the lock: none is in use).
   find "$(bk_dir)" -mindepth 1 -maxdepth 1 -type d -name '.restore.*' -exec rm -rf {} + || true
   BK_TMPDIR=$(mktemp -d "$(bk_dir)/.restore.XXXXXX") || die "restore: cannot create a temp dir in $(bk_dir)"
@@ -537,24 +555,26 @@ EOF
     bk_psql postgres -c "ALTER DATABASE \"$db\" WITH ALLOW_CONNECTIONS true" >/dev/null || die "restore: cannot reopen $db to connections"
     say "restore: reopened $db to connections (closed by an interrupted restore)"
   fi
-  for old in $(bk_psql postgres -v p="${db}_restore_" <<<"SELECT datname FROM pg_database WHERE starts_with(datname, :'p')"); do
-    bk_psql postgres -c "DROP DATABASE \"$old\" WITH (FORCE)" >/dev/null || die "restore: cannot drop $old, left by an interrupted restore"
+  # Exactly <db>_restore_YYYYmmdd_HHMMSS (we hold the exclusive lock: no other restore uses one).
+  for old in $(bk_psql postgres -c "SELECT datname FROM pg_database"); do
+    [[ "$old" =~ ^${db}_restore_[0-9]{8}_[0-9]{6}$ ]] || continue
+    db_drop "$old" || die "restore: cannot drop $old, left by an interrupted restore"
     say "restore: dropped $old, left by an interrupted restore"
   done
 
-  tmpdb="${db}_restore_$ts"
-  kept="${db}_before_restore_$ts"
   local owner
   owner=$(bk_psql postgres -v d="$db" <<<"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'d'")
   owner="${owner:-${DB_USER:-postgres}}"
-  BK_RESTORE_DB="$tmpdb"
   if [ -n "$at" ]; then
+    # pitr_restore_to_db drops its target itself when it fails; from here on it is ours to drop.
     pitr_restore_to_db "$at" "$tmpdb" || die "restore: point-in-time restore to $at into $tmpdb failed"
     bk_db_exists "$tmpdb" || die "restore: point-in-time restore to $at did not create $tmpdb"
+    BK_RESTORE_DB="$tmpdb"
     bk_check_db "$tmpdb" "" "" "$label"
   else
     bk_psql postgres -c "CREATE DATABASE \"$tmpdb\" OWNER \"$owner\" TEMPLATE template0" >/dev/null \
       || die "restore: cannot create database $tmpdb"
+    BK_RESTORE_DB="$tmpdb"
     # Step: restore. Ownership and grants as the dump has them (the app role keeps its tables).
     local err
     err=$(pg_admin pg_restore --exit-on-error --single-transaction --dbname="$tmpdb" < "$src" 2>&1) \
@@ -587,16 +607,29 @@ cmd_restore_cleanup() {
       *) name="$1"; shift ;;
     esac
   done
-  local kept=() k cutoff dropped=0
+  # What a restore kept is exactly <db or file>.before_restore_YYYYmmdd_HHMMSS: anything else that
+  # looks like it (a name PostgreSQL truncated, a hand-made copy) has no age we can trust, and is
+  # left alone with a warning.
+  local kept=() candidates=() k cutoff dropped=0 prefix
+  if [ -n "$name" ] || [ -n "$older" ]; then db_lock restore-cleanup exclusive; fi
   if [ -n "${SQLITE_PATH:-}" ]; then
-    for k in "$SQLITE_PATH".before_restore_*; do
-      [[ "$k" =~ before_restore_[0-9]{8}_[0-9]{6}$ ]] && kept+=("$k")
-    done
+    prefix="$SQLITE_PATH.before_restore_"
+    for k in "$prefix"*; do [ -e "$k" ] && candidates+=("$k"); done
   else
     local db
     db=$(bk_db) || exit 1
-    mapfile -t kept < <(bk_psql postgres -v p="${db}_before_restore_" <<<"SELECT datname FROM pg_database WHERE starts_with(datname, :'p') ORDER BY 1")
+    prefix="${db}_before_restore_"
+    mapfile -t candidates < <(bk_psql postgres -v p="$prefix" <<<"SELECT datname FROM pg_database WHERE starts_with(datname, :'p') ORDER BY 1")
   fi
+  for k in "${candidates[@]}"; do
+    [ -n "$k" ] || continue
+    case "$k" in *-wal|*-shm|*-journal) continue ;; esac  # a kept SQLite file's side files
+    if [[ "${k#"$prefix"}" =~ ^[0-9]{8}_[0-9]{6}$ ]] && [ "$k" != "${DB_NAME:-}" ]; then
+      kept+=("$k")
+    else
+      echo "nourishctl: warning: restore-cleanup: skipping $k: not <name>_before_restore_YYYYmmdd_HHMMSS, its time cannot be read; drop it by hand if it is not needed" >&2
+    fi
+  done
   if [ -z "$name" ] && [ -z "$older" ]; then
     say "restore-cleanup: kept by restores: ${kept[*]:-none}; nothing dropped (give NAME or --older-than DAYS)"
     return 0
@@ -609,12 +642,12 @@ cmd_restore_cleanup() {
   fi
   cutoff=$(date -u -d "-${older:-0} days" +%Y%m%d%H%M%S)
   for k in "${kept[@]}"; do
-    local stamp="${k##*before_restore_}"
+    local stamp="${k#"$prefix"}"
     if [ -n "$older" ] && [ "${stamp/_/}" -gt "$cutoff" ]; then continue; fi
     if [ -n "${SQLITE_PATH:-}" ]; then
       rm -f "$k" "$k-wal" "$k-shm" "$k-journal" || die "restore-cleanup: cannot remove $k"
     else
-      bk_psql postgres -c "DROP DATABASE \"$k\" WITH (FORCE)" >/dev/null || die "restore-cleanup: cannot drop $k"
+      db_drop "$k" || die "restore-cleanup: cannot drop $k"
     fi
     say "restore-cleanup: dropped $k"
     dropped=$((dropped + 1))

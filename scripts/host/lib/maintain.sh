@@ -20,11 +20,13 @@ cmd_maintain() {
       die "maintain: say vacuum or reindex"
       ;;
     vacuum)
+      db_lock "maintain vacuum" shared
       pg_admin vacuumdb --analyze --quiet --dbname "$DB_NAME" || die "maintain vacuum: vacuumdb failed on $DB_NAME"
       metric MaintenanceVacuumSuccess 1
       say "maintain vacuum: VACUUM ANALYZE done on $DB_NAME"
       ;;
     reindex)
+      db_lock "maintain reindex" shared
       pg_admin reindexdb --concurrently --quiet --dbname "$DB_NAME" || die "maintain reindex: reindexdb failed on $DB_NAME"
       pg_admin vacuumdb --analyze-only --quiet --dbname "$DB_NAME" || die "maintain reindex: ANALYZE failed on $DB_NAME"
       metric MaintenanceReindexSuccess 1

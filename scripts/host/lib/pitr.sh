@@ -120,19 +120,40 @@ pitr_backup() {
   say "pitr backup: $type backup done"
 }
 
-# Prints "<time>|<epoch>|<in future: t/f>": the time as pgBackRest and PostgreSQL both read it
-# without ambiguity (UTC, explicit offset), judged by the live server's clock. Fails when the
-# server cannot parse it.
-pitr_normalize_time() {
-  pg_admin psql -X -A -t -q -v ON_ERROR_STOP=1 -v at="$1" 2>/dev/null <<'SQL'
-SELECT to_char(:'at'::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00',
-       floor(extract(epoch FROM :'at'::timestamptz))::bigint,
-       (:'at'::timestamptz > now())
-SQL
+# pitr_parse_time <time> <verb>: prints "<time>|<epoch>", the time as pgBackRest and PostgreSQL
+# both read it without ambiguity (UTC, explicit offset). Only an explicit timestamp with its UTC
+# offset is accepted (2025-03-01 14:05:00+02, 2025-03-01T12:05:00.5Z): no "yesterday", no
+# "next week", no time zone left to the reader's setting, nothing in the future. Parsed without
+# PostgreSQL, which may be down (that is when one recovers); dies naming the time.
+pitr_parse_time() {
+  local out rc=0
+  out=$(python3 - "$1" <<'PY'
+import datetime, re, sys
+m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(Z|[+-]\d{2}(?::?\d{2})?)", sys.argv[1])
+if not m:
+    sys.exit(2)
+off = m.group(3)
+off = "+00:00" if off == "Z" else off[:3] + ":" + (off[3:].lstrip(":") or "00")
+try:
+    t = datetime.datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{off}")
+except ValueError:
+    sys.exit(2)
+if t > datetime.datetime.now(datetime.timezone.utc):
+    sys.exit(3)
+u = t.astimezone(datetime.timezone.utc)
+print(u.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00|" + str(int(u.timestamp() // 1)))
+PY
+) || rc=$?
+  case "$rc" in
+    0) echo "$out" ;;
+    3) die "$2: $1 is in the future; there is nothing to recover to yet" ;;
+    *) die "$2: '$1' is not an explicit time with its UTC offset (e.g. '2025-03-01 14:05:00+02'); nothing changed" ;;
+  esac
 }
 
 # The EXIT trap of pitr_restore_to_db (its subshell's variables): stop and delete the temporary
-# cluster; drop the target database unless it was restored completely.
+# cluster; drop the target database unless it was restored completely, and only when this run
+# created it ($created is set after CREATE DATABASE succeeded).
 # shellcheck disable=SC2317,SC2154  # invoked by the trap; the variables are pitr_restore_to_db's
 pitr_restore_cleanup() {
   if [ -n "$started" ]; then
@@ -140,7 +161,7 @@ pitr_restore_cleanup() {
   fi
   rm -rf "$work"
   if [ -n "$created" ] && [ -z "$done_ok" ]; then
-    pg_admin psql -X -q -v db="$target" >/dev/null 2>&1 <<<"SELECT format('DROP DATABASE IF EXISTS %I', :'db')"$'\n\\gexec' || true
+    db_drop "$target" 2>/dev/null || true
   fi
 }
 
@@ -153,7 +174,7 @@ pitr_restore_to_db() (
   at="${1:-}"
   target="${2:-}"
   if [ -z "$at" ] || [ -z "$target" ]; then die "restore: usage: pitr_restore_to_db <time> <target database>"; fi
-  [[ "$target" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "restore: target database '$target' must be a lower-case identifier"
+  db_ident_check "$target" restore
   [ -n "${DB_NAME:-}" ] || die "restore: DB_NAME is not set in $HOST_ENV"
   [ "$target" != "$DB_NAME" ] || die "restore: the target must be a new database, not the live $DB_NAME"
   pitr_require
@@ -163,9 +184,8 @@ pitr_restore_to_db() (
     || die "restore: cannot reach the live PostgreSQL"
   [ -z "$exists" ] || die "restore: database $target already exists; drop it or choose another name"
 
-  when=$(pitr_normalize_time "$at") || die "restore: '$at' is not a time PostgreSQL understands (e.g. '2025-03-01 14:05:00+02')"
-  IFS='|' read -r target_time target_epoch in_future <<<"$when"
-  [ "$in_future" = f ] || die "restore: $at is in the future; there is nothing to recover to yet"
+  when=$(pitr_parse_time "$at" restore) || exit 1
+  IFS='|' read -r target_time target_epoch <<<"$when"
 
   # A commit after the target (recovery stops at the first one past it; without one it would
   # replay to the end of the WAL and fail), then check: switches and archives the current WAL.
@@ -225,7 +245,7 @@ pitr_restore_to_db() (
   chown postgres:postgres "$work/postgresql.conf" "$work/pg_hba.conf" "$work/pg_ident.conf"
 
   started=1
-  pg_admin "$PG_BINDIR/pg_ctl" -D "$data" -o "-c config_file=$work/postgresql.conf" -l "$work/server.log" -W start >/dev/null \
+  pg_admin "$PG_BINDIR/pg_ctl" -D "$data" -o "-c config_file=$work/postgresql.conf" -l "$work/server.log" -W start >/dev/null 7>&- 9>&- \
     || die "restore: the temporary cluster did not start: $(tail -n 3 "$work/server.log" 2>/dev/null | tr '\n' ' ')"
 
   tmp_psql() { pg_admin "$PG_BINDIR/psql" -X -A -t -q -h "$work" -p 5432 "$@"; }
@@ -248,9 +268,9 @@ pitr_restore_to_db() (
     || die "restore: pg_dump of $DB_NAME from the temporary cluster failed"
   owner=$(tmp_psql -d postgres -v db="$DB_NAME" <<<"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'db'") \
     || die "restore: cannot read the owner of $DB_NAME"
-  created=1
   pg_admin psql -X -q -v ON_ERROR_STOP=1 -v db="$target" -v owner="${owner:-postgres}" >/dev/null <<<"SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0', :'db', :'owner')"$'\n\\gexec' \
     || die "restore: cannot create database $target"
+  created=1
   pg_admin "$PG_BINDIR/pg_restore" --exit-on-error -d "$target" < "$work/db.dump" \
     || die "restore: pg_restore into $target failed"
   done_ok=1
@@ -262,14 +282,16 @@ pitr_restore_to_db() (
 # data directory kept aside, the repository restored into an empty one, recovery replayed to the
 # end of the archived WAL (or to --at), and PostgreSQL serving again.
 pitr_recover() {
-  local at="$1" ts kept="" target=()
+  local at="$1" ts kept="" target=() when
   pitr_require
   ts=$(date -u +%Y%m%d_%H%M%S)
   if [ -n "$at" ]; then
-    # The server may be gone (that is why we recover): GNU date reads the time instead.
-    at=$(date -u -d "$at" '+%Y-%m-%d %H:%M:%S.%6N+00') || die "pitr recover: '$1' is not a time"
+    # Checked before PostgreSQL is stopped, without it (the server may be gone).
+    when=$(pitr_parse_time "$at" "pitr recover") || exit 1
+    at="${when%%|*}"
     target=(--type=time "--target=$at" --target-action=promote)
   fi
+  db_lock "pitr recover" exclusive
   say "pitr recover: stopping PostgreSQL"
   svc_ctl stop postgresql
   if [ -d "$PG_DATA" ] && [ -n "$(ls -A "$PG_DATA" 2>/dev/null)" ]; then
@@ -312,9 +334,11 @@ cmd_pitr() {
   case "$sub" in
     setup)
       [ "${1:-}" = --help ] && { echo "usage: nourishctl pitr setup    (config from SSM, stanza-create, check; idempotent)"; return 0; }
+      db_lock "pitr setup" exclusive
       pitr_setup ;;
     backup)
       [ "${1:-}" = --help ] && { echo "usage: nourishctl pitr backup [full|diff|incr]    (default: full when the last is ${PITR_FULL_EVERY_DAYS} days old or none exists, else diff)"; return 0; }
+      db_lock "pitr backup" shared
       pitr_backup "$@" ;;
     info)
       [ "${1:-}" = --help ] && { echo "usage: nourishctl pitr info    (the repository's backups and WAL range)"; return 0; }
@@ -331,6 +355,8 @@ cmd_pitr() {
         esac
       done
       if [ -z "$at" ] || [ -z "$as" ]; then die "pitr restore: usage: nourishctl pitr restore --at '<time>' --as <new database>"; fi
+      db_ident_check "$as" "pitr restore"
+      db_lock "pitr restore" exclusive
       pitr_restore_to_db "$at" "$as" ;;
     recover)
       local at="" yes=""

@@ -194,7 +194,7 @@ cmd_setup() {
     return 0
   fi
   case "$ROLE" in
-    db) setup_db ;;
+    db) db_lock setup exclusive; setup_db ;;
     app) setup_app ;;
     *) die "ROLE is not set in $HOST_ENV (app or db)" ;;
   esac
