@@ -6,6 +6,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { Cluster, PG_BINDIR, pgBin, startAppCluster } from "./pg";
 import { AWS_CLI, S3, startS3 } from "./s3";
@@ -27,7 +28,8 @@ describe("nourishctl backup and restore", function () {
   const hostEnv = (vars: Record<string, string> = {}): void => {
     const all: Record<string, string> = { ROLE: "db", STACK: "staging", REGION: "us-east-1", DB_NAME: "dusangire", DB_USER: "dusangire",
       BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint, ...vars };
-    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), Object.entries(all).map(([k, v]) => `${k}='${v.replace(/'/g, "'\\''")}'\n`).join(""));
+    // Written as the hosts get it: systemd EnvironmentFile= quoting, read by nourishctl as data.
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), renderEnvFile("host.env", all));
   };
   const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env, timeout: 60_000 });
   const ok = (r: { status: number | null; stdout: string; stderr: string }, what: string) =>
