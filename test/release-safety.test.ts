@@ -215,6 +215,21 @@ describe("nourishctl release: secrets as data, pip as the app user (sandbox)", f
       fs.unlinkSync(path.join(rel, ".nourish/migrations-before.tmp"));
     });
 
+    it("a release installed when the app user owned it is taken back by root at the next step, links left in it still refused", () => {
+      const old = path.join(srv, "releases/0.9.0");
+      fs.mkdirSync(path.join(old, ".nourish"), { recursive: true });
+      fs.writeFileSync(path.join(old, ".nourish/installed"), "2026-11-01T00:00:00Z\n");
+      assert.strictEqual(spawnSync("chown", ["-R", "nobody", old]).status, 0);
+      const r = ctl(["release", "verify", "0.9.0"], asApp);
+      assert.match(r.stdout, /release: .*\/releases\/0\.9\.0 now belongs to root/);
+      assert.match(r.stdout, /release: .*\/releases\/0\.9\.0\/\.nourish now belongs to root/);
+      for (const f of ["", ".nourish", ".nourish/installed"]) assert.strictEqual(fs.statSync(path.join(old, f)).uid, 0, `${f || "the release"} is still the app user's`);
+      const plant = spawnSync("runuser", ["-u", "nobody", "--", "ln", "-s", "/etc/passwd", path.join(old, ".nourish/deployed")]);
+      assert.notStrictEqual(plant.status, 0, "the app user can still plant a link in an old release");
+      const again = ctl(["release", "verify", "0.9.0"], asApp);
+      assert.doesNotMatch(again.stdout, /now belongs to root/);
+    });
+
     it("a requirement whose hash does not match fails the fetch and installs nothing", () => {
       const a = artifact(dir, "pip-2.0.1", {
         "requirements.txt": `tinypkg==1.0 --hash=sha256:${"0".repeat(64)}\n`,

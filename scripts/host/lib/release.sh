@@ -64,6 +64,27 @@ rel_lock() {
   fi
   echo "$1 by $(rel_who) since $(date -u +%FT%TZ) (pid $$)" > "$APP_ROOT/.deploy.lock.info"
   REL_LOCKED=1
+  rel_reclaim
+}
+
+# Releases installed before root owned them belong to the app user, who could rename them or plant
+# links in .nourish: root takes back the directories it writes in (never following a link; files
+# stay where they are, rel_meta_put refuses links already there). A no-op once done.
+rel_reclaim() {
+  rel_drops_privileges || return 0
+  local d
+  # Parent first: once root owns a directory, the app user can no longer swap what is in it.
+  for d in "$RELEASES_DIR" "$RELEASES_DIR"/*; do
+    rel_reclaim_dir "$d"
+    [ "$d" = "$RELEASES_DIR" ] || rel_reclaim_dir "$d/.nourish"
+  done
+}
+rel_reclaim_dir() {
+  local d="$1"
+  if [ ! -d "$d" ] || [ -L "$d" ] || [ -L "$(dirname "$d")" ] || [ "$(stat -c %u "$d")" = 0 ]; then return 0; fi
+  { chown -h root:root "$d" && chmod go-w "$d"; } || die "release: cannot take $d back from the app user"
+  if [ "${d##*/}" = .nourish ]; then find "$d" -mindepth 1 -maxdepth 1 -exec chown -h root:root {} +; fi
+  say "release: $d now belongs to root (installed when the app user owned releases)"
 }
 
 # The app user runs what a release brings (pip, manage.py) and owns only its venv: root owns the
