@@ -134,13 +134,10 @@ export const stackConfigSchema = z.strictObject({
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
-    logArchiveSchedule: schedule.describe("monthly log archival to the backup bucket: planned (issue 12), read nowhere yet"),
   }),
   monitoring: z.strictObject({
     alertEmails: z.array(z.email({ error: "must be an email address" })).max(10).describe("who alarms notify; at least one on prod"),
     diskFreeMinPercent: int(5, 50).describe("`nourishctl status` fails when free disk falls below this (the manual: 20%); a CloudWatch alarm on it is planned (issue 12)"),
-    cpuHighPercent: int(50, 100).describe("alarm when CPU stays above this: planned (issue 12), read nowhere yet"),
-    logRetentionDays: logRetention.describe("days host logs are kept in CloudWatch Logs: planned (issue 12), no host log group yet"),
   }),
   release: z.strictObject({
     version: semver.describe("the release the stack runs; rolling back is setting it back"),
@@ -225,9 +222,8 @@ const COMMON: DeepPartial<StackSettings> = {
     vacuumSchedule: "Sun *-*-* 23:00:00",
     reindexSchedule: "*-*-01 03:30:00",
     verifyBackupSchedule: "Sun *-*-* 04:00:00",
-    logArchiveSchedule: "*-*-01 04:30:00",
   },
-  monitoring: { alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85 },
+  monitoring: { alertEmails: [], diskFreeMinPercent: 20 },
   release: { keepReleases: 5, healthPath: "/health/", ssh: { user: DEFAULT_SSH_USER } },
 };
 
@@ -238,14 +234,12 @@ export const DEFAULTS: Record<Environment, DeepPartial<StackSettings>> = {
     app: { instanceType: "t3.small", count: 1, tls: "nginx" },
     database: { instanceType: "t3.small", dataVolumeGb: 20, multiAz: false },
     backups: { retentionDays: 14, objectLock: false },
-    monitoring: { logRetentionDays: 30 },
   }),
   prod: merge(COMMON, {
     network: { vpcCidr: "10.40.0.0/16", flowLogRetentionDays: 90 },
     app: { instanceType: "t3.medium", count: 2, tls: "alb" },
     database: { instanceType: "m6i.large", dataVolumeGb: 100, multiAz: false },
     backups: { retentionDays: 35, objectLock: true },
-    monitoring: { logRetentionDays: 90 },
   }),
 };
 
