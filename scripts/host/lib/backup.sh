@@ -503,7 +503,7 @@ EOF
     db_ident_check "$kept" restore
   fi
   if [ -n "$as" ] && [ -z "${SQLITE_PATH:-}" ]; then
-    [[ "$as" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "restore: --as $as is not a lower-case database name"
+    db_ident_check "$as" "restore --as"
     [ "$as" != "$db" ] || die "restore: --as $db is the live database; to replace it, leave out --as"
     [[ "$as" != *_before_restore_* && "$as" != "${db}_restore_"* ]] || die "restore: --as $as is a name restore uses itself"
   fi

@@ -38,8 +38,7 @@ rel_meta() { echo "$RELEASES_DIR/$1/.nourish"; }
 rel_unit() { echo "nourish-link-app@$1"; }
 rel_socket() { echo "$RUN_DIR/app-$1.sock"; }
 rel_current() { [ -L "$CURRENT_LINK" ] && basename "$(readlink "$CURRENT_LINK")"; true; }
-rel_who() { echo "${SUDO_USER:-${USER:-$(id -un)}}"; }
-rel_log() { printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$1" "$2" "$3" "$(rel_who)" >> "$RELEASE_LOG"; }
+rel_log() { printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$1" "$2" "$3" "$(caller_name)" >> "$RELEASE_LOG"; }
 
 # Seconds since an $EPOCHREALTIME, to the hundredth.
 rel_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
@@ -62,7 +61,7 @@ rel_lock() {
   if ! flock -n 8; then
     die "$1: another deploy is running ($(cat "$APP_ROOT/.deploy.lock.info" 2>/dev/null || echo unknown)); not starting a second one"
   fi
-  echo "$1 by $(rel_who) since $(date -u +%FT%TZ) (pid $$)" > "$APP_ROOT/.deploy.lock.info"
+  echo "$1 by $(caller_name) since $(date -u +%FT%TZ) (pid $$)" > "$APP_ROOT/.deploy.lock.info"
   REL_LOCKED=1
   rel_reclaim
 }
@@ -117,9 +116,7 @@ rel_manage() {
   (
     env_file_load "$APP_ENV_FILE" export
     cd "$dir" || exit 1
-    exec_as=()
-    rel_drops_privileges && exec_as=(runuser -u "$APP_USER" --)
-    exec "${exec_as[@]}" "$dir/venv/bin/python" manage.py "$@"
+    rel_as_app "$dir/venv/bin/python" manage.py "$@"
   )
 }
 
@@ -669,7 +666,7 @@ cmd_maintenance() {
   case "${1:-}" in
     on)
       mkdir -p "$(dirname "$MAINTENANCE_FLAG")"
-      echo "on by $(rel_who) at $(date -u +%FT%TZ)" > "$MAINTENANCE_FLAG"
+      echo "on by $(caller_name) at $(date -u +%FT%TZ)" > "$MAINTENANCE_FLAG"
       say "maintenance: on; nginx serves the maintenance page (503, Retry-After) until 'nourishctl maintenance off'" ;;
     off)
       rm -f "$MAINTENANCE_FLAG"
