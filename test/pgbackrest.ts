@@ -6,6 +6,9 @@ import { PgbackrestConfSettings, renderArchiveSettings, renderPgbackrestConf } f
 import { AppClusterOptions, Cluster, startAppCluster } from "./pg";
 import { S3 } from "./s3";
 
+/** The test clusters' archive_timeout: the hosts' 60 s would make the RPO test wait a minute. */
+export const TEST_ARCHIVE_TIMEOUT_SECONDS = 10;
+
 export interface PitrCluster {
   cluster: Cluster;
   /** The finished pgbackrest.conf (passphrase included), for PGBACKREST_CONFIG. */
@@ -34,7 +37,7 @@ export async function startPitrCluster(s3: S3, bucket: string, cipherPass: strin
         fs.mkdirSync(path.join(c.root, d), { mode: 0o750 });
         c.own(path.join(c.root, d));
       }
-      return renderArchiveSettings({ archiveTimeoutSeconds: 60, configPath: confPath });
+      return renderArchiveSettings({ archiveTimeoutSeconds: TEST_ARCHIVE_TIMEOUT_SECONDS, configPath: confPath });
     },
   });
   return { cluster, confPath, settings: settings! };

@@ -88,6 +88,18 @@ describe("npm run rehearse: releases and rollbacks under load on loopback", func
     assert.ok(d.rollbackSeconds !== undefined && d.rollbackSeconds < 5, `rollback took ${d.rollbackSeconds}s`);
   });
 
+  it("keeps the replaced release's gunicorn as an idle warm standby, and rolls back to that very process", () => {
+    const up = drill("upgrade-under-load");
+    assert.deepStrictEqual(Object.keys(up.gunicorns), ["1.0.0", "1.1.0"], "after 1.0.0 → 1.1.0: the live release and the standby");
+    // A failed release changes nothing about the standby; the rollback reuses it, not a new start.
+    assert.strictEqual(drill("bad-health").gunicorns["1.0.0"], up.gunicorns["1.0.0"]);
+    const back = drill("rollback");
+    assert.deepStrictEqual(Object.keys(back.gunicorns), ["1.0.0"], "the release rolled back from is stopped");
+    assert.strictEqual(back.gunicorns["1.0.0"], up.gunicorns["1.0.0"], "1.0.0 served by the standby started at the upgrade");
+    // Only one standby: the release before it is stopped.
+    assert.deepStrictEqual(Object.keys(drill("irreversible-release").gunicorns), ["1.1.0", "1.3.0"]);
+  });
+
   it("an irreversible migration: nourishctl rollback refuses before touching anything and names the pre-release backup", () => {
     assert.strictEqual(drill("irreversible-release").serving, "1.3.0");
     const d = drill("irreversible-rollback-refused");

@@ -29,6 +29,8 @@ export interface LoadResult {
 }
 
 export interface RunningLoad {
+  /** Answers so far (any status). */
+  answered(): number;
   stop(): Promise<LoadResult>;
 }
 
@@ -80,6 +82,7 @@ export function startLoad(o: LoadOptions): RunningLoad {
   } as autocannon.Options, (err, result) => (err ? fail(err) : finish(result)));
 
   return {
+    answered: () => Object.values(byStatus).reduce((a, b) => a + b, 0),
     async stop() {
       instance.stop();
       const result = await done;

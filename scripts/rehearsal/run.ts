@@ -35,6 +35,8 @@ export interface Drill {
   /** The whole rollback, including stopping the failed release and reversing its migrations. */
   rollbackTotalSeconds?: number;
   stepSeconds: Record<string, number>;
+  /** The releases whose gunicorn runs after the drill (the live one and the warm standby), by pid. */
+  gunicorns: Record<string, number>;
   /** A restore's database kept aside, and the orders in it the restored one lacks (taken after the backup). */
   keptDatabase?: string;
   ordersOnlyInKeptDatabase?: number;
@@ -48,6 +50,26 @@ export interface Report {
 }
 
 const round = (s: number) => Math.round(s * 100) / 100;
+
+/** Requests a drill under load must have seen answered (test/rehearsal.test.ts asserts more than 100). */
+export const MIN_REQUESTS = 200;
+/** Requests per second during a drill: steady traffic through every switch, while leaving a 2-core
+ *  CI machine the CPU the release steps need (bench:switch offers 120). */
+export const LOAD_RATE = 60;
+
+/** Release → pid of every nourish-link-app@<release> the sandbox runs (its pid files, as svc_active reads them). */
+function runningGunicorns(appRoot: string): Record<string, number> {
+  const run = path.join(appRoot, "run");
+  const out: Record<string, number> = {};
+  for (const f of fs.readdirSync(run).filter((n) => /^nourish-link-app@.+\.pid$/.test(n)).sort()) {
+    const pid = Number(fs.readFileSync(path.join(run, f), "utf8"));
+    try {
+      process.kill(pid, 0);
+      out[f.slice("nourish-link-app@".length, -".pid".length)] = pid;
+    } catch { /* stopped */ }
+  }
+  return out;
+}
 
 export interface RehearsalOptions {
   log?: (line: string) => void;
@@ -72,16 +94,22 @@ export async function rehearse(o: RehearsalOptions = {}): Promise<Report> {
       log(`drill ${name}: ${description}`);
       const d: Drill = {
         name, description, passed: false, problems: [], expected, exitCode: 0, said: "", serving: "", mealsMigration: "", requestsSent: 0, requestsFailed: 0,
-        byStatus: {}, ordersAcknowledged: 0, ordersMissing: 0, stepSeconds: {},
+        byStatus: {}, ordersAcknowledged: 0, ordersMissing: 0, stepSeconds: {}, gunicorns: {},
       };
-      const load = noLoad ? undefined : startLoad({ url: `http://127.0.0.1:${port}`, host: DOMAIN, menuItemId });
+      const load = noLoad ? undefined : startLoad({ url: `http://127.0.0.1:${port}`, host: DOMAIN, menuItemId, rate: LOAD_RATE });
       if (load) await sleep(1000);
       const ran = await body(d);
-      if (load) await sleep(1000);
+      // A drill proves nothing about dropped requests unless enough of them crossed it: a quick
+      // one (a refused rollback) keeps the load on a little longer after nourishctl returned.
+      if (load) {
+        await sleep(1000);
+        for (let waited = 0; load.answered() < MIN_REQUESTS && waited < 30_000; waited += 200) await sleep(200);
+      }
       const result: LoadResult | undefined = await load?.stop();
       d.exitCode = ran.code;
       d.said = lastLine(ran);
       d.serving = await serving();
+      d.gunicorns = runningGunicorns(hosts.appRoot);
       d.mealsMigration = db.psql("SELECT max(name) FROM django_migrations WHERE app = 'meals'", { db: "dusangire" }).trim();
       if (result) {
         d.requestsSent = result.sent;

@@ -423,6 +423,34 @@ rel_start() {
   svc_active "$(rel_unit "$v")" || svc_ctl start "$(rel_unit "$v")"
 }
 
+# The release a switch replaced stays up, unpublished, as a warm standby: rolling back to it is
+# one health check and one rename(2), not a cold gunicorn start (seconds on a busy host). It
+# takes no traffic (nothing reaches its socket but the health gate) and is not enabled at boot;
+# every other release's gunicorn is retired.
+rel_keep_standby() {
+  local live="$1" standby="$2" sock v
+  for sock in "$RUN_DIR"/app-*.sock; do
+    [ -S "$sock" ] || continue
+    v=${sock##*/app-}; v=${v%.sock}
+    [ "$v" = "$live" ] || [ "$v" = "$standby" ] && continue
+    [[ "$v" =~ $VERSION_RE ]] && svc_active "$(rel_unit "$v")" && rel_retire "$v"
+  done
+  [ -z "$ROOT" ] && [ -n "$standby" ] && systemctl disable --quiet "$(rel_unit "$standby")" 2>/dev/null
+  return 0
+}
+
+# Starts release $1 and proves it healthy; a standby that fails the gate gets one fresh start
+# (it may have idled through a database restart). Prints why when it is not healthy.
+rel_start_healthy() {
+  local v="$1" why
+  if svc_active "$(rel_unit "$v")"; then
+    why=$(rel_health_gate "$v") && return 0
+    svc_ctl stop "$(rel_unit "$v")"
+  fi
+  rel_start "$v" || { echo "cannot start $(rel_unit "$v")"; return 1; }
+  rel_health_gate "$v"
+}
+
 # Keeps KEEP_RELEASES releases (newest installs), never the live one or the one it came from.
 rel_prune() {
   local keep="${KEEP_RELEASES:-5}" cur prev n=0 d v
@@ -465,8 +493,7 @@ rel_switch() {
   fi
   local checks
   checks=$(rel_manage "$v" check --deploy 2>&1) || die "release switch: $v fails 'manage.py check --deploy': $(tail -1 <<<"$checks"); ${prev:-nothing} still serving"
-  rel_start "$v" || die "release switch: cannot start $(rel_unit "$v"); ${prev:-nothing} still serving"
-  if ! why=$(rel_health_gate "$v"); then
+  if ! why=$(rel_start_healthy "$v"); then
     svc_ctl stop "$(rel_unit "$v")"
     rel_log switch "$v" "refused: $why"
     die "release switch: $v failed its health gate ($why); ${prev:-nothing} still serving"
@@ -489,7 +516,7 @@ rel_switch() {
     fi
     die "release switch: $v failed verification after the switch ($why); there is no previous release to go back to"
   fi
-  [ -n "$prev" ] && [ "$prev" != "$v" ] && rel_retire "$prev"
+  [ "$prev" != "$v" ] && rel_keep_standby "$v" "$prev"
   [ -z "$ROOT" ] && systemctl enable --quiet "$(rel_unit "$v")"
   date -u +%FT%TZ | rel_meta_put "$v" deployed
   rel_log switch "$v" "from ${prev:-nothing}"
@@ -605,8 +632,8 @@ cmd_rollback() {
 usage: nourishctl rollback [VERSION]    (default: the release the live one replaced)
        nourishctl rollback VERSION --database-restored    (after restoring the pre-release backup)
        nourishctl rollback VERSION --keep-schema          (irreversible migrations: old code, new schema)
-Starts VERSION's gunicorn, proves it healthy, switches traffic to it atomically, stops the
-failed release, then reverses the failed release's migrations when it applied any. When they are
+Proves VERSION's gunicorn healthy (the warm standby a switch left running, or started now),
+switches traffic to it atomically, stops the failed release, then reverses the failed release's migrations when it applied any. When they are
 irreversible it refuses before touching anything (exit 3) and names the pre-release backup to
 restore on the db host; says which it did.
 EOF
@@ -643,8 +670,7 @@ EOF
     fi
     [ "$rc" -eq 0 ] || die "rollback: cannot plan reversing $cur's migrations: $plan"
   fi
-  rel_start "$target" || die "rollback: cannot start $(rel_unit "$target"); $cur still serving"
-  if ! why=$(rel_health_gate "$target"); then
+  if ! why=$(rel_start_healthy "$target"); then
     svc_ctl stop "$(rel_unit "$target")"
     die "rollback: $target failed its health gate ($why); $cur still serving"
   fi
@@ -652,7 +678,7 @@ EOF
   # Serving again from here on; stopping the failed release and its schema come after.
   local switched back rc=0
   switched=$(rel_since "$t0")
-  rel_retire "$cur"
+  rel_keep_standby "$target" ""
   if [ -n "$restored" ]; then back="none (database restored from the pre-release backup)"
   elif [ -n "$keep" ]; then back="kept $cur's schema (--keep-schema)"
   else back=$(rel_undo_migrations "$cur" "$target") || rc=$?; fi
