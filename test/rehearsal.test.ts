@@ -9,7 +9,7 @@ import type { Drill, Report } from "../scripts/rehearsal/run";
 import { requireTool } from "./tools";
 
 describe("npm run rehearse: releases and rollbacks under load on loopback", function () {
-  this.timeout(600_000);
+  this.timeout(900_000);
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-rehearse-out-"));
   let report: Report;
   let output = "";
