@@ -1,0 +1,195 @@
+# shellcheck shell=bash
+# nourishctl-roles: db
+# Sourced by nourishctl, which provides die, say, pg_admin and the host.env values.
+#
+# The manual's emergency section for the database ("Database Connection Errors", "Locks and Long
+# Queries"): what is connected, who blocks whom, what has run too long, which tables are largest
+# and most bloated, which statements cost most; and cancelling the long queries, naming each one.
+# Each section is one SELECT, shown as a table or (--json) as one JSON document.
+
+VERBS+=("db|'db diagnose' (locks, long queries, connections, tables, top statements) or 'db kill-long-queries --older-than 5m [--terminate] --yes'")
+
+# Long-running: active for longer than the threshold, or a transaction open for longer.
+db_long_running_sql() {
+  local secs="$1" user_filter="${2:-}"
+  cat <<SQL
+SELECT pid, usename AS "user", datname AS database, state, application_name AS application,
+       round(extract(epoch FROM now() - query_start))::int AS query_seconds,
+       round(extract(epoch FROM now() - xact_start))::int AS transaction_seconds,
+       left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS query
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+   AND ((state = 'active' AND now() - query_start > make_interval(secs => $secs))
+        OR (state LIKE 'idle in transaction%' AND now() - xact_start > make_interval(secs => $secs)))
+   $user_filter
+ ORDER BY greatest(now() - query_start, now() - xact_start) DESC
+SQL
+}
+
+# section name → SELECT (run in DB_NAME: the activity views are cluster-wide, the table statistics per database)
+db_diagnose_sections() {
+  local secs="$1" statements="$2"
+  DB_SECTIONS=(connections blocked long_running largest_tables most_dead_tuples top_statements)
+  DB_TITLES=(
+    "connections by state (max_connections $(db_scalar "SELECT current_setting('max_connections')"))"
+    "blocked: waiting for a lock, and who holds it"
+    "running for more than ${secs}s (queries) or with a transaction open that long"
+    "largest tables"
+    "most dead tuples (bloat: VACUUM reclaims them)"
+    "top statements by total time (pg_stat_statements)"
+  )
+  DB_SQL=(
+    "SELECT coalesce(state, '(none)') AS state, count(*)::int AS connections FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC"
+    "SELECT w.pid AS waiting_pid, w.usename AS waiting_user, round(extract(epoch FROM now() - w.query_start))::int AS waiting_seconds,
+            left(regexp_replace(w.query, '\\s+', ' ', 'g'), 100) AS waiting_query, b.pid AS blocking_pid, b.usename AS blocking_user,
+            b.state AS blocking_state, left(regexp_replace(b.query, '\\s+', ' ', 'g'), 100) AS blocking_query
+       FROM pg_stat_activity w CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid) JOIN pg_stat_activity b ON b.pid = bp.pid
+      ORDER BY waiting_seconds DESC"
+    "$(db_long_running_sql "$secs")"
+    "SELECT relname AS \"table\", pg_size_pretty(bytes) AS size, bytes, live_rows, dead_rows FROM (
+       SELECT s.relname, s.n_live_tup AS live_rows, s.n_dead_tup AS dead_rows,
+              (c.relpages + coalesce(t.relpages, 0) + coalesce((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0))
+              * current_setting('block_size')::bigint AS bytes
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid LEFT JOIN pg_class t ON t.oid = c.reltoastrelid) z
+      ORDER BY bytes DESC, relname LIMIT 10"
+    "SELECT relname AS \"table\", n_live_tup AS live_rows, n_dead_tup AS dead_rows,
+            round(100.0 * n_dead_tup / greatest(n_live_tup + n_dead_tup, 1), 1)::float AS dead_percent, last_autovacuum, last_vacuum
+       FROM pg_stat_user_tables WHERE n_dead_tup > 0 ORDER BY n_dead_tup DESC, relname LIMIT 10"
+    "$statements"
+  )
+}
+
+# psql on DB_NAME that never queues behind a lock: the tables it reads may be locked by the very
+# sessions it is diagnosing (sizes come from pg_class's page counts, which take no lock).
+db_psql() { pg_admin psql -X -q -v ON_ERROR_STOP=1 -d "$DB_NAME" -c "SET lock_timeout = '5s'" "$@"; }
+db_scalar() { db_psql -A -t -c "$1"; }
+
+# 30s, 5m, 2h (or plain seconds) → seconds; dies naming the option otherwise.
+db_duration() {
+  local v="$1" what="$2"
+  [[ "$v" =~ ^([1-9][0-9]{0,5})(s|m|h)?$ ]] || die "$what: '$v' is not a duration (such as 30s, 5m, 1h); nothing changed"
+  case "${BASH_REMATCH[2]}" in
+    m) echo $((BASH_REMATCH[1] * 60)) ;;
+    h) echo $((BASH_REMATCH[1] * 3600)) ;;
+    *) echo "${BASH_REMATCH[1]}" ;;
+  esac
+}
+
+db_diagnose() {
+  local secs=300 json="" i
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --older-than) secs=$(db_duration "${2:-}" "db diagnose: --older-than") || exit 1; shift 2 ;;
+      --json) json=1; shift ;;
+      *) die "db diagnose: unknown option '$1' (--older-than DURATION, --json)" ;;
+    esac
+  done
+  local statements=""
+  if [ "$(db_scalar "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'" 2>/dev/null)" = 1 ]; then
+    statements="SELECT round(total_exec_time)::bigint AS total_ms, calls, round(mean_exec_time::numeric, 1)::float AS mean_ms,
+                       left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS query
+                  FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                 ORDER BY total_exec_time DESC LIMIT 10"
+  fi
+  db_diagnose_sections "$secs" "$statements"
+  if [ -n "$json" ]; then
+    local parts=("'database', $(db_literal "$DB_NAME")" "'threshold_seconds', $secs" "'max_connections', current_setting('max_connections')::int")
+    for ((i = 0; i < ${#DB_SECTIONS[@]}; i++)); do
+      if [ -n "${DB_SQL[i]}" ]; then parts+=("'${DB_SECTIONS[i]}', (SELECT coalesce(json_agg(t), '[]') FROM (${DB_SQL[i]}) t)")
+      else parts+=("'${DB_SECTIONS[i]}', NULL"); fi
+    done
+    local IFS=,
+    db_scalar "SELECT json_build_object(${parts[*]})" || die "db diagnose: cannot query $DB_NAME"
+    return 0
+  fi
+  say "db diagnose: $DB_NAME at $(date -u +%FT%TZ)"
+  for ((i = 0; i < ${#DB_SECTIONS[@]}; i++)); do
+    echo
+    echo "== ${DB_TITLES[i]}"
+    if [ -z "${DB_SQL[i]}" ]; then
+      echo "(pg_stat_statements is not installed in $DB_NAME: nourishctl setup creates it)"
+      continue
+    fi
+    db_psql -P footer=off -P null='-' -c "${DB_SQL[i]}" || die "db diagnose: cannot query $DB_NAME"
+  done
+}
+
+# A SQL string literal.
+db_literal() { printf "'%s'" "${1//\'/\'\'}"; }
+
+db_kill_long_queries() {
+  local secs="" terminate="" yes="" json="" user="${DB_USER:-}" all=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --older-than) secs=$(db_duration "${2:-}" "db kill-long-queries: --older-than") || exit 1; shift 2 ;;
+      --terminate) terminate=1; shift ;;
+      --user) user="${2:-}"; shift 2 ;;
+      --all-users) all=1; shift ;;
+      --yes) yes=1; shift ;;
+      --json) json=1; shift ;;
+      *) die "db kill-long-queries: unknown option '$1' (--older-than DURATION [--terminate] [--user NAME | --all-users] --yes)" ;;
+    esac
+  done
+  [ -n "$secs" ] || die "db kill-long-queries: say how old with --older-than DURATION (such as 5m); nothing changed"
+  local filter=""
+  if [ -z "$all" ]; then
+    [[ "$user" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "db kill-long-queries: '--user ${user}' is not a database role name (default DB_USER from host.env); nothing changed"
+    filter="AND usename = $(db_literal "$user")"
+  fi
+  # One statement selects and acts, so what it names is exactly what it signalled (no pid reused
+  # between a listing and a kill). Cancel stops the running statement; an idle transaction holds
+  # its locks until it is terminated.
+  local action="NULL::boolean"
+  if [ -n "$yes" ]; then
+    if [ -n "$terminate" ]; then action="pg_terminate_backend(pid)"; else action="pg_cancel_backend(pid)"; fi
+  fi
+  local verb="cancel"
+  [ -n "$terminate" ] && verb="terminate"
+  local sql
+  sql="SELECT l.*, $action AS signalled FROM ($(db_long_running_sql "$secs" "$filter")) l"
+  local out
+  if [ -n "$json" ]; then
+    out=$(db_scalar "SELECT json_build_object('action', $(db_literal "${yes:+$verb}"), 'threshold_seconds', $secs, 'sessions', (SELECT coalesce(json_agg(t), '[]') FROM ($sql) t))") \
+      || die "db kill-long-queries: cannot query $DB_NAME"
+    echo "$out"
+    return 0
+  fi
+  out=$(db_psql -A -t -F $'\t' -c "$sql") || die "db kill-long-queries: cannot query $DB_NAME"
+  local n=0 pid u db state qs ts q sig
+  while IFS=$'\t' read -r pid u db state _ qs ts q sig; do
+    [ -n "$pid" ] || continue
+    n=$((n + 1))
+    local note=""
+    [ -z "$terminate" ] && [[ "$state" == idle\ in\ transaction* ]] && note=" (idle in a transaction: a cancel does not end it, --terminate does)"
+    if [ -z "$yes" ]; then echo "would $verb pid $pid ($u on $db, $state, query ${qs}s, transaction ${ts}s): $q$note"
+    elif [ "$sig" = t ]; then echo "${verb}led pid $pid ($u on $db, $state, query ${qs}s, transaction ${ts}s): $q$note"
+    else echo "could not $verb pid $pid (it ended first): $q"; fi
+  done <<<"$out"
+  local who="${all:+every user}"
+  who="${who:-user $user}"
+  if [ "$n" -eq 0 ]; then say "db kill-long-queries: nothing of $who older than ${secs}s; nothing changed"
+  elif [ -z "$yes" ]; then say "db kill-long-queries: $n session(s) of $who older than ${secs}s; nothing changed: add --yes to ${verb} them"
+  else say "db kill-long-queries: ${verb}led $n session(s) of $who older than ${secs}s"; fi
+}
+
+cmd_db() {
+  case "${1:-}" in
+    diagnose) shift; db_diagnose "$@" ;;
+    kill-long-queries) shift; db_kill_long_queries "$@" ;;
+    --help|"")
+      cat <<'EOF'
+usage: nourishctl db diagnose [--older-than DURATION] [--json]
+       nourishctl db kill-long-queries --older-than DURATION [--terminate] [--user NAME | --all-users] [--json] --yes
+diagnose: connections by state against max_connections, sessions waiting for a lock with the
+session that blocks each, queries running (or transactions open) longer than --older-than
+(default 5m), the largest tables, the tables with most dead tuples, and pg_stat_statements' top
+statements by total time.
+kill-long-queries: lists the sessions of the app's database user (DB_USER; --user or --all-users
+for others) whose query has run, or whose transaction has been open, longer than DURATION;
+with --yes cancels their queries (pg_cancel_backend), with --terminate --yes ends the sessions
+(pg_terminate_backend: an idle transaction only ends that way). Without --yes nothing changes.
+EOF
+      [ -n "${1:-}" ] && return 0; exit 2 ;;
+    *) die "db: unknown command '$1' (diagnose or kill-long-queries)" ;;
+  esac
+}
