@@ -82,4 +82,53 @@ describe("offline preview (npm start)", () => {
       assert.ok(!written.includes(leak) && !r.stdout.includes(leak) && !r.stderr.includes(leak), `${leak}… leaked`);
     }
   });
+
+  describe("refuses what would write or delete in the wrong place", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nl-out-"));
+    after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    const projectCopy = (stackFile: (text: string) => string = (t) => t) => {
+      const root = fs.mkdtempSync(path.join(tmp, "root-"));
+      fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(root, "Pulumi.yaml"));
+      fs.writeFileSync(path.join(root, "Pulumi.staging.yaml"), stackFile(fs.readFileSync(path.join(ROOT, "Pulumi.staging.yaml"), "utf8")));
+      return root;
+    };
+
+    it("an option without its value (`--out` alone would mean the current directory)", () => {
+      for (const args of [["--out"], ["--out", "--stack", "prod"], ["--root"], ["--stack"]]) {
+        const r = preview(args);
+        assert.strictEqual(r.status, 1, args.join(" "));
+        assert.match(r.stderr, new RegExp(`^error: ${args[0]} needs (a directory|a stack name) \\(usage: npm start`), args.join(" "));
+        assert.strictEqual(r.stdout, "");
+      }
+    });
+
+    it("--root at a directory without Pulumi.yaml, naming it", () => {
+      const r = preview(["--root", tmp]);
+      assert.strictEqual(r.status, 1);
+      assert.strictEqual(r.stderr.trim(), `error: --root: ${tmp} has no Pulumi.yaml (give the project's directory)`);
+    });
+
+    it("an --out whose <stack> directory is not an earlier preview: nothing in it is touched", () => {
+      const out = path.join(tmp, "home");
+      fs.mkdirSync(path.join(out, "staging"), { recursive: true });
+      fs.writeFileSync(path.join(out, "staging", "notes.txt"), "mine\n");
+      const r = preview(["--out", out]);
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, /^error: --out: .*\/home\/staging is not an earlier preview of 'staging' \(it holds notes\.txt\); nothing was touched/);
+      assert.strictEqual(fs.readFileSync(path.join(out, "staging", "notes.txt"), "utf8"), "mine\n");
+    });
+
+    it("invalid config after a good preview leaves no stale plan behind", () => {
+      const good = projectCopy();
+      const out = path.join(tmp, "out");
+      assert.strictEqual(preview(["--root", good, "--out", out]).status, 0);
+      assert.ok(fs.existsSync(path.join(out, "staging", "plan.json")));
+      const bad = projectCopy((t) => t.replace(/retentionDays: \d+/, "retentionDays: -1"));
+      const r = preview(["--root", bad, "--out", out]);
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, /nourish-link:backups\.retentionDays must be at least 1/);
+      assert.ok(!fs.existsSync(path.join(out, "staging", "plan.json")), "the previous plan.json is still there");
+      assert.ok(!fs.existsSync(path.join(out, "staging", "hosts")), "the previous host files are still there");
+    });
+  });
 });

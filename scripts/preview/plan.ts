@@ -79,8 +79,31 @@ export function hostFiles(run: ProgramRun): HostFile[] {
   return [...[...byRole.values()].flat(), ...fetched];
 }
 
+/**
+ * Removes what an earlier preview of `stack` wrote in outDir (its plan.json and hosts/), and
+ * nothing else: a directory that holds anything more, or a plan of another stack, is refused
+ * untouched (`--out ~` must not cost anyone their ~/prod). Run before the program, so that a
+ * preview that fails leaves no stale plan behind.
+ */
+export function clearPreviousOut(outDir: string, stack: string): void {
+  if (!fs.existsSync(outDir)) return;
+  const entries = fs.readdirSync(outDir);
+  if (entries.length === 0) return;
+  let planStack: unknown;
+  try {
+    planStack = (JSON.parse(fs.readFileSync(path.join(outDir, "plan.json"), "utf8")) as { stack?: unknown }).stack;
+  } catch { /* no plan of ours */ }
+  const foreign = entries.filter((e) => e !== "plan.json" && e !== "hosts");
+  if (foreign.length > 0 || planStack !== stack) {
+    const what = foreign.length > 0 ? `it holds ${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}` : "it holds no plan.json of this stack";
+    throw new Error(`--out: ${outDir} is not an earlier preview of '${stack}' (${what}); nothing was touched: choose another --out`);
+  }
+  fs.rmSync(path.join(outDir, "hosts"), { recursive: true, force: true });
+  fs.rmSync(path.join(outDir, "plan.json"), { force: true });
+}
+
 export function writeOut(outDir: string, run: ProgramRun): { planFile: string; files: string[] } {
-  fs.rmSync(outDir, { recursive: true, force: true });
+  clearPreviousOut(outDir, run.stack);
   fs.mkdirSync(path.join(outDir, "hosts"), { recursive: true });
   const planFile = path.join(outDir, "plan.json");
   fs.writeFileSync(planFile, JSON.stringify(toPlan(run), null, 2) + "\n");
