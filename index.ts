@@ -10,9 +10,13 @@ export = async () => {
     environment: config.environment,
     domain: config.domain,
     releaseVersion: config.release.version,
-    // Only with the Release (deploySshKey set): the steps pulumi up runs, in order, and the backup
-    // taken before the release (what to restore when a rollback cannot reverse its migrations).
-    ...(site.release ? { releaseSteps: site.release.steps, releasePreReleaseBackup: site.release.preReleaseBackup } : {}),
+    // The steps pulumi up runs, in order, and the backup taken before the release (what to
+    // restore when a rollback cannot reverse its migrations).
+    releaseSteps: site.release.steps,
+    releasePreReleaseBackup: site.release.preReleaseBackup,
+    // How people run a procedure on a host: this document, with this policy attached to them.
+    releaseDocument: site.release.documentName,
+    operatorPolicyArn: site.release.operatorPolicyArn,
     entryPoint: site.app.entryPoint,
     // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
     ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),

@@ -5,14 +5,20 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { isOnCalendar } from "./schedules/calendar";
-import { DEFAULT_SSH_USER, isHostAddress, isSshPublicKey, keyPairProblem, privateKeyInfo } from "./release/ssh";
+import { PARAMETER_PATTERNS } from "./release/document";
 
 export const PROJECT = "nourish-link";
 export const ENVIRONMENTS = ["staging", "prod"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
 /** Keys that hold secrets: they must be set with `pulumi config set --secret`. */
-export const SECRET_KEYS = ["djangoSecretKey", "dbPassword", "deploySshKey"] as const;
+export const SECRET_KEYS = ["djangoSecretKey", "dbPassword"] as const;
+
+/** Keys that existed once: setting one is an error that says what replaced it. */
+export const REMOVED_KEYS: Record<string, string> = {
+  deploySshKey: "was removed: releases run through AWS Systems Manager Run Command, no SSH key is needed (pulumi config rm deploySshKey)",
+  "release.ssh": "was removed: releases run through AWS Systems Manager Run Command, not SSH (pulumi config rm --path release.ssh)",
+};
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 const instanceType = z
@@ -31,7 +37,6 @@ const semver = z
     error: "must be a semantic version such as 1.4.2",
   });
 const int = (min: number, max: number) => z.int().min(min).max(max);
-const linuxUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: "must be a Linux user name such as admin" });
 /** CloudWatch Logs accepts only these retention periods. */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
 const logRetention = z.union(LOG_RETENTION_DAYS.map((d) => z.literal(d)), {
@@ -70,8 +75,8 @@ export function gitUrlProblem(url: string): string | undefined {
 const artifact = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("s3").describe("release tarball in S3"),
-    bucket: z.string().min(3).optional().describe("bucket holding release tarballs (required when deploySshKey is set: the stack has no artifact bucket of its own)"),
-    key: z.string().min(1).describe("object key of the tarball, e.g. releases/nourish-link-1.4.2.tar.gz"),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name such as nourish-link-releases" }).describe("bucket holding release tarballs (the stack has none of its own); the app hosts may read the key's folder"),
+    key: z.string().min(1).describe("object key of the tarball, e.g. releases/nourish-link-1.4.2.tar.gz (letters, digits, . _ - + = ~ and /; no segment starting with . or -)"),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be the tarball's SHA-256, 64 lower-case hex digits" }),
   }),
   z.strictObject({
@@ -144,23 +149,10 @@ export const stackConfigSchema = z.strictObject({
     artifact: artifact.describe("where the release comes from; git: the full commit SHA, an optional tag that must point at it, a URL without credentials"),
     keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
     healthPath: z.string().regex(/^\/\S*$/, { error: "must be a URL path starting with /" }).describe("URL that must answer 200 before a release gets traffic"),
-    ssh: z.strictObject({
-      user: linuxUser.describe("user the release logs in as (passwordless sudo; Debian's AMI user is admin)"),
-      publicKey: z.string().refine(isSshPublicKey, { error: "must be one OpenSSH public key line: ssh-ed25519 or ssh-rsa, the base64 key, an optional comment" })
-        .optional().describe("public half of deploySshKey, authorized on every host by cloud-init (required with deploySshKey)"),
-      bastion: z.strictObject({
-        host: z.string().refine(isHostAddress, { error: "must be a DNS name or an IPv4 address such as bastion.nourishlink.rw" }).describe("only with a bastion (optional): the jump host the release connects through; no bastion: straight to the hosts' private IPs"),
-        user: linuxUser.optional().describe("user on the bastion (default: release.ssh.user)"),
-        port: int(1, 65535).optional().describe("SSH port of the bastion (default: 22)"),
-      }).optional(),
-    }),
+    stepTimeoutSeconds: int(60, 172800).describe("how long one release step may run on a host before it fails (SSM Run Command's timeout)"),
   }),
   djangoSecretKey: z.string().min(50, { error: "must be at least 50 characters" }).optional().describe("Django SECRET_KEY (secret; generated when unset)"),
   dbPassword: z.string().min(16, { error: "must be at least 16 characters" }).optional().describe("app database password (secret; generated when unset)"),
-  deploySshKey: z.string().superRefine((k, ctx) => {
-    const info = privateKeyInfo(k);
-    if ("problem" in info) ctx.addIssue({ code: "custom", message: info.problem });
-  }).optional().describe("private key the Release logs in to the hosts with over SSH (secret; unset: no release runs from pulumi up)"),
 });
 
 export type StackSettings = z.infer<typeof stackConfigSchema>;
@@ -184,19 +176,17 @@ function crossKeyProblems(c: any): [string, string][] {
   if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
   const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
   if (typeof local === "number" && typeof kept === "number" && local > kept) fail("backups.localRetentionDays", "must not exceed backups.retentionDays");
+  // What the hosts are sent must pass the SSM document's allowedPattern: refused here, by key,
+  // rather than by SSM halfway through a release.
   const artifact = c.release?.artifact;
-  // The Release (on when deploySshKey is set) reaches the hosts over SSH and starts with a backup.
-  if (typeof c.deploySshKey === "string") {
-    const publicKey = c.release?.ssh?.publicKey;
-    if (publicKey === undefined) fail("release.ssh.publicKey", "is required when deploySshKey is set: the hosts must authorize the deploy key's public half");
-    else if (typeof publicKey === "string") {
-      const problem = keyPairProblem(c.deploySshKey, publicKey);
-      if (problem) fail("release.ssh.publicKey", problem);
-    }
-    if (c.network?.sshAccess === false) fail("network.sshAccess", "must be true when deploySshKey is set: the release connects over SSH (port 22 from network.adminCidrs, e.g. your bastion)");
-    if (c.database?.managed === true) fail("deploySshKey", "requires database.managed: false: every release starts with `nourishctl backup` on the database host");
-    if (c.backups?.enabled === false) fail("deploySshKey", "requires backups.enabled: true: every release starts with a pre-release backup");
-    if (artifact?.type === "s3" && artifact.bucket === undefined) fail("release.artifact.bucket", "is required when deploySshKey is set: the stack has no artifact bucket of its own, name the bucket that holds the release tarballs");
+  if (artifact?.type === "s3" && typeof artifact.bucket === "string" && typeof artifact.key === "string" && !PARAMETER_PATTERNS.s3Artifact.test(`s3://${artifact.bucket}/${artifact.key}`)) {
+    fail("release.artifact.key", "must be an object key of letters, digits, . _ - + = ~ and /, with no segment starting with . or - (the SSM document refuses anything else)");
+  }
+  if (artifact?.type === "git" && typeof artifact.url === "string" && gitUrlProblem(artifact.url) === undefined && !PARAMETER_PATTERNS.gitUrl.test(artifact.url)) {
+    fail("release.artifact.url", "must have no path segment starting with . or - (the SSM document refuses anything else)");
+  }
+  if (artifact?.type === "git" && typeof artifact.tag === "string" && !PARAMETER_PATTERNS.tag.test(artifact.tag)) {
+    fail("release.artifact.tag", "must have no part starting with - or . after a / (the SSM document refuses anything else)");
   }
   return out;
 }
@@ -224,7 +214,7 @@ const COMMON: DeepPartial<StackSettings> = {
     verifyBackupSchedule: "Sun *-*-* 04:00:00",
   },
   monitoring: { alertEmails: [], diskFreeMinPercent: 20 },
-  release: { keepReleases: 5, healthPath: "/health/", ssh: { user: DEFAULT_SSH_USER } },
+  release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800 },
 };
 
 /** Per-environment defaults: prod is sized and protected for real traffic, staging is cheap. */
@@ -311,13 +301,23 @@ export function parseSettings(raw: Record<string, unknown>, stack: string): Stac
     throw new ConfigError([`${PROJECT}:environment is required for stack '${stack}': set it to one of ${ENVIRONMENTS.join(", ")}`]);
   }
   const defaults = Object.hasOwn(DEFAULTS, envName as string) ? DEFAULTS[envName as Environment] : {};
-  const merged = merge({ environment: envName, ...defaults }, raw);
+  const removed: string[] = [];
+  const rawLeft: Record<string, unknown> = { ...raw };
+  for (const [key, why] of Object.entries(REMOVED_KEYS)) {
+    const [top, sub] = key.split(".");
+    const holder = sub ? rawLeft[top] : rawLeft;
+    if (!isPlainObject(holder) || !Object.hasOwn(holder, sub ?? top)) continue;
+    removed.push(`${PROJECT}:${key} ${why}`);
+    if (sub) rawLeft[top] = Object.fromEntries(Object.entries(holder).filter(([k]) => k !== sub));
+    else delete rawLeft[top];
+  }
+  const merged = merge({ environment: envName, ...defaults }, rawLeft);
   const result = stackConfigSchema.safeParse(merged, { error: phrase });
-  const problems = (result.error?.issues ?? []).flatMap((iss) =>
+  const problems = [...removed, ...(result.error?.issues ?? []).flatMap((iss) =>
     iss.code === "unrecognized_keys"
       ? iss.keys.map((k) => `${keyName([...iss.path, k])} is not a known setting`)
       : [`${keyName(iss.path)} ${iss.message}`],
-  );
+  )];
   problems.push(...crossKeyProblems(merged).map(([key, message]) => `${PROJECT}:${key} ${message}`));
   if (problems.length || !result.success) throw new ConfigError(problems);
   return result.data;
@@ -336,6 +336,8 @@ export function loadConfig(): StackConfig {
     if (!fullKey.startsWith(`${PROJECT}:`)) continue;
     const key = fullKey.slice(PROJECT.length + 1);
     const isSecretKey = (SECRET_KEYS as readonly string[]).includes(key);
+    // Reported by parseSettings as removed, whichever way it was set.
+    if (Object.hasOwn(REMOVED_KEYS, key)) { raw[key] = "[removed]"; continue; }
     const isSecret = isConfigSecret(fullKey);
     if (isSecretKey && !isSecret) problems.push(`${fullKey} must be set with --secret (pulumi config set --secret ${key} …)`);
     if (!isSecretKey && isSecret) problems.push(`${fullKey} is not a secret setting: set it without --secret so it is not mistaken for one`);

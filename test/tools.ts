@@ -26,9 +26,14 @@ export const PACKAGE_OF: Record<string, string> = {
   git: "git",
 };
 
+/** Tools that are not Debian packages: how to get them instead. */
+const NOT_DEBIAN: Record<string, string> = {
+  moto_server: "moto_server is not installed: it comes with the machine image's Python 3.11 (pip's moto[server]); it is not a Debian package",
+};
+
 export function requireTool(name: string): void {
   const found = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-  assert.strictEqual(found.status, 0, `${name} is not installed: apt-get install -y ${PACKAGE_OF[name] ?? name} (see .ci/run)`);
+  assert.strictEqual(found.status, 0, NOT_DEBIAN[name] ?? `${name} is not installed: apt-get install -y ${PACKAGE_OF[name] ?? name} (see .ci/run)`);
 }
 
 export function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): { status: number | null; stdout: string; stderr: string } {

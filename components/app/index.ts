@@ -65,10 +65,10 @@ export class AppHosts extends pulumi.ComponentResource {
 
     this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
     args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
-    args.tooling.grantRead(`${name}-tooling`, this.hostRole.role, "app");
+    args.tooling.grantRead(`${name}-tooling`, this.hostRole.role);
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
-    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands("app", config.region)])
+    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region)])
       .apply(([vcpus, dbHost, dbParam, keyParam, install]) => renderHostCloudInit(config, "app", {
         packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"])],
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
@@ -93,7 +93,7 @@ export class AppHosts extends pulumi.ComponentResource {
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: app.rootVolumeGb,
       userData,
-      dependsOn: args.tooling.objects.app,
+      dependsOn: args.tooling.objects,
     }, { parent: this }));
     this.instanceIds = hosts.map((h) => h.instance.id);
     this.instances = hosts.map((h) => h.instance);

@@ -150,7 +150,7 @@ export class Database extends pulumi.ComponentResource {
         },
       ] : []),
     ]);
-    args.tooling.grantRead(`${name}-tooling`, this.hostRole.role, "db");
+    args.tooling.grantRead(`${name}-tooling`, this.hostRole.role);
     const host = new Host(`${name}-host`, {
       config,
       role: "db",
@@ -160,9 +160,9 @@ export class Database extends pulumi.ComponentResource {
       securityGroupIds: [args.securityGroupId],
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: 20,
-      userData: pulumi.all([files, args.tooling.installCommands("db", config.region)]).apply(([f, install]) =>
+      userData: pulumi.all([files, args.tooling.installCommands(config.region)]).apply(([f, install]) =>
         renderHostCloudInit(config, "db", { packages: ["postgresql", "postgresql-contrib", "ssl-cert", "pgbackrest"], files: f }, install)),
-      dependsOn: args.tooling.objects.db,
+      dependsOn: args.tooling.objects,
     }, { parent: this });
     this.dataAttachment = new aws.ec2.VolumeAttachment(`${name}-data`, {
       instanceId: host.instance.id,

@@ -1,24 +1,61 @@
-// HostTooling: nourishctl and its verb library, delivered through a private S3 bucket because
-// they outgrew EC2's 16 KB user-data limit. Each role gets only the verbs it runs; cloud-init
-// downloads them to a staging directory, checks them against the SHA-256 sums its user data
-// carries (as the release does), and only then installs them, before `nourishctl setup`. Objects
-// are laid out as scripts/host (nourishctl, lib/*.sh) and carry their host path in tags, so the
-// offline preview writes them under out/<stack>/hosts/<role>/ like every other host file.
+// HostTooling: nourishctl and its verb library, delivered through a private S3 bucket by content
+// hash. Each version lives under tooling/<hash>/: `manifest.sha256` (sha256sum lines of every
+// file of scripts/host; its own SHA-256 is the hash) and host/ (the files, laid out as
+// scripts/host). `tooling/current` names the version this stack last deployed.
+//
+// Who trusts what: a host installs a version only when the manifest's SHA-256 is the hash it was
+// given and every file matches the manifest (toolingInstallScript, the one installer). A release
+// step is given the hash by the stack (the document's toolingHash parameter); first boot reads it
+// from `tooling/current`. So the user data no longer carries the sums and does not change when
+// scripts/host does (a changed user data would replace every host). What that gives up: the sums
+// came from whoever could change the instances; now the pointer comes from whoever can write this
+// bucket. Only the deploying principal can: the hosts' roles and the operator policy may read
+// tooling/*, nothing may write it but `pulumi up`, and the bucket is private and TLS-only. The hash
+// check still makes a half-uploaded or mixed version fail first boot instead of installing it.
+//
+// Objects carry the host roles and host path in tags, so the offline preview writes them under
+// out/<stack>/hosts/<role>/ like every other host file.
 import * as fs from "fs";
 import * as path from "path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { denyInsecureTransport } from "../backups/policy";
 import { hardenBucket } from "../storage";
-import { checkedInstall, shq, toolingFilesFor, TOOLING_DIR } from "../release/steps";
+import { TOOLING_MANIFEST, TOOLING_POINTER_KEY, toolingInstallScript, toolingPrefix } from "../release/document";
+import { toolingFilesFor, toolingHash, toolingManifest, TOOLING_DIR } from "../release/steps";
 
 export type HostRoleName = "app" | "db";
 
+/** The objects of one tooling version: key, content and which roles install it where. */
+export function toolingObjects(dir = TOOLING_DIR): { key: string; content: string; roles: HostRoleName[]; hostPath?: string; mode?: string }[] {
+  const hash = toolingHash(dir);
+  const manifest = toolingManifest(dir);
+  const targets = new Map<string, { roles: HostRoleName[]; hostPath: string; mode: string }>();
+  for (const role of ["app", "db"] as const) {
+    for (const f of toolingFilesFor(role, dir)) {
+      const t = targets.get(f.source) ?? { roles: [], hostPath: f.target, mode: f.mode };
+      t.roles.push(role);
+      targets.set(f.source, t);
+    }
+  }
+  return [
+    { key: `${toolingPrefix(hash)}/${TOOLING_MANIFEST}`, content: manifest.join("\n") + "\n", roles: [] },
+    ...manifest.map((l) => l.slice(66)).map((rel) => ({
+      key: `${toolingPrefix(hash)}/host/${rel}`, content: fs.readFileSync(path.join(dir, rel), "utf8"), roles: targets.get(rel)?.roles ?? [],
+      hostPath: targets.get(rel)?.hostPath, mode: targets.get(rel)?.mode,
+    })),
+    // Last, and after the rest (see dependsOn below): a new host boots only what is complete.
+    { key: TOOLING_POINTER_KEY, content: `${hash}\n`, roles: [] },
+  ];
+}
+
 export class HostTooling extends pulumi.ComponentResource {
   readonly bucketName: pulumi.Output<string>;
-  private readonly bucketArn: pulumi.Output<string>;
-  /** The objects of each role, for dependsOn: a host must not boot before its tooling exists. */
-  readonly objects: Record<HostRoleName, aws.s3.BucketObjectv2[]>;
+  readonly bucketArn: pulumi.Output<string>;
+  /** The content hash of the version uploaded (what the release installs). */
+  readonly hash: string;
+  /** Every object, pointer last: a host must not boot before its tooling exists. */
+  readonly objects: aws.s3.BucketObjectv2[];
 
   constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:hosts:HostTooling", name, {}, opts);
@@ -31,55 +68,64 @@ export class HostTooling extends pulumi.ComponentResource {
       policy: bucket.arn.apply((arn) => JSON.stringify({ Version: "2012-10-17", Statement: [denyInsecureTransport(arn)] })),
     }, { parent: this, dependsOn: [publicAccess] });
 
-    const objectsOf = (role: HostRoleName) => toolingFilesFor(role).map((f) => new aws.s3.BucketObjectv2(`${name}-${role}${f.target.replace(/[/.]/g, "-")}`, {
+    this.hash = toolingHash();
+    const all = toolingObjects();
+    const files = all.slice(0, -1).map((f) => new aws.s3.BucketObjectv2(`${name}-${f.key.split("/").slice(2).join("-").replace(/[/.]/g, "-")}`, {
       bucket: bucket.id,
-      key: `tooling/${role}/${f.source}`,
-      content: fs.readFileSync(path.join(TOOLING_DIR, f.source), "utf8"),
-      contentType: "text/x-shellscript",
-      tags: { role, hostPath: f.target, mode: f.mode },
+      key: f.key,
+      content: f.content,
+      contentType: "text/plain",
+      // A new key replaces the object: the new version exists before the old one is deleted.
+      ...(f.hostPath ? { tags: { role: f.roles.join(" "), hostPath: f.hostPath, mode: f.mode! } } : {}),
     }, o));
-    this.objects = { app: objectsOf("app"), db: objectsOf("db") };
+    const pointer = all[all.length - 1];
+    const current = new aws.s3.BucketObjectv2(`${name}-current`, {
+      bucket: bucket.id, key: pointer.key, content: pointer.content, contentType: "text/plain",
+    }, { parent: this, dependsOn: files });
+    this.objects = [...files, current];
     this.bucketName = bucket.bucket;
     this.bucketArn = bucket.arn;
-    this.registerOutputs({ bucketName: this.bucketName });
+    this.registerOutputs({ bucketName: this.bucketName, hash: this.hash });
   }
 
   /**
-   * The cloud-init command (one runcmd entry, run by sh as root) that puts the role's tooling in
-   * place before nourishctl setup: downloaded to a staging directory, checked against the sums
-   * in this user data, installed only when every file matches. Otherwise first boot stops here.
+   * The cloud-init command (one runcmd entry, run by sh as root) that puts the version named by
+   * tooling/current in place before nourishctl setup (toolingInstallScript); otherwise first boot
+   * stops here. Its text depends on the bucket and region only, not on the tooling.
    */
-  installCommands(role: HostRoleName, region: string): pulumi.Output<string[]> {
+  installCommands(region: string): pulumi.Output<string[]> {
     return this.bucketName.apply((bucket) => {
-      const source = `s3://${bucket}/tooling/${role}/`;
+      const pointer = `s3://${bucket}/${TOOLING_POINTER_KEY}`;
       const steps = [
-        "stage=$(mktemp -d)",
-        'cd "$stage"',
-        `aws s3 cp --recursive --only-show-errors --region ${shq(region)} ${shq(source)} .`,
-        ...checkedInstall(role, ""),
-        "cd /",
-        'rm -rf "$stage"',
+        'fail() { echo "nourish-link: first boot stopped before nourishctl setup: $*" >&2; exit 1; }',
+        's3() { if [ -n "${S3_ENDPOINT:-}" ]; then aws --endpoint-url "$S3_ENDPOINT" s3 "$@"; else aws s3 "$@"; fi; }',
+        `hash=$(s3 cp --only-show-errors --region ${region} "${pointer}" -) || fail "cannot read ${pointer}"`,
+        `case "$hash" in *[!0-9a-f]*|"") fail "${pointer} does not name a tooling version" ;; esac`,
+        `[ "\${#hash}" -eq 64 ] || fail "${pointer} does not name a tooling version"`,
+        ...toolingInstallScript(bucket, region),
       ];
-      return [[
-        `if ! ( ${steps.join(" &&\n  ")} ); then`,
-        `  echo "nourish-link: first boot stopped before nourishctl setup: the tooling from ${source} could not be fetched or does not match the SHA-256 sums in this host's user data (see above)" >&2`,
-        "  exit 1",
-        "fi",
-      ].join("\n")];
+      // A subshell: its EXIT trap cleans the stage, and `fail` stops first boot through its status.
+      return [`( ${steps.join("\n")}\n) || exit 1`];
     });
   }
 
-  /** Lets `role` read its own role's tooling, nothing else. */
-  grantRead(name: string, role: aws.iam.Role, hostRole: HostRoleName): aws.iam.RolePolicy {
+  /** Lets a host role read the tooling (every version: a release may install any the stack uploaded). */
+  grantRead(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
     return new aws.iam.RolePolicy(name, {
       role: role.id,
       policy: this.bucketArn.apply((arn) => JSON.stringify({
         Version: "2012-10-17",
         Statement: [
-          { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${arn}/tooling/${hostRole}/*` },
-          { Sid: "ListTooling", Effect: "Allow", Action: "s3:ListBucket", Resource: arn, Condition: { StringLike: { "s3:prefix": [`tooling/${hostRole}/*`] } } },
+          this.readStatement(arn),
+          // `aws s3 cp --recursive` lists the version's folder.
+          { Sid: "ListTooling", Effect: "Allow", Action: "s3:ListBucket", Resource: arn, Condition: { StringLike: { "s3:prefix": ["tooling/*"] } } },
         ],
       })),
     }, { parent: this });
+  }
+
+  /** Read access to the tooling objects, nothing else of the bucket. */
+  readStatement(arn: string): Record<string, unknown> {
+    return { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${arn}/tooling/*` };
   }
 }

@@ -2,9 +2,7 @@
 // reads, awscli (SSM, S3) and security updates, then nourishctl fetched and `nourishctl setup`.
 import * as fs from "fs";
 import * as path from "path";
-import { stringify } from "yaml";
 import { StackConfig } from "../config";
-import { DEFAULT_SSH_USER } from "../release/ssh";
 import { CloudInitPart, HostFile, renderCloudInit } from "./cloud-init";
 import { renderEnvFile } from "./env-file";
 
@@ -63,17 +61,5 @@ export function renderHostCloudInit(config: StackConfig, role: "app" | "db", par
     // The role's files first, then the CLI; setup runs last, once everything is in place.
     parts: [{ ...part, runcmd: [] }, common, { runcmd: part.runcmd }],
   });
-  const { user, publicKey } = config.release.ssh;
-  return publicKey ? doc + stringify(sshLogin(user, publicKey), { lineWidth: 0 }) : doc;
-}
-
-/**
- * cloud-init keys that let the Release log in as `user` with the deploy key: the image's default
- * user (Debian: admin) gets the key; any other user is created, locked, with passwordless sudo.
- */
-export function sshLogin(user: string, publicKey: string): Record<string, unknown> {
-  if (user === DEFAULT_SSH_USER) return { ssh_authorized_keys: [publicKey] };
-  return {
-    users: ["default", { name: user, shell: "/bin/bash", lock_passwd: true, sudo: "ALL=(ALL) NOPASSWD:ALL", ssh_authorized_keys: [publicKey] }],
-  };
+  return doc;
 }

@@ -1,12 +1,25 @@
 // Release: `pulumi up` converges the hosts to release.version. Each step of the plan (steps.ts)
-// becomes a command resource that runs one nourishctl verb over SSH, chained with dependsOn and
-// re-run only when the version, the artifact, the host tooling or the host changes. Rolling back
-// is setting release.version back and running `pulumi up` again. Nothing runs on delete.
+// becomes a `local.Command` that sends this stack's SSM document (document.ts) to one instance
+// with that step's parameters and waits for it (scripts/release/ssm-step.ts): no SSH, no inbound
+// port, no key. Steps are chained with dependsOn and re-run only when the version, the artifact,
+// the host tooling or the instance changes, so a `pulumi up` after a failure re-runs only what
+// did not finish. Rolling back is setting release.version back and running `pulumi up` again.
+// Nothing runs on delete. The operator policy lets people run the same document, nothing more.
 import * as aws from "@pulumi/aws";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfig } from "../config";
-import { backupKeyFrom, releasePlan, ReleaseHost, sshRoute, Step } from "./steps";
+import { PROJECT, StackConfig } from "../config";
+import { HostTooling } from "../hosts/tooling";
+import { DocumentParams, renderDocument } from "./document";
+import { operatorPolicy } from "./operator";
+import { backupKeyFrom, releasePlan, ReleaseHost } from "./steps";
+
+/**
+ * What each step runs where `pulumi up` runs (cwd: the project): the step client, TypeScript
+ * loaded by esbuild-register (a runtime dependency for that reason). Its inputs come through the
+ * environment (STEP_ENV), never through this text, so it is the same on every machine.
+ */
+export const STEP_COMMAND = "node -r esbuild-register scripts/release/ssm-step.ts";
 
 export interface ReleaseTarget {
   instance: aws.ec2.Instance;
@@ -16,14 +29,14 @@ export interface ReleaseTarget {
 
 export interface ReleaseArgs {
   config: StackConfig;
-  /** The deploy key (a secret Output): its public half is authorized on every host. */
-  privateKey: pulumi.Output<string>;
-  db: ReleaseTarget;
+  /** The database host; absent with a managed database (the first app host takes the backup). */
+  db?: ReleaseTarget;
   /** In order: the first app host migrates and switches first. */
   app: ReleaseTarget[];
   /** The app hosts' role: it gets read access to an S3 artifact. */
   appRole: aws.iam.Role;
-  /** The host tooling copied to the hosts; default the repository's scripts/host (tests: a copy). */
+  tooling: HostTooling;
+  /** The host tooling whose hash the release installs; default the repository's scripts/host (tests: a copy). */
   toolingDir?: string;
 }
 
@@ -33,32 +46,44 @@ export class Release extends pulumi.ComponentResource {
   readonly steps: string[];
   /** The key of the backup taken before this release: what to restore if it must be undone. */
   readonly preReleaseBackup: pulumi.Output<string>;
-  /** The command resources by step name (the tooling copies are CopyToRemote). */
-  readonly resources: Record<string, command.remote.Command | command.remote.CopyToRemote>;
+  /** The command resources by step name. */
+  readonly resources: Record<string, command.local.Command>;
+  readonly documentName: pulumi.Output<string>;
+  /** The operator policy: run this stack's document on this stack's hosts, read the results. */
+  readonly operatorPolicyArn: pulumi.Output<string>;
 
   constructor(name: string, args: ReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:release:Release", name, {}, opts);
     const { config } = args;
     const release = config.release;
     const hosts: (ReleaseHost & ReleaseTarget)[] = [
-      { name: "db", role: "db", ...args.db },
+      ...(args.db ? [{ name: "db", role: "db" as const, ...args.db }] : []),
       ...args.app.map((t, i) => ({ name: `app-${i}`, role: "app" as const, ...t })),
     ];
-    const route = sshRoute(release.ssh);
-    const plan = releasePlan({ prefix: name, version: release.version, artifact: release.artifact, hosts, sshUser: route.user, toolingDir: args.toolingDir });
+    const plan = releasePlan({ prefix: name, version: release.version, artifact: release.artifact, hosts, toolingDir: args.toolingDir });
 
-    const connectionOf = (h: ReleaseTarget): command.types.input.remote.ConnectionArgs => ({
-      host: h.instance.privateIp,
-      user: route.user,
-      port: route.port,
-      privateKey: args.privateKey,
-      ...(route.proxy ? { proxy: { ...route.proxy, privateKey: args.privateKey } } : {}),
-    });
+    const document = new aws.ssm.Document(`${name}-nourishctl`, {
+      name: `${PROJECT}-${config.stack}-nourishctl`,
+      documentType: "Command",
+      documentFormat: "JSON",
+      targetType: "/AWS::EC2::Instance",
+      content: args.tooling.bucketName.apply((bucket) => JSON.stringify(renderDocument({
+        toolingBucket: bucket, region: config.region, timeoutSeconds: release.stepTimeoutSeconds,
+      }), null, 2)),
+    }, { parent: this });
+
+    const caller = aws.getCallerIdentityOutput({}, { parent: this });
+    const operator = new aws.iam.Policy(`${name}-operator`, {
+      description: `nourish-link ${config.stack}: run nourishctl procedures through SSM on this stack's hosts`,
+      policy: pulumi.all([document.arn, caller.accountId, args.tooling.bucketArn]).apply(([documentArn, accountId, toolingBucketArn]) => JSON.stringify(operatorPolicy({
+        documentArn, accountId, toolingBucketArn, region: config.region, project: PROJECT, stack: config.stack,
+      }))),
+    }, { parent: this });
 
     // Fetching from S3 needs read access to the release tarballs (their folder, so a new release
     // does not wait for IAM to catch up with a changed policy).
     const artifact = release.artifact;
-    const grant = artifact.type === "s3" && artifact.bucket
+    const grant = artifact.type === "s3"
       ? new aws.iam.RolePolicy(`${name}-artifact-read`, {
         role: args.appRole.id,
         policy: JSON.stringify({
@@ -73,7 +98,7 @@ export class Release extends pulumi.ComponentResource {
       }, { parent: this })
       : undefined;
 
-    const byName: Record<string, command.remote.Command | command.remote.CopyToRemote> = {};
+    const byName: Record<string, command.local.Command> = {};
     let backupKey: pulumi.Output<string> | undefined;
     for (const step of plan) {
       const host = hosts.find((h) => h.name === step.host.name)!;
@@ -82,29 +107,28 @@ export class Release extends pulumi.ComponentResource {
       const dependsOn = [
         ...step.dependsOn.map((d) => byName[d]),
         ...(host.dependsOn ?? []),
+        ...(step.kind === "tooling-install" ? args.tooling.objects : []),
         ...(step.kind === "fetch" && grant ? [grant] : []),
       ];
-      const o = { parent: this, dependsOn };
-      if (step.copy) {
-        byName[step.name] = new command.remote.CopyToRemote(step.name, {
-          connection: connectionOf(host),
-          source: new pulumi.asset.FileArchive(step.copy.source),
-          remotePath: step.copy.remotePath,
-          triggers,
-        }, o);
-        continue;
-      }
-      const create = step.kind === "switch"
-        ? backupKey!.apply((key) => commandOf(step, key))
-        : commandOf(step, "");
-      const cmd = new command.remote.Command(step.name, {
-        connection: connectionOf(host),
-        create,
+      const params: pulumi.Output<DocumentParams> = step.kind === "switch"
+        ? backupKey!.apply((key) => step.params(key))
+        : pulumi.output(step.params(""));
+      const cmd = new command.local.Command(step.name, {
+        create: STEP_COMMAND,
+        environment: {
+          NL_STEP: step.name,
+          NL_INSTANCE_ID: host.instance.id,
+          NL_DOCUMENT: document.name,
+          NL_PARAMETERS: params.apply((p) => JSON.stringify(p)),
+          NL_REGION: config.region,
+          NL_TIMEOUT_SECONDS: String(release.stepTimeoutSeconds),
+        },
         triggers,
-        logging: step.logging,
-        // The previous run's output would go to the host as environment variables: not wanted.
+        // pip, git and Django print what they like: show errors while it runs, keep the rest out of the state.
+        logging: step.chatty ? "stderr" : "stdoutAndStderr",
+        // The previous run's output would go to the step client as environment variables: not wanted.
         addPreviousOutputInEnv: false,
-      }, { ...o, additionalSecretOutputs: step.secretOutputs });
+      }, { parent: this, dependsOn, additionalSecretOutputs: step.chatty ? ["stdout", "stderr"] : [] });
       byName[step.name] = cmd;
       if (step.kind === "backup") backupKey = cmd.stdout.apply(backupKeyFrom);
     }
@@ -113,11 +137,8 @@ export class Release extends pulumi.ComponentResource {
     this.steps = plan.map((s) => s.name);
     this.preReleaseBackup = backupKey!;
     this.resources = byName;
-    this.registerOutputs({ version: this.version, steps: this.steps, preReleaseBackup: this.preReleaseBackup });
+    this.documentName = document.name;
+    this.operatorPolicyArn = operator.arn;
+    this.registerOutputs({ version: this.version, steps: this.steps, preReleaseBackup: this.preReleaseBackup, documentName: this.documentName, operatorPolicyArn: this.operatorPolicyArn });
   }
-}
-
-function commandOf(step: Step, backupKey: string): string {
-  if (!step.command) throw new Error(`release: step ${step.name} has no command`);
-  return step.command(backupKey);
 }

@@ -1,29 +1,28 @@
-// The release as a plan of steps: which host runs which nourishctl verb, after which other steps,
-// re-run on which triggers. Pure (no Pulumi): the Release component turns each step into a
-// command resource; tests read the plan directly.
+// The release as a plan of steps: which host runs which nourishctl verb (a verb of the stack's
+// SSM document, document.ts), after which other steps, re-run on which triggers. Pure (no
+// Pulumi): the Release component turns each step into a command resource; tests read the plan.
 //
-//   tooling-copy → tooling-install   every host: scripts/host copied over SSH, checked, installed
-//   backup                           db host: `nourishctl backup`, its key printed last
-//   fetch                            every app host, after the backup
-//   migrate                          the first app host only, after every fetch
-//   collectstatic                    every app host, after the migration
-//   switch                           app-0 after every collectstatic, then app-1 after app-0, …
-//   verify                           every app host, after every switch
+//   tooling-install   every host: this tooling version from the bucket, checked by SHA-256
+//   backup            db host (managed database: the first app host), its key printed last
+//   fetch             every app host, after the backup
+//   migrate           the first app host only, after every fetch
+//   collectstatic     every app host, after the migration
+//   switch            app-0 after every collectstatic, then app-1 after app-0, …
+//   verify            every app host, after every switch
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH, roleLibs } from "../hosts/user-data";
-import { DEFAULT_SSH_USER } from "./ssh";
+import { DocumentParams } from "./document";
 
-/** The host tooling the release copies: nourishctl and its verb library (lib/*.sh). */
+/** The host tooling: nourishctl and its verb library (lib/*.sh). */
 export const TOOLING_DIR = path.resolve(__dirname, "..", "..", "scripts", "host");
 
 export type Artifact =
-  | { type: "s3"; bucket?: string; key: string; sha256: string }
+  | { type: "s3"; bucket: string; key: string; sha256: string }
   | { type: "git"; url: string; commit: string; tag?: string };
 
-export type StepKind = "tooling-copy" | "tooling-install" | "backup" | "fetch" | "migrate" | "collectstatic" | "switch" | "verify";
-export type Logging = "stdout" | "stderr" | "stdoutAndStderr" | "none";
+export type StepKind = "tooling-install" | "backup" | "fetch" | "migrate" | "collectstatic" | "switch" | "verify";
 
 export interface ReleaseHost {
   /** Unique in the release: "db", "app-0", "app-1", … */
@@ -38,25 +37,23 @@ export interface Step {
   host: ReleaseHost;
   /** Names of the steps that must have succeeded first. */
   dependsOn: string[];
-  /** The shell command run over SSH; `backupKey` is the pre-release backup (switch uses it). */
-  command?: (backupKey: string) => string;
-  /** tooling-copy: the directory copied, and where to (scripts/host lands in remotePath/host). */
-  copy?: { source: string; remotePath: string };
-  /** What re-runs the step when it changes (the host's identity is added by the component). */
+  /** The document's parameters; `backupKey` is the pre-release backup (the switch passes it on). */
+  params: (backupKey: string) => DocumentParams;
+  /** What re-runs the step when it changes (the host's instance id is added by the component). */
   triggers: string[];
-  /** What the engine shows of the command's output while it runs. */
-  logging: Logging;
-  /** Outputs kept secret in the state: output of tools that are not ours (pip, git, Django). */
-  secretOutputs: ("stdout" | "stderr")[];
+  /** Output of tools that are not ours (pip, git, Django): kept secret in the state. */
+  chatty: boolean;
 }
 
 export interface ReleaseSpec {
   prefix: string;
   version: string;
   artifact: Artifact;
-  /** The db host, then the app hosts in order: the first app host migrates and switches first. */
+  /**
+   * The db host (none with a managed database), then the app hosts in order: the first app host
+   * migrates and switches first, and takes the pre-release backup when there is no db host.
+   */
   hosts: ReleaseHost[];
-  sshUser: string;
   /** Default: the repository's scripts/host. */
   toolingDir?: string;
 }
@@ -99,62 +96,10 @@ export function toolingFilesFor(role: "app" | "db", dir = TOOLING_DIR): { source
   ];
 }
 
-/** The SSH user's home, where the tooling is staged (private to that user, unlike /tmp). */
-export function homeOf(user: string): string {
-  return user === "root" ? "/root" : `/home/${user}`;
-}
-
-/** Where a tooling version is copied to: one directory per content hash, in the SSH user's home. */
-export function stagingPath(user: string, hash: string): string {
-  return `${homeOf(user)}/nourish-link-tooling-${hash.slice(0, 16)}`;
-}
-
-/**
- * Commands that check a role's tooling, staged in the current directory as in scripts/host
- * (nourishctl, lib/*.sh), against the repository's SHA-256, and only when every file matches
- * install them as root: the libraries, then the CLI. `asRoot` prefixes what needs root ("sudo -n "
- * over SSH; nothing at first boot, which runs as root). Shared by the release and first boot.
- */
-export function checkedInstall(role: "app" | "db", asRoot: string, dir = TOOLING_DIR): string[] {
-  const files = toolingFilesFor(role, dir);
-  const sums = new Map(toolingManifest(dir).map((l) => [l.slice(66), l.slice(0, 64)]));
-  return [
-    `printf '%s\\n' ${files.map((f) => shq(`${sums.get(f.source)}  ${f.source}`)).join(" ")} | sha256sum --check --strict --quiet -`,
-    `${asRoot}install -d -m 0755 -o root -g root ${shq(NOURISHCTL_LIB_PATH)}`,
-    ...files.map((f) => `${asRoot}install -m ${f.mode} -o root -g root ${shq(f.source)} ${shq(f.target)}`),
-  ];
-}
-
-/**
- * Waits for first boot to finish (a new host's `nourishctl setup`), checks the staged files
- * against their SHA-256, installs the role's files as root, removes libraries the role no longer
- * has and older staging directories. Safe to re-run: it keeps this version's staging directory.
- */
-export function toolingInstallCommand(role: "app" | "db", user: string, dir = TOOLING_DIR): string {
-  const hash = toolingHash(dir);
-  const staged = `${stagingPath(user, hash)}/${path.basename(dir)}`;
-  const files = toolingFilesFor(role, dir);
-  const libs = files.filter((f) => f.target.startsWith(`${NOURISHCTL_LIB_PATH}/`));
-  const keep = libs.map((f) => `! -name ${shq(path.basename(f.target))}`).join(" ");
-  return [
-    "set -eu",
-    "rc=0; cloud-init status --wait >/dev/null 2>&1 || rc=$?",
-    `if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then echo "nourish-link: this host's first boot did not finish cleanly (cloud-init status $rc); see /var/log/cloud-init-output.log" >&2; exit 1; fi`,
-    `cd ${shq(staged)}`,
-    ...checkedInstall(role, "sudo -n ", dir),
-    `sudo -n find ${shq(NOURISHCTL_LIB_PATH)} -maxdepth 1 -type f -name '*.sh' ${keep} -delete`,
-    `find ${shq(homeOf(user))} -maxdepth 1 -type d -name 'nourish-link-tooling-*' ! -name ${shq(path.basename(stagingPath(user, hash)))} -exec rm -rf {} +`,
-    `echo "nourish-link: tooling ${hash.slice(0, 16)} installed (${files.length} files)"`,
-  ].join("\n");
-}
-
-const nourishctl = (...args: string[]) => ["sudo", "-n", NOURISHCTL_PATH, ...args].map(shq).join(" ");
-
-/** Where `nourishctl release fetch` gets the release from. */
-export function artifactArgs(artifact: Artifact): string[] {
-  if (artifact.type === "git") return ["--git", artifact.url, "--commit", artifact.commit, ...(artifact.tag ? ["--tag", artifact.tag] : [])];
-  if (!artifact.bucket) throw new Error("release: the s3 artifact has no bucket (nourish-link:release.artifact.bucket)");
-  return ["--s3", `s3://${artifact.bucket}/${artifact.key}`, "--sha256", artifact.sha256];
+/** Where `nourishctl release fetch` gets the release from, as document parameters. */
+export function artifactParams(artifact: Artifact): Partial<DocumentParams> {
+  if (artifact.type === "git") return { gitUrl: artifact.url, commit: artifact.commit, ...(artifact.tag ? { tag: artifact.tag } : {}) };
+  return { s3Artifact: `s3://${artifact.bucket}/${artifact.key}`, sha256: artifact.sha256 };
 }
 
 /** What identifies the artifact: its checksum, or the git URL and commit. */
@@ -165,11 +110,6 @@ export function artifactId(artifact: Artifact): string {
 /** The triggers of every release step: a new version, artifact or tooling runs them all again. */
 export function releaseTriggers(version: string, artifact: Artifact, tooling: string): string[] {
   return [`version:${version}`, `artifact:${artifactId(artifact)}`, `tooling:${tooling}`];
-}
-
-/** The copy of the tooling re-runs only when the tooling changes. */
-export function toolingTriggers(tooling: string): string[] {
-  return [`tooling:${tooling}`];
 }
 
 /**
@@ -187,59 +127,40 @@ export function backupKeyFrom(stdout: string | undefined): string {
 
 /** The whole release, in the order its steps run. */
 export function releasePlan(spec: ReleaseSpec): Step[] {
-  const dir = spec.toolingDir ?? TOOLING_DIR;
-  const tooling = toolingHash(dir);
+  const tooling = toolingHash(spec.toolingDir ?? TOOLING_DIR);
   const triggers = releaseTriggers(spec.version, spec.artifact, tooling);
   const db = spec.hosts.filter((h) => h.role === "db");
   const apps = spec.hosts.filter((h) => h.role === "app");
-  if (db.length !== 1) throw new Error(`release: needs exactly one database host, got ${db.length}`);
+  if (db.length > 1) throw new Error(`release: needs at most one database host, got ${db.length}`);
   if (apps.length === 0) throw new Error("release: needs at least one app host");
-  const v = spec.version;
-  const name = (kind: StepKind, h: ReleaseHost) => `${spec.prefix}-${kind}-${h.name}`;
+  const version = spec.version;
   const steps: Step[] = [];
-  const add = (s: Omit<Step, "name" | "triggers" | "logging" | "secretOutputs"> & Partial<Pick<Step, "triggers" | "logging" | "secretOutputs">>) => {
-    const step: Step = { triggers, logging: "stdoutAndStderr", secretOutputs: [], ...s, name: name(s.kind, s.host) };
+  const add = (s: Omit<Step, "name" | "triggers" | "chatty"> & { chatty?: boolean }) => {
+    const step: Step = { triggers, chatty: false, ...s, name: `${spec.prefix}-${s.kind}-${s.host.name}` };
     steps.push(step);
     return step.name;
   };
 
-  const installs = [...db, ...apps].map((h) => {
-    const copy = add({
-      kind: "tooling-copy", host: h, dependsOn: [], triggers: toolingTriggers(tooling),
-      copy: { source: dir, remotePath: stagingPath(spec.sshUser, tooling) },
-    });
-    return add({ kind: "tooling-install", host: h, dependsOn: [copy], command: () => toolingInstallCommand(h.role, spec.sshUser, dir) });
-  });
-  // Our own concise output: logged, and the key is what the switch needs.
-  const backup = add({ kind: "backup", host: db[0], dependsOn: installs, command: () => nourishctl("backup") });
-  // pip, git and Django print what they like: show errors while it runs, keep the rest out of the state.
-  const chatty = { logging: "stderr" as const, secretOutputs: ["stdout" as const, "stderr" as const] };
-  const fetches = apps.map((h, i) => add({
-    kind: "fetch", host: h, dependsOn: [backup, installs[1 + i]], ...chatty,
-    command: () => nourishctl("release", "fetch", v, ...artifactArgs(spec.artifact)),
+  // Every release starts by installing its tooling version on every host: the verbs below are
+  // the ones this commit of the repository knows.
+  const installs = [...db, ...apps].map((h) => add({ kind: "tooling-install", host: h, dependsOn: [], params: () => ({ verb: "tooling-install", toolingHash: tooling }) }));
+  // A managed database has no host of ours: the first app host backs it up (into the same bucket).
+  const backup = add({ kind: "backup", host: db[0] ?? apps[0], dependsOn: installs, params: () => ({ verb: "backup" }) });
+  const installOf = (h: ReleaseHost) => installs[[...db, ...apps].indexOf(h)];
+  const fetches = apps.map((h) => add({
+    kind: "fetch", host: h, dependsOn: [backup, installOf(h)].filter((d, i, a) => a.indexOf(d) === i), chatty: true,
+    params: () => ({ verb: "release-fetch", version, ...artifactParams(spec.artifact) }),
   }));
-  const migrate = add({ kind: "migrate", host: apps[0], dependsOn: fetches, ...chatty, command: () => nourishctl("release", "migrate", v) });
+  const migrate = add({ kind: "migrate", host: apps[0], dependsOn: fetches, chatty: true, params: () => ({ verb: "release-migrate", version }) });
   const statics = apps.map((h, i) => add({
-    kind: "collectstatic", host: h, dependsOn: [migrate, fetches[i]], ...chatty, command: () => nourishctl("release", "collectstatic", v),
+    kind: "collectstatic", host: h, dependsOn: [migrate, fetches[i]], chatty: true, params: () => ({ verb: "release-collectstatic", version }),
   }));
   // One host at a time: the first gates the rest, each waits for the one before it.
   const switches: string[] = [];
   apps.forEach((h) => switches.push(add({
     kind: "switch", host: h, dependsOn: switches.length ? [switches[switches.length - 1]] : statics,
-    command: (backupKey) => nourishctl("release", "switch", v, "--pre-release-backup", backupKey),
+    params: (backupKey) => ({ verb: "release-switch", version, backupKey }),
   })));
-  apps.forEach((h) => add({ kind: "verify", host: h, dependsOn: [...switches], command: () => nourishctl("release", "verify", v) }));
+  apps.forEach((h) => add({ kind: "verify", host: h, dependsOn: [...switches], params: () => ({ verb: "release-verify", version }) }));
   return steps;
-}
-
-export interface SshSettings {
-  user?: string;
-  bastion?: { host: string; user?: string; port?: number };
-}
-
-/** How the release reaches a host: as `user` on port 22, through the bastion when there is one. */
-export function sshRoute(ssh: SshSettings): { user: string; port: number; proxy?: { host: string; user: string; port: number } } {
-  const user = ssh.user ?? DEFAULT_SSH_USER;
-  const b = ssh.bastion;
-  return { user, port: 22, ...(b ? { proxy: { host: b.host, user: b.user ?? user, port: b.port ?? 22 } } : {}) };
 }

@@ -11,7 +11,7 @@
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { ctl, DOMAIN, lastLine, LoopbackHosts, startLoopbackHosts } from "../rehearsal/host";
+import { ctlDirect as ctl, DOMAIN, lastLine, LoopbackHosts, startLoopbackHosts } from "../rehearsal/host";
 import { LoadResult, startLoad } from "../rehearsal/load";
 import { get, sleep, stopProcess, until } from "../rehearsal/loopback";
 

@@ -76,6 +76,12 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         state.arn = `arn:aws:iam::${ACCOUNT_ID}:role/${args.inputs.name ?? id}`;
         state.name ??= id;
         break;
+      case "aws:iam/policy:Policy":
+        state.arn = `arn:aws:iam::${ACCOUNT_ID}:policy/${args.inputs.name ?? id}`;
+        break;
+      case "aws:ssm/document:Document":
+        state.arn = `arn:aws:ssm:${this.region}:${ACCOUNT_ID}:document/${args.inputs.name}`;
+        break;
       case "aws:ssm/parameter:Parameter":
         state.arn = `arn:aws:ssm:${this.region}:${ACCOUNT_ID}:parameter${args.inputs.name}`;
         break;
@@ -111,10 +117,10 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       case "aws:rds/instance:Instance":
         state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
         break;
-      case "command:remote:Command":
-        // The mocks run nothing: each command "prints" one recognisable line; `nourishctl backup`
-        // prints a key of its real shape (the Release reads it from the last line and checks it).
-        state.stdout = / backup$/.test(String(args.inputs.create ?? ""))
+      case "command:local:Command":
+        // The mocks run nothing: each step "prints" one recognisable line; the backup verb prints
+        // a key of its real shape (the Release reads it from the last line and checks it).
+        state.stdout = /"verb":"backup"/.test(String(args.inputs.environment?.NL_PARAMETERS ?? ""))
           ? "dumps/daily/db_backup_20000101_020000.dump"
           : `mock-output-${hex(args.name, 12)}`;
         state.stderr = "";

@@ -64,7 +64,10 @@ export function hostFiles(run: ProgramRun): HostFile[] {
   for (const r of run.resources) {
     if (r.type !== "aws:s3/bucketObjectv2:BucketObjectv2") continue;
     const tags = r.inputs.tags as Record<string, string> | undefined;
-    if (tags?.role && tags.hostPath && typeof r.inputs.content === "string") fetched.push({ role: tags.role, path: tags.hostPath, content: r.inputs.content });
+    // `role` lists every host role that installs the object ("app db").
+    if (tags?.role && tags.hostPath && typeof r.inputs.content === "string") {
+      for (const role of tags.role.split(" ")) fetched.push({ role, path: tags.hostPath, content: r.inputs.content });
+    }
   }
   for (const r of run.resources) {
     if (!HOST_TYPES.has(r.type)) continue;

