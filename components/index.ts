@@ -43,7 +43,7 @@ export class NourishLink extends pulumi.ComponentResource {
 
     this.secrets = new AppSecrets("secrets", { config }, child);
     this.network = new Network("network", { config, behindAlb }, child);
-    const tooling = new HostTooling("tooling", child);
+    const tooling = new HostTooling("tooling", { config }, child);
     // With database.managed RDS keeps its own backups; the store still holds archived logs.
     if (config.backups.enabled) this.backups = new BackupStore("backups", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.

@@ -56,7 +56,7 @@ export interface LifecycleRule {
 }
 
 /** Rules every bucket carries: old versions and abandoned uploads do not accumulate. */
-function housekeeping(): LifecycleRule[] {
+export function housekeepingLifecycleRules(): LifecycleRule[] {
   return [
     {
       id: "noncurrent-versions",
@@ -96,7 +96,7 @@ export function archiveLifecycleRules(b: BackupSettings): LifecycleRule[] {
       transitions: [{ days: COLD_AFTER_DAYS, storageClass: COLD_STORAGE_CLASS }],
       expiration: { days: LOG_RETENTION_DAYS },
     },
-    ...housekeeping(),
+    ...housekeepingLifecycleRules(),
   );
   return rules;
 }
@@ -107,13 +107,13 @@ export function archiveLifecycleRules(b: BackupSettings): LifecycleRule[] {
  * deleted (after NONCURRENT_VERSION_DAYS) and abandoned uploads.
  */
 export function pgbackrestLifecycleRules(): LifecycleRule[] {
-  return housekeeping();
+  return housekeepingLifecycleRules();
 }
 
 export function accessLogLifecycleRules(): LifecycleRule[] {
   return [
     { id: "access-logs", status: "Enabled", filter: { prefix: "" }, expiration: { days: ACCESS_LOG_RETENTION_DAYS } },
-    ...housekeeping(),
+    ...housekeepingLifecycleRules(),
   ];
 }
 

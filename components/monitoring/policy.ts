@@ -27,15 +27,16 @@ export function alertKeyPolicy(accountId: string): PolicyDocument {
         Action: "kms:*",
         Resource: "*",
       },
-      // Encrypting a message for the topic: only what publishing needs. The service principal has
-      // no further condition: it reaches the key only by publishing to this topic, and the topic's
-      // default policy admits publishers of this account only.
+      // Encrypting a message for the topic: only what publishing needs, and only on behalf of this
+      // account's alarms (aws:SourceAccount: no other account's alarm can use the key through the
+      // service, the confused-deputy guard).
       {
         Sid: "AlarmsPublishToEncryptedTopic",
         Effect: "Allow",
         Principal: { Service: [...ALERT_PUBLISHERS] },
         Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
         Resource: "*",
+        Condition: { StringEquals: { "aws:SourceAccount": accountId } },
       },
     ],
   };

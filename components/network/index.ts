@@ -6,7 +6,9 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
+import { keyPolicy, logsServiceStatement } from "../keys/policy";
 import { subnetCidrs } from "./cidr";
+import { flowLogTrustPolicy } from "./flow-logs";
 
 export interface NetworkArgs {
   config: StackConfig;
@@ -105,14 +107,21 @@ export class Network extends pulumi.ComponentResource {
       }
     }
 
+    // Flow logs are encrypted with a key of their own that only CloudWatch Logs, for this one log
+    // group of this account, may use besides the account's IAM policies.
+    const account = aws.getCallerIdentityOutput({}, parent).accountId;
+    const flowLogGroupName = `/nourish-link/${config.stack}/vpc-flow-logs`;
+    const flowLogKey = new aws.kms.Key(`${name}-flow-logs-key`, {
+      description: `nourish-link ${config.stack}: VPC flow logs`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a, [logsServiceStatement(config.region, a, flowLogGroupName)]))),
+    }, parent);
     const flowLogs = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, {
-      name: `/nourish-link/${config.stack}/vpc-flow-logs`, retentionInDays: net.flowLogRetentionDays,
+      name: flowLogGroupName, retentionInDays: net.flowLogRetentionDays, kmsKeyId: flowLogKey.arn,
     }, parent);
     const flowRole = new aws.iam.Role(`${name}-flow-logs`, {
-      assumeRolePolicy: JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Principal: { Service: "vpc-flow-logs.amazonaws.com" }, Action: "sts:AssumeRole" }],
-      }),
+      assumeRolePolicy: pulumi.jsonStringify(account.apply((a) => flowLogTrustPolicy(config.region, a))),
     }, parent);
     new aws.iam.RolePolicy(`${name}-flow-logs`, {
       role: flowRole.id,

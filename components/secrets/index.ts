@@ -6,6 +6,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { StackConfig } from "../config";
+import { keyPolicy } from "../keys/policy";
 
 export interface AppSecretsArgs {
   config: StackConfig;
@@ -28,11 +29,17 @@ export class AppSecrets extends pulumi.ComponentResource {
     const { config } = args;
     const prefix = `/nourish-link/${config.stack}`;
 
+    // Protected and retained on prod: it encrypts the pgBackRest passphrase, without which the
+    // backup repository cannot be read (disaster recovery). `pulumi destroy` must not schedule it
+    // for deletion.
+    const prod = config.environment === "prod";
+    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
     const key = new aws.kms.Key(`${name}-key`, {
       description: `nourish-link ${config.stack}: application secrets`,
       enableKeyRotation: true,
       deletionWindowInDays: 30,
-    }, { parent: this });
+      policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a))),
+    }, { parent: this, protect: prod, retainOnDelete: prod });
     new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-secrets`, targetKeyId: key.keyId }, { parent: this });
 
     // The provider marks `result` secret in a real deployment; wrapping it keeps that true
