@@ -114,7 +114,7 @@ export const stackConfigSchema = z.strictObject({
     // truncates identifiers past 63 bytes, which can make a derived name the live database's.
     name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" }).describe("database name"),
     user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).describe("role the app connects as"),
-    multiAz: z.boolean().describe("RDS Multi-AZ standby (managed only)"),
+    multiAz: z.boolean().optional().describe("RDS Multi-AZ standby (managed only; default: on for prod with database.managed, off otherwise)"),
     slowQueryMs: int(0, 600000).describe("log_min_duration_statement, for the weekly slow-query review"),
   }),
   backups: z.strictObject({
@@ -232,13 +232,13 @@ export const DEFAULTS: Record<Environment, DeepPartial<StackSettings>> = {
   staging: merge(COMMON, {
     network: { vpcCidr: "10.41.0.0/16", flowLogRetentionDays: 30 },
     app: { instanceType: "t3.small", count: 1, tls: "nginx" },
-    database: { instanceType: "t3.small", dataVolumeGb: 20, multiAz: false },
+    database: { instanceType: "t3.small", dataVolumeGb: 20 },
     backups: { retentionDays: 14, objectLock: false },
   }),
   prod: merge(COMMON, {
     network: { vpcCidr: "10.40.0.0/16", flowLogRetentionDays: 90 },
     app: { instanceType: "t3.medium", count: 2, tls: "alb" },
-    database: { instanceType: "m6i.large", dataVolumeGb: 100, multiAz: false },
+    database: { instanceType: "m6i.large", dataVolumeGb: 100 },
     backups: { retentionDays: 35, objectLock: true },
   }),
 };

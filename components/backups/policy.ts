@@ -125,7 +125,7 @@ export function objectLockRetention(b: BackupSettings): { mode: "COMPLIANCE"; da
 export interface Statement {
   Sid: string;
   Effect: "Allow" | "Deny";
-  Principal?: "*" | { Service: string };
+  Principal?: "*" | { Service: string } | { AWS: string };
   Action: string | string[];
   Resource: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;
@@ -217,6 +217,26 @@ export function accessLogBucketPolicy(logBucketArn: string, prefix: string, sour
           ArnLike: { "aws:SourceArn": sourceBucketArns },
           StringEquals: { "aws:SourceAccount": accountId },
         },
+      },
+    ],
+  };
+}
+
+/**
+ * Policy of the ALB's access-log bucket: TLS only, and Elastic Load Balancing may write under
+ * `prefix`AWSLogs/<account>/: through the region's ELB account (regions before August 2022, such
+ * as af-south-1) or the log-delivery service principal (newer regions).
+ */
+export function albLogBucketPolicy(logBucketArn: string, prefix: string, elbAccountArn: string, accountId: string): PolicyDocument {
+  const objects = `${logBucketArn}/${prefix}AWSLogs/${accountId}/*`;
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      denyInsecureTransport(logBucketArn),
+      { Sid: "AllowElbAccountLogDelivery", Effect: "Allow", Principal: { AWS: elbAccountArn }, Action: "s3:PutObject", Resource: objects },
+      {
+        Sid: "AllowElbServiceLogDelivery", Effect: "Allow", Principal: { Service: "logdelivery.elasticloadbalancing.amazonaws.com" }, Action: "s3:PutObject", Resource: objects,
+        Condition: { StringEquals: { "aws:SourceAccount": accountId } },
       },
     ],
   };

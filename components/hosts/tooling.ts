@@ -34,13 +34,15 @@ export class HostTooling extends pulumi.ComponentResource {
     // staging stack may be destroyed with objects in its buckets (prod keeps its access logs).
     const o = { parent: this };
     const forceDestroy = args.config.environment === "staging";
+    // What prod keeps: the access logs (an audit trail) and the key (a deleted key strands objects).
+    const keep = { parent: this, protect: !forceDestroy, retainOnDelete: !forceDestroy };
     const account = aws.getCallerIdentityOutput({}, o).accountId;
     const key = new aws.kms.Key(`${name}-key`, {
       description: `nourish-link ${args.config.stack}: host tooling`,
       enableKeyRotation: true,
       deletionWindowInDays: 30,
       policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a))),
-    }, o);
+    }, keep);
     const bucket = new aws.s3.Bucket(name, { forceDestroy }, o);
     const { publicAccess } = hardenBucket(name, bucket, {
       encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn }, bucketKeyEnabled: true },
@@ -51,7 +53,7 @@ export class HostTooling extends pulumi.ComponentResource {
       policy: pulumi.jsonStringify(pulumi.all([bucket.arn, key.arn]).apply(([b, k]) => encryptedBucketPolicy(b, k))),
     }, { parent: this, dependsOn: [publicAccess] });
     // Who fetched which file (S3 server access logs): SSE-S3, as S3 log delivery requires.
-    const logs = new aws.s3.Bucket(`${name}-access-logs`, { forceDestroy }, o);
+    const logs = new aws.s3.Bucket(`${name}-access-logs`, { forceDestroy }, keep);
     const l = hardenBucket(`${name}-access-logs`, logs, { encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }, lifecycle: accessLogLifecycleRules() }, this);
     const logPolicy = new aws.s3.BucketPolicy(`${name}-access-logs-policy`, {
       bucket: logs.id,

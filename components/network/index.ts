@@ -45,6 +45,9 @@ export class Network extends pulumi.ComponentResource {
     this.publicSubnetCidrs = publicCidrs;
     this.privateSubnetCidrs = privateCidrs;
 
+    // Take over the VPC's default security group and leave it without rules: nothing can be put
+    // in it by mistake and reach or be reached.
+    new aws.ec2.DefaultSecurityGroup(`${name}-default`, { vpcId: vpc.id, tags: { Name: `nourish-link-${config.stack}-default-closed` } }, parent);
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, parent);
     const publicRt = new aws.ec2.RouteTable(`${name}-public`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }] }, parent);
     const publicSubnets = publicCidrs.map((cidr, i) => {
@@ -116,7 +119,7 @@ export class Network extends pulumi.ComponentResource {
       enableKeyRotation: true,
       deletionWindowInDays: 30,
       policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a, [logsServiceStatement(config.region, a, flowLogGroupName)]))),
-    }, parent);
+    }, { parent: this, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
     const flowLogs = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, {
       name: flowLogGroupName, retentionInDays: net.flowLogRetentionDays, kmsKeyId: flowLogKey.arn,
     }, parent);

@@ -19,7 +19,7 @@ export interface PlanOptions {
   provider: string | null;
 }
 
-export interface PlanResource extends Pick<RecordedResource, "urn" | "id" | "type" | "name" | "parent" | "inputs" | "dependsOn"> {
+export interface PlanResource extends Pick<RecordedResource, "urn" | "id" | "type" | "name" | "parent" | "inputs" | "dependsOn" | "propertyDependencies"> {
   options: PlanOptions;
 }
 
@@ -36,6 +36,7 @@ export function toPlan(run: ProgramRun): Plan {
     project: run.project,
     resources: run.resources.map((r) => ({
       urn: r.urn, id: r.id, type: r.type, name: r.name, parent: r.parent, inputs: r.inputs, dependsOn: r.dependsOn,
+      propertyDependencies: r.propertyDependencies,
       options: {
         protect: r.protect,
         retainOnDelete: r.retainOnDelete,

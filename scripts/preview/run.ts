@@ -21,6 +21,8 @@ export interface RecordedResource {
   dependsOn: string[];
   /** The `dependsOn` option alone (dependencies no input explains). */
   explicitDependsOn: string[];
+  /** Per input, the resources its value comes from (how a policy follows a reference it cannot read yet). */
+  propertyDependencies: Record<string, string[]>;
   protect: boolean;
   retainOnDelete: boolean;
   deleteBeforeReplace: boolean;
@@ -75,7 +77,7 @@ interface RegisterRequest {
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
   getDependenciesList(): string[]; getProtect(): boolean; getRetainondelete(): boolean;
   getDeletebeforereplace(): boolean; getIgnorechangesList(): string[]; getReplaceonchangesList(): string[];
-  getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }) => void): void };
+  getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }, key: string) => void): void };
 }
 interface RegisterResponse { getUrn(): string; getId(): string }
 type Callback = (err: unknown, resp?: RegisterResponse) => void;
@@ -101,7 +103,11 @@ function recordRegistrations(resources: RecordedResource[], outputs: Map<string,
     register(req, (err, resp) => {
       if (!err && resp) {
         const fromInputs = new Set<string>();
-        req.getPropertydependenciesMap().forEach((deps) => deps.getUrnsList().forEach((u) => fromInputs.add(u)));
+        const propertyDependencies: Record<string, string[]> = {};
+        req.getPropertydependenciesMap().forEach((deps, key) => {
+          propertyDependencies[key] = deps.getUrnsList();
+          deps.getUrnsList().forEach((u) => fromInputs.add(u));
+        });
         const inputs = sanitize(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>;
         resources.push({
           urn: resp.getUrn(),
@@ -115,6 +121,7 @@ function recordRegistrations(resources: RecordedResource[], outputs: Map<string,
           inputs: req.getCustom() ? { ...inputs, ...autoNames(req.getType(), req.getName(), inputs) } : inputs,
           dependsOn: req.getDependenciesList(),
           explicitDependsOn: req.getDependenciesList().filter((u) => !fromInputs.has(u)),
+          propertyDependencies,
           protect: req.getProtect(),
           retainOnDelete: req.getRetainondelete(),
           deleteBeforeReplace: req.getDeletebeforereplace(),
