@@ -97,8 +97,8 @@ describe("estate under mocks", () => {
     }
   });
 
-  it("protects and retains the secrets and backup keys on prod (they decrypt the backups), not on staging", () => {
-    for (const name of ["secrets-key", "backups-key"]) {
+  it("protects and retains the secrets, backup and volume keys on prod (they decrypt the data), not on staging", () => {
+    for (const name of ["secrets-key", "secrets-app-key", "secrets-backup-key", "backups-key", "volumes-key"]) {
       const p = one(prod, "aws:kms/key:Key", name);
       assert.deepStrictEqual([p.protect, p.retainOnDelete], [true, true], `prod ${name}`);
       const s = one(staging, "aws:kms/key:Key", name);

@@ -8,23 +8,8 @@ import * as path from "path";
 import { gzipSync } from "zlib";
 import { plaintextSecret, policies } from "../policy/policies";
 import { checkPlan, formatViolations } from "../policy/plan";
-import { Plan, PlanResource, writeOut } from "../scripts/preview/plan";
-import { runStack, StackOverrides } from "./harness";
-
-/** Stacks and variants the pack must pass: [name, stack, overrides]. */
-export const VARIANTS: [string, string, StackOverrides][] = [
-  ["staging", "staging", {}],
-  ["prod", "prod", {}],
-  ["prod-managed-db", "prod", { set: { database: { managed: true } } }],
-  ["prod-single-host-nginx-tls", "prod", { set: { app: { count: 1, tls: "nginx" } } }],
-  ["staging-ssh", "staging", { set: { network: { sshAccess: true, adminCidrs: ["197.243.16.0/28"] } } }],
-];
-
-/** Runs the preview code for a variant and reads back the plan.json it wrote. */
-export async function planOf(out: string, variant: string, stack: string, o: StackOverrides): Promise<Plan> {
-  const { planFile } = writeOut(path.join(out, variant), await runStack(stack, o));
-  return JSON.parse(fs.readFileSync(planFile, "utf8")) as Plan;
-}
+import { Plan, PlanResource } from "../scripts/preview/plan";
+import { planOf, VARIANTS } from "./variants";
 
 function res(plan: Plan, type: string, name: string): PlanResource {
   const r = plan.resources.find((x) => x.type === type && x.name === name);

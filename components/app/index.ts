@@ -68,7 +68,7 @@ export class AppHosts extends pulumi.ComponentResource {
     const behindAlb = app.tls === "alb";
 
     this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
-    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
+    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "app");
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role, "app");
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });

@@ -120,7 +120,7 @@ export class Database extends pulumi.ComponentResource {
 
     this.hostRole = new HostRole(`${name}-role`, { config, role: "db" }, { parent: this });
     const backups = args.backups;
-    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, { pgbackrestCipher: backups !== undefined });
+    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "db", { pgbackrestCipher: backups !== undefined });
     const pitr = backups !== undefined && config.backups.pitr;
     if (backups) {
       // Put and read its dumps, archived logs and pgBackRest repository; never delete a dump or a
