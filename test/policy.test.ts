@@ -2,10 +2,13 @@
 // every committed stack and variant passes every rule, and each rule catches a deliberately bad
 // resource (a copy of the plan with one thing broken).
 import * as assert from "assert";
+import { spawn } from "child_process";
+import * as path from "path";
 import { gzipSync } from "zlib";
 import { plaintextSecret, policies } from "../policy/policies";
 import { checkPlan, formatViolations } from "../policy/plan";
 import { Plan, PlanResource } from "../scripts/preview/plan";
+import { ROOT } from "../scripts/preview/stack-file";
 import { planOf, VARIANTS } from "./variants";
 
 function res(plan: Plan, type: string, name: string): PlanResource {
@@ -71,6 +74,25 @@ describe("policy pack (policy/)", function () {
       assert.strictEqual(violations.length, 0, formatViolations(violations));
     });
   }
+
+  it("serves as a policy pack: policy/index.ts builds the PolicyPack and announces its gRPC port, as the CLI expects", async () => {
+    // The CLI starts the pack in policy/ and reads the port from its stdout.
+    const child = spawn(process.execPath, ["-r", "esbuild-register", "-e", 'require("./index.ts")'], { cwd: path.join(ROOT, "policy"), stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    try {
+      const port = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no port announced in 60 s: ${out}${err}`)), 60_000);
+        child.stdout.on("data", (d) => { out += d; const m = /^(\d+)\s*$/m.exec(out); if (m) { clearTimeout(timer); resolve(m[1]); } });
+        child.stderr.on("data", (d) => { err += d; });
+        child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`the pack exited (${code}): ${out}${err}`)); });
+      });
+      assert.ok(Number(port) > 0);
+    } finally {
+      child.removeAllListeners("exit");
+      child.kill();
+    }
+  });
 
   it("names a Checkov or cdk-nag equivalent in every rule, and every rule has a negative test below", () => {
     for (const p of policies) {
