@@ -4,7 +4,8 @@
 // resource is registered, with one line per problem naming the key.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { isOnCalendar } from "./schedules/calendar";
+import { calendarProblem, isOnCalendar } from "./schedules/calendar";
+import { cidrRange, isNetworkAddress, SUBNET_PREFIX } from "./network/cidr";
 import { PARAMETER_PATTERNS } from "./release/document";
 
 export const PROJECT = "nourish-link";
@@ -24,9 +25,10 @@ export type SecretKey = (typeof SECRET_KEYS)[number];
 const instanceType = z
   .string()
   .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, { error: "must be an EC2 instance type such as t3.small" });
-const schedule = z
-  .string()
-  .refine(isOnCalendar, { error: "must be a systemd OnCalendar expression such as '*-*-* 02:00:00' or 'Sun *-*-* 23:00:00'" });
+const schedule = z.string().superRefine((expr, ctx) => {
+  const problem = calendarProblem(expr);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
 const cidr = z.cidrv4({ error: "must be an IPv4 CIDR block such as 203.0.113.10/32" });
 const hostname = z
   .string()
@@ -75,8 +77,12 @@ export function gitUrlProblem(url: string): string | undefined {
 const artifact = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("s3").describe("release tarball in S3"),
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name such as nourish-link-releases" }).describe("bucket holding release tarballs (the stack has none of its own); the app hosts may read the key's folder"),
-    key: z.string().min(1).describe("object key of the tarball, e.g. releases/nourish-link-1.4.2.tar.gz (letters, digits, . _ - + = ~ and /; no segment starting with . or -)"),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name such as nourish-link-releases (no wildcard)" }).describe("bucket holding release tarballs (the stack has none of its own); the app hosts may read the key's folder"),
+    // The key lands in an IAM policy's Resource (the app hosts' read grant): a wildcard there
+    // would grant more than the one release folder.
+    key: z.string().regex(/^[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()\/-]*$/, { error: "must be a plain object key such as releases/nourish-link-1.4.2.tar.gz: letters, digits and !_.'()-/ only, no wildcard (* ? [ ]), no leading /" })
+      .refine((k) => !k.split("/").some((s) => s === "" || s === "." || s === ".."), { error: "must not have empty, '.' or '..' path segments" })
+      .describe("object key of the tarball, e.g. releases/nourish-link-1.4.2.tar.gz"),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be the tarball's SHA-256, 64 lower-case hex digits" }),
   }),
   z.strictObject({
@@ -93,6 +99,19 @@ const artifact = z.discriminatedUnion("type", [
   }),
 ], { error: "must be { type: s3, key, sha256 } or { type: git, url, commit, tag? }" });
 
+/** Roles that are superusers or reserved on PostgreSQL and RDS: never the app's. */
+export const RESERVED_DB_USERS = ["postgres", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_replication", "root", "admin", "template0", "template1"];
+
+/**
+ * A time zone the hosts' systemd accepts in OnCalendar (the schedules carry it): a zoneinfo name
+ * in its canonical spelling (Intl accepts `africa/kigali`, systemd does not), or UTC.
+ */
+function isHostTimeZone(tz: string): boolean {
+  if (tz === "UTC") return true;
+  if (!isOnCalendar(`*-*-* 00:00:00 ${tz}`)) return false;
+  try { return new Intl.DateTimeFormat("en", { timeZone: tz }).resolvedOptions().timeZone === tz; } catch { return false; }
+}
+
 export const stackConfigSchema = z.strictObject({
   environment: z.enum(ENVIRONMENTS).describe("staging or prod; defaults to the stack name"),
   domain: hostname.describe("public DNS name of the site"),
@@ -108,7 +127,7 @@ export const stackConfigSchema = z.strictObject({
     count: int(1, 20).describe("number of app hosts; more than one puts them behind an ALB"),
     rootVolumeGb: int(8, 1024).describe("encrypted root volume of each app host"),
     gunicornWorkers: int(1, 64).optional().describe("gunicorn workers per host (default: 2 x vCPUs + 1)"),
-    clientMaxBodySize: z.string().regex(/^\d+[kKmM]?$/, { error: "must be an nginx size such as 10m" }).describe("largest upload nginx accepts"),
+    clientMaxBodySize: z.string().regex(/^[1-9]\d*[kKmM]?$/, { error: "must be an nginx size above 0 such as 10m (0 would turn the limit off)" }).describe("largest upload nginx accepts"),
     tls: z.enum(["alb", "nginx"]).describe("where HTTPS terminates: an ALB with an ACM certificate, or nginx with certbot on a single host"),
   }),
   database: z.strictObject({
@@ -118,8 +137,9 @@ export const stackConfigSchema = z.strictObject({
     // 32 at most: restore derives <name>_before_restore_YYYYmmdd_HHMMSS (name + 31), and PostgreSQL
     // truncates identifiers past 63 bytes, which can make a derived name the live database's.
     name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" }).describe("database name"),
-    user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).describe("role the app connects as"),
-    multiAz: z.boolean().describe("RDS Multi-AZ standby (managed only)"),
+    user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
+      .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: `must not be a superuser or reserved role (${"postgres, rdsadmin, rds_superuser, pg_*"}): the app connects with least privilege` }).describe("role the app connects as"),
+    multiAz: z.boolean().optional().describe("RDS Multi-AZ standby (managed only; default: on for prod with database.managed, off otherwise)"),
     slowQueryMs: int(0, 600000).describe("log_min_duration_statement, for the weekly slow-query review"),
   }),
   backups: z.strictObject({
@@ -132,23 +152,21 @@ export const stackConfigSchema = z.strictObject({
     objectLock: z.boolean().describe("S3 Object Lock (compliance mode) on the backup bucket"),
   }),
   maintenance: z.strictObject({
-    timezone: z.string().refine((tz) => {
-      try { new Intl.DateTimeFormat("en", { timeZone: tz }); return true; } catch { return false; }
-    }, { error: "must be an IANA time zone such as Africa/Kigali" }).describe("time zone of every schedule on the hosts"),
+    timezone: z.string().refine(isHostTimeZone, { error: "must be an IANA time zone as spelled in /usr/share/zoneinfo, such as Africa/Kigali or UTC" }).describe("time zone of every schedule on the hosts"),
     healthCheckSchedule: schedule.describe("morning checklist: services, connections, disk, Django checks"),
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
   }),
   monitoring: z.strictObject({
-    alertEmails: z.array(z.email({ error: "must be an email address" })).max(10).describe("who alarms notify; at least one on prod"),
+    alertEmails: z.array(z.email({ error: "must be an email address", pattern: /^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$/ })).max(10).describe("who alarms notify; at least one on prod"),
     diskFreeMinPercent: int(5, 50).describe("`nourishctl status` fails when free disk falls below this (the manual: 20%); a CloudWatch alarm on it is planned (issue 12)"),
   }),
   release: z.strictObject({
     version: semver.describe("the release the stack runs; rolling back is setting it back"),
     artifact: artifact.describe("where the release comes from; git: the full commit SHA, an optional tag that must point at it, a URL without credentials"),
     keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
-    healthPath: z.string().regex(/^\/\S*$/, { error: "must be a URL path starting with /" }).describe("URL that must answer 200 before a release gets traffic"),
+    healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with / (letters, digits and ._~-/ only: it is written into nginx and health checks)" }).describe("URL that must answer 200 before a release gets traffic"),
     stepTimeoutSeconds: int(60, 172800).describe("how long one release step may run on a host before it fails (SSM Run Command's timeout)"),
   }),
   djangoSecretKey: z.string().min(50, { error: "must be at least 50 characters" }).optional().describe("Django SECRET_KEY (secret; generated when unset)"),
@@ -156,6 +174,20 @@ export const stackConfigSchema = z.strictObject({
 });
 
 export type StackSettings = z.infer<typeof stackConfigSchema>;
+
+const CIDR_RE = /^(\d{1,3})(\.\d{1,3}){3}\/\d{1,2}$/;
+/** The broadest admin range accepted: a /16 (65 536 addresses). */
+export const MAX_ADMIN_PREFIX = 16;
+
+function overlaps(a: string, b: string): boolean {
+  const [a0, a1] = cidrRange(a);
+  const [b0, b1] = cidrRange(b);
+  return a0 <= b1 && b0 <= a1;
+}
+
+function toIp(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+}
 
 /**
  * Rules across keys. They run on the merged settings even when other keys are invalid (zod
@@ -168,9 +200,29 @@ function crossKeyProblems(c: any): [string, string][] {
   if (c.environment === "prod" && Array.isArray(c.monitoring?.alertEmails) && c.monitoring.alertEmails.length === 0) fail("monitoring.alertEmails", "must list at least one address on prod: alarms need a destination");
   const admin = c.network?.adminCidrs;
   if (c.network?.sshAccess === true && Array.isArray(admin) && admin.length === 0) fail("network.adminCidrs", "must list at least one address when network.sshAccess is true");
-  if (Array.isArray(admin)) admin.forEach((a: unknown, i: number) => {
-    if (typeof a === "string" && a.endsWith("/0")) fail(`network.adminCidrs[${i}]`, "must not be open to the whole internet; list your admin addresses");
-  });
+  if (Array.isArray(admin)) {
+    const cidrs = admin.map((a: unknown) => (typeof a === "string" && CIDR_RE.test(a) ? a : undefined));
+    cidrs.forEach((a, i) => {
+      if (a === undefined) return;
+      if (a.endsWith("/0")) fail(`network.adminCidrs[${i}]`, "must not be open to the whole internet; list your admin addresses");
+      else if (Number(a.split("/")[1]) < MAX_ADMIN_PREFIX) fail(`network.adminCidrs[${i}]`, `is broader than /${MAX_ADMIN_PREFIX}: list your admin addresses, not a whole provider's range`);
+      if (!isNetworkAddress(a)) fail(`network.adminCidrs[${i}]`, `must be a network address (${cidrRange(a).map(toIp)[0]}/${a.split("/")[1]}): ${a} has host bits set`);
+      const j = cidrs.findIndex((b, k) => k < i && b !== undefined && overlaps(a, b));
+      if (j >= 0) fail(`network.adminCidrs[${i}]`, cidrs[j] === a ? `duplicates network.adminCidrs[${j}]` : `overlaps network.adminCidrs[${j}] (${cidrs[j]})`);
+    });
+    // Split ranges (0.0.0.0/1 + 128.0.0.0/1) are as broad as one: count what the list covers.
+    const total = cidrs.reduce((n, a) => n + (a ? cidrRange(a)[1] - cidrRange(a)[0] + 1 : 0), 0);
+    if (total > 2 ** (32 - MAX_ADMIN_PREFIX)) fail("network.adminCidrs", `together cover ${total} addresses, more than a /${MAX_ADMIN_PREFIX} (${2 ** (32 - MAX_ADMIN_PREFIX)})`);
+  }
+  const vpc = c.network?.vpcCidr;
+  if (typeof vpc === "string" && CIDR_RE.test(vpc)) {
+    const prefix = Number(vpc.split("/")[1]);
+    const zones = typeof c.network?.availabilityZones === "number" ? c.network.availabilityZones : 2;
+    // A public and a private /20 per zone must fit: 2 × zones subnets, rounded up to a power of 2.
+    const widest = SUBNET_PREFIX - Math.ceil(Math.log2(2 * zones));
+    if (!isNetworkAddress(vpc)) fail("network.vpcCidr", `must be a network address such as ${toIp(cidrRange(vpc)[0])}/${prefix}: ${vpc} has host bits set`);
+    if (prefix < 16 || prefix > widest) fail("network.vpcCidr", `must be a /16 to /${widest} block: AWS allows /16 at most, and ${2 * zones} subnets of /${SUBNET_PREFIX} (network.availabilityZones: ${zones}) must fit`);
+  }
   if (c.app?.tls === "nginx" && typeof c.app?.count === "number" && c.app.count > 1) fail("app.tls", "must be alb when app.count is more than 1: certbot on nginx serves a single host");
   if (c.database?.multiAz === true && c.database?.managed === false) fail("database.multiAz", "requires database.managed: true (Multi-AZ is an RDS feature)");
   if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
@@ -222,13 +274,13 @@ export const DEFAULTS: Record<Environment, DeepPartial<StackSettings>> = {
   staging: merge(COMMON, {
     network: { vpcCidr: "10.41.0.0/16", flowLogRetentionDays: 30 },
     app: { instanceType: "t3.small", count: 1, tls: "nginx" },
-    database: { instanceType: "t3.small", dataVolumeGb: 20, multiAz: false },
+    database: { instanceType: "t3.small", dataVolumeGb: 20 },
     backups: { retentionDays: 14, objectLock: false },
   }),
   prod: merge(COMMON, {
     network: { vpcCidr: "10.40.0.0/16", flowLogRetentionDays: 90 },
     app: { instanceType: "t3.medium", count: 2, tls: "alb" },
-    database: { instanceType: "m6i.large", dataVolumeGb: 100, multiAz: false },
+    database: { instanceType: "m6i.large", dataVolumeGb: 100 },
     backups: { retentionDays: 35, objectLock: true },
   }),
 };
@@ -296,6 +348,9 @@ function keyName(path: readonly PropertyKey[]): string {
  * environment, with that environment's defaults under them. Pure: used by loadConfig and tests.
  */
 export function parseSettings(raw: Record<string, unknown>, stack: string): StackSettings {
+  // Before any merge: `__proto__` would set the merged object's prototype instead of a key.
+  const unsafe = unsafeKeys(raw, []);
+  if (unsafe.length) throw new ConfigError(unsafe.map((p) => `${keyName(p)} is not allowed: __proto__, constructor and prototype are never settings`));
   const envName = raw.environment ?? ((ENVIRONMENTS as readonly string[]).includes(stack) ? stack : undefined);
   if (envName === undefined) {
     throw new ConfigError([`${PROJECT}:environment is required for stack '${stack}': set it to one of ${ENVIRONMENTS.join(", ")}`]);
@@ -323,6 +378,32 @@ export function parseSettings(raw: Record<string, unknown>, stack: string): Stac
   return result.data;
 }
 
+const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/** Paths of keys (at any depth) that could reach an object's prototype. */
+function unsafeKeys(v: unknown, at: PropertyKey[]): PropertyKey[][] {
+  if (Array.isArray(v)) return v.flatMap((x, i) => unsafeKeys(x, [...at, i]));
+  if (!isPlainObject(v)) return [];
+  return Object.keys(v).flatMap((k) => (UNSAFE_KEYS.has(k) ? [[...at, k]] : unsafeKeys(v[k], [...at, k])));
+}
+
+/**
+ * Namespaces a stack file may use: ours, the AWS provider's and Pulumi's own. A key anywhere else
+ * (`nourish_link:database`) would be ignored without a word, its whole block with it.
+ */
+export const KNOWN_NAMESPACES = [PROJECT, "aws", "pulumi"];
+
+function namespaceProblem(fullKey: string): string | undefined {
+  const colon = fullKey.indexOf(":");
+  const ns = colon < 0 ? "" : fullKey.slice(0, colon);
+  if (KNOWN_NAMESPACES.includes(ns)) return undefined;
+  const squash = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, "");
+  const near = KNOWN_NAMESPACES.find((k) => squash(k) === squash(ns));
+  return near
+    ? `${fullKey} is under the misspelled namespace '${ns}': it would be ignored; did you mean ${near}:${fullKey.slice(colon + 1)}?`
+    : `${fullKey} is under an unknown namespace '${ns}': stack config keys belong to ${KNOWN_NAMESPACES.map((n) => `${n}:`).join(", ")}`;
+}
+
 /** Reads `nourish-link:*` from the Pulumi runtime, validates it, and wraps secrets. */
 export function loadConfig(): StackConfig {
   const stack = pulumi.getStack();
@@ -333,8 +414,14 @@ export function loadConfig(): StackConfig {
   if (region === undefined) problems.push("aws:region is required (pulumi config set aws:region af-south-1)");
   else if (!/^[a-z]{2}(-gov)?-[a-z]+-\d$/.test(region)) problems.push(`aws:region must be an AWS region such as af-south-1, got ${describeValue(region)}`);
   for (const [fullKey, value] of Object.entries(all)) {
+    const nsProblem = namespaceProblem(fullKey);
+    if (nsProblem) problems.push(nsProblem);
     if (!fullKey.startsWith(`${PROJECT}:`)) continue;
     const key = fullKey.slice(PROJECT.length + 1);
+    if (UNSAFE_KEYS.has(key)) {
+      problems.push(`${fullKey} is not allowed: __proto__, constructor and prototype are never settings`);
+      continue;
+    }
     const isSecretKey = (SECRET_KEYS as readonly string[]).includes(key);
     // Reported by parseSettings as removed, whichever way it was set.
     if (Object.hasOwn(REMOVED_KEYS, key)) { raw[key] = "[removed]"; continue; }

@@ -7,6 +7,7 @@ import { BackupStore } from "./backups";
 import { StackConfig } from "./config";
 import { Database } from "./database";
 import { HostTooling } from "./hosts/tooling";
+import { VolumeKey } from "./keys";
 import { Monitoring } from "./monitoring";
 import { Network } from "./network";
 import { Release } from "./release";
@@ -43,7 +44,8 @@ export class NourishLink extends pulumi.ComponentResource {
 
     this.secrets = new AppSecrets("secrets", { config }, child);
     this.network = new Network("network", { config, behindAlb }, child);
-    const tooling = new HostTooling("tooling", child);
+    const tooling = new HostTooling("tooling", { config }, child);
+    const volumeKey = new VolumeKey("volumes-key", { config }, child);
     // With database.managed RDS keeps its own backups; the store still holds archived logs.
     if (config.backups.enabled) this.backups = new BackupStore("backups", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
@@ -57,9 +59,10 @@ export class NourishLink extends pulumi.ComponentResource {
       appCidrs,
       backups: this.backups,
       tooling,
+      volumeKmsKeyArn: volumeKey.arn,
     }, child);
     if (config.backups.enabled && !config.database.managed) this.monitoring = new Monitoring("monitoring", { config }, child);
-    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling }, child);
+    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn }, child);
     this.release = new Release("release", {
       config,
       db: this.database.instance ? { instance: this.database.instance, dependsOn: this.database.dataAttachment ? [this.database.dataAttachment] : [] } : undefined,

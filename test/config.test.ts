@@ -106,6 +106,56 @@ describe("stack config", () => {
     });
     it("missing required key", () => rejects("prod", { domain: undefined }, /^nourish-link:domain is required$/));
 
+    describe("the unsafe, refused with the key named", () => {
+      it("admin CIDRs broader than /16, one by one or split", () => {
+        rejects("prod", { network: { adminCidrs: ["10.0.0.0/8"] } }, /^nourish-link:network\.adminCidrs\[0\] is broader than \/16/);
+        const split = problems("prod", { network: { adminCidrs: ["0.0.0.0/1", "128.0.0.0/1"] } });
+        assert.ok(split.includes("nourish-link:network.adminCidrs[0] is broader than /16: list your admin addresses, not a whole provider's range"), split.join("\n"));
+        assert.ok(split.some((p) => /^nourish-link:network\.adminCidrs\[1\] is broader than \/16/.test(p)), split.join("\n"));
+        assert.ok(split.some((p) => /^nourish-link:network\.adminCidrs together cover 4294967296 addresses, more than a \/16/.test(p)), split.join("\n"));
+        // Two /16s are each allowed, together more than one.
+        rejects("prod", { network: { adminCidrs: Array.from({ length: 2 }, (_, i) => `10.${i}.0.0/16`) } }, /^nourish-link:network\.adminCidrs together cover 131072 addresses/);
+        assert.strictEqual(parseSettings(settingsOf("prod", { network: { adminCidrs: ["197.243.0.0/16"] } }), "prod").network.adminCidrs.length, 1);
+      });
+      it("duplicate, overlapping and host-bit admin CIDRs", () => {
+        rejects("prod", { network: { adminCidrs: ["197.243.16.0/28", "197.243.16.0/28"] } }, /^nourish-link:network\.adminCidrs\[1\] duplicates network\.adminCidrs\[0\]$/);
+        rejects("prod", { network: { adminCidrs: ["197.243.16.0/24", "197.243.16.8/29"] } }, /^nourish-link:network\.adminCidrs\[1\] overlaps network\.adminCidrs\[0\] \(197\.243\.16\.0\/24\)$/);
+        rejects("prod", { network: { adminCidrs: ["197.243.16.5/28"] } }, /^nourish-link:network\.adminCidrs\[0\] must be a network address \(197\.243\.16\.0\/28\)/);
+      });
+      it("schedules with a line break or that never elapse", () => {
+        rejects("prod", { backups: { schedule: "*-*-* 02:00:00\nExecStartPre=/bin/sh -c 'curl evil'" } }, /^nourish-link:backups\.schedule must be one line/);
+        rejects("prod", { maintenance: { vacuumSchedule: "daily\n" } }, /^nourish-link:maintenance\.vacuumSchedule must be one line/);
+        rejects("prod", { backups: { schedule: "*-02-31 02:00:00" } }, /^nourish-link:backups\.schedule never elapses/);
+        rejects("prod", { maintenance: { reindexSchedule: "*-04-31 03:30:00" } }, /^nourish-link:maintenance\.reindexSchedule never elapses/);
+      });
+      it("an unlimited upload size", () => rejects("prod", { app: { clientMaxBodySize: "0" } }, /^nourish-link:app\.clientMaxBodySize must be an nginx size above 0/));
+      it("a superuser or reserved database user", () => {
+        for (const user of ["postgres", "rdsadmin", "rds_superuser", "pg_monitor"]) rejects("prod", { database: { user } }, /^nourish-link:database\.user must not be a superuser or reserved role/);
+      });
+      it("artifact keys and buckets with wildcards", () => {
+        rejects("prod", { release: { artifact: { key: "releases/*" } } }, /^nourish-link:release\.artifact\.key must be a plain object key/);
+        rejects("prod", { release: { artifact: { key: "releases/nourish-link-1.4.?.tar.gz" } } }, /^nourish-link:release\.artifact\.key must be a plain object key/);
+        rejects("prod", { release: { artifact: { key: "releases/../secrets/x.tar.gz" } } }, /^nourish-link:release\.artifact\.key must not have empty, '\.' or '\.\.' path segments/);
+        rejects("prod", { release: { artifact: { bucket: "nourish-*" } } }, /^nourish-link:release\.artifact\.bucket must be an S3 bucket name/);
+      });
+      it("values refused late before, now by the schema", () => {
+        rejects("prod", { maintenance: { timezone: "africa/kigali" } }, /^nourish-link:maintenance\.timezone must be an IANA time zone as spelled in \/usr\/share\/zoneinfo/);
+        rejects("prod", { maintenance: { timezone: "EST5EDT" } }, /^nourish-link:maintenance\.timezone must be an IANA time zone/);
+        rejects("prod", { release: { healthPath: "/health/;return" } }, /^nourish-link:release\.healthPath must be a URL path starting with \//);
+        rejects("prod", { monitoring: { alertEmails: ["o'brien@nourishlink.rw"] } }, /^nourish-link:monitoring\.alertEmails\[0\] must be an email address$/);
+        rejects("prod", { network: { vpcCidr: "10.40.7.9/16" } }, /^nourish-link:network\.vpcCidr must be a network address such as 10\.40\.0\.0\/16/);
+        rejects("prod", { network: { vpcCidr: "10.40.0.0/24" } }, /^nourish-link:network\.vpcCidr must be a \/16 to \/18 block/);
+        rejects("prod", { network: { vpcCidr: "10.0.0.0/8" } }, /^nourish-link:network\.vpcCidr must be a \/16 to \/18 block/);
+        assert.strictEqual(parseSettings(settingsOf("prod", { maintenance: { timezone: "UTC" } }), "prod").maintenance.timezone, "UTC");
+      });
+      it("__proto__ and similar keys, at any depth", () => {
+        const raw = { ...settingsOf("prod"), backups: JSON.parse('{"__proto__": {"enabled": false}}') };
+        assert.throws(() => parseSettings(raw, "prod"), /nourish-link:backups\.__proto__ is not allowed/);
+        assert.throws(() => parseSettings({ ...settingsOf("prod"), constructor: { prototype: 1 } }, "prod"), /nourish-link:constructor is not allowed/);
+        assert.strictEqual(({} as Record<string, unknown>).enabled, undefined, "the prototype was polluted");
+      });
+    });
+
     it("lists every problem at once, cross-key rules included", () => {
       const found = problems("prod", {
         app: { count: 0 }, network: { vpcCidr: "x" }, monitoring: { alertEmails: [] }, release: { version: "1" }, backups: { enabled: false, pitr: false },
@@ -139,6 +189,21 @@ describe("stack config", () => {
       const message = await programError(runStack("staging", { set: { djangoSecretKey: secret } }));
       assert.match(message, /nourish-link:djangoSecretKey must be set with --secret/);
       assert.ok(!message.includes(secret), "the error repeats the secret");
+    });
+
+    it("refuses keys under a misspelled or unknown namespace, and __proto__", async () => {
+      const { config } = readStackFile("prod");
+      config["nourish_link:database"] = JSON.stringify({ managed: true });
+      config["nourishlink:domain"] = "x.nourishlink.rw";
+      config["acme:colour"] = "blue";
+      config["nourish-link:__proto__"] = JSON.stringify({ environment: "staging" });
+      const resources: RecordedResource[] = [];
+      const message = await programError(runProgram({ stack: "prod", config, resources }));
+      assert.match(message, /nourish_link:database is under the misspelled namespace 'nourish_link': it would be ignored; did you mean nourish-link:database\?/);
+      assert.match(message, /nourishlink:domain is under the misspelled namespace 'nourishlink'/);
+      assert.match(message, /acme:colour is under an unknown namespace 'acme': stack config keys belong to nourish-link:, aws:, pulumi:/);
+      assert.match(message, /nourish-link:__proto__ is not allowed/);
+      assert.deepStrictEqual(resources.map((r) => r.type), ["pulumi:pulumi:Stack"]);
     });
 
     it("refuses --secret on a key that is not a secret", async () => {

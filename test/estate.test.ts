@@ -59,6 +59,54 @@ describe("estate under mocks", () => {
     assert.strictEqual(one(prod, "aws:cloudwatch/logGroup:LogGroup", "network-flow-logs").inputs.retentionInDays, 90);
   });
 
+  it("encrypts the flow logs with a key only CloudWatch Logs may use, for that log group of this account", () => {
+    for (const r of [prod, staging]) {
+      const group = one(r, "aws:cloudwatch/logGroup:LogGroup", "network-flow-logs");
+      const key = one(r, "aws:kms/key:Key", "network-flow-logs-key");
+      assert.strictEqual(group.inputs.kmsKeyId, `arn:aws:kms:af-south-1:123456789012:key/${key.id}`);
+      assert.strictEqual(key.inputs.enableKeyRotation, true);
+      const logs = JSON.parse(String(key.inputs.policy)).Statement.find((s: { Principal: { Service?: string } }) => s.Principal.Service === "logs.af-south-1.amazonaws.com");
+      assert.deepStrictEqual(logs?.Condition, {
+        ArnEquals: { "kms:EncryptionContext:aws:logs:arn": `arn:aws:logs:af-south-1:123456789012:log-group:${group.inputs.name}` },
+        StringEquals: { "aws:SourceAccount": "123456789012" },
+      });
+      const trust = JSON.parse(String(one(r, "aws:iam/role:Role", "network-flow-logs").inputs.assumeRolePolicy)).Statement[0];
+      assert.deepStrictEqual(trust.Condition, {
+        StringEquals: { "aws:SourceAccount": "123456789012" },
+        ArnLike: { "aws:SourceArn": "arn:aws:ec2:af-south-1:123456789012:vpc-flow-log/*" },
+      });
+    }
+  });
+
+  it("keeps the tooling bucket on prod (no forceDestroy), SSE-KMS with its own key, aged by lifecycle, access-logged", () => {
+    for (const [r, env] of [[prod, "prod"], [staging, "staging"]] as const) {
+      const bucket = one(r, "aws:s3/bucket:Bucket", "tooling");
+      assert.strictEqual(bucket.inputs.forceDestroy, env === "staging", `${env}: forceDestroy`);
+      assert.strictEqual(one(r, "aws:s3/bucket:Bucket", "tooling-access-logs").inputs.forceDestroy, env === "staging");
+      const key = one(r, "aws:kms/key:Key", "tooling-key");
+      const sse = (one(r, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "tooling-encryption").inputs.rules as { applyServerSideEncryptionByDefault: Record<string, string> }[])[0];
+      assert.deepStrictEqual(sse.applyServerSideEncryptionByDefault, { sseAlgorithm: "aws:kms", kmsMasterKeyId: `arn:aws:kms:af-south-1:123456789012:key/${key.id}` });
+      const rules = one(r, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "tooling-lifecycle").inputs.rules as { id: string }[];
+      assert.deepStrictEqual(rules.map((x) => x.id), ["noncurrent-versions", "abort-incomplete-uploads"]);
+      const logging = one(r, "aws:s3/bucketLogging:BucketLogging", "tooling-logging");
+      assert.strictEqual(logging.inputs.bucket, bucket.id);
+      assert.strictEqual(logging.inputs.targetBucket, one(r, "aws:s3/bucket:Bucket", "tooling-access-logs").id);
+      // The hosts that read the tooling may decrypt it.
+      for (const g of ofType(r, "aws:iam/rolePolicy:RolePolicy").filter((p) => p.name.endsWith("-tooling"))) {
+        assert.ok(JSON.parse(String(g.inputs.policy)).Statement.some((s: { Action: string; Resource: string }) => s.Action === "kms:Decrypt" && s.Resource.endsWith(key.id)), g.name);
+      }
+    }
+  });
+
+  it("protects and retains the secrets, backup and volume keys on prod (they decrypt the data), not on staging", () => {
+    for (const name of ["secrets-key", "secrets-app-key", "secrets-backup-key", "backups-key", "volumes-key"]) {
+      const p = one(prod, "aws:kms/key:Key", name);
+      assert.deepStrictEqual([p.protect, p.retainOnDelete], [true, true], `prod ${name}`);
+      const s = one(staging, "aws:kms/key:Key", name);
+      assert.deepStrictEqual([s.protect, s.retainOnDelete], [false, false], `staging ${name}`);
+    }
+  });
+
   it("keeps the database on an encrypted, protected, retained volume of its own", () => {
     const volume = one(prod, "aws:ebs/volume:Volume", "database-data");
     assert.strictEqual(volume.inputs.encrypted, true);

@@ -83,6 +83,7 @@ describe("monitoring: alarms on backups that stop silently", () => {
       const statements = JSON.parse(String(key.inputs.policy)).Statement as { Effect: string; Principal: { Service?: string[]; AWS?: string }; Action: string | string[] }[];
       const cw = statements.find((s) => s.Principal.Service?.includes("cloudwatch.amazonaws.com"));
       assert.deepStrictEqual(cw?.Action, ["kms:Decrypt", "kms:GenerateDataKey*"]);
+      assert.deepStrictEqual((cw as { Condition?: unknown })?.Condition, { StringEquals: { "aws:SourceAccount": "123456789012" } }, "no confused-deputy guard");
       assert.ok(statements.some((s) => s.Principal.AWS === "arn:aws:iam::123456789012:root" && s.Action === "kms:*"), "the account can no longer administer the key");
     }
     assert.throws(() => alertKeyPolicy("not-an-account"), /not an AWS account id/);

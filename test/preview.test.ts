@@ -35,6 +35,21 @@ describe("offline preview (npm start)", () => {
         if (r.type !== "pulumi:pulumi:Stack") assert.ok(r.parent && urns.has(r.parent), `${r.urn}: parent ${r.parent} is not in the plan`);
         for (const d of r.dependsOn) assert.ok(urns.has(d), `${r.urn}: dependency ${d} is not in the plan`);
       }
+      // Options, as the engine would act on them (the policy pack checks protection with them).
+      for (const r of plan.resources) {
+        assert.deepStrictEqual(Object.keys(r.options).sort(), ["deleteBeforeReplace", "dependsOn", "ignoreChanges", "protect", "provider", "replaceOnChanges", "retainOnDelete"], r.urn);
+        for (const d of r.options.dependsOn) assert.ok(r.dependsOn.includes(d), `${r.urn}: option dependsOn ${d} not among its dependencies`);
+        if (r.type.startsWith("aws:")) assert.match(String(r.options.provider), /pulumi:providers:aws::nourish-link-aws$/, `${r.urn} not on the stack's provider`);
+      }
+      const volume = plan.resources.find((r) => r.type === "aws:ebs/volume:Volume");
+      if (volume) assert.deepStrictEqual([volume.options.protect, volume.options.retainOnDelete], [true, true]);
+      // Auto-named outputs are defined, as the engine would name them: every host gets its profile.
+      const profiles = new Map(plan.resources.filter((r) => r.type === "aws:iam/instanceProfile:InstanceProfile").map((p) => [p.inputs.name, p]));
+      for (const i of plan.resources.filter((r) => r.type === "aws:ec2/instance:Instance")) {
+        assert.ok(profiles.has(i.inputs.iamInstanceProfile), `${i.name}: iamInstanceProfile ${i.inputs.iamInstanceProfile} is not a planned instance profile`);
+        assert.deepStrictEqual(i.options.ignoreChanges, ["ami"]);
+        assert.ok(i.options.dependsOn.length > 0, `${i.name}: waits for nothing (its tooling)`);
+      }
       // A reference between resources can be followed by id: the alias targets the key.
       const key = plan.resources.find((r) => r.type === "aws:kms/key:Key");
       const alias = plan.resources.find((r) => r.type === "aws:kms/alias:Alias");

@@ -181,6 +181,7 @@ describe("Release through SSM Run Command", () => {
           },
           { Sid: "ReadInvocations", Effect: "Allow", Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations"], Resource: "*" },
           { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${toolingArn}/tooling/*` },
+          { Sid: "DecryptTooling", Effect: "Allow", Action: "kms:Decrypt", Resource: `arn:aws:kms:af-south-1:${ACCOUNT_ID}:key/${one(r, "aws:kms/key:Key", "tooling-key").id}` },
         ],
       }, stack);
     }
@@ -371,7 +372,7 @@ describe("Release through SSM Run Command", () => {
         const c = loadConfig();
         const instance = (name: string) => new aws.ec2.Instance(name, { ami: "ami-0123456789abcdef0", instanceType: "t3.small" });
         const role = new aws.iam.Role("app-role", { assumeRolePolicy: "{}" });
-        new Release("release", { config: c, db: { instance: instance("db") }, app: [{ instance: instance("app") }], appRole: role, tooling: new HostTooling("tooling"), toolingDir: dir });
+        new Release("release", { config: c, db: { instance: instance("db") }, app: [{ instance: instance("app") }], appRole: role, tooling: new HostTooling("tooling", { config: c }), toolingDir: dir });
       },
     });
   }

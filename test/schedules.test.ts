@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
-import { isOnCalendar } from "../components/schedules/calendar";
+import { calendarElapses, calendarProblem, isOnCalendar } from "../components/schedules/calendar";
 import { scheduledJobs } from "../components/schedules/jobs";
 import { renderJobService, renderTimer } from "../components/schedules/systemd";
 import { loadStackConfig } from "./harness";
@@ -29,6 +29,32 @@ describe("schedules: OnCalendar validation", () => {
     assert.deepStrictEqual(disagreements, []);
     // The samples must exercise both answers, or the comparison proves nothing.
     assert.ok(EXPRESSIONS.some(isOnCalendar) && !EXPRESSIONS.every(isOnCalendar));
+  });
+
+  it("agrees with `systemd-analyze calendar` on which valid expressions never elapse", () => {
+    requireTool("systemd-analyze");
+    const samples = [
+      "*-02-31 02:00:00", "*-02-30", "*-04-31", "*-06-31 12:00", "2020-01-01", "Sat 2027-02-29", "*-02,04-31",
+      "*-*-31", "Mon *-*-31", "Fri *-02-29", "*-02-29", "*-*-* 02:00:00", "Sun *-*-* 23:00:00", "*-*-01 03:30:00",
+      "Fri *-*-1..7 18:00", "*-01,07-01 00:00:00", "2199-12-31", "daily", "monthly", "Mon..Fri 08:00", "*-02-28..31",
+    ];
+    const disagreements: string[] = [];
+    for (const expr of samples) {
+      const r = run("systemd-analyze", ["calendar", expr]);
+      assert.strictEqual(r.status, 0, `${expr}: ${r.stderr}`);
+      const never = /Next elapse: never/.test(r.stdout);
+      if (calendarElapses(expr) === never) disagreements.push(`${JSON.stringify(expr)}: systemd says ${never ? "never" : "it elapses"}`);
+    }
+    assert.deepStrictEqual(disagreements, []);
+    assert.ok(samples.some((e) => !calendarElapses(e)) && samples.some((e) => calendarElapses(e)));
+  });
+
+  it("names why a schedule is refused: a line break, not an expression, never elapsing", () => {
+    assert.match(String(calendarProblem("*-*-* 02:00:00\nExecStartPre=/bin/sh")), /must be one line/);
+    assert.match(String(calendarProblem("daily\n")), /must be one line/);
+    assert.match(String(calendarProblem("every night")), /must be a systemd OnCalendar expression/);
+    assert.match(String(calendarProblem("*-02-31 02:00:00")), /never elapses/);
+    assert.strictEqual(calendarProblem("Sun *-*-* 23:00:00"), undefined);
   });
 
   it("rejects cron syntax, the manual's old way", () => {

@@ -4,13 +4,15 @@ import { one, ofType, runStack } from "./harness";
 describe("AppSecrets", () => {
   it("generates the database password and Django key and stores them as KMS-encrypted SecureStrings", async () => {
     const run = await runStack("prod");
-    const key = one(run, "aws:kms/key:Key", "secrets-key");
-    assert.strictEqual(key.inputs.enableKeyRotation, true);
     const params = ofType(run, "aws:ssm/parameter:Parameter");
     assert.deepStrictEqual(params.map((p) => p.inputs.name).sort(), ["/nourish-link/prod/db-password", "/nourish-link/prod/django-secret-key", "/nourish-link/prod/pgbackrest-cipher-pass"]);
+    // One key per audience: app and db, app only, db only (the matrix in docs/SECURITY.md).
+    const keyOf = { "db-password": "secrets-key", "django-secret-key": "secrets-app-key", "pgbackrest-cipher-pass": "secrets-backup-key" } as Record<string, string>;
     for (const p of params) {
+      const key = one(run, "aws:kms/key:Key", keyOf[String(p.inputs.name).split("/").pop()!]);
+      assert.strictEqual(key.inputs.enableKeyRotation, true);
       assert.strictEqual(p.inputs.type, "SecureString");
-      assert.strictEqual(p.inputs.keyId, `arn:aws:kms:af-south-1:123456789012:key/${key.id}`);
+      assert.strictEqual(p.inputs.keyId, `arn:aws:kms:af-south-1:123456789012:key/${key.id}`, String(p.inputs.name));
       assert.strictEqual(p.inputs.value, "[secret]");
     }
     assert.strictEqual(ofType(run, "random:index/randomPassword:RandomPassword").length, 3);

@@ -17,6 +17,8 @@ import { renderMaintenancePage } from "./maintenance";
 import { NGINX_HTTP_CONF_PATH, NGINX_SITE_PATH, renderNginxHttpConf, renderNginxSite } from "./nginx";
 import { APP_PATHS } from "./paths";
 import { scheduleFiles } from "../schedules/jobs";
+import { accessLogLifecycleRules, albLogBucketPolicy } from "../backups/policy";
+import { hardenBucket } from "../storage";
 
 /** Where nginx finds its certificate when it terminates TLS; nourishctl setup keeps it current. */
 export const TLS_DIR = "/etc/nourish-link/tls";
@@ -28,6 +30,8 @@ export interface AppHostsArgs {
   databaseEndpoint: pulumi.Output<string>;
   /** Where the hosts fetch nourishctl from at first boot. */
   tooling: HostTooling;
+  /** The key of the hosts' root volumes. */
+  volumeKmsKeyArn: pulumi.Output<string>;
 }
 
 /** The files of one app host (pure apart from the Outputs it is given). */
@@ -64,7 +68,7 @@ export class AppHosts extends pulumi.ComponentResource {
     const behindAlb = app.tls === "alb";
 
     this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
-    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
+    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "app");
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role);
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
@@ -93,6 +97,7 @@ export class AppHosts extends pulumi.ComponentResource {
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: app.rootVolumeGb,
       userData,
+      volumeKmsKeyArn: args.volumeKmsKeyArn,
       dependsOn: args.tooling.objects,
     }, { parent: this }));
     this.instanceIds = hosts.map((h) => h.instance.id);
@@ -105,13 +110,24 @@ export class AppHosts extends pulumi.ComponentResource {
       return;
     }
 
+    // Access logs of the load balancer: SSE-S3, the only encryption ELB log delivery can write.
+    const prod = config.environment === "prod";
+    const logs = new aws.s3.Bucket(`${name}-alb-logs`, { forceDestroy: !prod }, { parent: this, protect: prod, retainOnDelete: prod });
+    const l = hardenBucket(`${name}-alb-logs`, logs, { encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }, lifecycle: accessLogLifecycleRules() }, this);
+    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
+    const elb = aws.elb.getServiceAccountOutput({}, { parent: this }).arn;
+    const logPolicy = new aws.s3.BucketPolicy(`${name}-alb-logs-policy`, {
+      bucket: logs.id,
+      policy: pulumi.jsonStringify(pulumi.all([logs.arn, elb, account]).apply(([b, e, a]) => albLogBucketPolicy(b, "alb/", e, a))),
+    }, { parent: this, dependsOn: [l.publicAccess] });
     const alb = new aws.lb.LoadBalancer(`${name}-alb`, {
       loadBalancerType: "application",
       subnets: network.publicSubnetIds,
       securityGroups: [network.albSecurityGroupId!],
       dropInvalidHeaderFields: true,
-      enableDeletionProtection: config.environment === "prod",
-    }, { parent: this });
+      enableDeletionProtection: prod,
+      accessLogs: { enabled: true, bucket: logs.bucket, prefix: "alb" },
+    }, { parent: this, dependsOn: [logPolicy] });
     const targets = new aws.lb.TargetGroup(`${name}-targets`, {
       port: 80,
       protocol: "HTTP",

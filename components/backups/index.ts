@@ -25,6 +25,7 @@
 // of CDK constructs; no grant ever includes s3:DeleteObjectVersion or a bucket-level action.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { keyPolicy } from "../keys/policy";
 import { hardenBucket } from "../storage";
 import { StackConfig } from "../config";
 import {
@@ -60,12 +61,15 @@ export class BackupStore extends pulumi.ComponentResource {
     const prod = config.environment === "prod";
     // Only a staging stack may be destroyed with its backups in it.
     const forceDestroy = config.environment === "staging";
-    const keep = { parent: this, protect: prod };
+    // Protected and retained on prod: neither `pulumi destroy` nor a replacement takes the backups.
+    const keep = { parent: this, protect: prod, retainOnDelete: prod };
+    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
 
     const key = new aws.kms.Key(`${name}-key`, {
       description: `nourish-link ${config.stack}: database backups and archived logs`,
       enableKeyRotation: true,
       deletionWindowInDays: 30,
+      policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a))),
     }, keep);
     new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-backups`, targetKeyId: key.keyId }, { parent: this });
 
@@ -95,7 +99,6 @@ export class BackupStore extends pulumi.ComponentResource {
         policy: pulumi.jsonStringify(pulumi.all([bucket.arn, key.arn]).apply(([b, k]) => encryptedBucketPolicy(b, k))),
       }, { parent: this, dependsOn: [done.publicAccess] });
     }
-    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
     const logPolicy = new aws.s3.BucketPolicy(`${name}-access-logs-policy`, {
       bucket: accessLogs.id,
       policy: pulumi.jsonStringify(pulumi.all([accessLogs.arn, archive.arn, pgbackrest.arn, account])

@@ -56,7 +56,7 @@ export interface LifecycleRule {
 }
 
 /** Rules every bucket carries: old versions and abandoned uploads do not accumulate. */
-function housekeeping(): LifecycleRule[] {
+export function housekeepingLifecycleRules(): LifecycleRule[] {
   return [
     {
       id: "noncurrent-versions",
@@ -96,7 +96,7 @@ export function archiveLifecycleRules(b: BackupSettings): LifecycleRule[] {
       transitions: [{ days: COLD_AFTER_DAYS, storageClass: COLD_STORAGE_CLASS }],
       expiration: { days: LOG_RETENTION_DAYS },
     },
-    ...housekeeping(),
+    ...housekeepingLifecycleRules(),
   );
   return rules;
 }
@@ -107,13 +107,13 @@ export function archiveLifecycleRules(b: BackupSettings): LifecycleRule[] {
  * deleted (after NONCURRENT_VERSION_DAYS) and abandoned uploads.
  */
 export function pgbackrestLifecycleRules(): LifecycleRule[] {
-  return housekeeping();
+  return housekeepingLifecycleRules();
 }
 
 export function accessLogLifecycleRules(): LifecycleRule[] {
   return [
     { id: "access-logs", status: "Enabled", filter: { prefix: "" }, expiration: { days: ACCESS_LOG_RETENTION_DAYS } },
-    ...housekeeping(),
+    ...housekeepingLifecycleRules(),
   ];
 }
 
@@ -125,7 +125,7 @@ export function objectLockRetention(b: BackupSettings): { mode: "COMPLIANCE"; da
 export interface Statement {
   Sid: string;
   Effect: "Allow" | "Deny";
-  Principal?: "*" | { Service: string };
+  Principal?: "*" | { Service: string } | { AWS: string };
   Action: string | string[];
   Resource: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;
@@ -217,6 +217,26 @@ export function accessLogBucketPolicy(logBucketArn: string, prefix: string, sour
           ArnLike: { "aws:SourceArn": sourceBucketArns },
           StringEquals: { "aws:SourceAccount": accountId },
         },
+      },
+    ],
+  };
+}
+
+/**
+ * Policy of the ALB's access-log bucket: TLS only, and Elastic Load Balancing may write under
+ * `prefix`AWSLogs/<account>/: through the region's ELB account (regions before August 2022, such
+ * as af-south-1) or the log-delivery service principal (newer regions).
+ */
+export function albLogBucketPolicy(logBucketArn: string, prefix: string, elbAccountArn: string, accountId: string): PolicyDocument {
+  const objects = `${logBucketArn}/${prefix}AWSLogs/${accountId}/*`;
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      denyInsecureTransport(logBucketArn),
+      { Sid: "AllowElbAccountLogDelivery", Effect: "Allow", Principal: { AWS: elbAccountArn }, Action: "s3:PutObject", Resource: objects },
+      {
+        Sid: "AllowElbServiceLogDelivery", Effect: "Allow", Principal: { Service: "logdelivery.elasticloadbalancing.amazonaws.com" }, Action: "s3:PutObject", Resource: objects,
+        Condition: { StringEquals: { "aws:SourceAccount": accountId } },
       },
     ],
   };

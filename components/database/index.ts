@@ -26,6 +26,8 @@ export interface DatabaseArgs {
   backups?: BackupStore;
   /** Where the host fetches nourishctl from at first boot. */
   tooling: HostTooling;
+  /** The key of the host's root and data volumes. */
+  volumeKmsKeyArn: pulumi.Output<string>;
 }
 
 // Debian's snakeoil certificate: TLS inside the VPC without a CA to run; scram does the auth.
@@ -71,6 +73,17 @@ export class Database extends pulumi.ComponentResource {
           ];
         }),
       }, { parent: this });
+      // Enhanced monitoring: RDS publishes OS metrics through this role (its own account only).
+      const monitoringRole = new aws.iam.Role(`${name}-rds-monitoring`, {
+        description: `nourish-link ${config.stack}: RDS enhanced monitoring`,
+        assumeRolePolicy: aws.getCallerIdentityOutput({}, { parent: this }).accountId.apply((a) => JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Principal: { Service: "monitoring.rds.amazonaws.com" }, Action: "sts:AssumeRole", Condition: { StringEquals: { "aws:SourceAccount": a } } }],
+        })),
+      }, { parent: this });
+      const monitoringPolicy = new aws.iam.RolePolicyAttachment(`${name}-rds-monitoring`, {
+        role: monitoringRole.name, policyArn: "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+      }, { parent: this });
       const subnets = new aws.rds.SubnetGroup(`${name}-subnets`, { subnetIds: args.subnetIds }, { parent: this });
       const rds = new aws.rds.Instance(`${name}-rds`, {
         engine: "postgres",
@@ -85,17 +98,21 @@ export class Database extends pulumi.ComponentResource {
         dbSubnetGroupName: subnets.name,
         vpcSecurityGroupIds: [args.securityGroupId],
         parameterGroupName: params.name,
-        multiAz: db.multiAz,
+        // A standby in another AZ by default on prod.
+        multiAz: db.multiAz ?? config.environment === "prod",
+        iamDatabaseAuthenticationEnabled: true,
+        enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
         publiclyAccessible: false,
         deletionProtection: true,
         backupRetentionPeriod: Math.min(config.backups.retentionDays, 35),
         performanceInsightsEnabled: true,
-        monitoringInterval: 0,
+        monitoringInterval: 60,
+        monitoringRoleArn: monitoringRole.arn,
         autoMinorVersionUpgrade: true,
         skipFinalSnapshot: false,
         finalSnapshotIdentifier: `nourish-link-${config.stack}-final`,
         copyTagsToSnapshot: true,
-      }, { parent: this, protect: true });
+      }, { parent: this, protect: true, retainOnDelete: config.environment === "prod", dependsOn: [monitoringPolicy] });
       this.endpoint = rds.address;
       this.registerOutputs({ endpoint: this.endpoint });
       return;
@@ -103,7 +120,7 @@ export class Database extends pulumi.ComponentResource {
 
     this.hostRole = new HostRole(`${name}-role`, { config, role: "db" }, { parent: this });
     const backups = args.backups;
-    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, { pgbackrestCipher: backups !== undefined });
+    args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "db", { pgbackrestCipher: backups !== undefined });
     const pitr = backups !== undefined && config.backups.pitr;
     if (backups) {
       // Put and read its dumps, archived logs and pgBackRest repository; never delete a dump or a
@@ -131,6 +148,7 @@ export class Database extends pulumi.ComponentResource {
       size: db.dataVolumeGb,
       type: "gp3",
       encrypted: true,
+      kmsKeyId: args.volumeKmsKeyArn,
       tags: { Name: `nourish-link-${config.stack}-pgdata`, role: "db" },
     }, { parent: this, protect: true, retainOnDelete: true });
 
@@ -160,6 +178,7 @@ export class Database extends pulumi.ComponentResource {
       securityGroupIds: [args.securityGroupId],
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: 20,
+      volumeKmsKeyArn: args.volumeKmsKeyArn,
       userData: pulumi.all([files, args.tooling.installCommands(config.region)]).apply(([f, install]) =>
         renderHostCloudInit(config, "db", { packages: ["postgresql", "postgresql-contrib", "ssl-cert", "pgbackrest"], files: f }, install)),
       dependsOn: args.tooling.objects,

@@ -62,6 +62,8 @@ export interface HostArgs {
   instanceProfileName: pulumi.Input<string>;
   rootVolumeGb: number;
   userData: pulumi.Input<string>;
+  /** The customer-managed key of the root volume. */
+  volumeKmsKeyArn: pulumi.Input<string>;
   /** What must exist before the host boots (the tooling its cloud-init fetches). */
   dependsOn?: pulumi.Resource[];
 }
@@ -83,7 +85,9 @@ export class Host extends pulumi.ComponentResource {
       iamInstanceProfile: args.instanceProfileName,
       monitoring: true,
       metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1, instanceMetadataTags: "enabled" },
-      rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: args.rootVolumeGb, deleteOnTermination: true },
+      rootBlockDevice: { encrypted: true, kmsKeyId: args.volumeKmsKeyArn, volumeType: "gp3", volumeSize: args.rootVolumeGb, deleteOnTermination: true },
+      // On prod a host is only terminated on purpose (turn this off first: see the RUNBOOK).
+      disableApiTermination: config.environment === "prod",
       userDataBase64: pulumi.output(args.userData).apply((doc) => gzipSync(doc).toString("base64")),
       tags: { Name: `nourish-link-${config.stack}-${name}`, role: args.role },
     }, { parent: this, ignoreChanges: ["ami"], dependsOn: args.dependsOn });

@@ -19,7 +19,9 @@ import * as fs from "fs";
 import * as path from "path";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { denyInsecureTransport } from "../backups/policy";
+import { accessLogBucketPolicy, accessLogLifecycleRules, encryptedBucketPolicy, housekeepingLifecycleRules } from "../backups/policy";
+import { StackConfig } from "../config";
+import { keyPolicy } from "../keys/policy";
 import { hardenBucket } from "../storage";
 import { TOOLING_MANIFEST, TOOLING_POINTER_KEY, toolingInstallScript, toolingPrefix } from "../release/document";
 import { toolingFilesFor, toolingHash, toolingManifest, TOOLING_DIR } from "../release/steps";
@@ -49,24 +51,58 @@ export function toolingObjects(dir = TOOLING_DIR): { key: string; content: strin
   ];
 }
 
+export interface HostToolingArgs {
+  config: StackConfig;
+}
+
 export class HostTooling extends pulumi.ComponentResource {
   readonly bucketName: pulumi.Output<string>;
   readonly bucketArn: pulumi.Output<string>;
+  /** The key the tooling bucket is encrypted with: readers decrypt with it. */
+  readonly kmsKeyArn: pulumi.Output<string>;
   /** The content hash of the version uploaded (what the release installs). */
   readonly hash: string;
   /** Every object, pointer last: a host must not boot before its tooling exists. */
   readonly objects: aws.s3.BucketObjectv2[];
 
-  constructor(name: string, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, args: HostToolingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:hosts:HostTooling", name, {}, opts);
-    // Rebuilt from the repository on every deploy, so nothing here needs protecting.
+    // Rebuilt from the repository on every deploy, so nothing here needs protecting; but only a
+    // staging stack may be destroyed with objects in its buckets (prod keeps its access logs).
     const o = { parent: this };
-    const bucket = new aws.s3.Bucket(name, { forceDestroy: true }, o);
-    const { publicAccess } = hardenBucket(name, bucket, { encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } } }, this);
+    const forceDestroy = args.config.environment === "staging";
+    // What prod keeps: the access logs (an audit trail) and the key (a deleted key strands objects).
+    const keep = { parent: this, protect: !forceDestroy, retainOnDelete: !forceDestroy };
+    const account = aws.getCallerIdentityOutput({}, o).accountId;
+    const key = new aws.kms.Key(`${name}-key`, {
+      description: `nourish-link ${args.config.stack}: host tooling`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a))),
+    }, keep);
+    const bucket = new aws.s3.Bucket(name, { forceDestroy }, o);
+    const { publicAccess } = hardenBucket(name, bucket, {
+      encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn }, bucketKeyEnabled: true },
+      lifecycle: housekeepingLifecycleRules(),
+    }, this);
     new aws.s3.BucketPolicy(`${name}-policy`, {
       bucket: bucket.id,
-      policy: bucket.arn.apply((arn) => JSON.stringify({ Version: "2012-10-17", Statement: [denyInsecureTransport(arn)] })),
+      policy: pulumi.jsonStringify(pulumi.all([bucket.arn, key.arn]).apply(([b, k]) => encryptedBucketPolicy(b, k))),
     }, { parent: this, dependsOn: [publicAccess] });
+    // Who fetched which file (S3 server access logs): SSE-S3, as S3 log delivery requires.
+    const logs = new aws.s3.Bucket(`${name}-access-logs`, { forceDestroy }, keep);
+    const l = hardenBucket(`${name}-access-logs`, logs, { encryption: { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }, lifecycle: accessLogLifecycleRules() }, this);
+    const logPolicy = new aws.s3.BucketPolicy(`${name}-access-logs-policy`, {
+      bucket: logs.id,
+      policy: pulumi.jsonStringify(pulumi.all([logs.arn, bucket.arn, account]).apply(([lg, b, a]) => accessLogBucketPolicy(lg, "s3/", [b], a))),
+    }, { parent: this, dependsOn: [l.publicAccess] });
+    new aws.s3.BucketLogging(`${name}-logging`, {
+      bucket: bucket.id,
+      targetBucket: logs.id,
+      targetPrefix: "s3/tooling/",
+      targetObjectKeyFormat: { partitionedPrefix: { partitionDateSource: "EventTime" } },
+    }, { parent: this, dependsOn: [logPolicy] });
+    this.kmsKeyArn = key.arn;
 
     this.hash = toolingHash();
     const all = toolingObjects();
@@ -113,12 +149,13 @@ export class HostTooling extends pulumi.ComponentResource {
   grantRead(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
     return new aws.iam.RolePolicy(name, {
       role: role.id,
-      policy: this.bucketArn.apply((arn) => JSON.stringify({
+      policy: pulumi.all([this.bucketArn, this.kmsKeyArn]).apply(([arn, key]) => JSON.stringify({
         Version: "2012-10-17",
         Statement: [
           this.readStatement(arn),
           // `aws s3 cp --recursive` lists the version's folder.
           { Sid: "ListTooling", Effect: "Allow", Action: "s3:ListBucket", Resource: arn, Condition: { StringLike: { "s3:prefix": ["tooling/*"] } } },
+          { Sid: "DecryptTooling", Effect: "Allow", Action: "kms:Decrypt", Resource: key },
         ],
       })),
     }, { parent: this });

@@ -13,7 +13,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
 import { backupAlarms } from "./alarms";
-import { alertKeyPolicy } from "./policy";
+import { alertKeyPolicy, alertTopicPolicy } from "./policy";
 
 export interface MonitoringArgs {
   config: StackConfig;
@@ -37,12 +37,16 @@ export class Monitoring extends pulumi.ComponentResource {
       enableKeyRotation: true,
       deletionWindowInDays: 30,
       policy: pulumi.jsonStringify(account.apply(alertKeyPolicy)),
-    }, { parent: this });
+    }, { parent: this, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
     new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-alerts`, targetKeyId: key.keyId }, { parent: this });
 
     const topic = new aws.sns.Topic(`${name}-alerts`, {
       displayName: `NOURISH LINK ${config.stack}`,
       kmsMasterKeyId: key.arn,
+    }, { parent: this });
+    new aws.sns.TopicPolicy(`${name}-alerts-policy`, {
+      arn: topic.arn,
+      policy: pulumi.jsonStringify(pulumi.all([topic.arn, account]).apply(([t, a]) => alertTopicPolicy(t, a, config.region))),
     }, { parent: this });
 
     // Keyed by address, so adding or removing one never touches the others' subscriptions; an

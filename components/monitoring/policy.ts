@@ -27,15 +27,53 @@ export function alertKeyPolicy(accountId: string): PolicyDocument {
         Action: "kms:*",
         Resource: "*",
       },
-      // Encrypting a message for the topic: only what publishing needs. The service principal has
-      // no further condition: it reaches the key only by publishing to this topic, and the topic's
-      // default policy admits publishers of this account only.
+      // Encrypting a message for the topic: only what publishing needs, and only on behalf of this
+      // account's alarms (aws:SourceAccount: no other account's alarm can use the key through the
+      // service, the confused-deputy guard).
       {
         Sid: "AlarmsPublishToEncryptedTopic",
         Effect: "Allow",
         Principal: { Service: [...ALERT_PUBLISHERS] },
         Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
         Resource: "*",
+        Condition: { StringEquals: { "aws:SourceAccount": accountId } },
+      },
+    ],
+  };
+}
+
+/**
+ * The alert topic's policy (it replaces SNS's default one): the account manages and publishes as
+ * its IAM policies allow, CloudWatch alarms of this account publish, and nothing is published
+ * without TLS.
+ */
+export function alertTopicPolicy(topicArn: string, accountId: string, region: string): PolicyDocument {
+  if (!/^\d{12}$/.test(accountId)) throw new Error(`alert topic policy: not an AWS account id: ${JSON.stringify(accountId)}`);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "AccountManagesTopic",
+        Effect: "Allow",
+        Principal: { AWS: `arn:aws:iam::${accountId}:root` },
+        Action: ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission", "sns:DeleteTopic", "sns:Subscribe", "sns:ListSubscriptionsByTopic", "sns:Publish"],
+        Resource: topicArn,
+      },
+      {
+        Sid: "AlarmsPublish",
+        Effect: "Allow",
+        Principal: { Service: [...ALERT_PUBLISHERS] },
+        Action: "sns:Publish",
+        Resource: topicArn,
+        Condition: { StringEquals: { "aws:SourceAccount": accountId }, ArnLike: { "aws:SourceArn": `arn:aws:cloudwatch:${region}:${accountId}:alarm:*` } },
+      },
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "sns:Publish",
+        Resource: topicArn,
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
       },
     ],
   };

@@ -21,3 +21,19 @@ export function subnetCidrs(vpcCidr: string, prefix: number, count: number, offs
   const start = toInt(base) - (toInt(base) % 2 ** (32 - vpcPrefix));
   return Array.from({ length: count }, (_, i) => `${toIp(start + (offset + i) * size)}/${prefix}`);
 }
+
+/** First and last address of an IPv4 CIDR block, as integers. */
+export function cidrRange(cidr: string): [number, number] {
+  const [base, bits] = cidr.split("/");
+  const size = 2 ** (32 - Number(bits));
+  const start = toInt(base) - (toInt(base) % size);
+  return [start, start + size - 1];
+}
+
+/** True when the address is the block's first (no host bits set: 10.40.0.0/16, not 10.40.7.9/16). */
+export function isNetworkAddress(cidr: string): boolean {
+  return toInt(cidr.split("/")[0]) === cidrRange(cidr)[0];
+}
+
+/** Subnets of /20 the network lays out per availability zone (one public, one private). */
+export const SUBNET_PREFIX = 20;

@@ -6,7 +6,9 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
+import { keyPolicy, logsServiceStatement } from "../keys/policy";
 import { subnetCidrs } from "./cidr";
+import { flowLogTrustPolicy } from "./flow-logs";
 
 export interface NetworkArgs {
   config: StackConfig;
@@ -43,6 +45,9 @@ export class Network extends pulumi.ComponentResource {
     this.publicSubnetCidrs = publicCidrs;
     this.privateSubnetCidrs = privateCidrs;
 
+    // Take over the VPC's default security group and leave it without rules: nothing can be put
+    // in it by mistake and reach or be reached.
+    new aws.ec2.DefaultSecurityGroup(`${name}-default`, { vpcId: vpc.id, tags: { Name: `nourish-link-${config.stack}-default-closed` } }, parent);
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id }, parent);
     const publicRt = new aws.ec2.RouteTable(`${name}-public`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }] }, parent);
     const publicSubnets = publicCidrs.map((cidr, i) => {
@@ -105,14 +110,21 @@ export class Network extends pulumi.ComponentResource {
       }
     }
 
+    // Flow logs are encrypted with a key of their own that only CloudWatch Logs, for this one log
+    // group of this account, may use besides the account's IAM policies.
+    const account = aws.getCallerIdentityOutput({}, parent).accountId;
+    const flowLogGroupName = `/nourish-link/${config.stack}/vpc-flow-logs`;
+    const flowLogKey = new aws.kms.Key(`${name}-flow-logs-key`, {
+      description: `nourish-link ${config.stack}: VPC flow logs`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a, [logsServiceStatement(config.region, a, flowLogGroupName)]))),
+    }, { parent: this, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
     const flowLogs = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, {
-      name: `/nourish-link/${config.stack}/vpc-flow-logs`, retentionInDays: net.flowLogRetentionDays,
+      name: flowLogGroupName, retentionInDays: net.flowLogRetentionDays, kmsKeyId: flowLogKey.arn,
     }, parent);
     const flowRole = new aws.iam.Role(`${name}-flow-logs`, {
-      assumeRolePolicy: JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Principal: { Service: "vpc-flow-logs.amazonaws.com" }, Action: "sts:AssumeRole" }],
-      }),
+      assumeRolePolicy: pulumi.jsonStringify(account.apply((a) => flowLogTrustPolicy(config.region, a))),
     }, parent);
     new aws.iam.RolePolicy(`${name}-flow-logs`, {
       role: flowRole.id,

@@ -75,8 +75,8 @@ export class Release extends pulumi.ComponentResource {
     const caller = aws.getCallerIdentityOutput({}, { parent: this });
     const operator = new aws.iam.Policy(`${name}-operator`, {
       description: `nourish-link ${config.stack}: run nourishctl procedures through SSM on this stack's hosts`,
-      policy: pulumi.all([document.arn, caller.accountId, args.tooling.bucketArn]).apply(([documentArn, accountId, toolingBucketArn]) => JSON.stringify(operatorPolicy({
-        documentArn, accountId, toolingBucketArn, region: config.region, project: PROJECT, stack: config.stack,
+      policy: pulumi.all([document.arn, caller.accountId, args.tooling.bucketArn, args.tooling.kmsKeyArn]).apply(([documentArn, accountId, toolingBucketArn, toolingKeyArn]) => JSON.stringify(operatorPolicy({
+        documentArn, accountId, toolingBucketArn, toolingKeyArn, region: config.region, project: PROJECT, stack: config.stack,
       }))),
     }, { parent: this });
 

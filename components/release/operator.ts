@@ -10,8 +10,9 @@ export interface OperatorPolicyArgs {
   accountId: string;
   project: string;
   stack: string;
-  /** The tooling bucket's ARN: operators may read what the hosts install. */
+  /** The tooling bucket's ARN and its KMS key: operators may read what the hosts install. */
   toolingBucketArn: string;
+  toolingKeyArn: string;
 }
 
 export function operatorPolicy(a: OperatorPolicyArgs): { Version: string; Statement: Record<string, unknown>[] } {
@@ -28,6 +29,7 @@ export function operatorPolicy(a: OperatorPolicyArgs): { Version: string; Statem
       },
       { Sid: "ReadInvocations", Effect: "Allow", Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations"], Resource: "*" },
       { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${a.toolingBucketArn}/tooling/*` },
+      { Sid: "DecryptTooling", Effect: "Allow", Action: "kms:Decrypt", Resource: a.toolingKeyArn },
     ],
   };
 }

@@ -56,7 +56,7 @@ function isTime(spec: string): boolean {
   return isComponent(h, 0, 23) && isComponent(m, 0, 59) && isComponent(s.replace(/\.\d+$/, ""), 0, 59);
 }
 
-function isTimeZone(spec: string): boolean {
+export function isTimeZone(spec: string): boolean {
   if (spec === "UTC") return true;
   try {
     new Intl.DateTimeFormat("en", { timeZone: spec });
@@ -87,4 +87,67 @@ export function isOnCalendar(expr: string): boolean {
   }
   if (i < tokens.length && isTimeZone(tokens[i])) i++;
   return i === tokens.length && (sawWeekday || sawDate || sawTime);
+}
+
+// When an expression elapses. systemd-analyze calendar prints "Next elapse: never" for a valid
+// expression no date satisfies (`*-02-31`, `*-04-31`, a year in the past, `Sat 2027-02-29`): such
+// a timer is accepted and never fires. The time of day always elapses once it parses, so only the
+// date and the weekdays decide; the search runs day by day up to systemd's last year, 2199.
+
+const LAST_YEAR = 2199;
+
+/** Whether `v` is one of the values a date component (`*`, `N`, `N..M`, `/S`, lists) admits. */
+function componentMatches(spec: string, v: number, min: number, max: number): boolean {
+  return spec.split(",").some((item) => {
+    const [base, stepText] = item.split("/");
+    const step = stepText === undefined ? 1 : Number(stepText);
+    const [lo, hi] = base === "*" ? [min, max] : base.includes("..") ? base.split("..").map(Number) : [Number(base), stepText === undefined ? Number(base) : max];
+    return v >= lo && v <= hi && (v - lo) % step === 0;
+  });
+}
+
+function weekdayMatches(spec: string, day: number): boolean {
+  // day: 0 = Monday … 6 = Sunday
+  const index = (w: string) => { const l = w.toLowerCase(); const i = WEEKDAYS.indexOf(l); return i >= 0 ? i : WEEKDAY_NAMES.indexOf(l); };
+  return spec.split(",").some((part) => {
+    const [a, b] = part.split("..").map(index);
+    return b === undefined ? day === a : a <= b ? day >= a && day <= b : day >= a || day <= b;
+  });
+}
+
+/**
+ * True when a valid OnCalendar expression has a next elapse on or after `from` (default: today),
+ * as `systemd-analyze calendar` computes it; false when it would say "never".
+ */
+export function calendarElapses(expr: string, from: Date = new Date()): boolean {
+  const tokens = expr.trim().split(/\s+/).filter(Boolean);
+  if (tokens.length === 1 && SHORTHANDS.has(tokens[0].toLowerCase())) return true;
+  const weekdays = /^[A-Za-z]/.test(tokens[0]) && isWeekdaySpec(tokens[0]) ? tokens.shift() : undefined;
+  const dateToken = tokens[0]?.includes("-") && isDate(tokens[0]) ? tokens[0] : undefined;
+  const parts = dateToken ? dateToken.split("-") : ["*", "*", "*"];
+  if (parts.length === 2) parts.unshift("*");
+  const [ys, ms, ds] = parts;
+  const day = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()));
+  for (; day.getUTCFullYear() <= LAST_YEAR; day.setUTCDate(day.getUTCDate() + 1)) {
+    if (!componentMatches(ys, day.getUTCFullYear(), 1970, LAST_YEAR)) {
+      // Skip to the next year at once: most of the search is years that cannot match.
+      day.setUTCMonth(11, 31);
+      continue;
+    }
+    if (componentMatches(ms, day.getUTCMonth() + 1, 1, 12) && componentMatches(ds, day.getUTCDate(), 1, 31)
+      && (weekdays === undefined || weekdayMatches(weekdays, (day.getUTCDay() + 6) % 7))) return true;
+  }
+  return false;
+}
+
+/**
+ * Why `expr` may not be a schedule, or undefined: a line break or control character (it is written
+ * into a unit file, where it would start a new directive), not an OnCalendar expression, or one
+ * that never elapses.
+ */
+export function calendarProblem(expr: string, from?: Date): string | undefined {
+  if (/[\x00-\x1f\x7f]/.test(expr)) return "must be one line: no line breaks or control characters (it is written into a systemd unit)";
+  if (!isOnCalendar(expr)) return "must be a systemd OnCalendar expression such as '*-*-* 02:00:00' or 'Sun *-*-* 23:00:00'";
+  if (!calendarElapses(expr, from)) return "never elapses: no date matches it (such as *-02-31), so systemd would never run it";
+  return undefined;
 }

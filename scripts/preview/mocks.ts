@@ -56,12 +56,47 @@ export function mockId(type: string, name: string): string {
   return prefix !== undefined ? `${prefix}${hex(type + name, 17)}` : `${name}-${hex(type + name, 7)}`;
 }
 
+/**
+ * The property the engine fills in with an auto-name (the logical name and a random suffix) when
+ * the program leaves it unset, as `pulumi preview` shows it. Without it an output such as an
+ * instance profile's `name` would be undefined and every input built from it would vanish.
+ */
+const AUTONAMED: Record<string, string> = {
+  "aws:iam/role:Role": "name",
+  "aws:iam/instanceProfile:InstanceProfile": "name",
+  "aws:iam/rolePolicy:RolePolicy": "name",
+  "aws:iam/policy:Policy": "name",
+  "aws:s3/bucket:Bucket": "bucket",
+  "aws:s3/bucketV2:BucketV2": "bucket",
+  "aws:ec2/securityGroup:SecurityGroup": "name",
+  "aws:ec2/launchTemplate:LaunchTemplate": "name",
+  "aws:lb/loadBalancer:LoadBalancer": "name",
+  "aws:lb/targetGroup:TargetGroup": "name",
+  "aws:sns/topic:Topic": "name",
+  "aws:cloudwatch/logGroup:LogGroup": "name",
+  "aws:cloudwatch/metricAlarm:MetricAlarm": "name",
+  "aws:rds/instance:Instance": "identifier",
+  "aws:rds/parameterGroup:ParameterGroup": "name",
+  "aws:rds/subnetGroup:SubnetGroup": "name",
+  "aws:ssm/document:Document": "name",
+  "aws:ssm/parameter:Parameter": "name",
+};
+
+/** The auto-named inputs of a resource the program left unnamed: `{ name: "app-role-1a2b3c4" }`. */
+export function autoNames(type: string, name: string, inputs: Record<string, unknown>): Record<string, string> {
+  const prop = AUTONAMED[type];
+  if (!prop || inputs[prop] !== undefined || (type.startsWith("aws:") && inputs[`${prop}Prefix`] !== undefined)) return {};
+  // Like the provider: lower case where AWS wants it (bucket names, RDS identifiers).
+  const base = prop === "bucket" || prop === "identifier" ? name.toLowerCase() : name;
+  return { [prop]: `${base}-${hex(type + name, 7)}` };
+}
+
 export class AwsMocks implements pulumi.runtime.Mocks {
   constructor(private readonly region: string) {}
 
   newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
     const id = args.id || mockId(args.type, args.name);
-    const state: Record<string, unknown> = { ...args.inputs };
+    const state: Record<string, unknown> = { ...args.inputs, ...autoNames(args.type, args.name, args.inputs) };
     if (args.type.startsWith("aws:")) {
       const service = serviceOf(args.type);
       state.arn ??= `arn:aws:${service}:${this.region}:${ACCOUNT_ID}:${args.name}/${id}`;

