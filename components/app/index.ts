@@ -17,6 +17,7 @@ import { renderMaintenancePage } from "./maintenance";
 import { NGINX_HTTP_CONF_PATH, NGINX_SITE_PATH, renderNginxHttpConf, renderNginxSite } from "./nginx";
 import { APP_PATHS } from "./paths";
 import { scheduleFiles } from "../schedules/jobs";
+import { monitoringHostFiles } from "../monitoring/host";
 
 /** Where nginx finds its certificate when it terminates TLS; nourishctl setup keeps it current. */
 export const TLS_DIR = "/etc/nourish-link/tls";
@@ -44,6 +45,7 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
     { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
     hostEnv(config, "app", env),
     ...scheduleFiles(config, "app"),
+    ...monitoringHostFiles(config, "app"),
   ];
 }
 

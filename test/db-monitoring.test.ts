@@ -1,0 +1,127 @@
+// The database host's own view of itself, against a real PostgreSQL 15: `nourishctl status`
+// (the cluster, connections, the oldest query, --json; a crashed cluster reported down), and the
+// self-healing drop-ins checked by systemd against the packages' own units.
+import * as assert from "assert";
+import { ChildProcess, spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { PG_CLUSTER_UNIT, renderRestartDropIn, restartDropIns } from "../components/hosts/restart";
+import { Cluster, PG_BINDIR, pgBin, startAppCluster } from "./pg";
+import { requireTool, run } from "./tools";
+
+describe("self-healing: restart drop-ins for nginx and the PostgreSQL cluster", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-dropins-"));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  /** systemd-analyze verify of `unit` with the rendered drop-ins in front of the packages' units. */
+  const verify = (unit: string) => run("systemd-analyze", ["verify", unit], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
+  const place = (files: { path: string; content: string }[]) => {
+    for (const f of files) {
+      const p = path.join(dir, f.path.replace(/^\/etc\/systemd\/system\//, ""));
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, f.content);
+    }
+  };
+
+  it("restarts nginx (app) and the cluster unit postgresql@15-main (db) on failure, with a start limit", () => {
+    assert.deepStrictEqual(restartDropIns("app").map((f) => f.path), ["/etc/systemd/system/nginx.service.d/nourish-link-restart.conf"]);
+    assert.deepStrictEqual(restartDropIns("db").map((f) => f.path), [`/etc/systemd/system/${PG_CLUSTER_UNIT}.d/nourish-link-restart.conf`]);
+    for (const role of ["app", "db"] as const) {
+      const text = restartDropIns(role)[0].content;
+      assert.match(text, /^\[Service\]\nRestart=on-failure\nRestartSec=5$/m);
+      assert.match(text, /^\[Unit\]\nStartLimitIntervalSec=600\nStartLimitBurst=5$/m);
+    }
+    assert.throws(() => renderRestartDropIn("x.service", { restartSec: 60, burst: 5, intervalSec: 300 }), /never trips/);
+  });
+
+  it("passes `systemd-analyze verify` on Debian's own nginx and postgresql@ units, which read them", () => {
+    requireTool("systemd-analyze");
+    for (const unit of ["nginx.service", "postgresql@.service"]) assert.ok(fs.existsSync(`/lib/systemd/system/${unit}`), `${unit} is missing: apt-get install -y nginx postgresql`);
+    place([...restartDropIns("app"), ...restartDropIns("db")]);
+    for (const unit of ["nginx.service", PG_CLUSTER_UNIT]) {
+      const r = verify(unit);
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.strictEqual(r.stderr.trim(), "", `${unit}: ${r.stderr}`);
+    }
+    // The same check sees a drop-in systemd would ignore: it proves verify read ours.
+    place([{ path: `/etc/systemd/system/${PG_CLUSTER_UNIT}.d/zz-typo.conf`, content: "[Service]\nRestart=on-failur\n" }]);
+    assert.match(verify(PG_CLUSTER_UNIT).stderr, /zz-typo\.conf:2: Failed to parse service restart specifier/);
+  });
+});
+
+describe("nourishctl status on the database host, against a real PostgreSQL 15", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-status-"));
+  let cluster: Cluster | undefined;
+  const sessions: ChildProcess[] = [];
+  const env = () => ({ ...process.env, NOURISH_ROOT: root, PGHOST: cluster!.socketDir, PGPORT: String(cluster!.port), PG_DATA: cluster!.dataDir, PATH: `${PG_BINDIR}:${process.env.PATH}` });
+  const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env: env() });
+  /** A psql session left running as the postgres OS user (killed in `after`). */
+  const session = (sql: string) => {
+    const p = spawn("runuser", ["-u", "postgres", "--", pgBin("psql"), "-X", "-q", "-h", cluster!.socketDir, "-p", String(cluster!.port), "-d", "dusangire", "-c", sql], { stdio: "ignore" });
+    sessions.push(p);
+    return p;
+  };
+
+  before(async () => {
+    cluster = await startAppCluster({ appPassword: "status-test-password" });
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), `ROLE=db\nDB_NAME=dusangire\nSTACK=staging\nDISK_FREE_MIN_PERCENT=1\n`);
+    fs.mkdirSync(path.join(root, "var/lib/postgresql"), { recursive: true });
+  });
+  after(() => {
+    for (const p of sessions) p.kill();
+    cluster?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("reports the cluster unit, connections and the oldest running query, also as --json", async () => {
+    session("SELECT pg_sleep(120)");
+    // Until the sleeping query shows up in pg_stat_activity.
+    for (let i = 0; i < 50 && cluster!.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%'") !== "1"; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = ctl("status");
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ok: postgresql@15-main is running/);
+    assert.match(r.stdout, /ok: \d+ of 100 connections in use; oldest running query: [1-9]\d* s \(pid \d+\)/);
+    const j = ctl("status", "--json");
+    assert.strictEqual(j.status, 0, j.stderr);
+    const doc = JSON.parse(j.stdout);
+    assert.strictEqual(doc.ok, true);
+    assert.strictEqual(doc.role, "db");
+    assert.deepStrictEqual(doc.checks.map((c: { check: string }) => c.check), ["postgresql@15-main", "connections", "disk /", "disk /var/lib/postgresql"]);
+    const sleeper = cluster!.psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%'");
+    assert.strictEqual(doc.database.oldest_query_pid, Number(sleeper));
+    assert.ok(doc.database.oldest_query_seconds >= 1, j.stdout);
+    assert.strictEqual(doc.database.max_connections, 100);
+    assert.ok(doc.database.connections >= 1);
+    assert.doesNotMatch(j.stdout, /pg_sleep/, "query text in the status output");
+  });
+
+  it("reports a crashed cluster down (the postmaster killed), in text and --json", () => {
+    const pid = fs.readFileSync(path.join(cluster!.dataDir, "postmaster.pid"), "utf8").split("\n")[0];
+    process.kill(Number(pid), "SIGKILL");
+    // Debian's postgresql.service would still say active here; the cluster's own check does not.
+    for (let i = 0; i < 50; i++) { try { process.kill(Number(pid), 0); } catch { break; } run("sleep", ["0.1"]); }
+    const r = ctl("status");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /FAIL: postgresql@15-main is not running/);
+    assert.match(r.stderr, /FAIL: PostgreSQL does not answer queries/);
+    assert.match(r.stderr, /status: checks failed$/m);
+    const j = ctl("status", "--json");
+    assert.strictEqual(j.status, 1);
+    const doc = JSON.parse(j.stdout);
+    assert.strictEqual(doc.ok, false);
+    assert.deepStrictEqual(doc.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { check: string }) => c.check), ["postgresql@15-main", "connections"]);
+    assert.ok(!("database" in doc));
+    // Back up for whoever runs next; the crash is recovered from WAL.
+    cluster!.start();
+    assert.strictEqual(ctl("status").status, 0);
+  });
+
+  it("refuses an unknown option by name", () => {
+    const r = ctl("status", "--jsn");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /status: unknown option '--jsn'/);
+  });
+});
