@@ -9,6 +9,9 @@ import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { PG_CLUSTER_UNIT, renderRestartDropIn, restartDropIns } from "../components/hosts/restart";
 import { Cluster, PG_BINDIR, pgBin, startAppCluster } from "./pg";
+import { DB_METRICS } from "../components/monitoring/metrics";
+import { startMoto, Moto } from "./moto";
+import { AWS_CLI } from "./s3";
 import { requireTool, run } from "./tools";
 
 describe("self-healing: restart drop-ins for nginx and the PostgreSQL cluster", () => {
@@ -123,5 +126,109 @@ describe("nourishctl status on the database host, against a real PostgreSQL 15",
     const r = ctl("status", "--jsn");
     assert.strictEqual(r.status, 1);
     assert.match(r.stderr, /status: unknown option '--jsn'/);
+  });
+});
+
+describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server), against a real PostgreSQL 15", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-metrics-"));
+  let cluster: Cluster | undefined;
+  let moto: Moto | undefined;
+  const sessions: ChildProcess[] = [];
+  const env = (extra: Record<string, string> = {}) => ({
+    ...process.env, ...moto!.env, NOURISH_ROOT: root, PGHOST: cluster!.socketDir, PGPORT: String(cluster!.port),
+    PG_DATA: cluster!.dataDir, CLOUDWATCH_ENDPOINT: moto!.endpoint,
+    // The real PostgreSQL 15 tools and the Debian aws CLI (a Python shim earlier on PATH may shadow it).
+    PATH: `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}`, ...extra,
+  });
+  const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env: env() });
+  const psqlSession = (sql: string) => {
+    const p = spawn("runuser", ["-u", "postgres", "--", pgBin("psql"), "-X", "-q", "-h", cluster!.socketDir, "-p", String(cluster!.port), "-d", "dusangire", "-c", sql], { stdio: "ignore" });
+    sessions.push(p);
+  };
+  const until = async (what: string, sql: string, want: string) => {
+    for (let i = 0; i < 100; i++) {
+      if (cluster!.psql(sql, { db: "dusangire" }) === want) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`waited 10 s for ${what}`);
+  };
+  const dry = (): Record<string, number> => {
+    const r = ctl("metrics", "--dry-run");
+    assert.strictEqual(r.status, 0, r.stderr);
+    return Object.fromEntries((JSON.parse(r.stdout) as { MetricName: string; Value: number }[]).map((d) => [d.MetricName, d.Value]));
+  };
+
+  before(async () => {
+    moto = await startMoto();
+    // Archiving on, with a command that fails until the test creates archive-ok: a stalled archiver.
+    cluster = await startAppCluster({
+      appPassword: "metrics-test-password",
+      extraConf: (c) => `archive_mode = on\narchive_command = 'test -f ${c.root}/archive-ok'\nautovacuum = off\n`,
+    });
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), "ROLE=db\nDB_NAME=dusangire\nSTACK=staging\nREGION=af-south-1\n");
+    // A bloated table: the largest one, with half its rows deleted and autovacuum off.
+    cluster.psql("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, repeat('meal ', 20) FROM generate_series(1, 20000) g; ANALYZE orders; DELETE FROM orders WHERE id % 2 = 0", { db: "dusangire" });
+    cluster.psql("CREATE TABLE menu (id int PRIMARY KEY); INSERT INTO menu VALUES (1)", { db: "dusangire" });
+    // A long query, and a lock held by an open transaction with a second session waiting on it.
+    psqlSession("SELECT pg_sleep(300)");
+    psqlSession("BEGIN; LOCK TABLE menu IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300)");
+    await until("the lock holder", "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'menu' AND l.granted AND l.mode = 'AccessExclusiveLock'", "1");
+    psqlSession("SELECT * FROM menu");
+    await until("the blocked session", "SELECT count(*) FROM pg_locks WHERE NOT granted", "1");
+    cluster.psql("SELECT pg_switch_wal()");
+    await new Promise((r) => setTimeout(r, 2000));
+  });
+  after(() => {
+    for (const p of sessions) p.kill();
+    cluster?.stop();
+    moto?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("measures connections, the blocked lock, the long query and transaction, bloat, cache, size and a stalled archiver", () => {
+    const m = dry();
+    assert.deepStrictEqual(Object.keys(m).sort(), [...DB_METRICS].sort(), "publishes exactly the metrics monitoring knows");
+    assert.ok(m.DbConnections >= 4, `connections ${m.DbConnections}`);
+    assert.strictEqual(m.DbConnectionsUsedPercent, Math.round(m.DbConnections * 100 / 100 * 1000) / 1000);
+    assert.strictEqual(m.DbLocksWaiting, 1);
+    assert.ok(m.DbOldestQuerySeconds >= 2, `oldest query ${m.DbOldestQuerySeconds}`);
+    assert.ok(m.DbOldestTransactionSeconds >= m.DbOldestQuerySeconds - 1, `oldest transaction ${m.DbOldestTransactionSeconds}`);
+    assert.ok(m.DbDeadTuplePercentMax >= 45 && m.DbDeadTuplePercentMax <= 55, `dead tuples ${m.DbDeadTuplePercentMax}%`);
+    assert.ok(m.DbCacheHitPercent > 50 && m.DbCacheHitPercent <= 100, `cache hit ${m.DbCacheHitPercent}`);
+    assert.strictEqual(m.DbSizeBytes, Number(cluster!.psql("SELECT pg_database_size('dusangire')")));
+    // Archiving fails: a segment waits, and the age counts from the server's start (none archived yet).
+    assert.ok(m.DbWalArchiveAgeSeconds >= 2, `archive age ${m.DbWalArchiveAgeSeconds}`);
+  });
+
+  it("reports the archiver healthy (0) once the waiting segments are archived, and no bloat after VACUUM", async () => {
+    cluster!.writeFile("archive-ok", "");
+    // The archiver backs off after failures; new WAL wakes it.
+    cluster!.psql("INSERT INTO orders VALUES (0, 'new'); SELECT pg_switch_wal()", { db: "dusangire" });
+    await until("the archiver", "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "0");
+    assert.strictEqual(dry().DbWalArchiveAgeSeconds, 0);
+    // VACUUM clears the bloat the alarm-free dashboard shows.
+    cluster!.psql("VACUUM orders", { db: "dusangire" });
+    assert.strictEqual(dry().DbDeadTuplePercentMax, 0);
+  });
+
+  it("publishes them in one put-metric-data call, read back with list-metrics and get-metric-statistics", () => {
+    const r = ctl("metrics");
+    assert.strictEqual(r.status, 0, r.stderr);
+    const listed = JSON.parse(moto!.aws(["cloudwatch", "list-metrics", "--namespace", "NourishLink"]).stdout).Metrics as { MetricName: string; Dimensions: { Name: string; Value: string }[] }[];
+    assert.deepStrictEqual(listed.map((x) => x.MetricName).sort(), [...DB_METRICS].sort());
+    for (const x of listed) assert.deepStrictEqual(x.Dimensions, [{ Name: "Stack", Value: "staging" }, { Name: "Role", Value: "db" }], x.MetricName);
+    const now = new Date();
+    const stats = JSON.parse(moto!.aws(["cloudwatch", "get-metric-statistics", "--namespace", "NourishLink", "--metric-name", "DbLocksWaiting",
+      "--dimensions", "Name=Stack,Value=staging", "Name=Role,Value=db", "--statistics", "Maximum", "--period", "60",
+      "--start-time", new Date(now.getTime() - 600_000).toISOString(), "--end-time", new Date(now.getTime() + 60_000).toISOString()]).stdout);
+    assert.deepStrictEqual(stats.Datapoints.map((d: { Maximum: number }) => d.Maximum), [1]);
+  });
+
+  it("fails with one line naming the database when it cannot read", () => {
+    const r = run("bash", [NOURISHCTL_SOURCE, "metrics"], { env: env({ PGPORT: "1" }) });
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr.trim(), /^nourishctl: metrics: cannot read the numbers from dusangire: psql: error: .*$/);
+    assert.strictEqual(r.stderr.trim().split("\n").length, 1, r.stderr);
   });
 });

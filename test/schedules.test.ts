@@ -73,9 +73,9 @@ describe("schedules: systemd timers for the manual's procedures", () => {
   });
 
   it("puts database jobs on the database host only, and none for a managed database", async () => {
-    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "verify-backup", "pitr-backup"]);
-    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "verify-backup"]);
-    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "pitr-backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup"]);
+    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics"]);
     assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
@@ -97,6 +97,21 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     const r = run("systemd-analyze", ["verify", ...units]);
     assert.strictEqual(r.status, 0, r.stderr);
     assert.strictEqual(r.stderr.trim(), "", "verify printed diagnostics");
+  });
+
+  it("publishes the database's metrics every minute, on the minute, on a self-managed database host only", async () => {
+    const metrics = (await jobsOf("prod", "db")).find((j) => j.id === "metrics");
+    assert.ok(metrics, "no metrics job on the prod database host");
+    const timer = renderTimer(metrics);
+    assert.match(timer, /^OnCalendar=\*-\*-\* \*:\*:00 Africa\/Kigali$/m);
+    assert.match(timer, /^RandomizedDelaySec=0$/m);
+    assert.match(timer, /^AccuracySec=1s$/m);
+    assert.match(renderJobService(metrics), /^ExecStart=\/usr\/local\/sbin\/nourishctl metrics$/m);
+    const next = run("systemd-analyze", ["calendar", "--iterations=2", `${metrics.onCalendar} UTC`]).stdout;
+    const times = [...next.matchAll(/(?:Next elapse|Iter\. #2): \w+ (\S+ \S+)/g)].map((m) => Date.parse(`${m[1]}Z`));
+    assert.strictEqual(times.length, 2, next);
+    assert.strictEqual(times[1] - times[0], 60_000, next);
+    assert.ok(!(await jobsOf("prod", "app")).some((j) => j.id === "metrics"));
   });
 
   it("refuses a job whose schedule systemd would not parse", () => {

@@ -3,6 +3,9 @@ import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
 import { jobUnits, ScheduledJob } from "./systemd";
 
+/** `nourishctl metrics` runs every minute: the database alarms' period is one minute. */
+export const DB_METRICS_SCHEDULE = "*-*-* *:*:00";
+
 export function scheduledJobs(config: StackConfig, role: "app" | "db"): ScheduledJob[] {
   const tz = config.maintenance.timezone;
   const m = config.maintenance;
@@ -16,6 +19,8 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
       { id: "vacuum", description: "weekly VACUUM ANALYZE", onCalendar: m.vacuumSchedule, timezone: tz, verb: ["maintain", "vacuum"], after: pg },
       { id: "reindex", description: "monthly REINDEX and ANALYZE", onCalendar: m.reindexSchedule, timezone: tz, verb: ["maintain", "reindex"], after: pg },
     );
+    // The database's health numbers for the alarms and the dashboard (scripts/host/lib/metrics.sh).
+    jobs.push({ id: "metrics", description: "database metrics to CloudWatch", onCalendar: DB_METRICS_SCHEDULE, timezone: tz, verb: ["metrics"], after: pg, randomizedDelay: "0", accuracy: "1s" });
     if (config.backups.enabled) {
       jobs.push({ id: "backup", description: "nightly database backup", onCalendar: config.backups.schedule, timezone: tz, verb: ["backup"], after: pg, randomizedDelay: "15min" });
       // The manual's weekly backup verification: the newest dump in the bucket downloaded, its

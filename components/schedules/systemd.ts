@@ -15,6 +15,8 @@ export interface ScheduledJob {
   /** nourishctl arguments, e.g. ["backup"]. */
   verb: string[];
   randomizedDelay?: string;
+  /** AccuracySec= (default 1min); a minutely job needs finer. */
+  accuracy?: string;
   /** Units that must be up first, e.g. postgresql.service. */
   after?: string[];
 }
@@ -36,7 +38,7 @@ export function renderTimer(job: ScheduledJob): string {
     `OnCalendar=${calendar}`,
     "Persistent=true",
     `RandomizedDelaySec=${job.randomizedDelay ?? "10min"}`,
-    "AccuracySec=1min",
+    `AccuracySec=${job.accuracy ?? "1min"}`,
     `Unit=${unitName(job)}.service`,
     "",
     "[Install]",
