@@ -7,7 +7,7 @@ import { BackupStore } from "./backups";
 import { StackConfig } from "./config";
 import { Database } from "./database";
 import { HostTooling } from "./hosts/tooling";
-import { Monitoring } from "./monitoring";
+import { Monitoring, watchedEstate } from "./monitoring";
 import { Network } from "./network";
 import { Release } from "./release";
 import { AppSecrets } from "./secrets";
@@ -23,11 +23,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly app: AppHosts;
   /** Off-host backup storage; absent when backups.enabled is false (never on prod). */
   readonly backups?: BackupStore;
-  /**
-   * The alert topic and the alarms on backups that stop silently; only with backups on a
-   * self-managed database host (the one that publishes BackupSuccess). Absent otherwise.
-   */
-  readonly monitoring?: Monitoring;
+  /** The alert topic, the hosts' logs, every alarm and the dashboard. */
+  readonly monitoring: Monitoring;
   /** Converges the hosts to release.version over SSH; only when the deploySshKey secret is set. */
   readonly release?: Release;
 
@@ -58,8 +55,9 @@ export class NourishLink extends pulumi.ComponentResource {
       backups: this.backups,
       tooling,
     }, child);
-    if (config.backups.enabled && !config.database.managed) this.monitoring = new Monitoring("monitoring", { config }, child);
+    this.monitoring = new Monitoring("monitoring", { config }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling }, child);
+    this.monitoring.watch("monitoring", watchedEstate(config, this.app, this.database));
     // config.ts guarantees a self-managed database host whenever the deploy key is set.
     const deployKey = config.secrets.deploySshKey;
     if (deployKey && this.database.instance) {

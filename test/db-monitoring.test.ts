@@ -212,12 +212,18 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
     assert.strictEqual(dry().DbDeadTuplePercentMax, 0);
   });
 
-  it("publishes them in one put-metric-data call, read back with list-metrics and get-metric-statistics", () => {
+  it("publishes them in one put-metric-data call, and a job's failure with its name, read back with list-metrics and get-metric-statistics", () => {
     const r = ctl("metrics");
     assert.strictEqual(r.status, 0, r.stderr);
+    // A failed job unit's OnFailure= runs `nourishctl job-failed <job>`: one metric with the job's name.
+    const failed = ctl("job-failed", "backup");
+    assert.strictEqual(failed.status, 0, failed.stderr);
+    assert.match(failed.stderr, /job-failed: nourish-link-backup failed; JobFailed published/);
     const listed = JSON.parse(moto!.aws(["cloudwatch", "list-metrics", "--namespace", "NourishLink"]).stdout).Metrics as { MetricName: string; Dimensions: { Name: string; Value: string }[] }[];
-    assert.deepStrictEqual(listed.map((x) => x.MetricName).sort(), [...DB_METRICS].sort());
-    for (const x of listed) assert.deepStrictEqual(x.Dimensions, [{ Name: "Stack", Value: "staging" }, { Name: "Role", Value: "db" }], x.MetricName);
+    assert.deepStrictEqual(listed.map((x) => x.MetricName).sort(), [...DB_METRICS, "JobFailed"].sort());
+    for (const x of listed.filter((l) => l.MetricName !== "JobFailed")) assert.deepStrictEqual(x.Dimensions, [{ Name: "Stack", Value: "staging" }, { Name: "Role", Value: "db" }], x.MetricName);
+    assert.deepStrictEqual(listed.find((l) => l.MetricName === "JobFailed")!.Dimensions, [{ Name: "Stack", Value: "staging" }, { Name: "Role", Value: "db" }, { Name: "Job", Value: "backup" }]);
+    assert.match(ctl("job-failed", "../x").stderr, /job-failed: '\.\.\/x' is not a job name/);
     const now = new Date();
     const stats = JSON.parse(moto!.aws(["cloudwatch", "get-metric-statistics", "--namespace", "NourishLink", "--metric-name", "DbLocksWaiting",
       "--dimensions", "Name=Stack,Value=staging", "Name=Role,Value=db", "--statistics", "Maximum", "--period", "60",

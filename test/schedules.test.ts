@@ -5,7 +5,7 @@ import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { isOnCalendar } from "../components/schedules/calendar";
 import { scheduledJobs } from "../components/schedules/jobs";
-import { renderJobService, renderTimer } from "../components/schedules/systemd";
+import { renderJobFailedService, renderJobService, renderTimer } from "../components/schedules/systemd";
 import { loadStackConfig } from "./harness";
 import { requireTool, run } from "./tools";
 
@@ -94,7 +94,13 @@ describe("schedules: systemd timers for the manual's procedures", () => {
       const cal = run("systemd-analyze", ["calendar", `${job.onCalendar} ${job.timezone}`]);
       assert.strictEqual(cal.status, 0, cal.stderr);
     }
-    const r = run("systemd-analyze", ["verify", ...units]);
+    // Every job reports its failure through the template unit, which must not report its own.
+    const failed = path.join(dir, "nourish-link-job-failed@.service");
+    fs.writeFileSync(failed, renderJobFailedService(NOURISHCTL_SOURCE));
+    for (const job of jobs) assert.match(renderJobService(job), new RegExp(`^OnFailure=nourish-link-job-failed@${job.id}\\.service$`, "m"));
+    assert.doesNotMatch(renderJobFailedService(), /OnFailure=/);
+    assert.match(renderJobFailedService(), /^ExecStart=\/usr\/local\/sbin\/nourishctl job-failed %i$/m);
+    const r = run("systemd-analyze", ["verify", ...units, path.join(dir, "nourish-link-job-failed@backup.service")], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
     assert.strictEqual(r.status, 0, r.stderr);
     assert.strictEqual(r.stderr.trim(), "", "verify printed diagnostics");
   });

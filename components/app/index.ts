@@ -58,6 +58,8 @@ export class AppHosts extends pulumi.ComponentResource {
   /** DNS records that prove the domain to ACM (ALB only): add them at the domain's DNS provider. */
   readonly certificateValidationRecords?: pulumi.Output<{ name: string; type: string; value: string }[]>;
   readonly hostRole: HostRole;
+  /** The ALB's and target group's CloudWatch dimensions (ALB only), for monitoring. */
+  readonly albDimensions?: { loadBalancer: pulumi.Output<string>; targetGroup: pulumi.Output<string> };
 
   constructor(name: string, args: AppHostsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:app:AppHosts", name, {}, opts);
@@ -144,6 +146,7 @@ export class AppHosts extends pulumi.ComponentResource {
       defaultActions: [{ type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } }],
     }, { parent: this });
     this.entryPoint = alb.dnsName;
+    this.albDimensions = { loadBalancer: alb.arnSuffix, targetGroup: targets.arnSuffix };
     this.registerOutputs({ entryPoint: this.entryPoint, certificateValidationRecords: this.certificateValidationRecords });
   }
 }

@@ -44,6 +44,8 @@ export class Database extends pulumi.ComponentResource {
   readonly instance?: aws.ec2.Instance;
   /** Its data volume's attachment: nothing may run on the host before the data is there. */
   readonly dataAttachment?: aws.ec2.VolumeAttachment;
+  /** The RDS instance's identifier (managed only), for monitoring. */
+  readonly rdsIdentifier?: pulumi.Output<string>;
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:database:Database", name, {}, opts);
@@ -98,6 +100,7 @@ export class Database extends pulumi.ComponentResource {
         copyTagsToSnapshot: true,
       }, { parent: this, protect: true });
       this.endpoint = rds.address;
+      this.rdsIdentifier = rds.identifier;
       this.registerOutputs({ endpoint: this.endpoint });
       return;
     }

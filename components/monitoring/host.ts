@@ -1,9 +1,14 @@
-// What monitoring puts on every host, by role: the self-healing drop-ins (hosts/restart.ts).
-// Pure: typed config in, host files out; the host components add them to their user data.
+// What monitoring puts on every host, by role: the self-healing drop-ins (hosts/restart.ts) and
+// the CloudWatch agent's configuration (agent.ts). Pure: typed config in, host files out; the host
+// components add them to their user data.
 import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
 import { restartDropIns } from "../hosts/restart";
+import { AGENT_CONFIG_PATH, renderAgentConfig } from "./agent";
 
-export function monitoringHostFiles(_config: StackConfig, role: "app" | "db"): HostFile[] {
-  return [...restartDropIns(role)];
+export function monitoringHostFiles(config: StackConfig, role: "app" | "db"): HostFile[] {
+  return [
+    ...restartDropIns(role),
+    { path: AGENT_CONFIG_PATH, content: JSON.stringify(renderAgentConfig(config, role), null, 1) + "\n" },
+  ];
 }

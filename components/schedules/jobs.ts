@@ -1,7 +1,7 @@
 // Which of the manual's scheduled procedures run on which host, and when (stack config).
 import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
-import { jobUnits, ScheduledJob } from "./systemd";
+import { JOB_FAILED_UNIT, jobUnits, renderJobFailedService, ScheduledJob } from "./systemd";
 
 /** `nourishctl metrics` runs every minute: the database alarms' period is one minute. */
 export const DB_METRICS_SCHEDULE = "*-*-* *:*:00";
@@ -36,5 +36,8 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
 }
 
 export function scheduleFiles(config: StackConfig, role: "app" | "db"): HostFile[] {
-  return scheduledJobs(config, role).flatMap(jobUnits);
+  return [
+    ...scheduledJobs(config, role).flatMap(jobUnits),
+    { path: `/etc/systemd/system/${JOB_FAILED_UNIT}@.service`, content: renderJobFailedService() },
+  ];
 }
