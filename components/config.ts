@@ -149,7 +149,7 @@ export const stackConfigSchema = z.strictObject({
     longQuerySeconds: int(10, 86400).describe("alarm when a database query has been running longer than this"),
     walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
     backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
-    agentVersion: z.string().regex(/^\d+\.\d+\.\d+(\.\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot (pinned; journald logs need 1.300070.0 or newer)"),
+    agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot (pinned; journald logs need 1.300070.0 or newer)"),
   }),
   release: z.strictObject({
     version: semver.describe("the release the stack runs; rolling back is setting it back"),

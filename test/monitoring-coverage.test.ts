@@ -9,6 +9,7 @@
 // - nourishctl: `metric NAME` calls and lib/metrics.sh's SQL in the scripts each role receives,
 //   `nourishctl job-failed` through each job unit's OnFailure=, dimensions from host.env.
 import * as assert from "assert";
+import * as fs from "fs";
 import { estateAlarms, WatchedEstate } from "../components/monitoring/alarms";
 import { DISK_FSTYPE, watchedMounts, watchedProcesses } from "../components/monitoring/agent";
 import { LOG_SOURCES, logMetricNamespace } from "../components/monitoring/logs";
@@ -215,5 +216,23 @@ describe("monitoring: every alarm watches what something publishes, everything p
       assert.strictEqual(g.inputs.retentionInDays, base.monitoring.logRetentionDays, `${g.inputs.name}`);
       assert.strictEqual(g.inputs.kmsKeyId, `arn:aws:kms:af-south-1:123456789012:key/${one(prod, "aws:kms/key:Key", "monitoring-logs-key").id}`);
     }
+  });
+
+  it("README and docs/RUNBOOK.md (Alarms) list each alarm the plans create", () => {
+    const readme = fs.readFileSync("README.md", "utf8");
+    const runbook = fs.readFileSync("docs/RUNBOOK.md", "utf8");
+    const alarmsSection = runbook.slice(runbook.indexOf("## Alarms"), runbook.indexOf("\n## ", runbook.indexOf("## Alarms") + 5));
+    assert.ok(alarmsSection.length > 1000, "no Alarms section in the RUNBOOK");
+    const ids = new Set<string>();
+    for (const { stack, r } of runs) {
+      for (const a of ofType(r, ALARM)) {
+        const id = String(a.inputs.name).replace(`nourish-link-${stack}-`, "");
+        const dims = (a.inputs.dimensions ?? {}) as Record<string, string>;
+        ids.add(dims.InstanceId ? id.replace(/^(app-\d+|db)-/, "<host>-") : id.replace(/^job-failed-(app|db)-.*$/, "job-failed-<role>-<job>"));
+      }
+    }
+    assert.ok(ids.size > 20);
+    const missing = [...ids].filter((id) => !alarmsSection.includes(`\`${id}\``) || !readme.includes(`\`${id}\``));
+    assert.deepStrictEqual(missing, [], "alarms the README or the RUNBOOK does not list");
   });
 });
