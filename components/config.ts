@@ -134,6 +134,7 @@ export const stackConfigSchema = z.strictObject({
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
+    logArchiveSchedule: schedule.describe("monthly `nourishctl logs archive` on every host: last month's rotated logs to the backup bucket's logs/ prefix (only with backups.enabled)"),
   }),
   monitoring: z.strictObject({
     alertEmails: z.array(z.email({ error: "must be an email address" })).max(10).describe("who alarms notify; at least one on prod"),
@@ -234,6 +235,7 @@ const COMMON: DeepPartial<StackSettings> = {
     vacuumSchedule: "Sun *-*-* 23:00:00",
     reindexSchedule: "*-*-01 03:30:00",
     verifyBackupSchedule: "Sun *-*-* 04:00:00",
+    logArchiveSchedule: "*-*-01 04:30:00",
   },
   monitoring: {
     alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85, cpuCreditsMin: 20, memoryHighPercent: 90,

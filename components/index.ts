@@ -56,7 +56,7 @@ export class NourishLink extends pulumi.ComponentResource {
       tooling,
     }, child);
     this.monitoring = new Monitoring("monitoring", { config }, child);
-    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling }, child);
+    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, backups: this.backups }, child);
     this.monitoring.watch("monitoring", watchedEstate(config, this.app, this.database));
     // config.ts guarantees a self-managed database host whenever the deploy key is set.
     const deployKey = config.secrets.deploySshKey;

@@ -73,10 +73,11 @@ describe("schedules: systemd timers for the manual's procedures", () => {
   });
 
   it("puts database jobs on the database host only, and none for a managed database", async () => {
-    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "pitr-backup"]);
-    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive", "pitr-backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive"]);
     assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics"]);
-    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status"]);
+    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive"]);
+    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
 
@@ -118,6 +119,17 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     assert.strictEqual(times.length, 2, next);
     assert.strictEqual(times[1] - times[0], 60_000, next);
     assert.ok(!(await jobsOf("prod", "app")).some((j) => j.id === "metrics"));
+  });
+
+  it("archives logs monthly on every host (maintenance.logArchiveSchedule), only with backups", async () => {
+    for (const role of ["app", "db"] as const) {
+      const job = (await jobsOf("prod", role)).find((j) => j.id === "log-archive");
+      assert.ok(job, `no log-archive job on the ${role} host`);
+      assert.match(renderTimer(job), /^OnCalendar=\*-\*-01 04:30:00 Africa\/Kigali$/m);
+      assert.match(renderJobService(job), /^ExecStart=\/usr\/local\/sbin\/nourishctl logs archive$/m);
+      const moved = (await jobsOf("prod", role, { maintenance: { logArchiveSchedule: "*-*-02 05:00:00" } })).find((j) => j.id === "log-archive");
+      assert.match(renderTimer(moved!), /^OnCalendar=\*-\*-02 05:00:00 Africa\/Kigali$/m);
+    }
   });
 
   it("refuses a job whose schedule systemd would not parse", () => {

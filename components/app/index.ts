@@ -11,6 +11,7 @@ import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { Network } from "../network";
 import { AppSecrets } from "../secrets";
+import { BackupStore } from "../backups";
 import { GUNICORN_SERVICE_NAME, gunicornWorkers, renderGunicornService } from "./gunicorn";
 import { NGINX_REOPEN_LOGS, renderLogrotate } from "./logrotate";
 import { renderMaintenancePage } from "./maintenance";
@@ -29,6 +30,8 @@ export interface AppHostsArgs {
   databaseEndpoint: pulumi.Output<string>;
   /** Where the hosts fetch nourishctl from at first boot. */
   tooling: HostTooling;
+  /** The backup store (backups.enabled): the monthly log archive goes under its logs/ prefix. */
+  backups?: BackupStore;
 }
 
 /** The files of one app host (pure apart from the Outputs it is given). */
@@ -70,10 +73,15 @@ export class AppHosts extends pulumi.ComponentResource {
     this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
     args.secrets.grantRead(`${name}-secrets`, this.hostRole.role);
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role, "app");
+    // `nourishctl logs archive`: put (never delete) under logs/ only.
+    args.backups?.grantWrite(`${name}-logs`, this.hostRole.role, ["logs/"]);
+    const archiveEnv = args.backups
+      ? pulumi.all([args.backups.bucketName, args.backups.kmsKeyArn]).apply(([bucket, key]): Record<string, string> => ({ BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key }))
+      : pulumi.output<Record<string, string>>({});
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
-    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands("app", config.region)])
-      .apply(([vcpus, dbHost, dbParam, keyParam, install]) => renderHostCloudInit(config, "app", {
+    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands("app", config.region), archiveEnv])
+      .apply(([vcpus, dbHost, dbParam, keyParam, install, archive]) => renderHostCloudInit(config, "app", {
         packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"])],
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
           DOMAIN: config.domain,
@@ -85,6 +93,7 @@ export class AppHosts extends pulumi.ComponentResource {
           DB_USER: config.database.user,
           DB_PASSWORD_PARAMETER: dbParam,
           DJANGO_SECRET_KEY_PARAMETER: keyParam,
+          ...archive,
         }),
       }, install));
 

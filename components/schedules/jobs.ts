@@ -13,6 +13,9 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
     // The morning checklist: fails (and the unit shows failed) when a service is down or disk is short.
     { id: "status", description: "morning check", onCalendar: m.healthCheckSchedule, timezone: tz, verb: ["status"], randomizedDelay: "2min" },
   ];
+  // The manual's monthly log archival, to the backup bucket's logs/ prefix (lib/logs.sh).
+  const logArchive: ScheduledJob = { id: "log-archive", description: "monthly log archival to the backup bucket", onCalendar: m.logArchiveSchedule, timezone: tz, verb: ["logs", "archive"], randomizedDelay: "30min" };
+  if (role === "app" && config.backups.enabled) jobs.push(logArchive);
   if (role === "db" && !config.database.managed) {
     const pg = ["postgresql.service"];
     jobs.push(
@@ -27,6 +30,7 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
       // SHA-256 checked against its manifest, and read back with pg_restore --list (no server needed).
       jobs.push({ id: "verify-backup", description: "weekly verification of the latest backup", onCalendar: m.verifyBackupSchedule, timezone: tz, verb: ["backups", "verify", "--latest"], randomizedDelay: "15min" });
     }
+    if (config.backups.enabled) jobs.push(logArchive);
     if (config.backups.enabled && config.backups.pitr) {
       // pgBackRest picks full (weekly) or differential itself; WAL is archived continuously.
       jobs.push({ id: "pitr-backup", description: "pgBackRest backup for point-in-time recovery", onCalendar: "*-*-* 01:00:00", timezone: tz, verb: ["pitr", "backup"], after: pg, randomizedDelay: "15min" });
