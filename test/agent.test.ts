@@ -55,9 +55,9 @@ describe("CloudWatch agent configuration, against the agent's own schema", () =>
 });
 
 describe("nourishctl agent install: pinned version, signature checked, nothing installed otherwise", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-agent-"));
-  const root = path.join(dir, "root");
-  const repo = path.join(dir, "repo");
+  let dir = "";
+  let root = "";
+  let repo = "";
   const gpgHome = (name: string) => path.join(dir, `gnupg-${name}`);
   const fingerprints: Record<string, string> = {};
   const gpg = (home: string, args: string[], input?: string) => run("gpg", ["--batch", "--homedir", home, ...args], { input });
@@ -83,6 +83,9 @@ describe("nourishctl agent install: pinned version, signature checked, nothing i
   };
 
   before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-agent-"));
+    root = path.join(dir, "root");
+    repo = path.join(dir, "repo");
     for (const t of ["gpg", "gpgv", "dpkg-deb", "curl"]) requireTool(t);
     keyOf("aws");
     keyOf("mallory");

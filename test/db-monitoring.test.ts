@@ -15,7 +15,8 @@ import { AWS_CLI } from "./s3";
 import { requireTool, run } from "./tools";
 
 describe("self-healing: restart drop-ins for nginx and the PostgreSQL cluster", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-dropins-"));
+  let dir = "";
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-dropins-")); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   /** systemd-analyze verify of `unit` with the rendered drop-ins in front of the packages' units. */
   const verify = (unit: string) => run("systemd-analyze", ["verify", unit], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
@@ -54,7 +55,7 @@ describe("self-healing: restart drop-ins for nginx and the PostgreSQL cluster", 
 });
 
 describe("nourishctl status on the database host, against a real PostgreSQL 15", () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-status-"));
+  let root = "";
   let cluster: Cluster | undefined;
   const sessions: ChildProcess[] = [];
   const env = () => ({ ...process.env, NOURISH_ROOT: root, PGHOST: cluster!.socketDir, PGPORT: String(cluster!.port), PG_DATA: cluster!.dataDir, PATH: `${PG_BINDIR}:${process.env.PATH}` });
@@ -67,6 +68,7 @@ describe("nourishctl status on the database host, against a real PostgreSQL 15",
   };
 
   before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-status-"));
     cluster = await startAppCluster({ appPassword: "status-test-password" });
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), `ROLE=db\nDB_NAME=dusangire\nSTACK=staging\nDISK_FREE_MIN_PERCENT=1\n`);
@@ -130,7 +132,7 @@ describe("nourishctl status on the database host, against a real PostgreSQL 15",
 });
 
 describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server), against a real PostgreSQL 15", () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-metrics-"));
+  let root = "";
   let cluster: Cluster | undefined;
   let moto: Moto | undefined;
   const sessions: ChildProcess[] = [];
@@ -159,6 +161,7 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
   };
 
   before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-metrics-"));
     moto = await startMoto();
     // Archiving on, with a command that fails until the test creates archive-ok: a stalled archiver.
     cluster = await startAppCluster({

@@ -10,7 +10,7 @@ import { AWS_CLI, S3, startS3 } from "./s3";
 import { run } from "./tools";
 
 describe("nourishctl logs archive (s3rver)", () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-logs-"));
+  let root = "";
   const BUCKET = "nl-archive";
   let s3: S3;
   const rel = (p: string) => path.join(root, p);
@@ -28,6 +28,7 @@ describe("nourishctl logs archive (s3rver)", () => {
   const october = ["var/log/nourish-link/nginx-access.log.1", "var/log/nourish-link/nginx-access.log.2.gz", "var/log/postgresql/postgresql-15-main.log.1"];
 
   before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-logs-"));
     s3 = await startS3({ buckets: [BUCKET] });
     fs.mkdirSync(rel("etc/nourish-link"), { recursive: true });
     for (const f of october) log(f, "2026-10-15T12:00:00Z");
