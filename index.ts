@@ -32,7 +32,7 @@ export = async () => {
     pgbackrestBucket: site.backups?.pgbackrestBucketName,
     backupAccessLogBucket: site.backups?.accessLogBucketName,
     backupKmsKeyArn: site.backups?.kmsKeyArn,
-    // Only with Monitoring (backups on a self-managed database): where every alarm notifies.
-    ...(site.monitoring ? { alertTopicArn: site.monitoring.topicArn } : {}),
+    // Where every alarm notifies.
+    alertTopicArn: site.monitoring.topicArn,
   };
 };

@@ -157,10 +157,23 @@ export const stackConfigSchema = z.strictObject({
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
+    logArchiveSchedule: schedule.describe("monthly `nourishctl logs archive` on every host: last month's rotated logs to the backup bucket's logs/ prefix (only with backups.enabled)"),
   }),
   monitoring: z.strictObject({
     alertEmails: z.array(z.email({ error: "must be an email address", pattern: /^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$/ })).max(10).describe("who alarms notify; at least one on prod"),
-    diskFreeMinPercent: int(5, 50).describe("`nourishctl status` fails when free disk falls below this (the manual: 20%); a CloudWatch alarm on it is planned (issue 12)"),
+    diskFreeMinPercent: int(5, 50).describe("`nourishctl status` fails, and each mount's disk alarm fires, when free disk falls below this (the manual: 20%)"),
+    cpuHighPercent: int(50, 100).describe("alarm when a host's (or RDS's) CPU averages above this for 15 minutes"),
+    cpuCreditsMin: int(0, 1000).describe("alarm when a burstable (t*) host's CPU credit balance falls below this"),
+    memoryHighPercent: int(50, 99).describe("alarm when a host's used memory averages above this for 15 minutes (RDS: freeable memory below the rest)"),
+    logRetentionDays: logRetention.describe("days host logs (nginx, gunicorn, PostgreSQL, nourishctl jobs) are kept in CloudWatch Logs"),
+    http5xxPercent: int(1, 100).describe("alarm when more than this share of requests fail with 5xx over 5 minutes (twice in a row)"),
+    p95Seconds: z.number().min(0.05).max(60).describe("alarm when the 95th percentile response time stays above this many seconds for 15 minutes"),
+    errorLinesPer5Min: int(1, 100000).describe("alarm when gunicorn and Django log more ERROR/CRITICAL/Traceback lines than this in 5 minutes"),
+    dbConnectionsPercent: int(10, 100).describe("alarm when database connections exceed this share of max_connections"),
+    longQuerySeconds: int(10, 86400).describe("alarm when a database query has been running longer than this"),
+    walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
+    backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
+    agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot (pinned; journald logs need 1.300070.0 or newer)"),
   }),
   release: z.strictObject({
     version: semver.describe("the release the stack runs; rolling back is setting it back"),
@@ -264,8 +277,13 @@ const COMMON: DeepPartial<StackSettings> = {
     vacuumSchedule: "Sun *-*-* 23:00:00",
     reindexSchedule: "*-*-01 03:30:00",
     verifyBackupSchedule: "Sun *-*-* 04:00:00",
+    logArchiveSchedule: "*-*-01 04:30:00",
   },
-  monitoring: { alertEmails: [], diskFreeMinPercent: 20 },
+  monitoring: {
+    alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85, cpuCreditsMin: 20, memoryHighPercent: 90,
+    http5xxPercent: 5, p95Seconds: 2, errorLinesPer5Min: 10, dbConnectionsPercent: 80, longQuerySeconds: 300, walArchiveStallSeconds: 900,
+    backupSizeDropPercent: 50, agentVersion: "1.300070.0",
+  },
   release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800 },
 };
 
@@ -276,12 +294,14 @@ export const DEFAULTS: Record<Environment, DeepPartial<StackSettings>> = {
     app: { instanceType: "t3.small", count: 1, tls: "nginx" },
     database: { instanceType: "t3.small", dataVolumeGb: 20 },
     backups: { retentionDays: 14, objectLock: false },
+    monitoring: { logRetentionDays: 30 },
   }),
   prod: merge(COMMON, {
     network: { vpcCidr: "10.40.0.0/16", flowLogRetentionDays: 90 },
     app: { instanceType: "t3.medium", count: 2, tls: "alb" },
     database: { instanceType: "m6i.large", dataVolumeGb: 100 },
     backups: { retentionDays: 35, objectLock: true },
+    monitoring: { logRetentionDays: 90 },
   }),
 };
 

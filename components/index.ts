@@ -8,7 +8,7 @@ import { StackConfig } from "./config";
 import { Database } from "./database";
 import { HostTooling } from "./hosts/tooling";
 import { VolumeKey } from "./keys";
-import { Monitoring } from "./monitoring";
+import { Monitoring, watchedEstate } from "./monitoring";
 import { Network } from "./network";
 import { Release } from "./release";
 import { AppSecrets } from "./secrets";
@@ -24,11 +24,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly app: AppHosts;
   /** Off-host backup storage; absent when backups.enabled is false (never on prod). */
   readonly backups?: BackupStore;
-  /**
-   * The alert topic and the alarms on backups that stop silently; only with backups on a
-   * self-managed database host (the one that publishes BackupSuccess). Absent otherwise.
-   */
-  readonly monitoring?: Monitoring;
+  /** The alert topic, the hosts' logs, every alarm and the dashboard. */
+  readonly monitoring: Monitoring;
   /** Converges the hosts to release.version through SSM Run Command; owns the SSM document and the operator policy. */
   readonly release: Release;
 
@@ -61,8 +58,9 @@ export class NourishLink extends pulumi.ComponentResource {
       tooling,
       volumeKmsKeyArn: volumeKey.arn,
     }, child);
-    if (config.backups.enabled && !config.database.managed) this.monitoring = new Monitoring("monitoring", { config }, child);
-    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn }, child);
+    this.monitoring = new Monitoring("monitoring", { config }, child);
+    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups }, child);
+    this.monitoring.watch("monitoring", watchedEstate(config, this.app, this.database));
     this.release = new Release("release", {
       config,
       db: this.database.instance ? { instance: this.database.instance, dependsOn: this.database.dataAttachment ? [this.database.dataAttachment] : [] } : undefined,

@@ -213,13 +213,21 @@ describe("BackupStore", () => {
     assert.match(hostFiles(r).find((f) => f.role === "db" && f.path === "/etc/nourish-link/host.env")?.content ?? "", /^PITR=false$/m);
   });
 
-  it("gives the app hosts nothing on the backup buckets, the backup key or pgBackRest's passphrase", () => {
-    const key = one(prod, "aws:kms/key:Key", "backups-key");
+  it("gives the app hosts only the archive bucket's logs/ prefix (monthly log archival): no dump, no pgBackRest, no delete, no passphrase", () => {
     const cipher = one(prod, "aws:ssm/parameter:Parameter", "secrets-pgbackrest-cipher-pass");
-    const app = JSON.stringify(roleStatements(prod, "app-role"));
+    const statements = roleStatements(prod, "app-role");
+    const app = JSON.stringify(statements);
     assert.ok(app.length > 2, "the app role has no policies at all: wrong role?");
-    for (const name of BUCKET_NAMES) assert.ok(!app.includes(one(prod, BUCKET, name).id), `app role mentions ${name}`);
-    assert.ok(!app.includes(key.id), "app role may use the backup key");
+    for (const name of BUCKET_NAMES.filter((n) => n !== "backups-archive")) assert.ok(!app.includes(one(prod, BUCKET, name).id), `app role mentions ${name}`);
+    const archive = one(prod, BUCKET, "backups-archive").id;
+    for (const st of statements) {
+      for (const r of list(st.Resource as string | string[])) {
+        if (!r.includes(archive)) continue;
+        assert.ok(r.endsWith(`${archive}/logs/*`) || r === `arn:aws:s3:::${archive}`, `${st.Sid}: app role reaches ${r}`);
+      }
+      for (const a of list(st.Action)) assert.ok(!/delete/i.test(a), `${st.Sid} allows ${a}`);
+    }
+    assert.ok(!app.includes("dumps/"), "app role reaches the dumps");
     assert.ok(!app.includes(String(cipher.inputs.name)), "app role may read the pgBackRest passphrase");
     assert.ok(JSON.stringify(roleStatements(prod, "database-role")).includes(String(cipher.inputs.name)), "the database host cannot read its passphrase");
   });
@@ -237,7 +245,9 @@ describe("BackupStore", () => {
       "PGBACKREST_CIPHER_PARAMETER=/nourish-link/prod/pgbackrest-cipher-pass",
     ]) assert.ok(env.split("\n").includes(line), `host.env lacks ${line}:\n${env}`);
     const appEnv = hostFiles(prod).filter((f) => f.role === "app" && f.path === "/etc/nourish-link/host.env");
-    assert.ok(appEnv.length > 0 && !appEnv.some((f) => /BACKUP_|PGBACKREST_/.test(f.content)), "app hosts are told about backups");
+    // App hosts learn only where their log archive goes (the archive bucket and its key).
+    assert.ok(appEnv.length > 0 && !appEnv.some((f) => /PGBACKREST_|BACKUP_(LOCAL|RETENTION|MONTHLY)/.test(f.content)), "app hosts are told about backups");
+    for (const f of appEnv) assert.match(f.content, new RegExp(`^BACKUP_BUCKET=${one(prod, BUCKET, "backups-archive").id}$`, "m"));
     assert.strictEqual(prod.outputs.backupBucket, one(prod, BUCKET, "backups-archive").id);
     assert.strictEqual(prod.outputs.pgbackrestBucket, one(prod, BUCKET, "backups-pgbackrest").id);
     assert.strictEqual(prod.outputs.backupKmsKeyArn, keyArn);

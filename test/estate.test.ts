@@ -127,8 +127,8 @@ describe("estate under mocks", () => {
       assert.strictEqual((i.inputs.rootBlockDevice as Record<string, unknown>).encrypted, true);
       assert.strictEqual(i.inputs.monitoring, true);
       assert.match(String(i.inputs.ami), /^ami-/, "AMI looked up");
-      const alarm = ofType(prod, "aws:cloudwatch/metricAlarm:MetricAlarm").find((a) => (a.inputs.dimensions as Record<string, string>).InstanceId === i.id);
-      assert.deepStrictEqual(alarm?.inputs.alarmActions, ["arn:aws:automate:af-south-1:ec2:recover"], `${i.name} has no recovery alarm`);
+      const alarm = ofType(prod, "aws:cloudwatch/metricAlarm:MetricAlarm").find((a) => a.inputs.metricName === "StatusCheckFailed_System" && (a.inputs.dimensions as Record<string, string>).InstanceId === i.id);
+      assert.deepStrictEqual(alarm?.inputs.alarmActions, ["arn:aws:automate:af-south-1:ec2:recover", prod.outputs.alertTopicArn], `${i.name} has no recovery alarm that notifies`);
     }
   });
 

@@ -5,7 +5,7 @@ import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { calendarElapses, calendarProblem, isOnCalendar } from "../components/schedules/calendar";
 import { scheduledJobs } from "../components/schedules/jobs";
-import { renderJobService, renderTimer } from "../components/schedules/systemd";
+import { renderJobFailedService, renderJobService, renderTimer } from "../components/schedules/systemd";
 import { loadStackConfig } from "./harness";
 import { requireTool, run } from "./tools";
 
@@ -99,10 +99,11 @@ describe("schedules: systemd timers for the manual's procedures", () => {
   });
 
   it("puts database jobs on the database host only, and none for a managed database", async () => {
-    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "verify-backup", "pitr-backup"]);
-    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "backup", "verify-backup"]);
-    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex"]);
-    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive", "pitr-backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive"]);
+    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics"]);
+    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive"]);
+    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
 
@@ -120,9 +121,41 @@ describe("schedules: systemd timers for the manual's procedures", () => {
       const cal = run("systemd-analyze", ["calendar", `${job.onCalendar} ${job.timezone}`]);
       assert.strictEqual(cal.status, 0, cal.stderr);
     }
-    const r = run("systemd-analyze", ["verify", ...units]);
+    // Every job reports its failure through the template unit, which must not report its own.
+    const failed = path.join(dir, "nourish-link-job-failed@.service");
+    fs.writeFileSync(failed, renderJobFailedService(NOURISHCTL_SOURCE));
+    for (const job of jobs) assert.match(renderJobService(job), new RegExp(`^OnFailure=nourish-link-job-failed@${job.id}\\.service$`, "m"));
+    assert.doesNotMatch(renderJobFailedService(), /OnFailure=/);
+    assert.match(renderJobFailedService(), /^ExecStart=\/usr\/local\/sbin\/nourishctl job-failed %i$/m);
+    const r = run("systemd-analyze", ["verify", ...units, path.join(dir, "nourish-link-job-failed@backup.service")], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
     assert.strictEqual(r.status, 0, r.stderr);
     assert.strictEqual(r.stderr.trim(), "", "verify printed diagnostics");
+  });
+
+  it("publishes the database's metrics every minute, on the minute, on a self-managed database host only", async () => {
+    const metrics = (await jobsOf("prod", "db")).find((j) => j.id === "metrics");
+    assert.ok(metrics, "no metrics job on the prod database host");
+    const timer = renderTimer(metrics);
+    assert.match(timer, /^OnCalendar=\*-\*-\* \*:\*:00 Africa\/Kigali$/m);
+    assert.match(timer, /^RandomizedDelaySec=0$/m);
+    assert.match(timer, /^AccuracySec=1s$/m);
+    assert.match(renderJobService(metrics), /^ExecStart=\/usr\/local\/sbin\/nourishctl metrics$/m);
+    const next = run("systemd-analyze", ["calendar", "--iterations=2", `${metrics.onCalendar} UTC`]).stdout;
+    const times = [...next.matchAll(/(?:Next elapse|Iter\. #2): \w+ (\S+ \S+)/g)].map((m) => Date.parse(`${m[1]}Z`));
+    assert.strictEqual(times.length, 2, next);
+    assert.strictEqual(times[1] - times[0], 60_000, next);
+    assert.ok(!(await jobsOf("prod", "app")).some((j) => j.id === "metrics"));
+  });
+
+  it("archives logs monthly on every host (maintenance.logArchiveSchedule), only with backups", async () => {
+    for (const role of ["app", "db"] as const) {
+      const job = (await jobsOf("prod", role)).find((j) => j.id === "log-archive");
+      assert.ok(job, `no log-archive job on the ${role} host`);
+      assert.match(renderTimer(job), /^OnCalendar=\*-\*-01 04:30:00 Africa\/Kigali$/m);
+      assert.match(renderJobService(job), /^ExecStart=\/usr\/local\/sbin\/nourishctl logs archive$/m);
+      const moved = (await jobsOf("prod", role, { maintenance: { logArchiveSchedule: "*-*-02 05:00:00" } })).find((j) => j.id === "log-archive");
+      assert.match(renderTimer(moved!), /^OnCalendar=\*-\*-02 05:00:00 Africa\/Kigali$/m);
+    }
   });
 
   it("refuses a job whose schedule systemd would not parse", () => {

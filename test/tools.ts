@@ -24,6 +24,9 @@ export const PACKAGE_OF: Record<string, string> = {
   curl: "curl",
   flock: "util-linux",
   git: "git",
+  gpg: "gpg",
+  gpgv: "gpgv",
+  "dpkg-deb": "dpkg",
 };
 
 /** Tools that are not Debian packages: how to get them instead. */

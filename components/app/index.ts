@@ -11,6 +11,7 @@ import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { Network } from "../network";
 import { AppSecrets } from "../secrets";
+import { BackupStore } from "../backups";
 import { GUNICORN_SERVICE_NAME, gunicornWorkers, renderGunicornService } from "./gunicorn";
 import { NGINX_REOPEN_LOGS, renderLogrotate } from "./logrotate";
 import { renderMaintenancePage } from "./maintenance";
@@ -19,6 +20,7 @@ import { APP_PATHS } from "./paths";
 import { scheduleFiles } from "../schedules/jobs";
 import { accessLogLifecycleRules, albLogBucketPolicy } from "../backups/policy";
 import { hardenBucket } from "../storage";
+import { monitoringHostFiles } from "../monitoring/host";
 
 /** Where nginx finds its certificate when it terminates TLS; nourishctl setup keeps it current. */
 export const TLS_DIR = "/etc/nourish-link/tls";
@@ -32,6 +34,8 @@ export interface AppHostsArgs {
   tooling: HostTooling;
   /** The key of the hosts' root volumes. */
   volumeKmsKeyArn: pulumi.Output<string>;
+  /** The backup store (backups.enabled): the monthly log archive goes under its logs/ prefix. */
+  backups?: BackupStore;
 }
 
 /** The files of one app host (pure apart from the Outputs it is given). */
@@ -48,6 +52,7 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
     { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
     hostEnv(config, "app", env),
     ...scheduleFiles(config, "app"),
+    ...monitoringHostFiles(config, "app"),
   ];
 }
 
@@ -60,6 +65,8 @@ export class AppHosts extends pulumi.ComponentResource {
   /** DNS records that prove the domain to ACM (ALB only): add them at the domain's DNS provider. */
   readonly certificateValidationRecords?: pulumi.Output<{ name: string; type: string; value: string }[]>;
   readonly hostRole: HostRole;
+  /** The ALB's and target group's CloudWatch dimensions (ALB only), for monitoring. */
+  readonly albDimensions?: { loadBalancer: pulumi.Output<string>; targetGroup: pulumi.Output<string> };
 
   constructor(name: string, args: AppHostsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:app:AppHosts", name, {}, opts);
@@ -70,10 +77,15 @@ export class AppHosts extends pulumi.ComponentResource {
     this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
     args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "app");
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role);
+    // `nourishctl logs archive`: put (never delete) under logs/ only.
+    args.backups?.grantWrite(`${name}-logs`, this.hostRole.role, ["logs/"]);
+    const archiveEnv = args.backups
+      ? pulumi.all([args.backups.bucketName, args.backups.kmsKeyArn]).apply(([bucket, key]): Record<string, string> => ({ BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key }))
+      : pulumi.output<Record<string, string>>({});
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
-    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region)])
-      .apply(([vcpus, dbHost, dbParam, keyParam, install]) => renderHostCloudInit(config, "app", {
+    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv])
+      .apply(([vcpus, dbHost, dbParam, keyParam, install, archive]) => renderHostCloudInit(config, "app", {
         packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"])],
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
           DOMAIN: config.domain,
@@ -85,6 +97,7 @@ export class AppHosts extends pulumi.ComponentResource {
           DB_USER: config.database.user,
           DB_PASSWORD_PARAMETER: dbParam,
           DJANGO_SECRET_KEY_PARAMETER: keyParam,
+          ...archive,
         }),
       }, install));
 
@@ -158,6 +171,7 @@ export class AppHosts extends pulumi.ComponentResource {
       defaultActions: [{ type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } }],
     }, { parent: this });
     this.entryPoint = alb.dnsName;
+    this.albDimensions = { loadBalancer: alb.arnSuffix, targetGroup: targets.arnSuffix };
     this.registerOutputs({ entryPoint: this.entryPoint, certificateValidationRecords: this.certificateValidationRecords });
   }
 }

@@ -11,6 +11,7 @@ import { BackupStore } from "../backups";
 import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { scheduleFiles } from "../schedules/jobs";
+import { monitoringHostFiles } from "../monitoring/host";
 import { ARCHIVE_CONF_PATH, MAX_ARCHIVE_TIMEOUT_SECONDS, PGBACKREST_TEMPLATE_PATH, pitrRetention, renderArchiveSettings, renderPgbackrestConf } from "./pgbackrest";
 import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
 
@@ -45,6 +46,8 @@ export class Database extends pulumi.ComponentResource {
   readonly instance?: aws.ec2.Instance;
   /** Its data volume's attachment: nothing may run on the host before the data is there. */
   readonly dataAttachment?: aws.ec2.VolumeAttachment;
+  /** The RDS instance's identifier (managed only), for monitoring. */
+  readonly rdsIdentifier?: pulumi.Output<string>;
 
   constructor(name: string, args: DatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:database:Database", name, {}, opts);
@@ -114,6 +117,7 @@ export class Database extends pulumi.ComponentResource {
         copyTagsToSnapshot: true,
       }, { parent: this, protect: true, retainOnDelete: config.environment === "prod", dependsOn: [monitoringPolicy] });
       this.endpoint = rds.address;
+      this.rdsIdentifier = rds.identifier;
       this.registerOutputs({ endpoint: this.endpoint });
       return;
     }
@@ -157,6 +161,7 @@ export class Database extends pulumi.ComponentResource {
       { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
       hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars }),
       ...scheduleFiles(config, "db"),
+      ...monitoringHostFiles(config, "db"),
       // PITR: WAL archived within archive_timeout (the RPO), and pgBackRest's configuration as a
       // template: nourishctl fills in the repository passphrase from SSM on the host.
       ...(pitr ? [

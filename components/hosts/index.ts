@@ -1,7 +1,7 @@
 // Building blocks every host shares: an instance role with only what that host needs, the
 // Debian 12 AMI looked up (never hard-coded), and an EC2 instance with IMDSv2 required, an
-// encrypted root volume, detailed monitoring, auto-recovery on a failed system status check,
-// and gzip'd cloud-init user data (EC2 caps user data at 16 KB).
+// encrypted root volume, detailed monitoring (its status-check alarms, recover and reboot, are
+// in components/monitoring), and gzip'd cloud-init user data (EC2 caps user data at 16 KB).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { gzipSync } from "zlib";
@@ -68,7 +68,7 @@ export interface HostArgs {
   dependsOn?: pulumi.Resource[];
 }
 
-/** One EC2 host and the alarm that recovers it when its hardware fails. */
+/** One EC2 host (components/monitoring watches it). */
 export class Host extends pulumi.ComponentResource {
   readonly instance: aws.ec2.Instance;
 
@@ -92,18 +92,6 @@ export class Host extends pulumi.ComponentResource {
       tags: { Name: `nourish-link-${config.stack}-${name}`, role: args.role },
     }, { parent: this, ignoreChanges: ["ami"], dependsOn: args.dependsOn });
 
-    new aws.cloudwatch.MetricAlarm(`${name}-recover`, {
-      alarmDescription: `Recover ${name} when its system status check fails`,
-      namespace: "AWS/EC2",
-      metricName: "StatusCheckFailed_System",
-      dimensions: { InstanceId: this.instance.id },
-      statistic: "Maximum",
-      period: 60,
-      evaluationPeriods: 2,
-      threshold: 1,
-      comparisonOperator: "GreaterThanOrEqualToThreshold",
-      alarmActions: [`arn:aws:automate:${config.region}:ec2:recover`],
-    }, { parent: this });
     this.registerOutputs({ instanceId: this.instance.id });
   }
 }

@@ -5,6 +5,7 @@ import * as path from "path";
 import { StackConfig } from "../config";
 import { CloudInitPart, HostFile, renderCloudInit } from "./cloud-init";
 import { renderEnvFile } from "./env-file";
+import { agentEnv } from "../monitoring/agent";
 
 export const NOURISHCTL_SOURCE = path.resolve(__dirname, "..", "..", "scripts", "host", "nourishctl");
 export const NOURISHCTL_LIB_SOURCE = path.join(path.dirname(NOURISHCTL_SOURCE), "lib");
@@ -39,6 +40,8 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
   const vars: Record<string, string> = {
     ROLE: role, STACK: config.stack, REGION: config.region,
     DISK_FREE_MIN_PERCENT: String(config.monitoring.diskFreeMinPercent),
+    // The CloudWatch agent's pinned version (and its signing key's fingerprint, when vendored).
+    ...agentEnv(config),
     // What `nourishctl release` reads on an app host: how many releases to keep, what must answer 200.
     ...(role === "app" ? { KEEP_RELEASES: String(config.release.keepReleases), HEALTH_PATH: config.release.healthPath } : {}),
     ...extra,

@@ -3,9 +3,9 @@
 // typed config in, plain MetricAlarm arguments out (test/monitoring.test.ts checks them against
 // what nourishctl publishes).
 import { StackConfig } from "../config";
+import { METRIC_NAMESPACE } from "./metrics";
 
-/** Namespace of every metric `nourishctl` publishes (`metric` in scripts/host/nourishctl). */
-export const METRIC_NAMESPACE = "NourishLink";
+export { METRIC_NAMESPACE };
 
 /** CloudWatch's limits on an alarm's window (PutMetricAlarm). */
 export const MAX_ALARM_WINDOW_SECONDS = 7 * 86400;
@@ -28,27 +28,53 @@ export const MISSING_PERIOD_SECONDS = 3600;
 export const MISSING_WINDOW_HOURS = 26;
 export const MISSING_EVALUATION_PERIODS = MISSING_WINDOW_HOURS + 1;
 
-/** Arguments of one aws.cloudwatch.MetricAlarm, minus its actions (the component adds the topic). */
-export interface MetricAlarmSpec {
+/** One metric an alarm reads: what a publisher sends (namespace, name, dimensions) and how it is aggregated. */
+export interface MetricStat<D = string> {
+  namespace: string;
+  metricName: string;
+  dimensions: Record<string, D>;
+  /** Sum, Average, Maximum, Minimum, or a percentile such as p95. */
+  stat: string;
+  period: number;
+}
+
+/**
+ * Arguments of one aws.cloudwatch.MetricAlarm, minus its actions (the component adds the topic,
+ * and `ec2Action` where it says so). D is the type of dimension values: strings in tests,
+ * Pulumi Outputs (instance ids, load balancer names) in the component.
+ */
+export interface MetricAlarmSpec<D = string> {
   /** Resource name stem and alarm name suffix. */
   id: string;
   /** The alarm's name in CloudWatch (MetricAlarm's `name`): what the notification email shows. */
   name: string;
   alarmDescription: string;
-  namespace: string;
-  metricName: string;
-  dimensions: Record<string, string>;
-  statistic: "Sum";
-  period: number;
+  /** One metric … */
+  namespace?: string;
+  metricName?: string;
+  dimensions?: Record<string, D>;
+  statistic?: "Sum" | "Average" | "Maximum" | "Minimum";
+  extendedStatistic?: string;
+  period?: number;
+  /** … or an expression over several (`m1`, `m2`, …). */
+  expression?: { expression: string; label: string; metrics: Record<string, MetricStat<D>> };
   evaluationPeriods: number;
   datapointsToAlarm: number;
   threshold: number;
-  comparisonOperator: "LessThanThreshold";
-  treatMissingData: "breaching";
+  comparisonOperator: "LessThanThreshold" | "GreaterThanThreshold" | "GreaterThanOrEqualToThreshold" | "LessThanOrEqualToThreshold";
+  treatMissingData: "breaching" | "notBreaching" | "missing" | "ignore";
+  /** EC2's own action besides notifying: recover (system check) or reboot (instance check). */
+  ec2Action?: "recover" | "reboot";
+}
+
+/** Every metric an alarm reads, as MetricStats. */
+export function alarmMetrics<D>(a: MetricAlarmSpec<D>): MetricStat<D>[] {
+  if (a.expression) return Object.values(a.expression.metrics);
+  return [{ namespace: a.namespace!, metricName: a.metricName!, dimensions: a.dimensions ?? {}, stat: a.extendedStatistic ?? a.statistic!, period: a.period! }];
 }
 
 /** Throws unless CloudWatch would accept the alarm's period and window. */
-export function checkAlarmWindow(a: Pick<MetricAlarmSpec, "id" | "period" | "evaluationPeriods" | "datapointsToAlarm">): void {
+export function checkAlarmWindow(a: { id: string; period: number; evaluationPeriods: number; datapointsToAlarm: number }): void {
   const window = a.period * a.evaluationPeriods;
   if (!(a.period === 10 || a.period === 20 || a.period === 30 || (a.period > 0 && a.period % 60 === 0))) throw new Error(`${a.id}: period ${a.period} must be 10, 20, 30 or a multiple of 60`);
   if (window > MAX_ALARM_WINDOW_SECONDS) throw new Error(`${a.id}: period x evaluationPeriods is ${window} s, over CloudWatch's 7 days`);
@@ -57,7 +83,7 @@ export function checkAlarmWindow(a: Pick<MetricAlarmSpec, "id" | "period" | "eva
 }
 
 /** An alarm that fires when a nightly db-host procedure has not reported success for ~26 h. */
-function missingSuccess(config: StackConfig, id: string, metricName: string, what: string, verb: string, unit: string): MetricAlarmSpec {
+function missingSuccess(config: StackConfig, id: string, metricName: string, what: string, verb: string, unit: string): MetricAlarmSpec<string> {
   const spec: MetricAlarmSpec = {
     id,
     name: `nourish-link-${config.stack}-${id}`,
@@ -80,7 +106,7 @@ function missingSuccess(config: StackConfig, id: string, metricName: string, wha
     // publishes nothing.
     treatMissingData: "breaching",
   };
-  checkAlarmWindow(spec);
+  checkAlarmWindow({ ...spec, period: spec.period! });
   return spec;
 }
 
@@ -96,4 +122,224 @@ export function backupAlarms(config: StackConfig): MetricAlarmSpec[] {
     alarms.push(missingSuccess(config, "db-pitr-backup-missing", "PitrBackupSuccess", "pgBackRest backup (nourishctl pitr backup)", "pitr backup", "nourish-link-pitr-backup"));
   }
   return alarms;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every other way the estate breaks. Each alarm names exactly the metric its publisher sends:
+// AWS itself (AWS/EC2, AWS/ApplicationELB, AWS/RDS), the CloudWatch agent (agent.ts), a log
+// metric filter (logs.ts) or nourishctl (metrics.ts); test/monitoring-coverage.test.ts checks
+// both sides. What each one means and what to do: docs/RUNBOOK.md, "Alarms".
+
+/** A host the alarms watch. */
+export interface WatchedHost<D> {
+  /** Resource name stem: `db`, `app-0`, … */
+  name: string;
+  role: "app" | "db";
+  instanceId: D;
+  instanceType: string;
+}
+
+export interface WatchedEstate<D> {
+  hosts: WatchedHost<D>[];
+  /** ALB dimensions (`arnSuffix`es) when app.tls is alb. */
+  alb?: { loadBalancer: D; targetGroup: D };
+  /** The RDS instance when database.managed. */
+  rds?: { identifier: D };
+  /** The scheduled jobs of each role that runs any (schedules/jobs.ts), for the job-failure alarms. */
+  jobs: { role: "app" | "db"; ids: string[] }[];
+}
+
+/** What `nourishctl job-failed` (lib/jobs.sh) sends when a job unit fails (OnFailure=). */
+export const JOB_FAILED_METRIC = "JobFailed";
+/** The lowest max_connections postgresTuning gives (2 vCPUs): the RDS connection alarm's base. */
+export const MIN_MAX_CONNECTIONS = 100;
+/** AWS's advice for MaximumUsedTransactionIDs: act well before wraparound at 2^31. */
+export const MAX_USED_XIDS = 1_000_000_000;
+/** RDS freeable memory below this is swapping territory for a small instance. */
+export const RDS_MIN_FREEABLE_BYTES = 256 * 1024 ** 2;
+
+const AGENT = "CWAgent";
+
+function ec2Stat<D>(metricName: string, instanceId: D, stat: MetricStat["stat"], period: number): Pick<MetricAlarmSpec<D>, "namespace" | "metricName" | "dimensions" | "statistic" | "period"> {
+  return { namespace: "AWS/EC2", metricName, dimensions: { InstanceId: instanceId }, statistic: stat as MetricAlarmSpec["statistic"], period };
+}
+
+/** What the hosts' own publishers produce, by role (agent.ts and logs.ts supply them). */
+export interface HostPublishers {
+  processes(role: "app" | "db"): { name: string; by: string; value: string }[];
+  mounts(role: "app" | "db"): string[];
+  fstype: string;
+  logNamespace: string;
+}
+
+export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, host: HostPublishers): MetricAlarmSpec<D>[] {
+  const m = config.monitoring;
+  const out: MetricAlarmSpec<D>[] = [];
+  const add = (a: Omit<MetricAlarmSpec<D>, "name" | "alarmDescription"> & { means: string; todo: string }) => {
+    const { means, todo, ...spec } = a;
+    const full: MetricAlarmSpec<D> = {
+      ...spec,
+      name: `nourish-link-${config.stack}-${a.id}`,
+      alarmDescription: `NOURISH LINK ${config.stack}: ${means}. ${todo} See docs/RUNBOOK.md, "Alarms", ${a.id.replace(/^(app-\d+|db)-/, "<host>-")}.`,
+    };
+    const period = spec.period ?? Object.values(spec.expression?.metrics ?? {})[0]?.period;
+    checkAlarmWindow({ id: a.id, period: period!, evaluationPeriods: spec.evaluationPeriods, datapointsToAlarm: spec.datapointsToAlarm });
+    out.push(full);
+  };
+
+  for (const h of estate.hosts) {
+    const on = `on ${h.name}`;
+    add({
+      id: `${h.name}-status-system`, ...ec2Stat("StatusCheckFailed_System", h.instanceId, "Maximum", 60), evaluationPeriods: 2, datapointsToAlarm: 2,
+      threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "missing", ec2Action: "recover",
+      means: `AWS's system status check fails ${on} (hardware or host network)`, todo: "EC2 recovers the instance onto new hardware (same id, volumes, address); check it comes back with `nourishctl status`.",
+    });
+    add({
+      id: `${h.name}-status-instance`, ...ec2Stat("StatusCheckFailed_Instance", h.instanceId, "Maximum", 60), evaluationPeriods: 3, datapointsToAlarm: 3,
+      threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "missing", ec2Action: "reboot",
+      means: `the instance status check fails ${on} (kernel, memory exhaustion, network config)`, todo: "EC2 reboots it; if it repeats, read the console output (aws ec2 get-console-output).",
+    });
+    add({
+      id: `${h.name}-cpu-high`, ...ec2Stat("CPUUtilization", h.instanceId, "Average", 300), evaluationPeriods: 3, datapointsToAlarm: 3,
+      threshold: m.cpuHighPercent, comparisonOperator: "GreaterThanThreshold", treatMissingData: "missing",
+      means: `CPU ${on} averaged above ${m.cpuHighPercent}% for 15 minutes`, todo: "Find the process (top, `nourishctl status --json`); a size up is app.instanceType / database.instanceType.",
+    });
+    if (/^t\d/.test(h.instanceType)) {
+      add({
+        id: `${h.name}-cpu-credits-low`, ...ec2Stat("CPUCreditBalance", h.instanceId, "Minimum", 300), evaluationPeriods: 3, datapointsToAlarm: 3,
+        threshold: m.cpuCreditsMin, comparisonOperator: "LessThanThreshold", treatMissingData: "missing",
+        means: `the burstable instance ${h.name} is running out of CPU credits (below ${m.cpuCreditsMin})`, todo: "It will be throttled to its baseline soon: find the load, or move to a larger or non-burstable type.",
+      });
+    }
+    add({
+      id: `${h.name}-memory-high`, namespace: AGENT, metricName: "mem_used_percent", dimensions: { InstanceId: h.instanceId }, statistic: "Average", period: 300,
+      evaluationPeriods: 3, datapointsToAlarm: 3, threshold: m.memoryHighPercent, comparisonOperator: "GreaterThanThreshold",
+      // The agent's heartbeat: no memory figure means the agent (or the host) stopped reporting.
+      treatMissingData: "breaching",
+      means: `used memory ${on} averaged above ${m.memoryHighPercent}% for 15 minutes, or the CloudWatch agent stopped reporting`,
+      todo: "`free -h`, `systemctl status amazon-cloudwatch-agent`; gunicorn workers are app.gunicornWorkers.",
+    });
+    for (const mount of host.mounts(h.role)) {
+      const slug = mount === "/" ? "root" : mount.replace(/^\/|\/$/g, "").replace(/\//g, "-");
+      add({
+        id: `${h.name}-disk-${slug}`, namespace: AGENT, metricName: "disk_used_percent", dimensions: { InstanceId: h.instanceId, path: mount as unknown as D, fstype: host.fstype as unknown as D },
+        statistic: "Maximum", period: 300, evaluationPeriods: 2, datapointsToAlarm: 2,
+        threshold: 100 - m.diskFreeMinPercent, comparisonOperator: "GreaterThanThreshold", treatMissingData: "missing",
+        means: `${mount} ${on} has less than ${m.diskFreeMinPercent}% free (monitoring.diskFreeMinPercent)`,
+        todo: "`df -h`, `du -xsh /var/log/* /srv/nourish-link/*`; old local backups go after backups.localRetentionDays; grow the volume (app.rootVolumeGb, database.dataVolumeGb).",
+      });
+    }
+    for (const p of host.processes(h.role)) {
+      add({
+        id: `${h.name}-process-${p.name}`, namespace: AGENT, metricName: "procstat_lookup_pid_count",
+        dimensions: { InstanceId: h.instanceId, [p.by]: p.value as unknown as D, pid_finder: "native" as unknown as D },
+        statistic: "Minimum", period: 60, evaluationPeriods: 3, datapointsToAlarm: 3, threshold: 1, comparisonOperator: "LessThanThreshold",
+        treatMissingData: "breaching",
+        means: `no ${p.name} process ${on} for 3 minutes (systemd's restarts did not bring it back)`,
+        todo: `\`nourishctl status\`, \`journalctl -u ${p.name === "postgres" ? "postgresql@15-main" : p.name === "gunicorn" ? "'nourish-link-app@*'" : p.name}\`; a new app host runs no gunicorn until its first release.`,
+      });
+    }
+  }
+
+  // Requests: the ALB's own metrics behind an ALB, the nginx access log's otherwise.
+  const logNs = host.logNamespace;
+  if (estate.alb) {
+    const lb = { LoadBalancer: estate.alb.loadBalancer };
+    const elb = (metricName: string, stat: string, period = 300): MetricStat<D> => ({ namespace: "AWS/ApplicationELB", metricName, dimensions: lb, stat, period });
+    add({
+      id: "http-5xx-rate", expression: { expression: "100 * (FILL(m1, 0) + FILL(m2, 0)) / m3", label: "5xx %", metrics: { m1: elb("HTTPCode_Target_5XX_Count", "Sum"), m2: elb("HTTPCode_ELB_5XX_Count", "Sum"), m3: elb("RequestCount", "Sum") } },
+      evaluationPeriods: 2, datapointsToAlarm: 2, threshold: m.http5xxPercent, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      means: `more than ${m.http5xxPercent}% of requests failed with 5xx for 10 minutes`, todo: "Read the app log group (…/app) and `nourishctl release list`; a bad release: `nourishctl rollback`.",
+    });
+    add({
+      id: "http-p95", namespace: "AWS/ApplicationELB", metricName: "TargetResponseTime", dimensions: lb, extendedStatistic: "p95", period: 300,
+      evaluationPeriods: 3, datapointsToAlarm: 3, threshold: m.p95Seconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      means: `95% of requests took longer than ${m.p95Seconds} s for 15 minutes`, todo: "Slow queries (PostgreSQL log, pg_stat_statements), CPU and memory of the hosts.",
+    });
+    add({
+      id: "unhealthy-targets", namespace: "AWS/ApplicationELB", metricName: "UnHealthyHostCount", dimensions: { TargetGroup: estate.alb.targetGroup, LoadBalancer: estate.alb.loadBalancer },
+      statistic: "Maximum", period: 60, evaluationPeriods: 3, datapointsToAlarm: 3, threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "notBreaching",
+      means: "an app host fails the ALB's health check (release.healthPath) for 3 minutes", todo: "`nourishctl status` on each app host; the ALB sends traffic to the healthy ones meanwhile.",
+    });
+  } else {
+    const log = (metricName: string, stat: string): MetricStat<D> => ({ namespace: logNs, metricName, dimensions: {}, stat, period: 300 });
+    add({
+      id: "http-5xx-rate", expression: { expression: "100 * FILL(m1, 0) / m2", label: "5xx %", metrics: { m1: log("Http5xx", "Sum"), m2: log("HttpRequests", "Sum") } },
+      evaluationPeriods: 2, datapointsToAlarm: 2, threshold: m.http5xxPercent, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      means: `more than ${m.http5xxPercent}% of requests failed with 5xx for 10 minutes (nginx access log)`, todo: "Read the app log group (…/app) and `nourishctl release list`; a bad release: `nourishctl rollback`.",
+    });
+    add({
+      id: "http-p95", namespace: logNs, metricName: "HttpRequestTime", dimensions: {}, extendedStatistic: "p95", period: 300,
+      evaluationPeriods: 3, datapointsToAlarm: 3, threshold: m.p95Seconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      means: `95% of requests took longer than ${m.p95Seconds} s for 15 minutes (nginx access log)`, todo: "Slow queries (PostgreSQL log, pg_stat_statements), CPU and memory of the hosts.",
+    });
+  }
+  add({
+    id: "app-errors", namespace: logNs, metricName: "AppErrors", dimensions: {}, statistic: "Sum", period: 300, evaluationPeriods: 1, datapointsToAlarm: 1,
+    threshold: m.errorLinesPer5Min, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+    means: `more than ${m.errorLinesPer5Min} ERROR/CRITICAL/Traceback lines from gunicorn and Django in 5 minutes`, todo: "Read the app log group (CloudWatch Logs Insights, or `journalctl -u 'nourish-link-app@*'` on a host).",
+  });
+
+  if (config.database.managed && estate.rds) {
+    const db = { DBInstanceIdentifier: estate.rds.identifier };
+    const rds = (id: string, metricName: string, statistic: MetricAlarmSpec["statistic"], threshold: number, op: MetricAlarmSpec["comparisonOperator"], means: string) => add({
+      id, namespace: "AWS/RDS", metricName, dimensions: db, statistic, period: 300, evaluationPeriods: 3, datapointsToAlarm: 3, threshold, comparisonOperator: op,
+      treatMissingData: "missing", means, todo: "RDS console: Performance Insights (on), events and logs of the instance.",
+    });
+    rds("rds-cpu-high", "CPUUtilization", "Average", m.cpuHighPercent, "GreaterThanThreshold", `RDS CPU averaged above ${m.cpuHighPercent}% for 15 minutes`);
+    rds("rds-memory-low", "FreeableMemory", "Average", RDS_MIN_FREEABLE_BYTES, "LessThanThreshold", "RDS freeable memory below 256 MiB for 15 minutes");
+    rds("rds-storage-low", "FreeStorageSpace", "Minimum", Math.floor(config.database.dataVolumeGb * 1024 ** 3 * m.diskFreeMinPercent / 100), "LessThanThreshold",
+      `RDS free storage below ${m.diskFreeMinPercent}% of database.dataVolumeGb`);
+    rds("rds-connections-high", "DatabaseConnections", "Maximum", Math.floor(MIN_MAX_CONNECTIONS * m.dbConnectionsPercent / 100), "GreaterThanThreshold",
+      `RDS connections above ${m.dbConnectionsPercent}% of ${MIN_MAX_CONNECTIONS}`);
+    rds("rds-xid-high", "MaximumUsedTransactionIDs", "Maximum", MAX_USED_XIDS, "GreaterThanThreshold", "transaction ids used above 1 billion: wraparound protection is near (VACUUM is not keeping up)");
+  }
+
+  if (!config.database.managed) {
+    const dims = { Stack: config.stack as unknown as D, Role: "db" as unknown as D };
+    const db = (metricName: string, stat: MetricAlarmSpec["statistic"]) => ({ namespace: METRIC_NAMESPACE, metricName, dimensions: dims, statistic: stat, period: 60 });
+    add({
+      id: "db-connections-high", ...db("DbConnectionsUsedPercent", "Maximum"), evaluationPeriods: 5, datapointsToAlarm: 3,
+      threshold: m.dbConnectionsPercent, comparisonOperator: "GreaterThanThreshold",
+      // The heartbeat of `nourishctl metrics`: no figure means the database or the timer is down.
+      treatMissingData: "breaching",
+      means: `database connections above ${m.dbConnectionsPercent}% of max_connections, or \`nourishctl metrics\` stopped reporting (database down?)`,
+      todo: "`nourishctl status --json` on the database host; `systemctl status nourish-link-metrics.timer`.",
+    });
+    add({
+      id: "db-lock-waits", ...db("DbLocksWaiting", "Minimum"), evaluationPeriods: 5, datapointsToAlarm: 5, threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "notBreaching",
+      means: "sessions have been waiting for a lock for 5 minutes", todo: "Find the blocker: SELECT pid, pg_blocking_pids(pid), state, xact_start FROM pg_stat_activity WHERE wait_event_type = 'Lock'; pg_terminate_backend(blocker) if it is stuck.",
+    });
+    add({
+      id: "db-long-query", ...db("DbOldestQuerySeconds", "Maximum"), evaluationPeriods: 2, datapointsToAlarm: 2, threshold: m.longQuerySeconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      means: `a query has been running longer than ${m.longQuerySeconds} s`, todo: "`nourishctl status` names its pid; pg_cancel_backend(pid) if it should not run.",
+    });
+    add({
+      id: "db-wal-archive-stalled", ...db("DbWalArchiveAgeSeconds", "Maximum"), evaluationPeriods: 5, datapointsToAlarm: 5, threshold: m.walArchiveStallSeconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      means: `a WAL segment has waited more than ${m.walArchiveStallSeconds} s to be archived: point-in-time recovery is falling behind and pg_wal grows`,
+      todo: "`nourishctl pitr info`; SELECT * FROM pg_stat_archiver; the PostgreSQL log shows archive-push's error.",
+    });
+    if (config.backups.enabled) {
+      add({
+        id: "db-backup-size-drop",
+        expression: { expression: "100 * DIFF(m1) / (m1 - DIFF(m1))", label: "change from the night before, %", metrics: { m1: { namespace: METRIC_NAMESPACE, metricName: "BackupSizeBytes", dimensions: dims, stat: "Maximum", period: 86400 } } },
+        evaluationPeriods: 1, datapointsToAlarm: 1, threshold: -m.backupSizeDropPercent, comparisonOperator: "LessThanThreshold", treatMissingData: "notBreaching",
+        means: `the nightly dump is more than ${m.backupSizeDropPercent}% smaller than the night before (data lost, or a dump of the wrong database)`,
+        todo: "`nourishctl backups list` (sizes), row counts of the big tables; keep the older backups (they are under retention).",
+      });
+    }
+  }
+
+  for (const { role, ids } of estate.jobs) {
+    for (const job of ids) {
+      add({
+        id: `job-failed-${role}-${job}`, namespace: METRIC_NAMESPACE, metricName: JOB_FAILED_METRIC,
+        dimensions: { Stack: config.stack as unknown as D, Role: role as unknown as D, Job: job as unknown as D },
+        statistic: "Sum", period: 300, evaluationPeriods: 1, datapointsToAlarm: 1, threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "notBreaching",
+        means: `the scheduled job nourish-link-${job} failed on a${role === "app" ? "n app" : " database"} host`,
+        todo: `\`journalctl -u nourish-link-${job}\` on the host, fix, then \`systemctl start nourish-link-${job}\`.`,
+      });
+    }
+  }
+  return out;
 }

@@ -1,19 +1,26 @@
-// Monitoring: where alarms go and the alarms on procedures that can stop silently.
+// Monitoring: where alarms go, the hosts' logs, and an alarm for every way the estate breaks.
 //
 // - An SNS topic, encrypted with a customer-managed KMS key whose policy lets CloudWatch alarms
 //   publish (see policy.ts for why not alias/aws/sns), and one email subscription per
 //   monitoring.alertEmails address (each address must confirm the email AWS sends it once).
 // - One alarm per nightly db-host procedure whose success nourishctl reports as a metric
 //   (alarms.ts): BackupSuccess, and PitrBackupSuccess with backups.pitr. Missing data is
-//   breaching, so a backup that fails, hangs, or whose timer never fires raises the alarm;
-//   ALARM and OK both notify the topic. On a new stack they are in ALARM until the first backup.
-//
-// Other alarms reuse the topic through `topicArn`.
+//   breaching, so a backup that fails, hangs, or whose timer never fires raises the alarm.
+// - Log groups for the hosts' logs (logs.ts), encrypted with their own key and kept
+//   monitoring.logRetentionDays, and the metric filters that count 5xx, time requests and
+//   count error lines.
+// - `watch(estate)`, once the hosts exist: the alarms on the hosts, the traffic, the database and
+//   every scheduled job (estateAlarms), and the dashboard.
+// Every alarm notifies the topic on ALARM and on OK.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
-import { backupAlarms } from "./alarms";
-import { alertKeyPolicy, alertTopicPolicy } from "./policy";
+import { DISK_FSTYPE, watchedMounts, watchedProcesses } from "./agent";
+import { backupAlarms, estateAlarms, MetricAlarmSpec, WatchedEstate } from "./alarms";
+import { dashboardBody } from "./dashboard";
+import { LOG_SOURCES, logGroupName, logMetricNamespace, METRIC_FILTERS } from "./logs";
+import { alertKeyPolicy, alertTopicPolicy, logsKeyPolicy } from "./policy";
+import { scheduledJobs } from "../schedules/jobs";
 
 export interface MonitoringArgs {
   config: StackConfig;
@@ -24,12 +31,17 @@ export class Monitoring extends pulumi.ComponentResource {
   readonly topicArn: pulumi.Output<string>;
   /** The key the topic is encrypted with (a publisher other than CloudWatch needs a grant on it). */
   readonly kmsKeyArn: pulumi.Output<string>;
-  /** The alarms on the backups, by id (`db-backup-missing`, `db-pitr-backup-missing`). */
+  /** The key the log groups are encrypted with. */
+  readonly logsKmsKeyArn: pulumi.Output<string>;
+  /** Every alarm, by id (`db-backup-missing`, `app-0-cpu-high`, …). */
   readonly alarms: Record<string, aws.cloudwatch.MetricAlarm> = {};
+  private readonly config: StackConfig;
+  private readonly topic: aws.sns.Topic;
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:monitoring:Monitoring", name, {}, opts);
     const { config } = args;
+    this.config = config;
     const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
 
     const key = new aws.kms.Key(`${name}-key`, {
@@ -40,13 +52,13 @@ export class Monitoring extends pulumi.ComponentResource {
     }, { parent: this, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
     new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-alerts`, targetKeyId: key.keyId }, { parent: this });
 
-    const topic = new aws.sns.Topic(`${name}-alerts`, {
+    this.topic = new aws.sns.Topic(`${name}-alerts`, {
       displayName: `NOURISH LINK ${config.stack}`,
       kmsMasterKeyId: key.arn,
     }, { parent: this });
     new aws.sns.TopicPolicy(`${name}-alerts-policy`, {
-      arn: topic.arn,
-      policy: pulumi.jsonStringify(pulumi.all([topic.arn, account]).apply(([t, a]) => alertTopicPolicy(t, a, config.region))),
+      arn: this.topic.arn,
+      policy: pulumi.jsonStringify(pulumi.all([this.topic.arn, account]).apply(([t, a]) => alertTopicPolicy(t, a, config.region))),
     }, { parent: this });
 
     // Keyed by address, so adding or removing one never touches the others' subscriptions; an
@@ -54,30 +66,108 @@ export class Monitoring extends pulumi.ComponentResource {
     const emails = new Map<string, string>();
     for (const e of config.monitoring.alertEmails) if (!emails.has(e.toLowerCase())) emails.set(e.toLowerCase(), e);
     for (const email of emails.values()) {
-      new aws.sns.TopicSubscription(`${name}-email-${email}`, { topic: topic.arn, protocol: "email", endpoint: email }, { parent: this });
+      new aws.sns.TopicSubscription(`${name}-email-${email}`, { topic: this.topic.arn, protocol: "email", endpoint: email }, { parent: this });
     }
 
-    for (const a of backupAlarms(config)) {
-      this.alarms[a.id] = new aws.cloudwatch.MetricAlarm(`${name}-${a.id}`, {
-        name: a.name,
-        alarmDescription: a.alarmDescription,
-        namespace: a.namespace,
-        metricName: a.metricName,
-        dimensions: a.dimensions,
-        statistic: a.statistic,
-        period: a.period,
-        evaluationPeriods: a.evaluationPeriods,
-        datapointsToAlarm: a.datapointsToAlarm,
-        threshold: a.threshold,
-        comparisonOperator: a.comparisonOperator,
-        treatMissingData: a.treatMissingData,
-        alarmActions: [topic.arn],
-        okActions: [topic.arn],
+    for (const a of backupAlarms(config)) this.alarm(name, a);
+
+    // The hosts' logs: created here (retention, encryption) so the agent only writes to them.
+    const logsKey = new aws.kms.Key(`${name}-logs-key`, {
+      description: `nourish-link ${config.stack}: host logs`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      policy: pulumi.jsonStringify(account.apply((id) => logsKeyPolicy(id, config.region, config.stack))),
+    }, { parent: this, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
+    new aws.kms.Alias(`${name}-logs-key-alias`, { name: `alias/nourish-link-${config.stack}-logs`, targetKeyId: logsKey.keyId }, { parent: this });
+    const groups: Record<string, aws.cloudwatch.LogGroup> = {};
+    for (const s of LOG_SOURCES) {
+      if (config.database.managed && s.roles.every((r) => r === "db")) continue;
+      groups[s.source] = new aws.cloudwatch.LogGroup(`${name}-logs-${s.source}`, {
+        name: logGroupName(config.stack, s.source),
+        retentionInDays: config.monitoring.logRetentionDays,
+        kmsKeyId: logsKey.arn,
+      }, { parent: this });
+    }
+    for (const f of METRIC_FILTERS) {
+      const group = groups[f.source];
+      if (!group) continue;
+      new aws.cloudwatch.LogMetricFilter(`${name}-filter-${f.id}`, {
+        name: `nourish-link-${config.stack}-${f.id}`,
+        logGroupName: group.name,
+        pattern: f.pattern,
+        metricTransformation: {
+          namespace: logMetricNamespace(config.stack), name: f.metricName, value: f.value,
+          ...(f.defaultValue !== undefined ? { defaultValue: String(f.defaultValue) } : {}),
+          ...(f.unit ? { unit: f.unit } : {}),
+        },
       }, { parent: this });
     }
 
-    this.topicArn = topic.arn;
+    this.topicArn = this.topic.arn;
     this.kmsKeyArn = key.arn;
-    this.registerOutputs({ topicArn: this.topicArn, kmsKeyArn: this.kmsKeyArn });
+    this.logsKmsKeyArn = logsKey.arn;
+    this.registerOutputs({ topicArn: this.topicArn, kmsKeyArn: this.kmsKeyArn, logsKmsKeyArn: this.logsKmsKeyArn });
   }
+
+  /** The alarms on the hosts, the traffic, the database and the jobs, and the dashboard. */
+  watch(name: string, estate: WatchedEstate<pulumi.Output<string>>): void {
+    const config = this.config;
+    const specs = estateAlarms(config, estate, {
+      processes: watchedProcesses, mounts: watchedMounts, fstype: DISK_FSTYPE, logNamespace: logMetricNamespace(config.stack),
+    });
+    for (const a of specs) this.alarm(name, a);
+    new aws.cloudwatch.Dashboard(`${name}-dashboard`, {
+      dashboardName: `nourish-link-${config.stack}`,
+      dashboardBody: pulumi.jsonStringify(pulumi.output(dashboardBody(config, estate))),
+    }, { parent: this });
+  }
+
+  private alarm(name: string, a: MetricAlarmSpec<pulumi.Input<string>>): void {
+    const ec2 = a.ec2Action ? [`arn:aws:automate:${this.config.region}:ec2:${a.ec2Action}`] : [];
+    const single = a.expression ? {} : {
+      namespace: a.namespace, metricName: a.metricName, dimensions: a.dimensions,
+      statistic: a.statistic, extendedStatistic: a.extendedStatistic, period: a.period,
+    };
+    const math = a.expression ? {
+      metricQueries: [
+        { id: "e1", expression: a.expression.expression, label: a.expression.label, returnData: true },
+        ...Object.entries(a.expression.metrics).map(([id, m]) => ({
+          id, returnData: false,
+          metric: { namespace: m.namespace, metricName: m.metricName, dimensions: m.dimensions, stat: m.stat, period: m.period },
+        })),
+      ],
+    } : {};
+    this.alarms[a.id] = new aws.cloudwatch.MetricAlarm(`${name}-${a.id}`, {
+      name: a.name,
+      alarmDescription: a.alarmDescription,
+      ...single,
+      ...math,
+      evaluationPeriods: a.evaluationPeriods,
+      datapointsToAlarm: a.datapointsToAlarm,
+      threshold: a.threshold,
+      comparisonOperator: a.comparisonOperator,
+      treatMissingData: a.treatMissingData,
+      alarmActions: [...ec2, this.topic.arn],
+      okActions: [this.topic.arn],
+    }, { parent: this });
+  }
+}
+
+/** What the alarms watch, from the built estate: the hosts, the ALB, RDS, and each role's jobs. */
+export function watchedEstate(
+  config: StackConfig,
+  app: { instances: aws.ec2.Instance[]; albDimensions?: { loadBalancer: pulumi.Output<string>; targetGroup: pulumi.Output<string> } },
+  database: { instance?: aws.ec2.Instance; rdsIdentifier?: pulumi.Output<string> },
+): WatchedEstate<pulumi.Output<string>> {
+  const hosts = [
+    ...(database.instance ? [{ name: "db", role: "db" as const, instanceId: database.instance.id, instanceType: config.database.instanceType }] : []),
+    ...app.instances.map((i, n) => ({ name: `app-${n}`, role: "app" as const, instanceId: i.id, instanceType: config.app.instanceType })),
+  ];
+  return {
+    hosts,
+    alb: app.albDimensions,
+    rds: database.rdsIdentifier ? { identifier: database.rdsIdentifier } : undefined,
+    jobs: (["db", "app"] as const).filter((role) => hosts.some((h) => h.role === role))
+      .map((role) => ({ role, ids: scheduledJobs(config, role).map((j) => j.id) })),
+  };
 }

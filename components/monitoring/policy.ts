@@ -78,3 +78,25 @@ export function alertTopicPolicy(topicArn: string, accountId: string, region: st
     ],
   };
 }
+
+/**
+ * The log groups' key: CloudWatch Logs encrypts and decrypts with it, only for this stack's log
+ * groups (the encryption context names the log group ARN).
+ */
+export function logsKeyPolicy(accountId: string, region: string, stack: string): PolicyDocument {
+  if (!/^\d{12}$/.test(accountId)) throw new Error(`logs key policy: not an AWS account id: ${JSON.stringify(accountId)}`);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "AccountAdministers", Effect: "Allow", Principal: { AWS: `arn:aws:iam::${accountId}:root` }, Action: "kms:*", Resource: "*" },
+      {
+        Sid: "LogsEncryptThisStacksGroups",
+        Effect: "Allow",
+        Principal: { Service: `logs.${region}.amazonaws.com` },
+        Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        Resource: "*",
+        Condition: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": `arn:aws:logs:${region}:${accountId}:log-group:/nourish-link/${stack}/*` } },
+      },
+    ],
+  };
+}

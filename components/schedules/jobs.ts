@@ -1,7 +1,10 @@
 // Which of the manual's scheduled procedures run on which host, and when (stack config).
 import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
-import { jobUnits, ScheduledJob } from "./systemd";
+import { JOB_FAILED_UNIT, jobUnits, renderJobFailedService, ScheduledJob } from "./systemd";
+
+/** `nourishctl metrics` runs every minute: the database alarms' period is one minute. */
+export const DB_METRICS_SCHEDULE = "*-*-* *:*:00";
 
 export function scheduledJobs(config: StackConfig, role: "app" | "db"): ScheduledJob[] {
   const tz = config.maintenance.timezone;
@@ -10,18 +13,24 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
     // The morning checklist: fails (and the unit shows failed) when a service is down or disk is short.
     { id: "status", description: "morning check", onCalendar: m.healthCheckSchedule, timezone: tz, verb: ["status"], randomizedDelay: "2min" },
   ];
+  // The manual's monthly log archival, to the backup bucket's logs/ prefix (lib/logs.sh).
+  const logArchive: ScheduledJob = { id: "log-archive", description: "monthly log archival to the backup bucket", onCalendar: m.logArchiveSchedule, timezone: tz, verb: ["logs", "archive"], randomizedDelay: "30min" };
+  if (role === "app" && config.backups.enabled) jobs.push(logArchive);
   if (role === "db" && !config.database.managed) {
     const pg = ["postgresql.service"];
     jobs.push(
       { id: "vacuum", description: "weekly VACUUM ANALYZE", onCalendar: m.vacuumSchedule, timezone: tz, verb: ["maintain", "vacuum"], after: pg },
       { id: "reindex", description: "monthly REINDEX and ANALYZE", onCalendar: m.reindexSchedule, timezone: tz, verb: ["maintain", "reindex"], after: pg },
     );
+    // The database's health numbers for the alarms and the dashboard (scripts/host/lib/metrics.sh).
+    jobs.push({ id: "metrics", description: "database metrics to CloudWatch", onCalendar: DB_METRICS_SCHEDULE, timezone: tz, verb: ["metrics"], after: pg, randomizedDelay: "0", accuracy: "1s" });
     if (config.backups.enabled) {
       jobs.push({ id: "backup", description: "nightly database backup", onCalendar: config.backups.schedule, timezone: tz, verb: ["backup"], after: pg, randomizedDelay: "15min" });
       // The manual's weekly backup verification: the newest dump in the bucket downloaded, its
       // SHA-256 checked against its manifest, and read back with pg_restore --list (no server needed).
       jobs.push({ id: "verify-backup", description: "weekly verification of the latest backup", onCalendar: m.verifyBackupSchedule, timezone: tz, verb: ["backups", "verify", "--latest"], randomizedDelay: "15min" });
     }
+    if (config.backups.enabled) jobs.push(logArchive);
     if (config.backups.enabled && config.backups.pitr) {
       // pgBackRest picks full (weekly) or differential itself; WAL is archived continuously.
       jobs.push({ id: "pitr-backup", description: "pgBackRest backup for point-in-time recovery", onCalendar: "*-*-* 01:00:00", timezone: tz, verb: ["pitr", "backup"], after: pg, randomizedDelay: "15min" });
@@ -31,5 +40,8 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
 }
 
 export function scheduleFiles(config: StackConfig, role: "app" | "db"): HostFile[] {
-  return scheduledJobs(config, role).flatMap(jobUnits);
+  return [
+    ...scheduledJobs(config, role).flatMap(jobUnits),
+    { path: `/etc/systemd/system/${JOB_FAILED_UNIT}@.service`, content: renderJobFailedService() },
+  ];
 }

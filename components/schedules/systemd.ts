@@ -15,6 +15,8 @@ export interface ScheduledJob {
   /** nourishctl arguments, e.g. ["backup"]. */
   verb: string[];
   randomizedDelay?: string;
+  /** AccuracySec= (default 1min); a minutely job needs finer. */
+  accuracy?: string;
   /** Units that must be up first, e.g. postgresql.service. */
   after?: string[];
 }
@@ -36,7 +38,7 @@ export function renderTimer(job: ScheduledJob): string {
     `OnCalendar=${calendar}`,
     "Persistent=true",
     `RandomizedDelaySec=${job.randomizedDelay ?? "10min"}`,
-    "AccuracySec=1min",
+    `AccuracySec=${job.accuracy ?? "1min"}`,
     `Unit=${unitName(job)}.service`,
     "",
     "[Install]",
@@ -54,6 +56,8 @@ export function renderJobService(job: ScheduledJob, nourishctl = NOURISHCTL_PATH
     `Description=NOURISH LINK: ${job.description}`,
     `After=${after.join(" ")}`,
     "Wants=network-online.target",
+    // A failed run publishes JobFailed with the job's name (lib/jobs.sh), which an alarm watches.
+    `OnFailure=${JOB_FAILED_UNIT}@${job.id}.service`,
     "",
     "[Service]",
     // A oneshot unit is never started twice at once; nourishctl's own lock covers manual runs.
@@ -62,6 +66,24 @@ export function renderJobService(job: ScheduledJob, nourishctl = NOURISHCTL_PATH
     "Nice=10",
     "IOSchedulingClass=best-effort",
     "IOSchedulingPriority=7",
+    "",
+  ].join("\n");
+}
+
+/** The template unit every job's OnFailure= starts, with the job's id as its instance. */
+export const JOB_FAILED_UNIT = "nourish-link-job-failed";
+
+export function renderJobFailedService(nourishctl = NOURISHCTL_PATH): string {
+  return [
+    "# Managed by nourish-link-infra (components/schedules). Do not edit on the host.",
+    "[Unit]",
+    "Description=NOURISH LINK: report the failure of job %i",
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    `ExecStart=${nourishctl} job-failed %i`,
     "",
   ].join("\n");
 }

@@ -5,7 +5,7 @@ import { createHash } from "crypto";
 
 export const ACCOUNT_ID = "123456789012";
 
-function hex(seed: string, len: number): string {
+export function hex(seed: string, len: number): string {
   return createHash("sha256").update(seed).digest("hex").slice(0, len);
 }
 
@@ -136,9 +136,12 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       case "aws:lb/loadBalancer:LoadBalancer":
         state.dnsName = `${args.name}-${parseInt(hex(args.name, 8), 16)}.${this.region}.elb.amazonaws.com`;
         state.arn = `arn:aws:elasticloadbalancing:${this.region}:${ACCOUNT_ID}:loadbalancer/app/${args.name}/${hex(args.name, 16)}`;
+        // What CloudWatch's LoadBalancer dimension holds.
+        state.arnSuffix = `app/${args.name}/${hex(args.name, 16)}`;
         break;
       case "aws:lb/targetGroup:TargetGroup":
         state.arn = `arn:aws:elasticloadbalancing:${this.region}:${ACCOUNT_ID}:targetgroup/${args.name}/${hex(args.name, 16)}`;
+        state.arnSuffix = `targetgroup/${args.name}/${hex(args.name, 16)}`;
         break;
       case "aws:acm/certificate:Certificate":
         state.arn = `arn:aws:acm:${this.region}:${ACCOUNT_ID}:certificate/${id}`;
@@ -150,6 +153,7 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         }];
         break;
       case "aws:rds/instance:Instance":
+        state.identifier ??= `${args.name}-${hex(args.name, 7)}`;
         state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
         break;
       case "command:local:Command":

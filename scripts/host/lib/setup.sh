@@ -199,4 +199,6 @@ cmd_setup() {
     *) die "ROLE is not set in $HOST_ENV (app or db)" ;;
   esac
   enable_timers
+  # The CloudWatch agent (lib/agent.sh): pinned version, signature checked.
+  if declare -F agent_setup_hook >/dev/null; then agent_setup_hook; fi
 }

@@ -1,24 +1,79 @@
 # shellcheck shell=bash
-# Sourced by nourishctl, which provides die, say, svc_active, ssm_secret and the host.env values.
+# Sourced by nourishctl, which provides die, say, svc_active, pg_admin and the host.env values.
 
-VERBS+=("status|the morning checklist: the role's services running, disk at least DISK_FREE_MIN_PERCENT free")
+VERBS+=("status|the morning checklist: the role's services running (the PostgreSQL cluster itself on the db host), connections and the oldest query, disk at least DISK_FREE_MIN_PERCENT free; --json for machines")
+
+# One JSON string: the text of $1 escaped (our own messages and unit names, never query text).
+json_str() {
+  local s="$1"
+  s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\t'/\\t}; s=${s//$'\r'/\\r}
+  printf '"%s"' "$s"
+}
+
+# The database's numbers the manual counts by hand: client connections against max_connections,
+# and the oldest running query (age in seconds and pid; never its text, which may hold data).
+# Prints "connections max_connections oldest_seconds oldest_pid"; fails when the server answers
+# nothing.
+status_db_numbers() {
+  pg_admin psql -X -Atq -F ' ' -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+       current_setting('max_connections'),
+       coalesce(extract(epoch FROM now() - q.query_start)::bigint, 0),
+       coalesce(q.pid, 0)
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (
+  SELECT pid, query_start FROM pg_stat_activity
+  WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+  ORDER BY query_start LIMIT 1) q ON true
+SQL
+}
 
 cmd_status() {
-  if [ "${1:-}" = "--help" ]; then
-    echo "usage: nourishctl status    (exit 1 when a service is down or the disk is too full)"
-    return 0
-  fi
-  local failed=0 s free services mounts="/"
+  local json=0
+  case "${1:-}" in
+    --help)
+      echo "usage: nourishctl status [--json]    (exit 1 when a service is down, the database does not answer or the disk is too full)"
+      echo "  --json  one JSON object: ok, checks [{check, ok, detail}], and on the db host database {connections, max_connections, oldest_query_seconds, oldest_query_pid}"
+      return 0 ;;
+    --json) json=1 ;;
+    "") ;;
+    *) die "status: unknown option '$1' (--json or --help)" ;;
+  esac
+  local failed=0 s free services mounts="/" checks=() db_json="" numbers conn max oldest pid
+  # check NAME OK DETAIL: one line for people, one entry for --json.
+  check() {
+    checks+=("{\"check\":$(json_str "$1"),\"ok\":$2,\"detail\":$(json_str "$3")}")
+    if [ "$2" = true ]; then
+      [ "$json" -eq 1 ] || say "ok: $3"
+    else
+      failed=1
+      echo "nourishctl: FAIL: $3" >&2
+    fi
+  }
   services=$(services_of_role) || exit 1
   [ "$ROLE" = db ] && mounts="/ $DATA_MOUNT"
   for s in $services; do
-    if svc_active "$s"; then say "ok: $s is running"; else echo "nourishctl: FAIL: $s is not running" >&2; failed=1; fi
+    if svc_active "$s"; then check "$s" true "$s is running"; else check "$s" false "$s is not running"; fi
   done
+  if [ "$ROLE" = db ]; then
+    # A running unit is not yet a database that answers (starting up, out of connections).
+    if numbers=$(status_db_numbers 2>/dev/null) && read -r conn max oldest pid <<<"$numbers" && [[ "$conn$max$oldest$pid" =~ ^[0-9]+$ ]]; then
+      check connections true "$conn of $max connections in use; oldest running query: ${oldest} s${pid:+ (pid $pid)}"
+      db_json="{\"connections\":$conn,\"max_connections\":$max,\"oldest_query_seconds\":$oldest,\"oldest_query_pid\":$pid}"
+    else
+      check connections false "PostgreSQL does not answer queries (psql as postgres on the local socket)"
+    fi
+  fi
   for mount in $mounts; do
     [ -d "$ROOT$mount" ] || continue
     free=$(df -P "$ROOT$mount" | awk 'NR==2 { gsub("%", "", $5); print 100 - $5 }')
-    if [ "$free" -ge "$DISK_FREE_MIN_PERCENT" ]; then say "ok: $mount has $free% free"
-    else echo "nourishctl: FAIL: $mount has $free% free, below $DISK_FREE_MIN_PERCENT%" >&2; failed=1; fi
+    if [ "$free" -ge "$DISK_FREE_MIN_PERCENT" ]; then check "disk $mount" true "$mount has $free% free"
+    else check "disk $mount" false "$mount has $free% free, below $DISK_FREE_MIN_PERCENT%"; fi
   done
+  if [ "$json" -eq 1 ]; then
+    local ok=true IFS=,
+    [ "$failed" -eq 0 ] || ok=false
+    printf '{"ok":%s,"role":%s,"checks":[%s]%s}\n' "$ok" "$(json_str "$ROLE")" "${checks[*]}" "${db_json:+,\"database\":$db_json}"
+  fi
   [ "$failed" -eq 0 ] || die "status: checks failed"
 }

@@ -1,0 +1,15 @@
+// What monitoring puts on every host, by role: the self-healing drop-ins (hosts/restart.ts) and
+// the CloudWatch agent's configuration (agent.ts). Pure: typed config in, host files out; the host
+// components add them to their user data.
+import { StackConfig } from "../config";
+import { HostFile } from "../hosts/cloud-init";
+import { restartDropIns } from "../hosts/restart";
+import { AGENT_CONFIG_PATH, AGENT_KEY_PATH, agentSigningKey, renderAgentConfig } from "./agent";
+
+export function monitoringHostFiles(config: StackConfig, role: "app" | "db", signing = agentSigningKey()): HostFile[] {
+  return [
+    ...restartDropIns(role),
+    { path: AGENT_CONFIG_PATH, content: JSON.stringify(renderAgentConfig(config, role), null, 1) + "\n" },
+    ...(signing ? [{ path: AGENT_KEY_PATH, content: signing.key }] : []),
+  ];
+}

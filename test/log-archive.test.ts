@@ -1,0 +1,77 @@
+// Monthly log archival against the S3 emulator (s3rver) with the real aws CLI: last month's
+// rotated logs in one archive under logs/, verified in S3 before anything local is removed;
+// a failed upload, or an archive already there, removes nothing.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { AWS_CLI, S3, startS3 } from "./s3";
+import { run } from "./tools";
+
+describe("nourishctl logs archive (s3rver)", () => {
+  let root = "";
+  const BUCKET = "nl-archive";
+  let s3: S3;
+  const rel = (p: string) => path.join(root, p);
+  const log = (p: string, when: string) => {
+    fs.mkdirSync(path.dirname(rel(p)), { recursive: true });
+    fs.writeFileSync(rel(p), `${p}\n`.repeat(50));
+    fs.utimesSync(rel(p), new Date(when), new Date(when));
+  };
+  const ctl = (args: string[], bucket = BUCKET) => {
+    fs.writeFileSync(rel("etc/nourish-link/host.env"), `ROLE=db\nSTACK=staging\nREGION=us-east-1\nBACKUP_BUCKET=${bucket}\n`);
+    return run("bash", [NOURISHCTL_SOURCE, "logs", "archive", ...args], {
+      env: { ...process.env, ...s3.env, NOURISH_ROOT: root, S3_ENDPOINT: s3.endpoint, PATH: `${path.dirname(AWS_CLI)}:${process.env.PATH}` },
+    });
+  };
+  const october = ["var/log/nourish-link/nginx-access.log.1", "var/log/nourish-link/nginx-access.log.2.gz", "var/log/postgresql/postgresql-15-main.log.1"];
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-logs-"));
+    s3 = await startS3({ buckets: [BUCKET] });
+    fs.mkdirSync(rel("etc/nourish-link"), { recursive: true });
+    for (const f of october) log(f, "2026-10-15T12:00:00Z");
+    log("var/log/nourish-link/nginx-access.log", "2026-10-20T12:00:00Z"); // live: never archived
+    log("var/log/nourish-link/nginx-error.log.1", "2026-11-02T12:00:00Z"); // another month
+  });
+  after(async () => {
+    await s3?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("a failed upload (no such bucket) removes nothing", () => {
+    const r = ctl(["202610"], "no-such-bucket");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr.trim().split("\n").pop()!, /^nourishctl: logs archive: upload to s3:\/\/no-such-bucket\/logs\/staging\/db\/[^/]+\/logs_archive_202610\.tar\.gz failed; nothing removed$/);
+    for (const f of october) assert.ok(fs.existsSync(rel(f)), `${f} removed`);
+  });
+
+  it("archives the month's rotated logs, verifies them in S3, then removes them here; the live log and other months stay", () => {
+    const r = ctl(["202610"]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stdout, /logs archive: 3 rotated logs from 202610 in s3:\/\/nl-archive\/logs\/staging\/db\/.+\/logs_archive_202610\.tar\.gz \(\d+ bytes, sha256 [0-9a-f]{64}, verified\); removed here/);
+    const key = /s3:\/\/nl-archive\/(\S+)/.exec(r.stdout)![1];
+    const down = path.join(root, "down.tar.gz");
+    assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/${key}`, down]).status, 0);
+    assert.deepStrictEqual(run("tar", ["-tzf", down]).stdout.trim().split("\n").sort(), [...october].sort());
+    for (const f of october) assert.ok(!fs.existsSync(rel(f)), `${f} kept after a verified upload`);
+    assert.ok(fs.existsSync(rel("var/log/nourish-link/nginx-access.log")), "the live log was removed");
+    assert.ok(fs.existsSync(rel("var/log/nourish-link/nginx-error.log.1")), "November's log was removed");
+  });
+
+  it("never overwrites an archive already in the bucket, and removes nothing then", () => {
+    log("var/log/postgresql/postgresql-15-main.log.2", "2026-10-03T12:00:00Z");
+    const r = ctl(["202610"]);
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /logs archive: s3:\/\/nl-archive\/.+ exists already \(sha256 [0-9a-f]{64}\); nothing removed/);
+    assert.ok(fs.existsSync(rel("var/log/postgresql/postgresql-15-main.log.2")));
+  });
+
+  it("refuses a month that is not YYYYMM, and does nothing when the month left no rotated logs", () => {
+    assert.match(ctl(["2026-10"]).stderr, /logs archive: '2026-10' is not a month \(YYYYMM\)/);
+    const r = ctl(["202609"]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stdout, /no rotated logs from 202609; nothing to do/);
+  });
+});
