@@ -23,8 +23,11 @@ const PROD: [string, string, string, string][] = [
   ["decrypt network-flow-logs-key", D, D, A],
   ["decrypt tooling-key", A, A, A],
   ["decrypt volumes-key", D, D, A],
-  ["decrypt backups-key", D, A, A],
+  // The app hosts write their monthly log archive under logs/ (a multipart upload decrypts its
+  // parts' data key); they still cannot read, write or delete a dump.
+  ["decrypt backups-key", A, A, A],
   ["decrypt monitoring-key", D, D, A],
+  ["decrypt monitoring-logs-key", D, D, A],
   ["read dumps", D, A, A],
   ["write dumps", D, A, A],
   ["delete dumps", D, D, A],
