@@ -31,7 +31,7 @@ describe("nourishctl backup and restore", function () {
     // Written as the hosts get it: systemd EnvironmentFile= quoting, read by nourishctl as data.
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), renderEnvFile("host.env", all));
   };
-  const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env, timeout: 60_000 });
+  const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env, timeout: 180_000 });
   const ok = (r: { status: number | null; stdout: string; stderr: string }, what: string) =>
     assert.strictEqual(r.status, 0, `${what} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   const databases = (): string[] => cluster.psql("SELECT datname FROM pg_database ORDER BY 1").split("\n");
@@ -52,7 +52,7 @@ describe("nourishctl backup and restore", function () {
     `host=127.0.0.1 port=${cluster.port} dbname=dusangire user=dusangire sslmode=require`], { env: { ...process.env, PGPASSWORD: APP_PASSWORD } });
 
   before(async function () {
-    this.timeout(60_000);
+    this.timeout(180_000);
     for (const t of ["flock", "sha256sum", "python3"]) requireTool(t);
     requireTool("sqlite3");
     assert.ok(fs.existsSync(path.join(PG_BINDIR, "pg_dump")), "pg_dump is missing: apt-get install -y postgresql");
@@ -441,7 +441,7 @@ describe("nourishctl backup and restore", function () {
   });
 
   it("one database lock: a restore is refused while a backup runs, a backup waits (bounded) while a restore runs; the database intact", async function () {
-    this.timeout(120_000);
+    this.timeout(300_000);
     const live = checksums("dusangire");
     const dbs = databases();
     /** A real nourishctl verb started in the background; resolves with its exit. */

@@ -12,13 +12,13 @@ import { run } from "./tools";
 const APP_PASSWORD = "oncall-test-password";
 
 describe("nourishctl db: the manual's locks and long queries, on a real PostgreSQL", function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-oncall-"));
   let cluster: Cluster;
   const sessions: ChildProcess[] = [];
   const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, "db", ...args], {
     env: { ...process.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PATH: `${PG_BINDIR}:${process.env.PATH}` },
-    timeout: 60_000,
+    timeout: 180_000,
   });
   /** A psql session in the background: the app user over TCP (TLS), or the superuser over the socket. */
   const session = (sql: string | string[], as: "app" | "postgres" = "app"): { child: ChildProcess; exited: Promise<{ code: number | null; stderr: string }> } => {

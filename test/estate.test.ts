@@ -156,6 +156,8 @@ describe("estate under mocks", () => {
       assert.deepStrictEqual(JSON.parse(String(g.inputs.policy)).Statement, [
         { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${bucket.id}/tooling/*` },
         { Sid: "ListTooling", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:aws:s3:::${bucket.id}`, Condition: { StringLike: { "s3:prefix": ["tooling/*"] } } },
+        // The bucket is SSE-KMS under the tooling key (issue 13).
+        { Sid: "DecryptTooling", Effect: "Allow", Action: "kms:Decrypt", Resource: `arn:aws:kms:af-south-1:123456789012:key/${one(prod, "aws:kms/key:Key", "tooling-key").id}` },
       ]);
     }
   });

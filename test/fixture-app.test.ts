@@ -116,7 +116,7 @@ describe("fixture app: dusangire release artifacts on PostgreSQL 15 + gunicorn",
   }
 
   function manage(version: string, args: string[], extraEnv: Record<string, string> = {}) {
-    return run(venv(), ["manage.py", ...args], { cwd: release(version), env: appEnv(extraEnv), timeout: 60_000 });
+    return run(venv(), ["manage.py", ...args], { cwd: release(version), env: appEnv(extraEnv), timeout: 180_000 });
   }
 
   function resetDatabase(): void {

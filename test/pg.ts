@@ -20,7 +20,7 @@ export const PG_OS_USER = process.env.PG_OS_USER ?? "postgres";
 export interface Exec { status: number | null; stdout: string; stderr: string }
 
 function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): Exec {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 60_000, ...opts });
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 180_000, ...opts });
   if (r.error) throw r.error;
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
@@ -65,7 +65,7 @@ export interface Cluster {
   writeFile(rel: string, content: string, mode?: number): string;
   /** chown a path to the OS user. */
   own(p: string): void;
-  /** Run a command as the OS user, in root (60 s unless `timeout` says otherwise, in ms). */
+  /** Run a command as the OS user, in root (180 s unless `timeout` says otherwise, in ms): CI is slow and shared. */
   asUser(cmd: string, args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number }): Exec;
   /** `postgres -C <param>`: the value the server would use, from its config files, without starting. */
   showConfig(param: string): string;
@@ -108,7 +108,7 @@ export async function createCluster(): Promise<Cluster> {
   let removed = false;
 
   const asUser = (cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): Exec =>
-    exec("runuser", ["-u", user.name, "--", cmd, ...args], { cwd: root, env: { ...process.env, ...opts.env }, input: opts.input, timeout: opts.timeout ?? 60_000 });
+    exec("runuser", ["-u", user.name, "--", cmd, ...args], { cwd: root, env: { ...process.env, ...opts.env }, input: opts.input, timeout: opts.timeout ?? 180_000 });
   const own = (p: string): void => fs.chownSync(p, user.uid, user.gid);
   const writeFile = (rel: string, content: string, mode = 0o600): string => {
     const p = path.isAbsolute(rel) ? rel : path.join(root, rel);

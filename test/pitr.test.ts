@@ -91,7 +91,7 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
   const metricFile = () => path.join(root, "var/lib/nourish-link/metrics/PitrBackupSuccess");
   const ctl = (args: string[], env: Record<string, string> = {}) => run("bash", [NOURISHCTL_SOURCE, ...args], {
     encoding: "utf8",
-    timeout: 120_000,
+    timeout: 300_000,
     env: {
       ...process.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port),
       PGBACKREST_CONFIG: confPath, ...env,
@@ -104,7 +104,7 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
   const leftovers = () => fs.readdirSync(path.join(root, "var/lib/postgresql")).filter((f) => f.startsWith("pitr-restore"));
 
   before(async function () {
-    this.timeout(60_000);
+    this.timeout(180_000);
     requireTool("pgbackrest");
     s3 = await startS3({ buckets: [BUCKET], tls: true });
     root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-pitr-"));
@@ -227,7 +227,7 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
   });
 
   it("one database lock: a recovery or a pitr restore is refused while a backup runs, a pitr backup runs beside it; PostgreSQL untouched", async function () {
-    this.timeout(120_000);
+    this.timeout(300_000);
     assert.ok(firstBackupDone, "needs the backup of the previous test");
     const lockDir = path.join(root, "run/lock/nourish-link");
     const started = psql("SELECT pg_postmaster_start_time()", "postgres");
@@ -413,7 +413,7 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     // Without the checkpoint `pitr recover` runs after promotion, PostgreSQL's checkpointer sleeps
     // for checkpoint_timeout (5 min) and no timed switch happens: the RPO right after a recovery.
     // The test cluster's archive_timeout is TEST_ARCHIVE_TIMEOUT_SECONDS (the hosts' is 60).
-    this.timeout(150_000);
+    this.timeout(300_000);
     psql("INSERT INTO orders VALUES (4, 'D: committed after the recovery')");
     const segment = psql("SELECT pg_walfile_name(pg_current_wal_lsn())", "postgres");
     const started = Date.now();

@@ -9,7 +9,7 @@ import type { Drill, Report } from "../scripts/rehearsal/run";
 import { requireTool } from "./tools";
 
 describe("npm run rehearse: releases and rollbacks under load on loopback", function () {
-  this.timeout(900_000);
+  this.timeout(1_800_000);
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-rehearse-out-"));
   let report: Report;
   let output = "";

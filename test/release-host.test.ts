@@ -10,7 +10,7 @@ import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
 import { requireTool } from "./tools";
 
 describe("nourishctl release on an app host (sandbox)", function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-release-"));
   const root = path.join(dir, "root");
   const srv = path.join(root, "srv/nourish-link");

@@ -68,7 +68,7 @@ describe("the SSM document", () => {
   });
 
   describe("its script, run by bash and sh against a host sandbox", function () {
-    this.timeout(120_000);
+    this.timeout(300_000);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-ssm-doc-"));
     const bin = path.join(dir, "bin");
     let s3: S3;

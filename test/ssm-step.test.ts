@@ -43,7 +43,7 @@ function stepProcess(endpoint: string, env: Record<string, string>): Promise<{ c
 }
 
 describe("the release step client", function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
 
   describe("against moto_server", () => {
     let moto: ChildProcess;
