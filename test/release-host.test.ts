@@ -133,6 +133,19 @@ describe("nourishctl release on an app host (sandbox)", function () {
     }
   });
 
+  it("records only a pre-release backup key that nourishctl backup could have written, refusing any other before touching anything", () => {
+    for (const key of ["../../etc/shadow", "dumps/daily/db_backup_20261101_020000.dump; reboot", "x/dumps/daily/db_backup_20261101_020000.dump"]) {
+      const sw = ctl("release", "switch", "1.0.0", "--pre-release-backup", key);
+      assert.strictEqual(sw.status, 1, key);
+      assert.ok(sw.stderr.includes(`nourishctl: release switch: --pre-release-backup '${key}' is not a backup key`), sw.stderr);
+      const whole = ctl("release", "9.9.9", "--file", v1.file, "--sha256", v1.sha256, "--pre-release-backup", key);
+      assert.strictEqual(whole.status, 1, key);
+      assert.match(whole.stderr, /nourishctl: release: --pre-release-backup '.*' is not a backup key .*nothing changed/);
+    }
+    assert.ok(!fs.existsSync(path.join(srv, "releases/1.0.0/.nourish/pre-release-backup")), "a refused key was recorded");
+    assert.ok(!fs.existsSync(path.join(srv, "releases/9.9.9")), "the refused release was fetched");
+  });
+
   it("switch and rollback refuse what is not there", () => {
     const r = ctl("release", "switch", "2.0.0");
     assert.strictEqual(r.status, 1);

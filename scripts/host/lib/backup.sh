@@ -27,8 +27,7 @@ VERBS+=("backups|'backups list' (newest first) or 'backups verify [--key K | --l
 VERBS+=("restore|verify a backup, restore it into a new database, check it, then swap it in or keep it --as NAME")
 VERBS+=("restore-cleanup|drop databases (or SQLite files) a restore kept: NAME or --older-than DAYS")
 
-# A backup's whole key, anchored at both ends: one of the two prefixes backup writes, then the name.
-BK_KEY_RE='^dumps/(daily|monthly)/db_backup_[0-9]{8}_[0-9]{6}\.(dump|sqlite3)$'
+# BK_KEY_RE (a backup's whole key) is nourishctl's: the app hosts check pre-release backup keys too.
 
 bk_dir() { echo "$ROOT${BACKUP_DIR:-/var/backups/nourish-link}"; }
 bk_db() { echo "${DB_NAME:?DB_NAME is not set in $HOST_ENV}"; }

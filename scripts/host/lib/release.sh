@@ -328,10 +328,17 @@ rel_migrate() {
 # The backup taken before release $1 changed the database is its way back: recorded the first
 # time, and again only when its migrations were applied since (after a rollback reversed them).
 # Re-deploying it without migrating keeps the key: a later backup holds its own schema.
+# A pre-release backup key is what an operator is later told to restore: only a key that
+# `nourishctl backup` could have written is recorded.
+rel_check_backup_key() {
+  [[ "$1" =~ $BK_KEY_RE ]] || die "$2: --pre-release-backup '$1' is not a backup key (dumps/daily/ or dumps/monthly/, then db_backup_YYYYMMDD_HHMMSS.dump); nothing changed"
+}
+
 rel_record_backup() {
   local file
   file="$(rel_meta "$1")/pre-release-backup"
   [ -n "$2" ] || return 0
+  rel_check_backup_key "$2" release
   if [ ! -s "$file" ] || [ "$(rel_meta "$1")/migrated-here" -nt "$file" ]; then echo "$2" | rel_meta_put "$1" pre-release-backup; fi
 }
 
@@ -602,6 +609,7 @@ EOF
         switch)
           local backup=""
           [ "${1:-}" = --pre-release-backup ] && backup="${2:?--pre-release-backup needs a key}"
+          [ -z "$backup" ] || rel_check_backup_key "$backup" "release switch"
           rel_switch "$v" "$backup" ;;
         verify)
           [ "$(rel_current)" = "$v" ] || die "release verify: $v is not the live release ($(rel_current || true) is)"
@@ -618,6 +626,7 @@ EOF
   for ((a = 0; a < ${#args[@]}; a++)); do
     [ "${args[a]}" = --pre-release-backup ] && backup="${args[a + 1]:-}"
   done
+  [ -z "$backup" ] || rel_check_backup_key "$backup" release
   rel_lock "release $v"
   rel_fetch "$v" "$@"
   rel_record_backup "$v" "$backup"
