@@ -5,6 +5,8 @@
 // authorization to access the SNS topic encryption key"), because that key's policy does not let
 // cloudwatch.amazonaws.com call kms:GenerateDataKey / kms:Decrypt and cannot be edited.
 
+import { keyPolicy, KeyPolicy } from "../keys/policy";
+
 export interface PolicyDocument {
   Version: "2012-10-17";
   Statement: Record<string, unknown>[];
@@ -13,33 +15,18 @@ export interface PolicyDocument {
 /** Services that publish to the alert topic and so must be able to use its key. */
 export const ALERT_PUBLISHERS = ["cloudwatch.amazonaws.com"] as const;
 
-export function alertKeyPolicy(accountId: string): PolicyDocument {
-  if (!/^\d{12}$/.test(accountId)) throw new Error(`alert key policy: not an AWS account id: ${JSON.stringify(accountId)}`);
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      // The account's IAM policies govern the key, as with a key's default policy (and the
-      // statement KMS requires so that nobody is locked out of the key).
-      {
-        Sid: "AccountAdministers",
-        Effect: "Allow",
-        Principal: { AWS: `arn:aws:iam::${accountId}:root` },
-        Action: "kms:*",
-        Resource: "*",
-      },
-      // Encrypting a message for the topic: only what publishing needs, and only on behalf of this
-      // account's alarms (aws:SourceAccount: no other account's alarm can use the key through the
-      // service, the confused-deputy guard).
-      {
-        Sid: "AlarmsPublishToEncryptedTopic",
-        Effect: "Allow",
-        Principal: { Service: [...ALERT_PUBLISHERS] },
-        Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
-        Resource: "*",
-        Condition: { StringEquals: { "aws:SourceAccount": accountId } },
-      },
-    ],
-  };
+export function alertKeyPolicy(accountId: string): KeyPolicy {
+  // Encrypting a message for the topic: only what publishing needs, and only on behalf of this
+  // account's alarms (aws:SourceAccount: no other account's alarm can use the key through the
+  // service, the confused-deputy guard).
+  return keyPolicy(accountId, [{
+    Sid: "AlarmsPublishToEncryptedTopic",
+    Effect: "Allow",
+    Principal: { Service: [...ALERT_PUBLISHERS] },
+    Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+    Resource: "*",
+    Condition: { StringEquals: { "aws:SourceAccount": accountId } },
+  }]);
 }
 
 /**
@@ -83,20 +70,13 @@ export function alertTopicPolicy(topicArn: string, accountId: string, region: st
  * The log groups' key: CloudWatch Logs encrypts and decrypts with it, only for this stack's log
  * groups (the encryption context names the log group ARN).
  */
-export function logsKeyPolicy(accountId: string, region: string, stack: string): PolicyDocument {
-  if (!/^\d{12}$/.test(accountId)) throw new Error(`logs key policy: not an AWS account id: ${JSON.stringify(accountId)}`);
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      { Sid: "AccountAdministers", Effect: "Allow", Principal: { AWS: `arn:aws:iam::${accountId}:root` }, Action: "kms:*", Resource: "*" },
-      {
-        Sid: "LogsEncryptThisStacksGroups",
-        Effect: "Allow",
-        Principal: { Service: `logs.${region}.amazonaws.com` },
-        Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-        Resource: "*",
-        Condition: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": `arn:aws:logs:${region}:${accountId}:log-group:/nourish-link/${stack}/*` } },
-      },
-    ],
-  };
+export function logsKeyPolicy(accountId: string, region: string, stack: string): KeyPolicy {
+  return keyPolicy(accountId, [{
+    Sid: "LogsEncryptThisStacksGroups",
+    Effect: "Allow",
+    Principal: { Service: `logs.${region}.amazonaws.com` },
+    Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+    Resource: "*",
+    Condition: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": `arn:aws:logs:${region}:${accountId}:log-group:/nourish-link/${stack}/*` } },
+  }]);
 }
