@@ -5,7 +5,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import type { Drill, Report } from "../scripts/rehearsal/run";
+import { Drill, loadRate, Report } from "../scripts/rehearsal/run";
 import { requireTool } from "./tools";
 
 describe("npm run rehearse: releases and rollbacks under load on loopback", function () {
@@ -41,6 +41,15 @@ describe("npm run rehearse: releases and rollbacks under load on loopback", func
     assert.strictEqual(code, 0, output.slice(-3000));
     assert.strictEqual(report.passed, true);
     assert.match(fs.readFileSync(path.join(out, "summary.md"), "utf8"), /release rehearsal: PASSED/);
+  });
+
+  it("offers 25 req/s unless REHEARSAL_LOAD_RATE says otherwise, records the rate, and refuses a rate that is not a number", () => {
+    assert.strictEqual(report.loadRate, 25);
+    assert.match(fs.readFileSync(path.join(out, "summary.md"), "utf8"), /load 25 req\/s/);
+    assert.strictEqual(loadRate({ REHEARSAL_LOAD_RATE: "120" }), 120);
+    for (const bad of ["0", "fast", "-5", "1e3", "12.5"]) {
+      assert.throws(() => loadRate({ REHEARSAL_LOAD_RATE: bad }), new RegExp(`^Error: REHEARSAL_LOAD_RATE must be a whole number of requests per second from 1 to 9999, got '${bad.replace(".", "\\.")}'$`));
+    }
   });
 
   it("drops no request and loses no acknowledged order in any drill under load", () => {

@@ -44,6 +44,8 @@ export interface Drill {
 
 export interface Report {
   startedAt: string;
+  /** Requests per second offered during the drills under load. */
+  loadRate: number;
   seconds: number;
   passed: boolean;
   drills: Drill[];
@@ -53,9 +55,17 @@ const round = (s: number) => Math.round(s * 100) / 100;
 
 /** Requests a drill under load must have seen answered (test/rehearsal.test.ts asserts more than 100). */
 export const MIN_REQUESTS = 200;
-/** Requests per second during a drill: steady traffic through every switch, while leaving a 2-core
- *  CI machine the CPU the release steps need (bench:switch offers 120). */
-export const LOAD_RATE = 60;
+/** Requests per second during a drill: steady traffic through every switch (one request every
+ *  40 ms over 4 connections), while leaving a 2-core CI machine the CPU the release steps need. At
+ *  60 req/s the load took most of CI's CPU and made every step 5x slower than unloaded; a switch is
+ *  a rename, so proving it drops nothing needs requests crossing it, not more of them.
+ *  REHEARSAL_LOAD_RATE sets another rate (bench:switch offers 120). */
+export function loadRate(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.REHEARSAL_LOAD_RATE;
+  if (v === undefined || v === "") return 25;
+  if (!/^[1-9][0-9]{0,3}$/.test(v)) throw new Error(`REHEARSAL_LOAD_RATE must be a whole number of requests per second from 1 to 9999, got '${v}'`);
+  return Number(v);
+}
 
 /** Release → pid of every nourish-link-app@<release> the sandbox runs (its pid files, as svc_active reads them). */
 function runningGunicorns(appRoot: string): Record<string, number> {
@@ -79,6 +89,7 @@ export interface RehearsalOptions {
 
 export async function rehearse(o: RehearsalOptions = {}): Promise<Report> {
   const log = o.log ?? (() => undefined);
+  const rate = loadRate();
   const started = Date.now();
   const hosts = await startLoopbackHosts();
   const { srv, port, appEnv, dbEnv, db, art, serving, missingOrders, preReleaseBackup } = hosts;
@@ -96,7 +107,7 @@ export async function rehearse(o: RehearsalOptions = {}): Promise<Report> {
         name, description, passed: false, problems: [], expected, exitCode: 0, said: "", serving: "", mealsMigration: "", requestsSent: 0, requestsFailed: 0,
         byStatus: {}, ordersAcknowledged: 0, ordersMissing: 0, stepSeconds: {}, gunicorns: {},
       };
-      const load = noLoad ? undefined : startLoad({ url: `http://127.0.0.1:${port}`, host: DOMAIN, menuItemId, rate: LOAD_RATE });
+      const load = noLoad ? undefined : startLoad({ url: `http://127.0.0.1:${port}`, host: DOMAIN, menuItemId, rate });
       if (load) await sleep(1000);
       const ran = await body(d);
       // A drill proves nothing about dropped requests unless enough of them crossed it: a quick
@@ -197,14 +208,14 @@ export async function rehearse(o: RehearsalOptions = {}): Promise<Report> {
         d.keptDatabase = kept;
         return rollback(d, [v2.version, "--database-restored"]);
       });
-    return { startedAt: new Date(started).toISOString(), seconds: round((Date.now() - started) / 1000), passed: drills.every((d) => d.passed), drills };
+    return { startedAt: new Date(started).toISOString(), loadRate: rate, seconds: round((Date.now() - started) / 1000), passed: drills.every((d) => d.passed), drills };
   } finally {
     await hosts.stop(o.keep);
   }
 }
 
 export function summary(r: Report): string {
-  const lines = [`release rehearsal: ${r.passed ? "PASSED" : "FAILED"} (${r.drills.length} drills, ${r.seconds}s)`, ""];
+  const lines = [`release rehearsal: ${r.passed ? "PASSED" : "FAILED"} (${r.drills.length} drills, ${r.seconds}s, load ${r.loadRate} req/s)`, ""];
   lines.push("| drill | passed | serving | requests (failed) | orders acked (missing) | switch s | rollback s (total) |");
   lines.push("|---|---|---|---|---|---|---|");
   for (const d of r.drills) {
