@@ -182,6 +182,9 @@ export const stackConfigSchema = z.strictObject({
     healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with / (letters, digits and ._~-/ only: it is written into nginx and health checks)" }).describe("URL that must answer 200 before a release gets traffic"),
     stepTimeoutSeconds: int(60, 172800).describe("how long one release step may run on a host before it fails (SSM Run Command's timeout)"),
   }),
+  promotion: z.strictObject({
+    maxRehearsalAgeDays: int(1, 90).describe("`npm run promote` refuses unless staging's last restore rehearsal succeeded within this many days (read from the stack promoted into)"),
+  }),
   djangoSecretKey: z.string().min(50, { error: "must be at least 50 characters" }).optional().describe("Django SECRET_KEY (secret; generated when unset)"),
   dbPassword: z.string().min(16, { error: "must be at least 16 characters" }).optional().describe("app database password (secret; generated when unset)"),
 });
@@ -285,6 +288,8 @@ const COMMON: DeepPartial<StackSettings> = {
     backupSizeDropPercent: 50, agentVersion: "1.300070.0",
   },
   release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800 },
+  // A week between rehearsals (the manual's weekly restore test) and a day's slack.
+  promotion: { maxRehearsalAgeDays: 8 },
 };
 
 /** Per-environment defaults: prod is sized and protected for real traffic, staging is cheap. */
