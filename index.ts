@@ -22,6 +22,8 @@ export = async () => {
     // How people run a procedure on a host: this document, with this policy attached to them.
     releaseDocument: site.release.documentName,
     operatorPolicyArn: site.release.operatorPolicyArn,
+    // What the workflows' configure-aws-credentials assumes (with ci.github.repository).
+    ...(site.ci ? { ciRoleArn: site.ci.roleArn } : {}),
     entryPoint: site.app.entryPoint,
     // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
     ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),

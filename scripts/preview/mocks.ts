@@ -114,6 +114,9 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       case "aws:iam/policy:Policy":
         state.arn = `arn:aws:iam::${ACCOUNT_ID}:policy/${args.inputs.name ?? id}`;
         break;
+      case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        state.arn = `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${String(args.inputs.url).replace(/^https:\/\//, "")}`;
+        break;
       case "aws:ssm/document:Document":
         state.arn = `arn:aws:ssm:${this.region}:${ACCOUNT_ID}:document/${args.inputs.name}`;
         break;
