@@ -79,7 +79,7 @@ describe("CI workflows", () => {
     const prod = wf("promote-prod.yml");
     assert.deepStrictEqual(Object.keys(prod.on), ["workflow_dispatch"]);
     assert.strictEqual(prod.jobs.prod.environment, "prod", "prod waits for the environment's approval");
-    const order = prod.jobs.prod.steps.map((s) => (s.run === "npm run promote" ? "promote" : s.uses?.startsWith("pulumi/actions") ? `pulumi ${s.with?.command ?? "install"} ${s.with?.["stack-name"] ?? ""}`.trim() : s.uses?.startsWith("aws-actions") ? "credentials" : undefined)).filter(Boolean);
+    const order = prod.jobs.prod.steps.map((s) => (/^npm run promote$/m.test(s.run ?? "") ? "promote" : s.uses?.startsWith("pulumi/actions") ? `pulumi ${s.with?.command ?? "install"} ${s.with?.["stack-name"] ?? ""}`.trim() : s.uses?.startsWith("aws-actions") ? "credentials" : undefined)).filter(Boolean);
     assert.deepStrictEqual(order, ["credentials", "pulumi install", "promote", "pulumi up prod"]);
   });
 
