@@ -261,13 +261,16 @@ describe("Promotion", () => {
       [[], ["only"]],
       [base.slice(0, 5), base.slice(0, 5).reverse()],
     ];
-    for (const [a, b] of cases) {
-      const ta = a.length ? a.join("\n") + "\n" : "", tb = b.join("\n") + "\n";
-      fs.writeFileSync(path.join(dir, "a"), ta);
-      fs.writeFileSync(path.join(dir, "b"), tb);
-      const gnu = spawnSync("diff", ["-u", path.join(dir, "a"), path.join(dir, "b")], { encoding: "utf8" }).stdout.split("\n").slice(2).join("\n");
-      assert.strictEqual(unifiedDiff(ta, tb, "a", "b").split("\n").slice(2).join("\n"), gnu);
+    try {
+      for (const [a, b] of cases) {
+        const ta = a.length ? a.join("\n") + "\n" : "", tb = b.join("\n") + "\n";
+        fs.writeFileSync(path.join(dir, "a"), ta);
+        fs.writeFileSync(path.join(dir, "b"), tb);
+        const gnu = spawnSync("diff", ["-u", path.join(dir, "a"), path.join(dir, "b")], { encoding: "utf8" }).stdout.split("\n").slice(2).join("\n");
+        assert.strictEqual(unifiedDiff(ta, tb, "a", "b").split("\n").slice(2).join("\n"), gnu);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
