@@ -2,6 +2,7 @@
 // build the estate, export what operators and CI need.
 import { loadConfig } from "./components/config";
 import { NourishLink } from "./components";
+import { releaseArtifactOutput } from "./components/release/steps";
 
 export = async () => {
   const config = loadConfig();
@@ -10,6 +11,10 @@ export = async () => {
     environment: config.environment,
     domain: config.domain,
     releaseVersion: config.release.version,
+    // What promotion reads (scripts/promote.ts): the artifact (no bucket, no credentials) and the
+    // verify step's result with its time. Unknown in a preview that will run the release.
+    releaseArtifact: releaseArtifactOutput(config.release.artifact),
+    releaseVerified: site.release.verified,
     // The steps pulumi up runs, in order, and the backup taken before the release (what to
     // restore when a rollback cannot reverse its migrations).
     releaseSteps: site.release.steps,
@@ -17,6 +22,8 @@ export = async () => {
     // How people run a procedure on a host: this document, with this policy attached to them.
     releaseDocument: site.release.documentName,
     operatorPolicyArn: site.release.operatorPolicyArn,
+    // What the workflows' configure-aws-credentials assumes (with ci.github.repository).
+    ...(site.ci ? { ciRoleArn: site.ci.roleArn } : {}),
     entryPoint: site.app.entryPoint,
     // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
     ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),

@@ -182,6 +182,23 @@ export const stackConfigSchema = z.strictObject({
     healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with / (letters, digits and ._~-/ only: it is written into nginx and health checks)" }).describe("URL that must answer 200 before a release gets traffic"),
     stepTimeoutSeconds: int(60, 172800).describe("how long one release step may run on a host before it fails (SSM Run Command's timeout)"),
   }),
+  promotion: z.strictObject({
+    maxRehearsalAgeDays: int(1, 90).describe("`npm run promote` refuses unless staging's last restore rehearsal succeeded within this many days (read from the stack promoted into)"),
+  }),
+  ci: z.strictObject({
+    github: z.strictObject({
+      repository: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { error: "must be a GitHub repository as owner/name, such as nourishlink/nourish-link-infra (no wildcard)" }).optional()
+        .describe("GitHub repository whose Actions may deploy this stack: creates the CI role (stack output ciRoleArn); unset: no CI role"),
+      environment: z.string().regex(/^[A-Za-z0-9_.-]{1,255}$/, { error: "must be a GitHub environment name (letters, digits, . _ -; no wildcard)" }).optional()
+        .describe("the GitHub environment whose jobs may assume the CI role (default: the stack's environment, staging or prod)"),
+      oidcProviderArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/, { error: "must be the ARN of the account's GitHub OIDC provider (arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com)" }).optional()
+        .describe("an existing GitHub OIDC provider (an account has at most one); unset: the stack creates it"),
+      stateBucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name (no wildcard)" }).optional()
+        .describe("the S3 bucket of the self-managed Pulumi backend (s3://BUCKET): the CI role may read and write this project's stack state there"),
+      deployPolicyArns: z.array(z.string().regex(/^arn:aws[a-z-]*:iam::(aws|\d{12}):policy\/[A-Za-z0-9+=,.@_\/-]+$/, { error: "must be an IAM policy ARN" })).max(10)
+        .describe("policies attached to the CI role so that `pulumi up` may change the estate (it creates IAM roles: effectively administrator); empty: releases and state only"),
+    }),
+  }),
   djangoSecretKey: z.string().min(50, { error: "must be at least 50 characters" }).optional().describe("Django SECRET_KEY (secret; generated when unset)"),
   dbPassword: z.string().min(16, { error: "must be at least 16 characters" }).optional().describe("app database password (secret; generated when unset)"),
 });
@@ -285,6 +302,9 @@ const COMMON: DeepPartial<StackSettings> = {
     backupSizeDropPercent: 50, agentVersion: "1.300070.0",
   },
   release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800 },
+  // A week between rehearsals (the manual's weekly restore test) and a day's slack.
+  promotion: { maxRehearsalAgeDays: 8 },
+  ci: { github: { deployPolicyArns: [] } },
 };
 
 /** Per-environment defaults: prod is sized and protected for real traffic, staging is cheap. */

@@ -3,6 +3,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { AppHosts } from "./app";
+import { CiRole } from "./ci";
 import { BackupStore } from "./backups";
 import { StackConfig } from "./config";
 import { Database } from "./database";
@@ -28,6 +29,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly monitoring: Monitoring;
   /** Converges the hosts to release.version through SSM Run Command; owns the SSM document and the operator policy. */
   readonly release: Release;
+  /** The role GitHub Actions assumes (with ci.github.repository). */
+  readonly ci?: CiRole;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -68,6 +71,7 @@ export class NourishLink extends pulumi.ComponentResource {
       appRole: this.app.hostRole.role,
       tooling,
     }, child);
+    if (config.ci.github.repository) this.ci = new CiRole("ci", { config, operatorPolicyArn: this.release.operatorPolicyArn }, child);
     this.registerOutputs({});
   }
 }

@@ -1,4 +1,4 @@
-// `npm run -s access-matrix [-- --stack prod]`: the access matrix of a stack (offline preview plus
+// `npm run -s access-matrix [-- --stack prod] [--ci]`: the access matrix of a stack (offline preview plus
 // the IAM evaluator), as the Markdown table docs/SECURITY.md carries. Development tool: see
 // scripts/access/matrix.ts on why the evaluator never reaches the program or the hosts.
 import { toPlan } from "./preview/plan";
@@ -6,11 +6,18 @@ import { runProgram } from "./preview/run";
 import { readStackFile } from "./preview/stack-file";
 import { accessMatrix, renderMatrix } from "./access/matrix";
 
+/** The CI settings `--ci` evaluates (an example repository and state bucket; no deploy policy). */
+export const CI_EXAMPLE = { github: { repository: "nourishlink/nourish-link-infra", stateBucket: "nourish-link-pulumi-state" } };
+
 async function main() {
   const args = process.argv.slice(2);
   const stack = args.includes("--stack") ? args[args.indexOf("--stack") + 1] : "prod";
-  const plan = toPlan(await runProgram({ stack, ...readStackFile(stack) }));
+  const { config, secretKeys } = readStackFile(stack);
+  // --ci: the stack as if ci.github.repository were set (the committed stacks name no repository):
+  // the CI role's column, as docs/SECURITY.md shows it.
+  if (args.includes("--ci")) config["nourish-link:ci"] = JSON.stringify(CI_EXAMPLE);
+  const plan = toPlan(await runProgram({ stack, config, secretKeys }));
   console.log(renderMatrix(await accessMatrix(plan)));
 }
 
-main().catch((e) => { console.error(`access-matrix: ${(e as Error).message}`); process.exit(1); });
+if (require.main === module) main().catch((e) => { console.error(`access-matrix: ${(e as Error).message}`); process.exit(1); });

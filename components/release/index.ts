@@ -12,7 +12,7 @@ import { PROJECT, StackConfig } from "../config";
 import { HostTooling } from "../hosts/tooling";
 import { DocumentParams, renderDocument } from "./document";
 import { operatorPolicy } from "./operator";
-import { backupKeyFrom, releasePlan, ReleaseHost } from "./steps";
+import { backupKeyFrom, releasePlan, ReleaseHost, ReleaseVerified, verifiedFrom } from "./steps";
 
 /**
  * What each step runs where `pulumi up` runs (cwd: the project): the step client, TypeScript
@@ -46,6 +46,8 @@ export class Release extends pulumi.ComponentResource {
   readonly steps: string[];
   /** The key of the backup taken before this release: what to restore if it must be undone. */
   readonly preReleaseBackup: pulumi.Output<string>;
+  /** Whether every app host verified this version through nginx, and when (staging exports it; promotion reads it). */
+  readonly verified: pulumi.Output<ReleaseVerified>;
   /** The command resources by step name. */
   readonly resources: Record<string, command.local.Command>;
   readonly documentName: pulumi.Output<string>;
@@ -136,9 +138,11 @@ export class Release extends pulumi.ComponentResource {
     this.version = release.version;
     this.steps = plan.map((s) => s.name);
     this.preReleaseBackup = backupKey!;
+    const verifies = plan.filter((s) => s.kind === "verify").map((s) => byName[s.name].stdout);
+    this.verified = pulumi.all(verifies).apply((outs) => verifiedFrom(release.version, outs));
     this.resources = byName;
     this.documentName = document.name;
     this.operatorPolicyArn = operator.arn;
-    this.registerOutputs({ version: this.version, steps: this.steps, preReleaseBackup: this.preReleaseBackup, documentName: this.documentName, operatorPolicyArn: this.operatorPolicyArn });
+    this.registerOutputs({ version: this.version, steps: this.steps, preReleaseBackup: this.preReleaseBackup, verified: this.verified, documentName: this.documentName, operatorPolicyArn: this.operatorPolicyArn });
   }
 }

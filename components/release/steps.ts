@@ -164,3 +164,41 @@ export function releasePlan(spec: ReleaseSpec): Step[] {
   apps.forEach((h) => add({ kind: "verify", host: h, dependsOn: [...switches], params: () => ({ verb: "release-verify", version }) }));
   return steps;
 }
+
+/** What staging exports as proof that its release answered through nginx (promotion reads it). */
+export interface ReleaseVerified {
+  ok: boolean;
+  version: string;
+  /** ISO 8601 UTC: the latest host's verification. */
+  at: string;
+}
+
+/** The line `nourishctl release verify VERSION` prints last on success (scripts/host/lib/release.sh). */
+const VERIFIED_RE = /^nourishctl: release verify: (\S+) answers through nginx at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$/;
+
+/**
+ * The verification of `version` from every app host's verify step output: ok only when each host
+ * says that version answers through nginx. An output that breaks the contract gives ok false (the
+ * release is live by then; promotion, not this `pulumi up`, is what must stop).
+ */
+export function verifiedFrom(version: string, stdouts: (string | undefined)[]): ReleaseVerified {
+  const times: string[] = [];
+  for (const out of stdouts) {
+    const last = (out ?? "").split("\n").map((l) => l.trim()).filter(Boolean).pop() ?? "";
+    const m = VERIFIED_RE.exec(last);
+    if (!m || m[1] !== version) return { ok: false, version, at: times.sort().pop() ?? "" };
+    times.push(m[2]);
+  }
+  return { ok: times.length > 0, version, at: times.sort().pop() ?? "" };
+}
+
+/** The artifact as the stack exports it (releaseArtifact): what identifies it, nothing to fetch it with. */
+export type ReleaseArtifactOutput =
+  | { kind: "s3"; key: string; sha256: string }
+  | { kind: "git"; url: string; commit: string; tag?: string };
+
+export function releaseArtifactOutput(a: Artifact): ReleaseArtifactOutput {
+  return a.type === "s3"
+    ? { kind: "s3", key: a.key, sha256: a.sha256 }
+    : { kind: "git", url: a.url, commit: a.commit, ...(a.tag ? { tag: a.tag } : {}) };
+}

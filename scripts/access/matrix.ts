@@ -72,6 +72,9 @@ function rolePrincipal(arns: PlanArns, id: string, label: string, role: PlanReso
   const managed = managedPolicies();
   const inline = arns.referrers("aws:iam/rolePolicy:RolePolicy", "role", role).map((p) => ({ name: p.name, policy: doc(p.inputs.policy)! }));
   const attached = arns.referrers("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "role", role).map((a) => {
+    // A policy of the plan (the release operator policy the CI role attaches), or an AWS managed one.
+    const own = arns.plan.resources.find((r) => r.type === "aws:iam/policy:Policy" && `arn:aws:iam::${arns.account}:policy/${r.inputs.name}` === String(a.inputs.policyArn));
+    if (own) return { name: own.name, policy: doc(own.inputs.policy)! };
     const m = managed.get(String(a.inputs.policyArn));
     if (!m) throw new Error(`access matrix: ${a.inputs.policyArn} is attached to ${role.name} but not vendored in policy/aws-managed/`);
     return { name: m.name, policy: m.document };
@@ -80,15 +83,18 @@ function rolePrincipal(arns: PlanArns, id: string, label: string, role: PlanReso
 }
 
 /**
- * Who is evaluated: the two host roles, and whoever runs `pulumi up` (an operator or CI). This
- * package creates no operator or CI role; `pulumi up` needs IAM and KMS administration, so they
- * are evaluated as an account principal with AdministratorAccess, to show what resource and key
- * policies still refuse them.
+ * Who is evaluated: the two host roles, the CI role when the stack has one (with what this package
+ * grants it: the release transport and the state; its deploy policies are the user's), and
+ * whoever runs `pulumi up`: that needs IAM and KMS administration, so it is evaluated as an
+ * account principal with AdministratorAccess, to show what resource and key policies still refuse.
  */
 export function principals(arns: PlanArns): Principal[] {
   const out: Principal[] = [rolePrincipal(arns, "app", "app host role", arns.get("aws:iam/role:Role", "app-role"))];
   const db = arns.find("aws:iam/role:Role", "database-role");
   if (db) out.push(rolePrincipal(arns, "db", "database host role", db));
+  // The CI role (ci.github.repository), as this package creates it: before any deploy policy.
+  const ci = arns.find("aws:iam/role:Role", "ci-role");
+  if (ci) out.push(rolePrincipal(arns, "ci", "CI role (GitHub OIDC; without ci.github.deployPolicyArns)", ci));
   const admin = managedPolicies().get("arn:aws:iam::aws:policy/AdministratorAccess")!;
   out.push({ id: "deployer", label: "operator / CI running pulumi up (AdministratorAccess)", arn: `arn:aws:iam::${arns.account}:role/nourish-link-deployer`, policies: [{ name: admin.name, policy: admin.document }] });
   return out;

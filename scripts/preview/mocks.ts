@@ -114,6 +114,9 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       case "aws:iam/policy:Policy":
         state.arn = `arn:aws:iam::${ACCOUNT_ID}:policy/${args.inputs.name ?? id}`;
         break;
+      case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        state.arn = `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${String(args.inputs.url).replace(/^https:\/\//, "")}`;
+        break;
       case "aws:ssm/document:Document":
         state.arn = `arn:aws:ssm:${this.region}:${ACCOUNT_ID}:document/${args.inputs.name}`;
         break;
@@ -158,10 +161,16 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         break;
       case "command:local:Command":
         // The mocks run nothing: each step "prints" one recognisable line; the backup verb prints
-        // a key of its real shape (the Release reads it from the last line and checks it).
-        state.stdout = /"verb":"backup"/.test(String(args.inputs.environment?.NL_PARAMETERS ?? ""))
-          ? "dumps/daily/db_backup_20000101_020000.dump"
-          : `mock-output-${hex(args.name, 12)}`;
+        // a key of its real shape (the Release reads it from the last line and checks it), the
+        // verify verb its success line with a time (the Release exports it as releaseVerified).
+        {
+          const params = String(args.inputs.environment?.NL_PARAMETERS ?? "");
+          const verify = /"verb":"release-verify","version":"([^"]+)"/.exec(params);
+          state.stdout = /"verb":"backup"/.test(params)
+            ? "dumps/daily/db_backup_20000101_020000.dump"
+            : verify ? `nourishctl: release verify: ${verify[1]} answers through nginx at 2000-01-01T02:30:00Z`
+              : `mock-output-${hex(args.name, 12)}`;
+        }
         state.stderr = "";
         break;
       case "random:index/randomPassword:RandomPassword":

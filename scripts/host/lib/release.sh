@@ -615,7 +615,8 @@ EOF
           [ "$(rel_current)" = "$v" ] || die "release verify: $v is not the live release ($(rel_current || true) is)"
           local why
           why=$(rel_verify_through_nginx "$v") || die "release verify: $why"
-          say "release verify: $v answers through nginx" ;;
+          # The time is part of the contract: the stack exports it (releaseVerified) and promotion reads it.
+          say "release verify: $v answers through nginx at $(date -u +%Y-%m-%dT%H:%M:%SZ)" ;;
       esac
       return 0 ;;
   esac

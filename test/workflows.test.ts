@@ -1,0 +1,115 @@
+// The GitHub Actions workflows (.github/workflows/) for this package's users, checked offline:
+// valid for GitHub (@action-validator/core, the schema GitHub's runner accepts), every npm script
+// and stack they name exists, and the security shape the README promises (OIDC, no stored AWS
+// keys, prod behind its environment, no credentials on pull requests, no ${{ }} in shell).
+import * as assert from "assert";
+import { validateWorkflow } from "@action-validator/core";
+import * as fs from "fs";
+import * as path from "path";
+import { parse } from "yaml";
+import { ROOT } from "../scripts/preview/stack-file";
+
+const DIR = path.join(ROOT, ".github", "workflows");
+type Step = { uses?: string; run?: string; with?: Record<string, string>; env?: Record<string, string>; name?: string };
+type Job = { environment?: string; permissions?: Record<string, string>; steps: Step[] };
+type Workflow = { on: Record<string, unknown>; permissions?: Record<string, string>; jobs: Record<string, Job> };
+
+const files = () => fs.readdirSync(DIR).filter((f) => f.endsWith(".yml")).sort();
+const text = (f: string) => fs.readFileSync(path.join(DIR, f), "utf8");
+const wf = (f: string) => parse(text(f)) as Workflow;
+const steps = (w: Workflow) => Object.values(w.jobs).flatMap((j) => j.steps);
+const uses = (w: Workflow, action: string) => steps(w).filter((s) => s.uses?.split("@")[0] === action);
+
+describe("CI workflows", () => {
+  it("are the three the README describes", () => {
+    assert.deepStrictEqual(files(), ["deploy-staging.yml", "promote-prod.yml", "pull-request.yml"]);
+  });
+
+  it("validate against GitHub's workflow schema (@action-validator/core), which catches a broken one", () => {
+    for (const f of files()) assert.deepStrictEqual(validateWorkflow(text(f)).errors, [], f);
+    const broken = text("deploy-staging.yml").replace("runs-on:", "runs_on:");
+    assert.notDeepStrictEqual(validateWorkflow(broken).errors, []);
+    const badTrigger = text("pull-request.yml").replace("pull_request:", "pull_requests:");
+    assert.notDeepStrictEqual(validateWorkflow(badTrigger).errors, []);
+  });
+
+  it("name only npm scripts, files and stacks that exist", () => {
+    const scripts = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).scripts as Record<string, string>;
+    const named = new Set<string>();
+    for (const f of files()) {
+      for (const s of steps(wf(f))) {
+        const run = s.run ?? "";
+        for (const m of run.matchAll(/npm (?:run(?: -s)?|test)\b ?([\w:-]*)/g)) {
+          const script = m[0].startsWith("npm test") ? "test" : m[1];
+          assert.ok(scripts[script], `${f}: npm script '${script}' does not exist`);
+          named.add(script);
+        }
+        for (const m of run.matchAll(/--stack "?\$?(\w+)"?/g)) if (m[1] !== "stack") assert.ok(fs.existsSync(path.join(ROOT, `Pulumi.${m[1]}.yaml`)), `${f}: stack ${m[1]}`);
+        for (const m of run.matchAll(/(?:bash )?(\.ci\/\w+)/g)) assert.ok(fs.existsSync(path.join(ROOT, m[1])), `${f}: ${m[1]}`);
+        if (s.with?.["stack-name"]) assert.ok(fs.existsSync(path.join(ROOT, `Pulumi.${s.with["stack-name"]}.yaml`)), `${f}: stack ${s.with["stack-name"]}`);
+        if (s.with?.["pulumi-version-file"]) assert.ok(fs.existsSync(path.join(ROOT, s.with["pulumi-version-file"])), f);
+      }
+    }
+    assert.deepStrictEqual([...named].sort(), ["diff", "promote"]);
+    // The loop over stacks in the PR diff names them in a `for`: both must exist.
+    assert.match(text("pull-request.yml"), /for stack in staging prod; do/);
+    // .ci/run is what runs the suite: it must still call npm test.
+    assert.match(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8"), /^npm test$/m);
+  });
+
+  it("pull requests: npm test and the plan diff of both stacks as a comment, with no cloud credentials", () => {
+    const w = wf("pull-request.yml");
+    assert.deepStrictEqual(Object.keys(w.on), ["pull_request"]);
+    assert.ok(!text("pull-request.yml").includes("id-token"), "a pull request may not get an OIDC token");
+    assert.ok(!/secrets\./.test(text("pull-request.yml")), "a pull request uses no repository secret");
+    assert.deepStrictEqual(uses(w, "aws-actions/configure-aws-credentials"), []);
+    assert.ok(steps(w).some((s) => s.run === "bash .ci/run"));
+    assert.ok(steps(w).some((s) => /npm run -s diff -- --base "\$BASE_REF" --stack "\$stack"/.test(s.run ?? "")));
+    assert.ok(steps(w).some((s) => /gh pr comment "\$PR" .*--body-file plan-diff\.md/.test(s.run ?? "")));
+    assert.strictEqual(w.jobs["plan-diff"].permissions?.["pull-requests"], "write");
+  });
+
+  it("merge: pulumi up on staging with the staging environment's OIDC role; promotion: prod's environment, promote then pulumi up prod", () => {
+    const staging = wf("deploy-staging.yml");
+    assert.deepStrictEqual(staging.on, { push: { branches: ["main"] } });
+    assert.strictEqual(staging.jobs.staging.environment, "staging");
+    const up = uses(staging, "pulumi/actions");
+    assert.deepStrictEqual(up.map((s) => [s.with?.command, s.with?.["stack-name"]]), [["up", "staging"]]);
+
+    const prod = wf("promote-prod.yml");
+    assert.deepStrictEqual(Object.keys(prod.on), ["workflow_dispatch"]);
+    assert.strictEqual(prod.jobs.prod.environment, "prod", "prod waits for the environment's approval");
+    const order = prod.jobs.prod.steps.map((s) => (/^npm run promote$/m.test(s.run ?? "") ? "promote" : s.uses?.startsWith("pulumi/actions") ? `pulumi ${s.with?.command ?? "install"} ${s.with?.["stack-name"] ?? ""}`.trim() : s.uses?.startsWith("aws-actions") ? "credentials" : undefined)).filter(Boolean);
+    assert.deepStrictEqual(order, ["credentials", "pulumi install", "promote", "pulumi up prod"]);
+  });
+
+  it("AWS only through OIDC role assumption, Pulumi from .pulumi-version with the backend and passphrase from secrets", () => {
+    for (const f of ["deploy-staging.yml", "promote-prod.yml"]) {
+      const w = wf(f);
+      assert.ok(!/aws-access-key-id|aws-secret-access-key|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY/i.test(text(f)), `${f}: long-lived AWS keys`);
+      for (const [name, job] of Object.entries(w.jobs)) {
+        assert.ok(job.environment, `${f}: job ${name} assumes a role without an environment (the role trusts environment subjects only)`);
+        assert.strictEqual((job.permissions ?? w.permissions)?.["id-token"], "write", `${f}: ${name}`);
+      }
+      for (const s of uses(w, "aws-actions/configure-aws-credentials")) {
+        assert.deepStrictEqual(Object.keys(s.with ?? {}).sort(), ["aws-region", "role-session-name", "role-to-assume"]);
+        assert.strictEqual(s.with?.["role-to-assume"], "${{ vars.CI_ROLE_ARN }}");
+      }
+      for (const s of uses(w, "pulumi/actions")) {
+        assert.strictEqual(s.with?.["pulumi-version-file"], ".pulumi-version");
+        assert.strictEqual(s.with?.["cloud-url"], "${{ secrets.PULUMI_BACKEND_URL }}");
+        if (s.with?.command) assert.strictEqual(s.env?.PULUMI_CONFIG_PASSPHRASE, "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
+      }
+    }
+  });
+
+  it("never expand ${{ }} inside a shell script (values reach run: through env)", () => {
+    for (const f of files()) for (const s of steps(wf(f))) assert.ok(!(s.run ?? "").includes("${{"), `${f}: ${s.name ?? s.run}`);
+  });
+
+  it("keeps the GPL validator a devDependency, pinned exactly", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
+    assert.match(pkg.devDependencies["@action-validator/core"], /^\d+\.\d+\.\d+$/);
+    assert.ok(!pkg.dependencies["@action-validator/core"]);
+  });
+});
