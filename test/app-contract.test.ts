@@ -2,7 +2,7 @@
 // the README carries its rendering; `nourishctl setup app-env` writes exactly its environment; the
 // rehearsal's artifacts hold exactly what it requires; the sample app's code reads exactly its
 // variables (recorded inside Python, under gunicorn and manage.py, on a real PostgreSQL 15); and
-// every Debian package the rehearsal's app host relies on is one the app hosts' user data installs.
+// every Debian package the rehearsal's hosts rely on is one their user data installs.
 import assert from "node:assert/strict";
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -10,7 +10,7 @@ import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
-import { APP_ENV, ARTIFACT, appHostPackages, RELEASE_PYTHON, renderAppContract, SYSTEM_PYTHON_PACKAGES, WSGI_MODULE } from "../components/app/contract";
+import { APP_ENV, ARTIFACT, appHostPackages, contractAppEnv, RELEASE_PYTHON, renderAppContract, SYSTEM_PYTHON_PACKAGES, WSGI_MODULE } from "../components/app/contract";
 import { DEFAULTS } from "../components/config";
 import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
@@ -18,7 +18,7 @@ import { hostFiles } from "../scripts/preview/plan";
 import { ROOT } from "../scripts/preview/stack-file";
 import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
 import { runStack } from "./harness";
-import { Cluster, startAppCluster } from "./pg";
+import { Cluster, PG_BINDIR, startAppCluster } from "./pg";
 import { AWS_CLI } from "./s3";
 import { requireTool, run } from "./tools";
 
@@ -51,18 +51,22 @@ function dependencyClosure(names: string[]): Set<string> {
   return seen;
 }
 
-/** The Debian package that owns `file` (under /usr, or where dpkg put it before /usr was merged). */
-function owner(file: string): string {
-  let r = run("dpkg", ["-S", file]);
-  if (r.status !== 0 && /^\/usr\/s?bin\//.test(file)) r = run("dpkg", ["-S", file.slice(4)]);
-  assert.equal(r.status, 0, `no Debian package owns ${file}: ${r.stderr}`);
-  return r.stdout.split(":")[0].split(",")[0].trim();
+/** The Debian package owning each file (under /usr, or where dpkg put it before /usr was merged), in one dpkg -S. */
+function owners(files: string[]): Map<string, string> {
+  const premerge = (f: string) => (/^\/usr\/s?bin\//.test(f) ? f.slice(4) : f);
+  const r = run("dpkg", ["-S", ...new Set(files.flatMap((f) => [f, premerge(f)]))]);
+  const byPath = new Map(r.stdout.split("\n").filter(Boolean).map((l) => [l.slice(l.indexOf(": ") + 2), l.slice(0, l.indexOf(": ")).split(",")[0].trim()]));
+  return new Map(files.map((f) => {
+    const pkg = byPath.get(f) ?? byPath.get(premerge(f));
+    assert.ok(pkg, `no Debian package owns ${f}: ${r.stderr}`);
+    return [f, pkg];
+  }));
 }
 
 describe("app contract (components/app/contract.ts)", () => {
   let tmp = "";
   let artifacts: Artifact[] = [];
-  let app = "";
+  let appDir = "";
   let venvPython = "";
 
   before(() => {
@@ -70,13 +74,13 @@ describe("app contract (components/app/contract.ts)", () => {
     fs.chmodSync(tmp, 0o755);
     artifacts = buildArtifacts(path.join(tmp, "artifacts"));
     // 1.0.0 unpacked, and its virtualenv made as `release fetch` makes one (offline: Debian's packages only).
-    app = path.join(tmp, "app");
-    fs.mkdirSync(app);
-    assert.equal(run("tar", ["-xzf", artifacts[0].file, "-C", app]).status, 0);
+    appDir = path.join(tmp, "app");
+    fs.mkdirSync(appDir);
+    assert.equal(run("tar", ["-xzf", artifacts[0].file, "-C", appDir]).status, 0);
     const venv = path.join(tmp, "venv");
     const mk = run(RELEASE_PYTHON, ["-m", "venv", "--system-site-packages", venv]);
     assert.equal(mk.status, 0, mk.stderr);
-    const pip = run(path.join(venv, "bin/python"), ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", path.join(app, "requirements.txt")],
+    const pip = run(path.join(venv, "bin/python"), ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", path.join(appDir, "requirements.txt")],
       { env: { PATH: process.env.PATH, PIP_NO_INDEX: "1" } });
     assert.equal(pip.status, 0, `pip install (offline): ${pip.stdout}${pip.stderr}`);
     venvPython = path.join(venv, "bin/python");
@@ -101,6 +105,14 @@ describe("app contract (components/app/contract.ts)", () => {
       const reqs = requirementNames(run("tar", ["-xOzf", a.file, "requirements.txt"]).stdout).map((n) => n.toLowerCase());
       assert.ok(reqs.includes("gunicorn"), `${a.version}'s requirements.txt does not name gunicorn`);
     }
+  });
+
+  it("contractAppEnv (the rehearsal's app.env goes through it) refuses a variable too many or too few", () => {
+    const all = Object.fromEntries(APP_ENV.map((v) => [v.name, "x"]));
+    assert.deepEqual(contractAppEnv(all), all);
+    const { MEDIA_ROOT: _media, ...fewer } = all;
+    assert.throws(() => contractAppEnv({ ...fewer, DEBUG: "1" }), /^Error: app\.env must hold exactly the app contract's variables \(components\/app\/contract\.ts\): MEDIA_ROOT missing, DEBUG not in the contract$/);
+    assert.match(fs.readFileSync(path.join(ROOT, "scripts/rehearsal/host.ts"), "utf8"), /app\.env"\), contractAppEnv\(\{/);
   });
 
   it("`nourishctl setup app-env` writes exactly the contract's variables, in its order", () => {
@@ -178,9 +190,9 @@ describe("app contract (components/app/contract.ts)", () => {
         STATIC_ROOT: path.join(tmp, "static"), MEDIA_ROOT: path.join(tmp, "media"),
       };
       assert.deepEqual(Object.keys(values), APP_ENV.map((v) => v.name));
-      return { PATH: process.env.PATH, LANG: "C.UTF-8", PYTHONPATH: path.join(tmp, "recorder"), CONTRACT_APP_DIR: app, CONTRACT_RECORD: record(), ...values };
+      return { PATH: process.env.PATH, LANG: "C.UTF-8", PYTHONPATH: path.join(tmp, "recorder"), CONTRACT_APP_DIR: appDir, CONTRACT_RECORD: record(), ...values };
     }
-    const manage = (args: string[]) => run(venvPython, ["manage.py", ...args], { cwd: app, env: contractEnv(), timeout: 180_000 });
+    const manage = (args: string[]) => run(venvPython, ["manage.py", ...args], { cwd: appDir, env: contractEnv(), timeout: 180_000 });
 
     it("migrates, collects static files into STATIC_ROOT, passes check --deploy, answers the health URL under gunicorn, and reads exactly the contract's variables", async () => {
       for (const args of [["migrate", "--noinput"], ["collectstatic", "--noinput"], ["check", "--deploy"]]) {
@@ -190,7 +202,7 @@ describe("app contract (components/app/contract.ts)", () => {
       assert.ok(fs.existsSync(path.join(tmp, "static/staticfiles.json")), "collectstatic wrote nothing into STATIC_ROOT");
 
       const socket = path.join(tmp, "app.sock");
-      gunicorn = spawn(venvPython, ["-m", "gunicorn", "--bind", `unix:${socket}`, "--workers", "1", WSGI_MODULE], { cwd: app, env: contractEnv(), stdio: ["ignore", "ignore", "pipe"] });
+      gunicorn = spawn(venvPython, ["-m", "gunicorn", "--bind", `unix:${socket}`, "--workers", "1", WSGI_MODULE], { cwd: appDir, env: contractEnv(), stdio: ["ignore", "ignore", "pipe"] });
       let log = "";
       gunicorn.stderr!.on("data", (c) => (log += c));
       const healthPath = DEFAULTS.staging.release?.healthPath ?? assert.fail("no default release.healthPath");
@@ -210,42 +222,49 @@ describe("app contract (components/app/contract.ts)", () => {
       const reads = fs.readFileSync(record(), "utf8").split("\n").filter(Boolean).map((l) => l.split("\t"));
       const names = [...new Set(reads.map(([n]) => n))].sort();
       assert.deepEqual(names, APP_ENV.map((v) => v.name).sort(),
-        `the app reads ${names.join(", ")}:\n${reads.map(([n, f]) => `  ${n} in ${path.relative(app, f)}`).join("\n")}`);
+        `the app reads ${names.join(", ")}:\n${reads.map(([n, f]) => `  ${n} in ${path.relative(appDir, f)}`).join("\n")}`);
     });
   });
 
-  it("every Debian package the rehearsal's app host relies on is one the app hosts' user data installs", async () => {
-    requireTool("nginx");
-    requireTool("curl");
+  it("every Debian package the rehearsal's hosts rely on is one their user data installs", async () => {
+    for (const t of ["nginx", "curl", "flock", "runuser"]) requireTool(t);
     // prod: the staging stack's app hosts differ only by certbot (TLS on nginx).
-    for (const stack of ["prod"]) {
-      const files = hostFiles(await runStack(stack));
-      const userData = files.find((f) => f.role === "app" && f.path.endsWith("user-data.yaml"));
-      assert.ok(userData, `${stack}: no app user data`);
-      const installed: string[] = parse(userData.content.replace(/^#cloud-config\n/, "")).packages;
-      assert.deepEqual(installed.filter((p) => appHostPackages("nginx").includes(p)).sort(),
-        appHostPackages(stack === "staging" ? "nginx" : "alb").sort(), `${stack}: the app hosts do not install the contract's packages`);
-      const closure = dependencyClosure(installed);
-      const inEveryDebian = (p: string) => /^(required|important)$/.test(run("dpkg-query", ["-W", "-f", "${Priority}", p]).stdout);
-      const relied: [string, string][] = [];
-      // What the virtualenv takes from Debian: the distribution that satisfied each requirement.
-      for (const name of requirementNames(fs.readFileSync(path.join(app, "requirements.txt"), "utf8"))) {
-        const where = run(venvPython, ["-c", `import importlib.metadata as m, sys; print(m.distribution(sys.argv[1])._path)`, name]);
-        assert.equal(where.status, 0, where.stderr);
-        const dist = where.stdout.trim();
-        assert.ok(!dist.startsWith(tmp), `${name} was installed into the venv, not taken from Debian: the contract must tell the artifact to bring it`);
-        relied.push([`requirement ${name} (${dist})`, owner(dist)]);
-        assert.ok(SYSTEM_PYTHON_PACKAGES.some((p) => p.requirement.toLowerCase() === name.toLowerCase()), `the contract does not list ${name} among what Debian gives the venv`);
-      }
-      // What the rehearsal runs on its app host: nginx (loopback.ts), the venv's interpreter and
-      // its venv module, and what nourishctl's app verbs call (curl, flock, runuser, tar, sha256sum, aws).
-      relied.push(["python3 -m venv", owner(`/usr/lib/${path.basename(fs.realpathSync(RELEASE_PYTHON))}/ensurepip/__init__.py`)]);
-      for (const cmd of [RELEASE_PYTHON, "nginx", "curl", "flock", "runuser", "tar", "sha256sum", AWS_CLI]) {
-        const found = cmd.startsWith("/") ? cmd : run("sh", ["-c", `command -v ${cmd}`]).stdout.trim();
-        relied.push([cmd, owner(fs.realpathSync(found))]);
-      }
-      const missing = relied.filter(([, pkg]) => !closure.has(pkg) && !inEveryDebian(pkg));
-      assert.deepEqual(missing, [], `${stack}: the rehearsal relies on packages the app hosts do not install`);
+    const files = hostFiles(await runStack("prod"));
+    const installedOn = (role: string): string[] => {
+      const userData = files.find((f) => f.role === role && f.path === "user-data.yaml");
+      assert.ok(userData, `no ${role} user data`);
+      return parse(userData.content.replace(/^#cloud-config\n/, "")).packages;
+    };
+    const app = installedOn("app");
+    assert.deepEqual(app.filter((p) => appHostPackages("nginx").includes(p)).sort(), appHostPackages("alb").sort(), "the app hosts do not install the contract's packages");
+    const inEveryDebian = (p: string) => /^(required|important)$/.test(run("dpkg-query", ["-W", "-f", "${Priority}", p]).stdout);
+    const resolve = (cmd: string): string => fs.realpathSync(cmd.startsWith("/") ? cmd : run("sh", ["-c", `command -v ${cmd}`]).stdout.trim());
+
+    // What each of the rehearsal's hosts relies on, as [what, file].
+    const relied: Record<"app" | "db", [string, string][]> = { app: [], db: [] };
+    // The app host's virtualenv: the Debian distribution that satisfied each requirement.
+    for (const name of requirementNames(fs.readFileSync(path.join(appDir, "requirements.txt"), "utf8"))) {
+      const where = run(venvPython, ["-c", "import importlib.metadata as m, sys; print(m.distribution(sys.argv[1])._path)", name]);
+      assert.equal(where.status, 0, where.stderr);
+      const dist = where.stdout.trim();
+      assert.ok(!dist.startsWith(tmp), `${name} was installed into the venv, not taken from Debian: the contract must tell the artifact to bring it`);
+      assert.ok(SYSTEM_PYTHON_PACKAGES.some((p) => p.requirement.toLowerCase() === name.toLowerCase()), `the contract does not list ${name} among what Debian gives the venv`);
+      relied.app.push([`requirement ${name}`, dist]);
     }
+    // What the rehearsal runs as the app host: nginx (loopback.ts), the venv's interpreter and its
+    // venv module, and what nourishctl's app verbs call.
+    relied.app.push(["python3 -m venv", `/usr/lib/${path.basename(fs.realpathSync(RELEASE_PYTHON))}/ensurepip/__init__.py`]);
+    for (const cmd of [RELEASE_PYTHON, "nginx", "curl", "flock", "runuser", "tar", "sha256sum", AWS_CLI]) relied.app.push([cmd, resolve(cmd)]);
+    // As the database host (test/pg.ts, nourishctl backup and restore).
+    for (const cmd of ["postgres", "pg_ctl", "initdb", "psql", "pg_dump", "pg_restore"].map((c) => path.join(PG_BINDIR, c))
+      .concat(["flock", "runuser", "sha256sum", AWS_CLI])) relied.db.push([cmd, resolve(cmd)]);
+    const owner = owners([...relied.app, ...relied.db].map(([, f]) => f));
+
+    const missing = (["app", "db"] as const).flatMap((role) => {
+      const closure = dependencyClosure(installedOn(role));
+      return relied[role].map(([what, file]) => [what, owner.get(file)!]).filter(([, pkg]) => !closure.has(pkg) && !inEveryDebian(pkg))
+        .map(([what, pkg]) => `${role}: ${what} needs ${pkg}`);
+    });
+    assert.deepEqual(missing, [], "the rehearsal relies on packages the hosts' user data does not install");
   });
 });

@@ -29,6 +29,15 @@ export const APP_ENV: readonly AppEnvVar[] = [
   { name: "MEDIA_ROOT", value: `\`${APP_PATHS.mediaRoot}\``, meaning: "uploads; nginx serves it at `/media/`; with the log directory, the only place gunicorn may write" },
 ];
 
+/** `vars` unchanged when it holds exactly the contract's variables; otherwise an error naming the difference. */
+export function contractAppEnv(vars: Record<string, string>): Record<string, string> {
+  const names = APP_ENV.map((v) => v.name);
+  const extra = Object.keys(vars).filter((k) => !names.includes(k));
+  const missing = names.filter((k) => !(k in vars));
+  if (extra.length || missing.length) throw new Error(`app.env must hold exactly the app contract's variables (components/app/contract.ts): ${[...missing.map((k) => `${k} missing`), ...extra.map((k) => `${k} not in the contract`)].join(", ")}`);
+  return vars;
+}
+
 /** Files at the artifact's root (the tarball's, or the git checkout's). */
 export interface ArtifactEntry { path: string; rule: string }
 
