@@ -26,7 +26,7 @@ export const APP_ENV: readonly AppEnvVar[] = [
   { name: "DATABASE_PASSWORD", value: "SSM `/nourish-link/<stack>/db-password` (`nourish-link:dbPassword`)", meaning: "that role's password (secret)" },
   { name: "DJANGO_SECRET_KEY", value: "SSM `/nourish-link/<stack>/django-secret-key` (`nourish-link:djangoSecretKey`)", meaning: "Django's SECRET_KEY (secret)" },
   { name: "STATIC_ROOT", value: `\`${APP_PATHS.staticRoot}\``, meaning: "where `collectstatic` writes; nginx serves it at `/static/` (shared by releases: use hashed names)" },
-  { name: "MEDIA_ROOT", value: `\`${APP_PATHS.mediaRoot}\``, meaning: "uploads; nginx serves it at `/media/`; with the log directory, the only place gunicorn may write" },
+  { name: "MEDIA_ROOT", value: `\`${APP_PATHS.mediaRoot}\``, meaning: "uploads; nginx serves it at `/media/`; besides the log and socket directories, the only place gunicorn may write" },
 ];
 
 /** `vars` unchanged when it holds exactly the contract's variables; otherwise an error naming the difference. */
