@@ -27,7 +27,7 @@ function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pr
 
 export function pgBin(name: string): string {
   const p = path.join(PG_BINDIR, name);
-  assert.ok(fs.existsSync(p), `${p} is missing: apt-get install -y postgresql (PostgreSQL 15; see .ci/run)`);
+  assert.ok(fs.existsSync(p), `${p} is missing: apt-get install -y postgresql (PostgreSQL 15; scripts/workstation/debian-packages.txt)`);
   return p;
 }
 

@@ -39,7 +39,7 @@ async function waitForLine(child: ChildProcess, pattern: RegExp, what: string): 
 }
 
 export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promise<S3> {
-  assert.ok(fs.existsSync(AWS_CLI), `${AWS_CLI} is missing: apt-get install -y awscli (see .ci/run)`);
+  assert.ok(fs.existsSync(AWS_CLI), `${AWS_CLI} is missing: apt-get install -y awscli (scripts/workstation/debian-packages.txt)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-s3-"));
   const script = `
     const S3rver = require(${JSON.stringify(require.resolve("s3rver"))});

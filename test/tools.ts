@@ -1,9 +1,13 @@
 // Real tools the tests drive. A missing tool fails the test that needs it, naming the Debian
-// package to install (.ci/run installs them all); nothing is skipped.
+// package to install; nothing is skipped. Every package named here is in DEBIAN_PACKAGES_FILE,
+// which `npm test`'s pretest installs (test/debian-packages.test.ts checks both).
 import * as assert from "assert";
 import { spawnSync, SpawnSyncOptions } from "child_process";
 import * as net from "net";
 import * as path from "path";
+
+/** The one list of Debian packages the tests need (also CI's: .ci/run is `npm ci && npm test`). */
+export const DEBIAN_PACKAGES_FILE = "scripts/workstation/debian-packages.txt";
 
 export const PACKAGE_OF: Record<string, string> = {
   "systemd-analyze": "systemd",
@@ -23,10 +27,15 @@ export const PACKAGE_OF: Record<string, string> = {
   ss: "iproute2",
   curl: "curl",
   flock: "util-linux",
+  diff: "diffutils",
   git: "git",
   gpg: "gpg",
   gpgv: "gpgv",
   "dpkg-deb": "dpkg",
+  runuser: "util-linux",
+  sha256sum: "coreutils",
+  python3: "python3",
+  sqlite3: "sqlite3",
 };
 
 /** Tools that are not Debian packages: how to get them instead. */
@@ -36,7 +45,7 @@ const NOT_DEBIAN: Record<string, string> = {
 
 export function requireTool(name: string): void {
   const found = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-  assert.strictEqual(found.status, 0, NOT_DEBIAN[name] ?? `${name} is not installed: apt-get install -y ${PACKAGE_OF[name] ?? name} (see .ci/run)`);
+  assert.strictEqual(found.status, 0, NOT_DEBIAN[name] ?? `${name} is not installed: apt-get install -y ${PACKAGE_OF[name] ?? name} (${DEBIAN_PACKAGES_FILE}; npm test installs them when run as root)`);
 }
 
 export function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): { status: number | null; stdout: string; stderr: string } {

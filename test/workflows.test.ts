@@ -54,7 +54,7 @@ describe("CI workflows", () => {
     // The loop over stacks in the PR diff names them in a `for`: both must exist.
     assert.match(text("pull-request.yml"), /for stack in staging prod; do/);
     // .ci/run is what runs the suite: it must still call npm test.
-    assert.match(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8"), /^npm test$/m);
+    assert.match(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8"), /^npm ci && npm test$/m);
   });
 
   it("pull requests: npm test and the plan diff of both stacks as a comment, with no cloud credentials", () => {

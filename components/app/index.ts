@@ -16,6 +16,7 @@ import { GUNICORN_SERVICE_NAME, gunicornWorkers, renderGunicornService } from ".
 import { NGINX_REOPEN_LOGS, renderLogrotate } from "./logrotate";
 import { renderMaintenancePage } from "./maintenance";
 import { NGINX_HTTP_CONF_PATH, NGINX_SITE_PATH, renderNginxHttpConf, renderNginxSite } from "./nginx";
+import { appHostPackages } from "./contract";
 import { APP_PATHS } from "./paths";
 import { scheduleFiles } from "../schedules/jobs";
 import { accessLogLifecycleRules, albLogBucketPolicy } from "../backups/policy";
@@ -86,7 +87,7 @@ export class AppHosts extends pulumi.ComponentResource {
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
     const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv])
       .apply(([vcpus, dbHost, dbParam, keyParam, install, archive]) => renderHostCloudInit(config, "app", {
-        packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"])],
+        packages: appHostPackages(app.tls),
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
           DOMAIN: config.domain,
           TLS: app.tls,

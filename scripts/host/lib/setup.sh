@@ -99,7 +99,8 @@ env_line() {
 
 # Django's environment: names from host.env, secrets fetched from SSM into a file only root and
 # the app user can read, as data (quoted by env_line, never sourced). Written atomically so
-# gunicorn never reads half a file.
+# gunicorn never reads half a file. Exactly the app contract's environment, in its order (APP_ENV
+# in components/app/contract.ts; test/app-contract.test.ts compares them).
 write_app_env() {
   local tmp password key dir="$ROOT/etc/nourish-link"
   password=$(ssm_secret "$DB_PASSWORD_PARAMETER") || die "setup: cannot read $DB_PASSWORD_PARAMETER from SSM"
@@ -111,11 +112,14 @@ write_app_env() {
     env_line DJANGO_SETTINGS_MODULE dusangire.settings
     env_line DJANGO_ALLOWED_HOSTS "$DOMAIN"
     env_line DATABASE_HOST "$DB_HOST"
+    env_line DATABASE_PORT 5432
     env_line DATABASE_NAME "$DB_NAME"
     env_line DATABASE_USER "$DB_USER"
     env_line DATABASE_SSLMODE require
     env_line DATABASE_PASSWORD "$password"
     env_line DJANGO_SECRET_KEY "$key"
+    env_line STATIC_ROOT /srv/nourish-link/shared/static
+    env_line MEDIA_ROOT /srv/nourish-link/shared/media
   ) > "$tmp" || { rm -f "$tmp"; exit 1; }
   mv "$tmp" "$dir/app.env"
 }
