@@ -17,6 +17,10 @@ export = async () => {
     // How people run a procedure on a host: this document, with this policy attached to them.
     releaseDocument: site.release.documentName,
     operatorPolicyArn: site.release.operatorPolicyArn,
+    // The emergency procedures: one SSM document each, a ready-to-paste send-command per
+    // procedure (hosts by tag; isolate and snapshot one instance), the policy that allows them.
+    oncallCommands: site.oncall.commands,
+    oncallOperatorPolicyArn: site.oncall.operatorPolicyArn,
     entryPoint: site.app.entryPoint,
     // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
     ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),

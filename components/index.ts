@@ -10,6 +10,7 @@ import { HostTooling } from "./hosts/tooling";
 import { VolumeKey } from "./keys";
 import { Monitoring, watchedEstate } from "./monitoring";
 import { Network } from "./network";
+import { OnCall } from "./oncall";
 import { Release } from "./release";
 import { AppSecrets } from "./secrets";
 
@@ -28,6 +29,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly monitoring: Monitoring;
   /** Converges the hosts to release.version through SSM Run Command; owns the SSM document and the operator policy. */
   readonly release: Release;
+  /** The emergency procedures as SSM documents, and the hosts' rights for isolate and snapshot. */
+  readonly oncall: OnCall;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -67,6 +70,11 @@ export class NourishLink extends pulumi.ComponentResource {
       app: this.app.instances.map((instance) => ({ instance })),
       appRole: this.app.hostRole.role,
       tooling,
+    }, child);
+    this.oncall = new OnCall("oncall", {
+      config,
+      hostRoles: [this.app.hostRole.role, ...(this.database.hostRole ? [this.database.hostRole.role] : [])],
+      quarantineSecurityGroupArn: this.network.quarantineSecurityGroupArn,
     }, child);
     this.registerOutputs({});
   }
