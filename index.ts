@@ -24,6 +24,10 @@ export = async () => {
     operatorPolicyArn: site.release.operatorPolicyArn,
     // What the workflows' configure-aws-credentials assumes (with ci.github.repository).
     ...(site.ci ? { ciRoleArn: site.ci.roleArn } : {}),
+    // The emergency procedures: one SSM document each, a ready-to-paste send-command per
+    // procedure (hosts by tag; isolate and snapshot one instance), the policy that allows them.
+    oncallCommands: site.oncall.commands,
+    oncallOperatorPolicyArn: site.oncall.operatorPolicyArn,
     entryPoint: site.app.entryPoint,
     // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
     ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),

@@ -11,6 +11,7 @@ import { HostTooling } from "./hosts/tooling";
 import { VolumeKey } from "./keys";
 import { Monitoring, watchedEstate } from "./monitoring";
 import { Network } from "./network";
+import { OnCall } from "./oncall";
 import { Release } from "./release";
 import { AppSecrets } from "./secrets";
 
@@ -31,6 +32,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly release: Release;
   /** The role GitHub Actions assumes (with ci.github.repository). */
   readonly ci?: CiRole;
+  /** The emergency procedures as SSM documents, and the hosts' rights for isolate and snapshot. */
+  readonly oncall: OnCall;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -72,6 +75,11 @@ export class NourishLink extends pulumi.ComponentResource {
       tooling,
     }, child);
     if (config.ci.github.repository) this.ci = new CiRole("ci", { config, operatorPolicyArn: this.release.operatorPolicyArn }, child);
+    this.oncall = new OnCall("oncall", {
+      config,
+      hostRoles: [this.app.hostRole.role, ...(this.database.hostRole ? [this.database.hostRole.role] : [])],
+      quarantineSecurityGroupArn: this.network.quarantineSecurityGroupArn,
+    }, child);
     this.registerOutputs({});
   }
 }

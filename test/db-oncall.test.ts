@@ -112,6 +112,12 @@ describe("nourishctl db: the manual's locks and long queries, on a real PostgreS
       assert.ok(bloated && bloated.dead_rows === 1500 && bloated.dead_percent === 75, JSON.stringify(d.most_dead_tuples));
       assert.strictEqual(d.largest_tables[0].table, "meals_order");
       assert.ok(Array.isArray(d.top_statements) && d.top_statements.length > 0);
+      // Connections by state, each against max_connections; statements by total time, most first.
+      for (const c of d.connections as { connections: number; percent_of_max: number }[]) {
+        assert.strictEqual(c.percent_of_max, Math.round(1000 * c.connections / d.max_connections) / 10, JSON.stringify(c));
+      }
+      const totals = (d.top_statements as { total_ms: number }[]).map((x) => x.total_ms);
+      assert.deepStrictEqual(totals, [...totals].sort((a, b) => b - a));
     });
 
     it("db diagnose reads as a report: one table per section", () => {

@@ -3,6 +3,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { ONCALL_PROCEDURES } from "../components/oncall/documents";
 import { Plan } from "../scripts/preview/plan";
 import { ROOT } from "../scripts/preview/stack-file";
 import { run } from "./tools";
@@ -59,7 +60,10 @@ describe("offline preview (npm start)", () => {
       const steps = plan.resources.filter((r) => r.type === "command:local:Command").map((r) => r.name);
       assert.ok(steps.includes("release-backup-db") && steps.includes("release-switch-app-0") && steps.includes("release-verify-app-0"), steps.join(", "));
       assert.match(r.stdout, /command:local:Command\s+release-tooling-install-db/);
-      assert.strictEqual(plan.resources.filter((r) => r.type === "aws:ssm/document:Document").length, 1);
+      // The release's document, and one per on-call procedure (test/oncall-documents.test.ts).
+      const documents = plan.resources.filter((r) => r.type === "aws:ssm/document:Document").map((r) => r.name);
+      assert.deepStrictEqual(documents.filter((n) => !n.startsWith("oncall-")), ["release-nourishctl"]);
+      assert.strictEqual(documents.filter((n) => n.startsWith("oncall-")).length, ONCALL_PROCEDURES.length);
       for (const x of plan.resources) {
         const { fromPort, toPort } = x.inputs as { fromPort?: number; toPort?: number };
         if (fromPort !== undefined) assert.ok(!(fromPort <= 22 && 22 <= (toPort ?? fromPort)), `${x.name} opens port 22`);

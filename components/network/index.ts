@@ -2,7 +2,8 @@
 // (or a single TLS-terminating app host) and the NAT gateway; private subnets hold the database
 // and, behind an ALB, the app hosts. Security groups open exactly: 80/443 to the web entry point,
 // 80 from the ALB to the app hosts, 5432 from the app hosts to the database, 22 from the admin
-// CIDRs only when network.sshAccess is on (otherwise SSM Session Manager). VPC flow logs on.
+// CIDRs only when network.sshAccess is on (otherwise SSM Session Manager). A quarantine group
+// (no ingress; HTTPS to the VPC's SSM and Logs endpoints only) for nourishctl isolate. VPC flow logs on.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
@@ -27,6 +28,9 @@ export class Network extends pulumi.ComponentResource {
   readonly albSecurityGroupId?: pulumi.Output<string>;
   readonly appSecurityGroupId: pulumi.Output<string>;
   readonly dbSecurityGroupId: pulumi.Output<string>;
+  /** nourishctl isolate moves a host here (tag Name=nourish-link-<stack>-quarantine, which it looks up). */
+  readonly quarantineSecurityGroupId: pulumi.Output<string>;
+  readonly quarantineSecurityGroupArn: pulumi.Output<string>;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:network:Network", name, {}, opts);
@@ -110,6 +114,24 @@ export class Network extends pulumi.ComponentResource {
       }
     }
 
+    // Quarantine (nourishctl isolate, a security incident): no ingress at all; egress only HTTPS
+    // inside the VPC, which reaches nothing but the interface endpoints below. The host keeps
+    // running for forensics, is still reachable through SSM and still ships its logs, and can
+    // reach nothing else (no NAT, no S3 gateway: its route to S3 is by prefix list, not the VPC).
+    const quarantine = group("quarantine", "NOURISH LINK quarantine: no ingress; HTTPS to the VPC's SSM and CloudWatch Logs endpoints only");
+    egress("quarantine-out", quarantine, 443, { cidr: net.vpcCidr }, "HTTPS to the VPC's interface endpoints (SSM, CloudWatch Logs)");
+    // Interface endpoints for what a quarantined host still needs: SSM (Run Command, Session
+    // Manager) and CloudWatch Logs. Private DNS makes every host of the VPC use them. One subnet:
+    // an endpoint costs per subnet and hour, and these carry little traffic.
+    const endpoints = group("endpoints", "NOURISH LINK interface endpoints (SSM, CloudWatch Logs)");
+    ingress("endpoints-https", endpoints, 443, { cidr: net.vpcCidr }, "HTTPS from the VPC's hosts");
+    for (const service of ["ssm", "ssmmessages", "ec2messages", "logs"]) {
+      new aws.ec2.VpcEndpoint(`${name}-${service}`, {
+        vpcId: vpc.id, serviceName: `com.amazonaws.${config.region}.${service}`, vpcEndpointType: "Interface",
+        subnetIds: [privateSubnets[0].id], securityGroupIds: [endpoints.id], privateDnsEnabled: true,
+      }, parent);
+    }
+
     // Flow logs are encrypted with a key of their own that only CloudWatch Logs, for this one log
     // group of this account, may use besides the account's IAM policies.
     const account = aws.getCallerIdentityOutput({}, parent).accountId;
@@ -142,6 +164,9 @@ export class Network extends pulumi.ComponentResource {
     this.privateSubnetIds = privateSubnets.map((s) => s.id);
     this.appSecurityGroupId = app.id;
     this.dbSecurityGroupId = db.id;
+    this.quarantineSecurityGroupId = quarantine.id;
+    // Built from the id: the form IAM matches for a security group (security-group/sg-…).
+    this.quarantineSecurityGroupArn = pulumi.interpolate`arn:aws:ec2:${config.region}:${account}:security-group/${quarantine.id}`;
     this.registerOutputs({ vpcId: this.vpcId, publicSubnetIds: this.publicSubnetIds, privateSubnetIds: this.privateSubnetIds });
   }
 }

@@ -39,7 +39,9 @@ db_diagnose_sections() {
     "top statements by total time (pg_stat_statements)"
   )
   DB_SQL=(
-    "SELECT coalesce(state, '(none)') AS state, count(*)::int AS connections FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC"
+    "SELECT coalesce(state, '(none)') AS state, count(*)::int AS connections,
+            round(100.0 * count(*) / current_setting('max_connections')::int, 1)::float AS percent_of_max
+       FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC"
     "SELECT w.pid AS waiting_pid, w.usename AS waiting_user, round(extract(epoch FROM now() - w.query_start))::int AS waiting_seconds,
             left(regexp_replace(w.query, '\\s+', ' ', 'g'), 100) AS waiting_query, b.pid AS blocking_pid, b.usename AS blocking_user,
             b.state AS blocking_state, left(regexp_replace(b.query, '\\s+', ' ', 'g'), 100) AS blocking_query
