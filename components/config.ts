@@ -157,6 +157,7 @@ export const stackConfigSchema = z.strictObject({
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
+    weeklyReportSchedule: schedule.describe("weekly `nourishctl report weekly` on every app host: `manage.py check --deploy` and outdated packages of the live release (DeployCheckIssues, OutdatedPackages)"),
     logArchiveSchedule: schedule.describe("monthly `nourishctl logs archive` on every host: last month's rotated logs to the backup bucket's logs/ prefix (only with backups.enabled)"),
   }),
   monitoring: z.strictObject({
@@ -295,6 +296,7 @@ const COMMON: DeepPartial<StackSettings> = {
     reindexSchedule: "*-*-01 03:30:00",
     verifyBackupSchedule: "Sun *-*-* 04:00:00",
     logArchiveSchedule: "*-*-01 04:30:00",
+    weeklyReportSchedule: "Sun *-*-* 22:00:00",
   },
   monitoring: {
     alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85, cpuCreditsMin: 20, memoryHighPercent: 90,

@@ -188,6 +188,7 @@ describe("monitoring: every alarm watches what something publishes, everything p
       "app-0-status-system", "app-1-status-instance", "app-1-cpu-credits-low", "app-0-process-nginx", "app-1-process-gunicorn", "app-0-disk-root",
       "http-5xx-rate", "http-p95", "unhealthy-targets", "app-errors", "db-connections-high", "db-lock-waits", "db-long-query", "db-wal-archive-stalled",
       "db-backup-missing", "db-pitr-backup-missing", "db-backup-size-drop", "job-failed-db-backup", "job-failed-db-metrics", "job-failed-app-status",
+      "app-deploy-check", "job-failed-app-weekly-report",
     ]) assert.ok(names.includes(want), `prod has no ${want} alarm`);
     assert.ok(!names.includes("db-cpu-credits-low"), "m6i is not burstable");
     const rds = ofType(runs.find((x) => JSON.stringify(x.set).includes("managed"))!.r, ALARM).map((a) => a.name.replace(/^monitoring-/, ""));

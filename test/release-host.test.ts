@@ -5,6 +5,7 @@ import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
 import { requireTool } from "./tools";
@@ -166,5 +167,87 @@ describe("nourishctl release on an app host (sandbox)", function () {
     const bad = ctl("maintenance", "sideways");
     assert.strictEqual(bad.status, 1);
     assert.match(bad.stderr, /maintenance: say on, off or status/);
+  });
+
+  describe("report weekly", () => {
+    const wheels = path.join(dir, "wheels");
+    const current = path.join(srv, "current");
+    const metricsDir = path.join(root, "var/lib/nourish-link/metrics");
+    const metricValue = (name: string) => fs.readFileSync(path.join(metricsDir, name), "utf8").trim();
+    const appEnv = (secretKey: string) => fs.writeFileSync(path.join(root, "etc/nourish-link/app.env"),
+      renderEnvFile("app.env", { DJANGO_SECRET_KEY: secretKey, DJANGO_ALLOWED_HOSTS: "app.nourishlink.test" }));
+    // pip as the host's would run: none of this machine's pip configuration, the index we say.
+    const pipEnv = (pip: Record<string, string>) => ({
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PIP_"))), PIP_CONFIG_FILE: os.devNull, NOURISH_ROOT: root, ...pip,
+    });
+    const report = (...args: string[]) => spawnSync("bash", [NOURISHCTL_SOURCE, "report", "weekly", ...args], {
+      encoding: "utf8", env: pipEnv({ PIP_NO_INDEX: "1", PIP_FIND_LINKS: wheels }),
+    });
+
+    before(function () {
+      fs.mkdirSync(wheels, { recursive: true });
+      // A package the release's virtualenv installed itself (nl-demo 1.0), and a newer one on the index.
+      const make = spawnSync("python3", ["-c", `
+import base64, hashlib, sys, zipfile
+def wheel(out, version):
+    files = {"nl_demo/__init__.py": f"VERSION = '{version}'\\n",
+             f"nl_demo-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\\nName: nl-demo\\nVersion: {version}\\n",
+             f"nl_demo-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    record = "".join(f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c.encode())}\\n" for n, c in files.items())
+    files[f"nl_demo-{version}.dist-info/RECORD"] = record + f"nl_demo-{version}.dist-info/RECORD,,\\n"
+    with zipfile.ZipFile(f"{out}/nl_demo-{version}-py3-none-any.whl", "w") as z:
+        for n, c in files.items(): z.writestr(n, c)
+wheel(sys.argv[1], "1.0"); wheel(sys.argv[1], "1.1")`, wheels], { encoding: "utf8" });
+      assert.strictEqual(make.status, 0, make.stderr);
+      // The release "installs a release" fetched, made live as a switch leaves it.
+      assert.ok(fs.existsSync(path.join(srv, "releases/1.0.0/.nourish/installed")), "release 1.0.0 is not installed");
+      const pip = spawnSync(path.join(srv, "releases/1.0.0/venv/bin/python"), ["-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, "nl-demo==1.0"], { encoding: "utf8" });
+      assert.strictEqual(pip.status, 0, pip.stderr);
+    });
+    after(() => fs.rmSync(current, { force: true }));
+
+    it("refuses on a host with no live release, publishing nothing", () => {
+      const r = report();
+      assert.strictEqual(r.status, 1);
+      assert.strictEqual(r.stderr.trim(), "nourishctl: report weekly: no live release on this host yet (nothing to check)");
+      assert.ok(!fs.existsSync(path.join(metricsDir, "DeployCheckIssues")));
+      assert.strictEqual(report("--verbose").stderr.trim(), "nourishctl: report weekly: unknown option '--verbose' (--json)");
+    });
+
+    it("counts the live release's deploy-check issues and the packages its virtualenv could update, as metrics", () => {
+      fs.symlinkSync(path.join(srv, "releases/1.0.0"), current);
+      appEnv("too-short-a-key");
+      const j = report("--json");
+      assert.strictEqual(j.status, 0, j.stderr);
+      assert.deepStrictEqual(JSON.parse(j.stdout), {
+        release: "1.0.0", deployCheckIssues: 1, deployCheckIds: ["security.W009"],
+        outdatedPackages: 1, outdated: [{ name: "nl-demo", version: "1.0", latest: "1.1" }],
+      });
+      assert.strictEqual(metricValue("DeployCheckIssues"), "1");
+      assert.strictEqual(metricValue("OutdatedPackages"), "1");
+      // A key as the stack generates it: check --deploy finds nothing; Debian's Django is not counted (--local).
+      appEnv("k".repeat(30) + "-Zq8#x!Lm2$Rt7&Vn4@Pw9%Bs6^Hd3*Fj");
+      const r = report();
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.strictEqual(r.stdout, [
+        "nourishctl: report weekly: release 1.0.0",
+        "nourishctl:   manage.py check --deploy: 0 issue(s)",
+        "nourishctl:   outdated packages in its virtualenv: 1",
+        "nourishctl:     nl-demo 1.0 -> 1.1",
+        "",
+      ].join("\n"));
+      assert.strictEqual(metricValue("DeployCheckIssues"), "0");
+    });
+
+    it("fails, publishing no package count, when pip cannot reach the package index (an empty answer is not 'up to date')", () => {
+      fs.rmSync(path.join(metricsDir, "OutdatedPackages"), { force: true });
+      const r = spawnSync("bash", [NOURISHCTL_SOURCE, "report", "weekly"], {
+        encoding: "utf8",
+        env: pipEnv({ PIP_INDEX_URL: "http://127.0.0.1:9/simple/", PIP_RETRIES: "0", PIP_TIMEOUT: "2" }),
+      });
+      assert.strictEqual(r.status, 1, r.stdout);
+      assert.strictEqual(r.stderr.trim(), "nourishctl: report weekly: pip could not look up nl-demo on the package index (unreachable?); OutdatedPackages not published");
+      assert.ok(!fs.existsSync(path.join(metricsDir, "OutdatedPackages")));
+    });
   });
 });

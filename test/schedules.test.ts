@@ -102,8 +102,8 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive", "pitr-backup"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive"]);
     assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics"]);
-    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive"]);
-    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status"]);
+    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "weekly-report"]);
+    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "weekly-report"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
 
@@ -156,6 +156,18 @@ describe("schedules: systemd timers for the manual's procedures", () => {
       const moved = (await jobsOf("prod", role, { maintenance: { logArchiveSchedule: "*-*-02 05:00:00" } })).find((j) => j.id === "log-archive");
       assert.match(renderTimer(moved!), /^OnCalendar=\*-\*-02 05:00:00 Africa\/Kigali$/m);
     }
+  });
+
+  it("runs the weekly report on app hosts only (maintenance.weeklyReportSchedule, Sunday 22:00), failure alarmed", async () => {
+    const job = (await jobsOf("prod", "app")).find((j) => j.id === "weekly-report");
+    assert.ok(job, "no weekly-report job on the app hosts");
+    assert.match(renderTimer(job), /^OnCalendar=Sun \*-\*-\* 22:00:00 Africa\/Kigali$/m);
+    const unit = renderJobService(job);
+    assert.match(unit, /^ExecStart=\/usr\/local\/sbin\/nourishctl report weekly$/m);
+    assert.match(unit, /^OnFailure=nourish-link-job-failed@weekly-report\.service$/m);
+    const moved = (await jobsOf("prod", "app", { maintenance: { weeklyReportSchedule: "Mon *-*-* 07:00:00" } })).find((j) => j.id === "weekly-report");
+    assert.match(renderTimer(moved!), /^OnCalendar=Mon \*-\*-\* 07:00:00 Africa\/Kigali$/m);
+    assert.ok(!(await jobsOf("prod", "db")).some((j) => j.id === "weekly-report"), "weekly-report on the database host");
   });
 
   it("refuses a job whose schedule systemd would not parse", () => {

@@ -330,6 +330,18 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
     }
   }
 
+  // `nourishctl report weekly` on the app hosts: the manual's weekly security check. Its state
+  // holds from one report to the next (missing data between them is ignored); a report that does
+  // not run raises job-failed-app-weekly-report instead.
+  if (estate.hosts.some((h) => h.role === "app")) {
+    add({
+      id: "app-deploy-check", namespace: METRIC_NAMESPACE, metricName: "DeployCheckIssues", dimensions: { Stack: config.stack as unknown as D, Role: "app" as unknown as D },
+      statistic: "Maximum", period: 86400, evaluationPeriods: 1, datapointsToAlarm: 1, threshold: 0, comparisonOperator: "GreaterThanThreshold", treatMissingData: "ignore",
+      means: "the weekly `manage.py check --deploy` of the live release found issues (security settings)",
+      todo: "`nourishctl report weekly` on an app host lists them; fix the settings in the next release.",
+    });
+  }
+
   for (const { role, ids } of estate.jobs) {
     for (const job of ids) {
       add({

@@ -84,6 +84,9 @@ export function dashboardBody<D>(config: StackConfig, estate: WatchedEstate<D>):
     widget("Backups: success, size, duration", "Maximum", [db("BackupSuccess"), db("PitrBackupSuccess"), db("BackupSizeBytes"), db("BackupDurationSeconds")], 86400);
     widget("Maintenance and rehearsals: vacuum, reindex, PITR recovery", "Maximum", [db("MaintenanceVacuumSuccess"), db("MaintenanceReindexSuccess"), db("PitrRecoverSuccess")], 86400);
   }
+  // The weekly report of the live release (lib/report.sh).
+  const app = (name: string): WidgetMetric<D> => [METRIC_NAMESPACE, name, "Stack", config.stack as unknown as D, "Role", "app" as unknown as D];
+  if (estate.hosts.some((h) => h.role === "app")) widget("Weekly: deploy check issues, outdated packages", "Maximum", [app("DeployCheckIssues"), app("OutdatedPackages")], 604800);
   widget("Scheduled jobs failed", "Sum", estate.jobs.flatMap(({ role, ids }) => ids.map((job): WidgetMetric<D> =>
     [METRIC_NAMESPACE, JOB_FAILED_METRIC, "Stack", config.stack as unknown as D, "Role", role as unknown as D, "Job", job as unknown as D])), 3600);
   return { widgets };

@@ -16,6 +16,8 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
   // The manual's monthly log archival, to the backup bucket's logs/ prefix (lib/logs.sh).
   const logArchive: ScheduledJob = { id: "log-archive", description: "monthly log archival to the backup bucket", onCalendar: m.logArchiveSchedule, timezone: tz, verb: ["logs", "archive"], randomizedDelay: "30min" };
   if (role === "app" && config.backups.enabled) jobs.push(logArchive);
+  // The manual's weekly security check and update review, on the live release (lib/report.sh).
+  if (role === "app") jobs.push({ id: "weekly-report", description: "weekly deploy check and outdated packages", onCalendar: m.weeklyReportSchedule, timezone: tz, verb: ["report", "weekly"], randomizedDelay: "30min" });
   if (role === "db" && !config.database.managed) {
     const pg = ["postgresql.service"];
     jobs.push(
