@@ -74,6 +74,8 @@ export function documentParamsFor(args: string[]): DocumentParams {
     return fail();
   }
   if (verb === "restore" && rest.includes("--replace-live") && rest.includes("--yes")) return { verb: "restore-replace-live", backupKey: opt("--key") ?? "" };
+  if (verb === "restore-rehearsal") return { verb: "restore-rehearsal", backupKey: opt("--key") ?? "", sha256: opt("--sha256") ?? "" };
+  if (verb === "restore-rehearsal-verify" && rest.length === 0) return { verb: "restore-rehearsal-verify" };
   return fail();
 }
 
