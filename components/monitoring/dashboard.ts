@@ -84,6 +84,11 @@ export function dashboardBody<D>(config: StackConfig, estate: WatchedEstate<D>):
     widget("Backups: success, size, duration", "Maximum", [db("BackupSuccess"), db("PitrBackupSuccess"), db("BackupSizeBytes"), db("BackupDurationSeconds")], 86400);
     widget("Maintenance and rehearsals: vacuum, reindex, PITR recovery", "Maximum", [db("MaintenanceVacuumSuccess"), db("MaintenanceReindexSuccess"), db("PitrRecoverSuccess")], 86400);
   }
+  // Restore rehearsals (staging): every app host carries the verb that publishes these; on prod,
+  // where it refuses to run, the widget stays empty.
+  const app = (name: string): WidgetMetric<D> => [METRIC_NAMESPACE, name, "Stack", config.stack as unknown as D, "Role", "app" as unknown as D];
+  widget("Restore rehearsals: success, RTO (s), backup age at restore (s), since last success (s)", "Maximum",
+    [app("RestoreRehearsalSuccess"), app("RestoreRehearsalSeconds"), app("RestoreRehearsalBackupAgeSeconds"), app("RestoreRehearsalAgeSeconds")], 3600);
   widget("Scheduled jobs failed", "Sum", estate.jobs.flatMap(({ role, ids }) => ids.map((job): WidgetMetric<D> =>
     [METRIC_NAMESPACE, JOB_FAILED_METRIC, "Stack", config.stack as unknown as D, "Role", role as unknown as D, "Job", job as unknown as D])), 3600);
   return { widgets };
