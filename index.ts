@@ -43,6 +43,8 @@ export = async () => {
     pgbackrestBucket: site.backups?.pgbackrestBucketName,
     backupAccessLogBucket: site.backups?.accessLogBucketName,
     backupKmsKeyArn: site.backups?.kmsKeyArn,
+    // Staging's last restore rehearsal of prod's backup, as the app host summarised it (the promotion reads it).
+    ...(site.rehearsal?.summary ? { restoreRehearsal: site.rehearsal.summary, rehearsalBackup: site.rehearsal.latest } : {}),
     // Where every alarm notifies.
     alertTopicArn: site.monitoring.topicArn,
   };

@@ -99,6 +99,9 @@ const artifact = z.discriminatedUnion("type", [
   }),
 ], { error: "must be { type: s3, key, sha256 } or { type: git, url, commit, tag? }" });
 
+/** Who may read prod's dumps for a rehearsal: a role ARN or an account id (never a wildcard). */
+const REHEARSAL_READER_RE = /^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:role\/[A-Za-z0-9+=,.@_\/-]+)$/;
+
 /** Roles that are superusers or reserved on PostgreSQL and RDS: never the app's. */
 export const RESERVED_DB_USERS = ["postgres", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_replication", "root", "admin", "template0", "template1"];
 
@@ -150,6 +153,8 @@ export const stackConfigSchema = z.strictObject({
     localRetentionDays: int(0, 90).describe("days a local copy stays in backups/ on the database host"),
     pitr: z.boolean().describe("continuous WAL archiving with pgBackRest for point-in-time recovery"),
     objectLock: z.boolean().describe("S3 Object Lock (compliance mode) on the backup bucket"),
+    rehearsalReaders: z.array(z.string().regex(REHEARSAL_READER_RE, { error: "must be an IAM role ARN (arn:aws:iam::123456789012:role/NAME) or a 12-digit AWS account id" })).max(10)
+      .describe("prod: who may read dumps/ and decrypt them for staging's restore rehearsal (staging's database host role and whoever previews staging, or staging's account id); read-only, nothing else"),
   }),
   maintenance: z.strictObject({
     timezone: z.string().refine(isHostTimeZone, { error: "must be an IANA time zone as spelled in /usr/share/zoneinfo, such as Africa/Kigali or UTC" }).describe("time zone of every schedule on the hosts"),
@@ -175,6 +180,19 @@ export const stackConfigSchema = z.strictObject({
     walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
     backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
     agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot (pinned; journald logs need 1.300070.0 or newer)"),
+  }),
+  rehearsal: z.strictObject({
+    enabled: z.boolean().optional().describe("restore prod's latest backup into this stack's database on every `pulumi up` with a newer backup, and weekly (default: on for staging with a database host; refused on prod)"),
+    prodStack: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { error: "must be a stack reference such as organization/nourish-link/prod (self-managed backend) or ORG/nourish-link/prod" })
+      .describe("the prod stack whose backupBucket and backupKmsKeyArn outputs the rehearsal reads (unless rehearsal.source is set)"),
+    source: z.strictObject({
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name" }).describe("prod's backup bucket"),
+      kmsKeyArn: z.string().regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/, { error: "must be a KMS key ARN such as arn:aws:kms:af-south-1:123456789012:key/UUID" }).describe("prod's backup key"),
+    }).optional().describe("prod's backup bucket and key when prod is in another account (instead of rehearsal.prodStack)"),
+    scrubColumns: z.array(z.string().regex(/^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$/, { error: "must be table.column (lower-case PostgreSQL identifiers, schema public), such as families.email" })).max(100)
+      .describe("text columns replaced by a digest before the app sees the restored data"),
+    schedule: schedule.describe("when the database host's weekly rehearsal restores prod's latest backup (systemd OnCalendar)"),
+    verifySchedule: schedule.describe("when the app hosts finish the weekly rehearsal (migrate, checks, metrics): after rehearsal.schedule"),
   }),
   release: z.strictObject({
     version: semver.describe("the release the stack runs; rolling back is setting it back"),
@@ -257,6 +275,8 @@ function crossKeyProblems(c: any): [string, string][] {
   if (c.app?.tls === "nginx" && typeof c.app?.count === "number" && c.app.count > 1) fail("app.tls", "must be alb when app.count is more than 1: certbot on nginx serves a single host");
   if (c.database?.multiAz === true && c.database?.managed === false) fail("database.multiAz", "requires database.managed: true (Multi-AZ is an RDS feature)");
   if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
+  if (c.environment === "prod" && c.rehearsal?.enabled === true) fail("rehearsal.enabled", "must be false on prod: a restore rehearsal replaces the stack's live database with prod's backup (it runs on staging)");
+  else if (c.rehearsal?.enabled === true && c.database?.managed === true) fail("rehearsal.enabled", "requires database.managed: false (the rehearsal runs on the stack's database host); set it to false");
   const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
   if (typeof local === "number" && typeof kept === "number" && local > kept) fail("backups.localRetentionDays", "must not exceed backups.retentionDays");
   // What the hosts are sent must pass the SSM document's allowedPattern: refused here, by key,
@@ -288,7 +308,7 @@ const COMMON: DeepPartial<StackSettings> = {
   network: { availabilityZones: 2, adminCidrs: [], sshAccess: false },
   app: { rootVolumeGb: 20, clientMaxBodySize: "10m" },
   database: { managed: false, name: "dusangire", user: "dusangire", slowQueryMs: 500 },
-  backups: { enabled: true, schedule: "*-*-* 02:00:00", monthlyRetentionMonths: 12, localRetentionDays: 7, pitr: true },
+  backups: { enabled: true, schedule: "*-*-* 02:00:00", monthlyRetentionMonths: 12, localRetentionDays: 7, pitr: true, rehearsalReaders: [] },
   maintenance: {
     timezone: "Africa/Kigali",
     healthCheckSchedule: "*-*-* 06:00:00",
@@ -307,6 +327,8 @@ const COMMON: DeepPartial<StackSettings> = {
   // A week between rehearsals (the manual's weekly restore test) and a day's slack.
   promotion: { maxRehearsalAgeDays: 8 },
   ci: { github: { deployPolicyArns: [] } },
+  // Prod's nightly backup runs at 02:00: the rehearsal restores it on Saturday morning, the app hosts finish an hour later.
+  rehearsal: { prodStack: `organization/${PROJECT}/prod`, scrubColumns: [], schedule: "Sat *-*-* 05:00:00", verifySchedule: "Sat *-*-* 06:00:00" },
 };
 
 /** Per-environment defaults: prod is sized and protected for real traffic, staging is cheap. */
@@ -417,6 +439,8 @@ export function parseSettings(raw: Record<string, unknown>, stack: string): Stac
   )];
   problems.push(...crossKeyProblems(merged).map(([key, message]) => `${PROJECT}:${key} ${message}`));
   if (problems.length || !result.success) throw new ConfigError(problems);
+  // Unset: a staging stack with a database host of its own rehearses prod's restore; nothing else does.
+  result.data.rehearsal.enabled ??= result.data.environment === "staging" && !result.data.database.managed;
   return result.data;
 }
 

@@ -13,6 +13,7 @@ import { Monitoring, watchedEstate } from "./monitoring";
 import { Network } from "./network";
 import { OnCall } from "./oncall";
 import { Release } from "./release";
+import { RestoreRehearsal } from "./rehearsal";
 import { AppSecrets } from "./secrets";
 
 export interface NourishLinkArgs {
@@ -34,6 +35,8 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly ci?: CiRole;
   /** The emergency procedures as SSM documents, and the hosts' rights for isolate and snapshot. */
   readonly oncall: OnCall;
+  /** Staging's restore rehearsal of prod's latest backup (rehearsal.enabled). */
+  readonly rehearsal?: RestoreRehearsal;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -51,6 +54,8 @@ export class NourishLink extends pulumi.ComponentResource {
     const volumeKey = new VolumeKey("volumes-key", { config }, child);
     // With database.managed RDS keeps its own backups; the store still holds archived logs.
     if (config.backups.enabled) this.backups = new BackupStore("backups", { config }, child);
+    // Prod's backups, found before the database host that reads them.
+    if (config.rehearsal.enabled) this.rehearsal = new RestoreRehearsal("rehearsal", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
     const appCidrs = behindAlb ? this.network.privateSubnetCidrs : this.network.publicSubnetCidrs.slice(0, 1);
     this.database = new Database("database", {
@@ -63,6 +68,7 @@ export class NourishLink extends pulumi.ComponentResource {
       backups: this.backups,
       tooling,
       volumeKmsKeyArn: volumeKey.arn,
+      rehearsal: this.rehearsal,
     }, child);
     this.monitoring = new Monitoring("monitoring", { config }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups }, child);
@@ -80,6 +86,12 @@ export class NourishLink extends pulumi.ComponentResource {
       hostRoles: [this.app.hostRole.role, ...(this.database.hostRole ? [this.database.hostRole.role] : [])],
       quarantineSecurityGroupArn: this.network.quarantineSecurityGroupArn,
     }, child);
+    // After every step of the staging release: prod's backup on staging's database, migrated by its release.
+    if (this.rehearsal && this.database.instance) {
+      this.rehearsal.run({
+        db: this.database.instance, app: this.app.instances[0], documentName: this.release.documentName, after: Object.values(this.release.resources),
+      });
+    }
     this.registerOutputs({});
   }
 }

@@ -129,6 +129,14 @@ describe("nourishctl backup and restore", function () {
     const down = path.join(root, "down.dump");
     assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/${key}`, down]).status, 0);
     assert.ok(fs.readFileSync(down).equals(local));
+    // The latest pointer, written after the manifest, names exactly this backup.
+    const pointer = path.join(root, "latest.json");
+    assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/dumps/daily/latest.json`, pointer]).status, 0);
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(pointer, "utf8")), { key, sha256: manifest.sha256, size: local.length, time: manifest.time });
+    const head = s3.aws(["s3api", "head-object", "--bucket", BUCKET, "--key", "dumps/daily/latest.json", "--query", "ContentType", "--output", "text"]);
+    assert.strictEqual(head.stdout.trim(), "application/json");
+    // backups list and --latest read past it: it is not a backup.
+    assert.ok(!/latest\.json/.test(ctl("backups", "list").stdout));
 
     const list = ctl("backups", "list");
     ok(list, "backups list");
@@ -241,6 +249,10 @@ describe("nourishctl backup and restore", function () {
     }
     hostEnv();
     assert.deepStrictEqual(s3Keys(), keys, "nothing new in the bucket");
+    // The pointer still names the last good backup.
+    const pointer = path.join(root, "latest-after-failure.json");
+    assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/dumps/daily/latest.json`, pointer]).status, 0);
+    assert.ok(keys.includes(JSON.parse(fs.readFileSync(pointer, "utf8")).key));
     assert.deepStrictEqual(fs.readdirSync(backupDir).filter((f) => f.endsWith(".partial")), []);
   });
 

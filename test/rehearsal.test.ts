@@ -53,7 +53,7 @@ describe("npm run rehearse: releases and rollbacks under load on loopback", func
   });
 
   it("drops no request and loses no acknowledged order in any drill under load", () => {
-    const loaded = report.drills.filter((d) => !["first-release", "irreversible-rollback-restore"].includes(d.name));
+    const loaded = report.drills.filter((d) => !["first-release", "irreversible-rollback-restore", "restore-rehearsal-corrupted", "restore-rehearsal"].includes(d.name));
     assert.ok(loaded.length >= 7);
     for (const d of loaded) {
       assert.ok(d.requestsSent > 100, `${d.name}: only ${d.requestsSent} requests were sent`);
@@ -120,6 +120,35 @@ describe("npm run rehearse: releases and rollbacks under load on loopback", func
     assert.strictEqual(kept.serving, "1.1.0");
     assert.strictEqual(kept.mealsMigration, "0004_round_menu_prices");
     assert.ok(kept.rollbackSeconds! < 5);
+  });
+
+  it("staging's restore rehearsal refuses prod's corrupted backup loudly, publishes nothing and changes nothing", () => {
+    const d = drill("restore-rehearsal-corrupted");
+    assert.notStrictEqual(d.exitCode, 0);
+    assert.match(d.said, /restore: backup dumps\/daily\/db_backup_\d{8}_\d{6}\.dump is corrupted or truncated: sha256 [0-9a-f]{64}, manifest says [0-9a-f]{64}; refusing it/);
+    assert.deepStrictEqual(d.rehearsalChecks, { restoreExit: 1, verifyRan: false, verifyAloneExit: 1, stagingUnchanged: true, successMetric: undefined });
+    assert.strictEqual(d.serving, "1.1.0");
+  });
+
+  it("staging's restore rehearsal restores prod's backup through the document, scrubbed and migrated, and publishes its RTO and RPO", () => {
+    const d = drill("restore-rehearsal");
+    assert.strictEqual(d.exitCode, 0, d.said);
+    assert.strictEqual(d.serving, "1.1.0");
+    assert.strictEqual(d.mealsMigration, "0003_order_notes", "prod's 1.0.0 schema migrated to the serving release");
+    const r = d.rehearsal!;
+    assert.deepStrictEqual(Object.keys(r), ["ok", "at", "backupKey", "backupSha256", "seconds", "backupAgeSeconds"]);
+    assert.strictEqual(r.ok, true);
+    assert.match(r.backupKey, /^dumps\/daily\/db_backup_\d{8}_\d{6}\.dump$/);
+    assert.ok(r.seconds > 0 && r.seconds < 600, `RTO ${r.seconds} s`);
+    assert.ok(r.backupAgeSeconds > 0, `RPO ${r.backupAgeSeconds} s`);
+    const c = d.rehearsalChecks!;
+    assert.strictEqual(c.ordersInStaging, c.ordersInProd);
+    assert.strictEqual(c.unscrubbedFamilyNames, 0);
+    assert.match(String(c.keptDatabase), /^dusangire_before_restore_\d{8}_\d{6}$/);
+    assert.strictEqual(c.successMetric, "1");
+    assert.strictEqual(Number(c.secondsMetric), r.seconds);
+    assert.strictEqual(Number(c.backupAgeMetric), r.backupAgeSeconds);
+    assert.match(fs.readFileSync(path.join(out, "summary.md"), "utf8"), /restore rehearsal: dumps\/daily\/db_backup_\d{8}_\d{6}\.dump restored, migrated and serving in [0-9.]+ s \(RTO\)/);
   });
 
   it("the way back from an irreversible migration: its pre-release backup restored, then the previous release on it", () => {

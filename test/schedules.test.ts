@@ -98,12 +98,32 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     assert.ok(!(await jobsOf("prod", "app")).some((j) => j.id === "verify-backup"), "verify-backup on an app host");
   });
 
+  it("staging rehearses prod's restore weekly (db host restores, app hosts finish an hour later) and reports its age hourly; prod and a managed database never", async () => {
+    const db = (await jobsOf("staging", "db")).find((j) => j.id === "restore-rehearsal")!;
+    assert.match(renderJobService(db), /^ExecStart=\/usr\/local\/sbin\/nourishctl restore-rehearsal --latest$/m);
+    assert.match(renderTimer(db), /^OnCalendar=Sat \*-\*-\* 05:00:00 Africa\/Kigali$/m);
+    const app = await jobsOf("staging", "app");
+    const verify = app.find((j) => j.id === "restore-rehearsal-verify")!;
+    assert.match(renderJobService(verify), /^ExecStart=\/usr\/local\/sbin\/nourishctl restore-rehearsal-verify$/m);
+    assert.match(renderTimer(verify), /^OnCalendar=Sat \*-\*-\* 06:00:00 Africa\/Kigali$/m);
+    const age = app.find((j) => j.id === "restore-rehearsal-age")!;
+    assert.match(renderJobService(age), /^ExecStart=\/usr\/local\/sbin\/nourishctl restore-rehearsal-verify --report-age$/m);
+    assert.match(renderTimer(age), /^OnCalendar=\*-\*-\* \*:17:00 Africa\/Kigali$/m);
+    const moved = (await jobsOf("staging", "db", { rehearsal: { schedule: "Wed *-*-* 03:00:00" } })).find((j) => j.id === "restore-rehearsal")!;
+    assert.match(renderTimer(moved), /^OnCalendar=Wed \*-\*-\* 03:00:00 Africa\/Kigali$/m);
+    for (const [stack, set] of [["prod", {}], ["staging", { rehearsal: { enabled: false } }], ["staging", { database: { managed: true } }]] as const) {
+      for (const role of ["db", "app"] as const) {
+        assert.ok(!(await jobsOf(stack, role, set)).some((j) => j.id.startsWith("restore-rehearsal")), `${stack} ${role} ${JSON.stringify(set)}`);
+      }
+    }
+  });
+
   it("puts database jobs on the database host only, and none for a managed database", async () => {
     assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive", "pitr-backup"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive"]);
-    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics"]);
+    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "restore-rehearsal"]);
     assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "weekly-report"]);
-    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "weekly-report"]);
+    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "weekly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
 

@@ -28,6 +28,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { keyPolicy } from "../keys/policy";
 import { hardenBucket } from "../storage";
 import { StackConfig } from "../config";
+import { rehearsalBucketStatements, rehearsalKeyStatements } from "../rehearsal/plan";
 import {
   accessLogBucketPolicy, accessLogLifecycleRules, archiveLifecycleRules, BackupPrefix, encryptedBucketPolicy,
   BucketArns, grantStatements, objectLockRetention, pgbackrestDeleteStatements, pgbackrestLifecycleRules, policyDocument, Statement,
@@ -65,18 +66,23 @@ export class BackupStore extends pulumi.ComponentResource {
     const keep = { parent: this, protect: prod, retainOnDelete: prod };
     const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
 
-    const key = new aws.kms.Key(`${name}-key`, {
-      description: `nourish-link ${config.stack}: database backups and archived logs`,
-      enableKeyRotation: true,
-      deletionWindowInDays: 30,
-      policy: pulumi.jsonStringify(account.apply((a) => keyPolicy(a))),
-    }, keep);
-    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-backups`, targetKeyId: key.keyId }, { parent: this });
-
     const retention = objectLockRetention(config.backups);
     const archive = new aws.s3.Bucket(`${name}-archive`, { forceDestroy, objectLockEnabled: retention !== undefined }, keep);
     const pgbackrest = new aws.s3.Bucket(`${name}-pgbackrest`, { forceDestroy }, keep);
     const accessLogs = new aws.s3.Bucket(`${name}-access-logs`, { forceDestroy }, keep);
+
+    // backups.rehearsalReaders (staging's restore rehearsal) may decrypt through S3, for the archive only.
+    const readers = config.backups.rehearsalReaders;
+    const key = new aws.kms.Key(`${name}-key`, {
+      description: `nourish-link ${config.stack}: database backups and archived logs`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      // Without readers the policy waits for nothing but the account, as it always did.
+      policy: pulumi.jsonStringify(readers.length === 0
+        ? account.apply((a) => keyPolicy(a))
+        : pulumi.all([account, archive.arn]).apply(([a, ar]) => keyPolicy(a, rehearsalKeyStatements(ar, readers, config.region)))),
+    }, keep);
+    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-backups`, targetKeyId: key.keyId }, { parent: this });
 
     const kms = { applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn }, bucketKeyEnabled: true };
 
@@ -94,9 +100,14 @@ export class BackupStore extends pulumi.ComponentResource {
     }
 
     for (const [id, bucket, done] of [[`${name}-archive`, archive, a], [`${name}-pgbackrest`, pgbackrest, p]] as const) {
+      // Rehearsal readers get dumps/ of the archive, never the pgBackRest repository.
+      const extra = (b: string) => (bucket === archive ? rehearsalBucketStatements(b, readers) : []);
       new aws.s3.BucketPolicy(`${id}-policy`, {
         bucket: bucket.id,
-        policy: pulumi.jsonStringify(pulumi.all([bucket.arn, key.arn]).apply(([b, k]) => encryptedBucketPolicy(b, k))),
+        policy: pulumi.jsonStringify(pulumi.all([bucket.arn, key.arn]).apply(([b, k]) => {
+          const doc = encryptedBucketPolicy(b, k);
+          return { ...doc, Statement: [...doc.Statement, ...extra(b)] };
+        })),
       }, { parent: this, dependsOn: [done.publicAccess] });
     }
     const logPolicy = new aws.s3.BucketPolicy(`${name}-access-logs-policy`, {

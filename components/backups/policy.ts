@@ -125,7 +125,7 @@ export function objectLockRetention(b: BackupSettings): { mode: "COMPLIANCE"; da
 export interface Statement {
   Sid: string;
   Effect: "Allow" | "Deny";
-  Principal?: "*" | { Service: string } | { AWS: string };
+  Principal?: "*" | { Service: string } | { AWS: string | string[] };
   Action: string | string[];
   Resource: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;

@@ -11,6 +11,7 @@ import { BackupStore } from "../backups";
 import { HostTooling } from "../hosts/tooling";
 import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { scheduleFiles } from "../schedules/jobs";
+import type { RestoreRehearsal } from "../rehearsal";
 import { monitoringHostFiles } from "../monitoring/host";
 import { ARCHIVE_CONF_PATH, MAX_ARCHIVE_TIMEOUT_SECONDS, PGBACKREST_TEMPLATE_PATH, pitrRetention, renderArchiveSettings, renderPgbackrestConf } from "./pgbackrest";
 import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
@@ -29,6 +30,8 @@ export interface DatabaseArgs {
   tooling: HostTooling;
   /** The key of the host's root and data volumes. */
   volumeKmsKeyArn: pulumi.Output<string>;
+  /** Staging's restore rehearsal: the host reads prod's dumps (the grant) from this bucket (host.env). */
+  rehearsal?: RestoreRehearsal;
 }
 
 // Debian's snakeoil certificate: TLS inside the VPC without a CA to run; scram does the auth.
@@ -132,6 +135,12 @@ export class Database extends pulumi.ComponentResource {
       backups.grantWrite(`${name}-backups`, this.hostRole.role, ["dumps/", "logs/", "pgbackrest/"]);
       if (pitr) backups.grantPgbackrestDelete(`${name}-pgbackrest-expire`, this.hostRole.role);
     }
+    // What `nourishctl restore-rehearsal` reads: prod's bucket, and the columns to scrub.
+    const rehearsal = args.rehearsal;
+    if (rehearsal) rehearsal.grantRead(`${name}-rehearsal-read`, this.hostRole.role);
+    const rehearsalEnv: pulumi.Output<Record<string, string>> = rehearsal
+      ? rehearsal.sourceBucket.apply((bucket): Record<string, string> => ({ REHEARSAL_SOURCE_BUCKET: bucket, REHEARSAL_SCRUB_COLUMNS: config.rehearsal.scrubColumns.join(" ") }))
+      : pulumi.output<Record<string, string>>({});
     const backupEnv: pulumi.Output<Record<string, string>> = backups
       ? pulumi.all([backups.bucketName, backups.pgbackrestBucketName, backups.kmsKeyArn, args.secrets.pgbackrestCipherParameter])
         .apply(([bucket, pgbackrestBucket, kmsKeyArn, cipherParameter]): Record<string, string> => ({
@@ -156,10 +165,10 @@ export class Database extends pulumi.ComponentResource {
       tags: { Name: `nourish-link-${config.stack}-pgdata`, role: "db" },
     }, { parent: this, protect: true, retainOnDelete: true });
 
-    const files: pulumi.Output<HostFile[]> = pulumi.all([sizing, volume.id, args.secrets.dbPasswordParameter, backupEnv]).apply(([s, volumeId, passwordParameter, backupVars]) => [
+    const files: pulumi.Output<HostFile[]> = pulumi.all([sizing, volume.id, args.secrets.dbPasswordParameter, backupEnv, rehearsalEnv]).apply(([s, volumeId, passwordParameter, backupVars, rehearsalVars]) => [
       { path: POSTGRESQL_CONF_PATH, content: renderPostgresqlConf({ sizing: s, slowQueryMs: db.slowQueryMs, sslCertFile: SSL_CERT, sslKeyFile: SSL_KEY }), owner: "root:root" },
       { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
-      hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars }),
+      hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars, ...rehearsalVars }),
       ...scheduleFiles(config, "db"),
       ...monitoringHostFiles(config, "db"),
       // PITR: WAL archived within archive_timeout (the RPO), and pgBackRest's configuration as a

@@ -5,7 +5,7 @@
 export interface KeyPolicyStatement {
   Sid: string;
   Effect: "Allow" | "Deny";
-  Principal: { AWS: string } | { Service: string | string[] };
+  Principal: { AWS: string | string[] } | { Service: string | string[] };
   Action: string | string[];
   Resource: "*";
   Condition?: Record<string, Record<string, string | string[]>>;

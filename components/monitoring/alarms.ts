@@ -124,6 +124,39 @@ export function backupAlarms(config: StackConfig): MetricAlarmSpec[] {
   return alarms;
 }
 
+/** Days without a successful restore rehearsal before its alarm fires: a weekly run, a day's slack. */
+export const REHEARSAL_STALE_DAYS = 8;
+
+/**
+ * Staging's restore rehearsal: RestoreRehearsalAgeSeconds, which the app hosts publish hourly
+ * (`nourishctl restore-rehearsal-verify --report-age`), above 8 days for two hours, or missing
+ * (the hosts stopped reporting). A gauge, because CloudWatch cannot look 8 days back for a
+ * missing success (an alarm's window is at most 7 days).
+ */
+export function rehearsalAlarms(config: StackConfig): MetricAlarmSpec[] {
+  if (!config.rehearsal.enabled || config.database.managed) return [];
+  const spec: MetricAlarmSpec = {
+    id: "restore-rehearsal-stale",
+    name: `nourish-link-${config.stack}-restore-rehearsal-stale`,
+    alarmDescription:
+      `NOURISH LINK ${config.stack}: no restore rehearsal of prod's backup has succeeded for ${REHEARSAL_STALE_DAYS} days ` +
+      `(${METRIC_NAMESPACE}/RestoreRehearsalAgeSeconds, or the app hosts stopped reporting it). On the database host: journalctl -u nourish-link-restore-rehearsal; ` +
+      "on the app host: journalctl -u nourish-link-restore-rehearsal-verify; then `nourishctl restore-rehearsal --latest` and `nourishctl restore-rehearsal-verify`. See docs/RUNBOOK.md.",
+    namespace: METRIC_NAMESPACE,
+    metricName: "RestoreRehearsalAgeSeconds",
+    dimensions: { Stack: config.stack, Role: "app" },
+    statistic: "Maximum",
+    period: 3600,
+    evaluationPeriods: 2,
+    datapointsToAlarm: 2,
+    threshold: REHEARSAL_STALE_DAYS * 86400,
+    comparisonOperator: "GreaterThanThreshold",
+    treatMissingData: "breaching",
+  };
+  checkAlarmWindow({ ...spec, period: spec.period! });
+  return [spec];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every other way the estate breaks. Each alarm names exactly the metric its publisher sends:
 // AWS itself (AWS/EC2, AWS/ApplicationELB, AWS/RDS), the CloudWatch agent (agent.ts), a log

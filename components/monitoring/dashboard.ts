@@ -87,6 +87,10 @@ export function dashboardBody<D>(config: StackConfig, estate: WatchedEstate<D>):
   // The weekly report of the live release (lib/report.sh).
   const app = (name: string): WidgetMetric<D> => [METRIC_NAMESPACE, name, "Stack", config.stack as unknown as D, "Role", "app" as unknown as D];
   if (estate.hosts.some((h) => h.role === "app")) widget("Weekly: deploy check issues, outdated packages", "Maximum", [app("DeployCheckIssues"), app("OutdatedPackages")], 604800);
+  // Restore rehearsals (staging): every app host carries the verb that publishes these; on prod,
+  // where it refuses to run, the widget stays empty.
+  widget("Restore rehearsals: success, RTO (s), backup age at restore (s), since last success (s)", "Maximum",
+    [app("RestoreRehearsalSuccess"), app("RestoreRehearsalSeconds"), app("RestoreRehearsalBackupAgeSeconds"), app("RestoreRehearsalAgeSeconds")], 3600);
   widget("Scheduled jobs failed", "Sum", estate.jobs.flatMap(({ role, ids }) => ids.map((job): WidgetMetric<D> =>
     [METRIC_NAMESPACE, JOB_FAILED_METRIC, "Stack", config.stack as unknown as D, "Role", role as unknown as D, "Job", job as unknown as D])), 3600);
   return { widgets };

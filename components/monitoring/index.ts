@@ -16,7 +16,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
 import { DISK_FSTYPE, watchedMounts, watchedProcesses } from "./agent";
-import { backupAlarms, estateAlarms, MetricAlarmSpec, WatchedEstate } from "./alarms";
+import { backupAlarms, estateAlarms, MetricAlarmSpec, rehearsalAlarms, WatchedEstate } from "./alarms";
 import { dashboardBody } from "./dashboard";
 import { LOG_SOURCES, logGroupName, logMetricNamespace, METRIC_FILTERS } from "./logs";
 import { alertKeyPolicy, alertTopicPolicy, logsKeyPolicy } from "./policy";
@@ -69,7 +69,7 @@ export class Monitoring extends pulumi.ComponentResource {
       new aws.sns.TopicSubscription(`${name}-email-${email}`, { topic: this.topic.arn, protocol: "email", endpoint: email }, { parent: this });
     }
 
-    for (const a of backupAlarms(config)) this.alarm(name, a);
+    for (const a of [...backupAlarms(config), ...rehearsalAlarms(config)]) this.alarm(name, a);
 
     // The hosts' logs: created here (retention, encryption) so the agent only writes to them.
     const logsKey = new aws.kms.Key(`${name}-logs-key`, {

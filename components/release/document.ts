@@ -15,6 +15,8 @@ import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH } from "../hosts/user-data";
 export const VERBS = [
   "tooling-install", "backup", "release-fetch", "release-migrate", "release-collectstatic", "release-switch", "release-verify",
   "rollback", "rollback-keep-schema", "rollback-database-restored", "restore-replace-live",
+  // Staging's restore rehearsal (components/rehearsal): the db host's half, then the app host's.
+  "restore-rehearsal", "restore-rehearsal-verify",
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -47,11 +49,11 @@ export type DocumentParams = { verb: Verb } & Partial<Record<ParameterName, stri
 const DESCRIPTIONS: Record<ParameterName, string> = {
   version: "release version (semantic version)",
   s3Artifact: "release tarball, s3://BUCKET/KEY (release-fetch)",
-  sha256: "the tarball's SHA-256, 64 hex digits (release-fetch)",
+  sha256: "the tarball's SHA-256, 64 hex digits (release-fetch); the backup's (restore-rehearsal)",
   gitUrl: "git URL without credentials (release-fetch)",
   commit: "full commit SHA, 40 hex digits (release-fetch)",
   tag: "optional tag of that commit (release-fetch)",
-  backupKey: "backup key, dumps/daily|monthly/db_backup_YYYYMMDD_HHMMSS.dump (release-switch, restore-replace-live)",
+  backupKey: "backup key, dumps/daily|monthly/db_backup_YYYYMMDD_HHMMSS.dump (release-switch, restore-replace-live, restore-rehearsal)",
   toolingHash: "the host tooling's content hash: SHA-256 of its manifest (tooling-install)",
 };
 
@@ -167,6 +169,8 @@ export function documentScript(s: Pick<DocumentSettings, "toolingBucket" | "regi
     '  rollback-keep-schema) need version "$version"; exec "$ctl" rollback "$version" --keep-schema ;;',
     '  rollback-database-restored) need version "$version"; exec "$ctl" rollback "$version" --database-restored ;;',
     '  restore-replace-live) need backupKey "$backupKey"; exec "$ctl" restore --key "$backupKey" --replace-live --yes ;;',
+    '  restore-rehearsal) need backupKey "$backupKey"; need sha256 "$sha256"; exec "$ctl" restore-rehearsal --key "$backupKey" --sha256 "$sha256" ;;',
+    '  restore-rehearsal-verify) exec "$ctl" restore-rehearsal-verify ;;',
     '  *) fail "is not a verb of this document" ;;',
     "esac",
   ];

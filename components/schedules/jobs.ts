@@ -5,6 +5,8 @@ import { JOB_FAILED_UNIT, jobUnits, renderJobFailedService, ScheduledJob } from 
 
 /** `nourishctl metrics` runs every minute: the database alarms' period is one minute. */
 export const DB_METRICS_SCHEDULE = "*-*-* *:*:00";
+/** `nourishctl restore-rehearsal-verify --report-age`, hourly: the stale-rehearsal alarm's heartbeat. */
+export const REHEARSAL_AGE_SCHEDULE = "*-*-* *:17:00";
 
 export function scheduledJobs(config: StackConfig, role: "app" | "db"): ScheduledJob[] {
   const tz = config.maintenance.timezone;
@@ -18,6 +20,14 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
   if (role === "app" && config.backups.enabled) jobs.push(logArchive);
   // The manual's weekly security check and update review, on the live release (lib/report.sh).
   if (role === "app") jobs.push({ id: "weekly-report", description: "weekly deploy check and outdated packages", onCalendar: m.weeklyReportSchedule, timezone: tz, verb: ["report", "weekly"], randomizedDelay: "30min" });
+  // Staging's weekly restore rehearsal (lib/rehearsal-verify.sh): the app hosts finish what the
+  // database host restored, and report hourly how long ago a rehearsal last succeeded (the alarm).
+  if (role === "app" && config.rehearsal.enabled && !config.database.managed) {
+    jobs.push(
+      { id: "restore-rehearsal-verify", description: "weekly restore rehearsal: migrate, check and measure prod's restored backup", onCalendar: config.rehearsal.verifySchedule, timezone: tz, verb: ["restore-rehearsal-verify"] },
+      { id: "restore-rehearsal-age", description: "age of the last successful restore rehearsal to CloudWatch", onCalendar: REHEARSAL_AGE_SCHEDULE, timezone: tz, verb: ["restore-rehearsal-verify", "--report-age"], randomizedDelay: "0" },
+    );
+  }
   if (role === "db" && !config.database.managed) {
     const pg = ["postgresql.service"];
     jobs.push(
@@ -33,6 +43,10 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
       jobs.push({ id: "verify-backup", description: "weekly verification of the latest backup", onCalendar: m.verifyBackupSchedule, timezone: tz, verb: ["backups", "verify", "--latest"], randomizedDelay: "15min" });
     }
     if (config.backups.enabled) jobs.push(logArchive);
+    // The manual's weekly restore test: prod's latest backup into this (staging) database (lib/rehearsal.sh).
+    if (config.rehearsal.enabled) {
+      jobs.push({ id: "restore-rehearsal", description: "weekly restore rehearsal of prod's latest backup", onCalendar: config.rehearsal.schedule, timezone: tz, verb: ["restore-rehearsal", "--latest"], after: pg });
+    }
     if (config.backups.enabled && config.backups.pitr) {
       // pgBackRest picks full (weekly) or differential itself; WAL is archived continuously.
       jobs.push({ id: "pitr-backup", description: "pgBackRest backup for point-in-time recovery", onCalendar: "*-*-* 01:00:00", timezone: tz, verb: ["pitr", "backup"], after: pg, randomizedDelay: "15min" });

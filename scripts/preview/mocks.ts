@@ -9,6 +9,11 @@ export function hex(seed: string, len: number): string {
   return createHash("sha256").update(seed).digest("hex").slice(0, len);
 }
 
+/** Prod's backup bucket and key as the prod stack exports them, and the latest backup in it (02:00 in Kigali is 00:00 UTC). */
+export const PROD_BACKUP_BUCKET = `backups-archive-${hex("prod:aws:s3/bucket:Bucketbackups-archive", 7)}`;
+export const PROD_BACKUP_KEY_ARN = `arn:aws:kms:af-south-1:${ACCOUNT_ID}:key/${hex("prod-backups-key", 8)}-${hex("prod-backups-key1", 4)}-${hex("prod-backups-key2", 4)}-${hex("prod-backups-key3", 4)}-${hex("prod-backups-key4", 12)}`;
+export const PROD_LATEST_BACKUP = { key: "dumps/daily/db_backup_20261128_000012.dump", sha256: hex("prod backup 2026-11-28", 64), size: 48213750, time: "2026-11-28T00:00:12Z" };
+
 /** EC2 ids carry a type prefix and 17 hex digits; other resources are known by name or ARN. */
 const ID_PREFIX: Record<string, string> = {
   "aws:ec2/vpc:Vpc": "vpc-",
@@ -159,19 +164,26 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         state.identifier ??= `${args.name}-${hex(args.name, 7)}`;
         state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
         break;
-      case "command:local:Command":
+      case "command:local:Command": {
         // The mocks run nothing: each step "prints" one recognisable line; the backup verb prints
         // a key of its real shape (the Release reads it from the last line and checks it), the
+        // rehearsal's verify step its JSON summary (the stack output restoreRehearsal), the release's
         // verify verb its success line with a time (the Release exports it as releaseVerified).
-        {
-          const params = String(args.inputs.environment?.NL_PARAMETERS ?? "");
-          const verify = /"verb":"release-verify","version":"([^"]+)"/.exec(params);
-          state.stdout = /"verb":"backup"/.test(params)
-            ? "dumps/daily/db_backup_20000101_020000.dump"
+        const params = String(args.inputs.environment?.NL_PARAMETERS ?? "");
+        const verify = /"verb":"release-verify","version":"([^"]+)"/.exec(params);
+        state.stdout = /"verb":"backup"/.test(params)
+          ? "dumps/daily/db_backup_20000101_020000.dump"
+          : /"verb":"restore-rehearsal-verify"/.test(params)
+            ? JSON.stringify({ ok: true, at: "2026-11-28T04:07:31Z", backupKey: PROD_LATEST_BACKUP.key, backupSha256: PROD_LATEST_BACKUP.sha256, seconds: 74.6, backupAgeSeconds: 14523 })
             : verify ? `nourishctl: release verify: ${verify[1]} answers through nginx at 2000-01-01T02:30:00Z`
               : `mock-output-${hex(args.name, 12)}`;
-        }
         state.stderr = "";
+        break;
+      }
+      case "pulumi:pulumi:StackReference":
+        // The prod stack's outputs the rehearsal reads, as `pulumi stack output --stack prod` gives them.
+        state.outputs = { backupBucket: PROD_BACKUP_BUCKET, backupKmsKeyArn: PROD_BACKUP_KEY_ARN };
+        state.secretOutputNames = [];
         break;
       case "random:index/randomPassword:RandomPassword":
       case "random:index/randomString:RandomString":
@@ -205,6 +217,12 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       }
       case "aws:elb/getServiceAccount:getServiceAccount":
         return { id: "098369216593", arn: "arn:aws:iam::098369216593:root" };
+      case "aws:s3/getObject:getObject":
+        // The latest pointer `nourishctl backup` writes in prod's bucket (whichever bucket config names); nothing else is read.
+        if (args.inputs.key === "dumps/daily/latest.json") {
+          return { id: `${args.inputs.bucket}/${args.inputs.key}`, bucket: args.inputs.bucket, key: args.inputs.key, contentType: "application/json", body: JSON.stringify(PROD_LATEST_BACKUP) };
+        }
+        throw mockError(`mocks: no object s3://${args.inputs.bucket}/${args.inputs.key}`);
       case "aws:iam/getPolicyDocument:getPolicyDocument":
         return { id: "policy", json: JSON.stringify({ Version: "2012-10-17", Statement: args.inputs.statements ?? [] }) };
       default:

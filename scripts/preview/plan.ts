@@ -158,13 +158,13 @@ export function renderTree(run: ProgramRun): string {
     const key = r.parent && run.resources.some((p) => p.urn === r.parent) ? r.parent : undefined;
     children.set(key, [...(children.get(key) ?? []), r]);
   }
-  const rows: [string, string][] = [];
+  const rows: [string, string, string][] = [];
   const walk = (parent: string | undefined, prefix: string) => {
     const kids = children.get(parent) ?? [];
     kids.forEach((r, i) => {
       const last = i === kids.length - 1;
       const branch = parent === undefined ? "" : last ? "└─ " : "├─ ";
-      rows.push([`${prefix}${branch}${r.type}`, r.name]);
+      rows.push([`${prefix}${branch}${r.type}`, r.name, r.read ? "read" : "create"]);
       walk(r.urn, parent === undefined ? "" : prefix + (last ? "   " : "│  "));
     });
   };
@@ -172,11 +172,15 @@ export function renderTree(run: ProgramRun): string {
   const typeWidth = Math.max(4, ...rows.map(([t]) => [...t].length));
   const nameWidth = Math.max(4, ...rows.map(([, n]) => n.length));
   const line = (mark: string, t: string, n: string, p: string) => ` ${mark}  ${t.padEnd(typeWidth + (t.length - [...t].length))}  ${n.padEnd(nameWidth)}  ${p}`;
-  const out = [line(" ", "Type", "Name", "Plan"), ...rows.map(([t, n]) => line("+", t, n, "create"))];
+  const out = [line(" ", "Type", "Name", "Plan"), ...rows.map(([t, n, p]) => line(p === "read" ? ">" : "+", t, n, p))];
 
   const counts = new Map<string, number>();
   for (const r of run.resources) counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
-  out.push("", "Resources:", `    + ${run.resources.length} to create`, "", "By type:");
+  // What `pulumi preview` shows among the outputs: which of prod's backups staging will restore.
+  const backup = run.outputs.rehearsalBackup as { key?: string; sha256?: string; time?: string } | undefined;
+  if (backup?.key) out.push("", `Restore rehearsal: prod's ${backup.key} (sha256 ${backup.sha256}, taken ${backup.time}) after the release`);
+  const reads = run.resources.filter((r) => r.read).length;
+  out.push("", "Resources:", `    + ${run.resources.length - reads} to create`, ...(reads ? [`    > ${reads} to read`] : []), "", "By type:");
   for (const [t, n] of [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) out.push(`    ${String(n).padStart(4)}  ${t}`);
   return out.join("\n");
 }

@@ -28,6 +28,8 @@ export interface RecordedResource {
   deleteBeforeReplace: boolean;
   ignoreChanges: string[];
   replaceOnChanges: string[];
+  /** A resource the program reads and does not manage (a StackReference): `pulumi preview` shows it as "read". */
+  read?: boolean;
 }
 
 export interface ProgramRun {
@@ -82,6 +84,11 @@ interface RegisterRequest {
 interface RegisterResponse { getUrn(): string; getId(): string }
 type Callback = (err: unknown, resp?: RegisterResponse) => void;
 
+interface ReadRequest {
+  getId(): string; getType(): string; getName(): string; getParent(): string; getProvider(): string;
+  getProperties(): { toJavaScript(): Record<string, unknown> } | undefined; getDependenciesList(): string[];
+}
+
 interface OutputsRequest { getUrn(): string; getOutputs(): { toJavaScript(): Record<string, unknown> } | undefined }
 
 /**
@@ -98,6 +105,22 @@ function recordRegistrations(resources: RecordedResource[], outputs: Map<string,
     outputs.set(req.getUrn(), sanitize(req.getOutputs()?.toJavaScript() ?? {}) as Record<string, unknown>);
     registerOutputs(req, cb);
   };
+  // Read resources (a StackReference to the prod stack): in the plan too, marked read.
+  const readMonitor = monitor as unknown as { readResource(req: ReadRequest, cb: Callback): Promise<void> };
+  const read = readMonitor.readResource.bind(monitor);
+  readMonitor.readResource = (req, cb) =>
+    read(req, (err, resp) => {
+      if (!err && resp) {
+        resources.push({
+          urn: resp.getUrn(), id: req.getId(), type: req.getType(), name: req.getName(), custom: true,
+          parent: req.getParent() || undefined, provider: req.getProvider() || undefined,
+          inputs: sanitize(req.getProperties()?.toJavaScript() ?? {}) as Record<string, unknown>,
+          dependsOn: req.getDependenciesList(), explicitDependsOn: req.getDependenciesList(), propertyDependencies: {},
+          protect: false, retainOnDelete: false, deleteBeforeReplace: false, ignoreChanges: [], replaceOnChanges: [], read: true,
+        });
+      }
+      cb(err, resp);
+    });
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) =>
     register(req, (err, resp) => {

@@ -26,6 +26,10 @@ export const DOMAIN = "app.nourishlink.test";
 const BUCKET = "nourish-link-rehearsal-backups";
 const TOOLING_BUCKET = "nourish-link-rehearsal-tooling";
 const RELEASES_BUCKET = "nourish-link-rehearsal-releases";
+/** "Prod's" backup bucket, which the restore rehearsal reads (REHEARSAL_SOURCE_BUCKET of the db host). */
+export const PROD_BUCKET = "nourish-link-rehearsal-prod-backups";
+/** What the rehearsal scrubs before the app sees prod's data. */
+export const SCRUB_COLUMNS = "meals_subscription.family_name";
 /** The stack's SSM document, as rendered for the rehearsal's tooling bucket. */
 const DOCUMENT = renderDocument({ toolingBucket: TOOLING_BUCKET, region: "us-east-1", timeoutSeconds: 1800 });
 
@@ -75,6 +79,8 @@ export function documentParamsFor(args: string[]): DocumentParams {
     return fail();
   }
   if (verb === "restore" && rest.includes("--replace-live") && rest.includes("--yes")) return { verb: "restore-replace-live", backupKey: opt("--key") ?? "" };
+  if (verb === "restore-rehearsal") return { verb: "restore-rehearsal", backupKey: opt("--key") ?? "", sha256: opt("--sha256") ?? "" };
+  if (verb === "restore-rehearsal-verify" && rest.length === 0) return { verb: "restore-rehearsal-verify" };
   return fail();
 }
 
@@ -138,7 +144,7 @@ export async function startLoopbackHosts(): Promise<LoopbackHosts> {
     const art = (name: ArtifactName): Artifact => artifacts.get(name) ?? (() => { throw new Error(`no artifact ${name}`); })();
     const password = randomBytes(18).toString("base64url");
     cluster = await startAppCluster({ appPassword: password });
-    s3 = await startS3({ buckets: [BUCKET, TOOLING_BUCKET, RELEASES_BUCKET] });
+    s3 = await startS3({ buckets: [BUCKET, TOOLING_BUCKET, RELEASES_BUCKET, PROD_BUCKET] });
     // The tooling as the stack uploads it, and the artifacts where the Release would fetch them.
     const upload = (file: string, url: string) => {
       const r = s3!.aws(["s3", "cp", "--only-show-errors", file, url]);
@@ -192,6 +198,7 @@ export async function startLoopbackHosts(): Promise<LoopbackHosts> {
     fs.mkdirSync(path.join(dbRoot, "etc/nourish-link"), { recursive: true });
     envFile(path.join(dbRoot, "etc/nourish-link/host.env"), {
       ROLE: "db", STACK: "rehearsal", REGION: "us-east-1", DB_NAME: "dusangire", DB_USER: "dusangire", BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint,
+      REHEARSAL_SOURCE_BUCKET: PROD_BUCKET, REHEARSAL_SCRUB_COLUMNS: SCRUB_COLUMNS,
     });
     const dbEnv = {
       ...process.env, ...s3.env, S3_ENDPOINT: s3.endpoint, NOURISH_ROOT: dbRoot, NOURISH_LIB: path.join(dbRoot, NOURISHCTL_LIB_PATH),

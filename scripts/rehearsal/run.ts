@@ -8,6 +8,7 @@ import * as path from "path";
 import { Artifact } from "./artifacts";
 import { ctl, DOMAIN, lastLine, Ran, startLoopbackHosts } from "./host";
 import { LoadResult, startLoad } from "./load";
+import { corrupt, PROD_DB, ProdBackup, prodBackup, publishedMetric, rehearseRestore, stagingState } from "./restore";
 import { get, sleep } from "./loopback";
 
 export interface Drill {
@@ -40,6 +41,10 @@ export interface Drill {
   /** A restore's database kept aside, and the orders in it the restored one lacks (taken after the backup). */
   keptDatabase?: string;
   ordersOnlyInKeptDatabase?: number;
+  /** A restore rehearsal's summary (restore-rehearsal-verify's last line): the stack output restoreRehearsal. */
+  rehearsal?: { ok: boolean; at: string; backupKey: string; backupSha256: string; seconds: number; backupAgeSeconds: number };
+  /** What the rehearsal drills found in the staging database and the metrics afterwards. */
+  rehearsalChecks?: Record<string, string | number | boolean | undefined>;
 }
 
 export interface Report {
@@ -171,6 +176,10 @@ export async function rehearse(o: RehearsalOptions = {}): Promise<Report> {
     await drill("first-release", `${v1.version} on a new host (maintenance page until then)`, { exit: "ok", serving: v1.version }, true,
       (d) => release(d, v1));
     menuItemId = Number(JSON.parse((await get(port, "/menu/", headers)).body)[0].id);
+    // "Prod" at 1.0.0's schema, backed up now: the restore rehearsal drills at the end restore it
+    // into this (staging) estate, which will have moved on to a newer release by then.
+    log(`prod: a copy of the database with ${PROD_DB}'s own orders, backed up into prod's bucket`);
+    const prod: ProdBackup = await prodBackup(hosts);
 
     await drill("upgrade-under-load", `${v1.version} → ${v2.version} (adds a field and its migration) under load`,
       { exit: "ok", serving: v2.version }, false, (d) => release(d, v2));
@@ -208,6 +217,54 @@ export async function rehearse(o: RehearsalOptions = {}): Promise<Report> {
         d.keptDatabase = kept;
         return rollback(d, [v2.version, "--database-restored"]);
       });
+    // Staging's weekly restore test, as `pulumi up` sends it through the SSM document. First with
+    // prod's latest backup corrupted: it must fail loudly, publish nothing, change nothing.
+    const serving2 = await serving();
+    await drill("restore-rehearsal-corrupted", `prod's latest backup with one byte flipped: the rehearsal refuses it`,
+      { exit: "fails", serving: serving2 }, true, async (d) => {
+        const before = stagingState(hosts);
+        const putBack = corrupt(hosts, prod.key);
+        try {
+          const { restore, verify } = await rehearseRestore(hosts, prod);
+          // The app host's half has nothing to finish: it must refuse on its own too.
+          const alone = await ctl(appEnv, ["restore-rehearsal-verify"]);
+          const same = stagingState(hosts) === before;
+          d.rehearsalChecks = { restoreExit: restore.code, verifyRan: verify !== undefined, verifyAloneExit: alone.code, stagingUnchanged: same, successMetric: publishedMetric(hosts, "RestoreRehearsalSuccess") };
+          if (!/corrupted or truncated/.test(lastLine(restore))) d.problems.push(`the refusal does not say the backup is corrupted: ${lastLine(restore)}`);
+          if (verify !== undefined) d.problems.push("the app host's step ran after a failed restore");
+          if (alone.code === 0) d.problems.push("restore-rehearsal-verify succeeded without a rehearsal to verify");
+          if (!same) d.problems.push("the staging database changed");
+          if (publishedMetric(hosts, "RestoreRehearsalSuccess") !== undefined) d.problems.push("RestoreRehearsalSuccess was published");
+          return restore;
+        } finally {
+          putBack();
+        }
+      });
+    await drill("restore-rehearsal", `prod's backup ${prod.key} restored into staging, scrubbed, migrated to ${serving2}, checked, measured`,
+      { exit: "ok", serving: serving2 }, true, async (d) => {
+        const { restore, verify } = await rehearseRestore(hosts, prod);
+        d.stepSeconds.restore = round(restore.seconds);
+        if (!verify) return restore;
+        d.stepSeconds.verify = round(verify.seconds);
+        if (verify.code !== 0) return verify;
+        const summary = JSON.parse(verify.stdout.trim().split("\n").pop() ?? "{}");
+        d.rehearsal = summary;
+        const orders = Number(db.psql("SELECT count(*) FROM meals_order", { db: "dusangire" }));
+        const unscrubbed = Number(db.psql("SELECT count(*) FROM meals_subscription WHERE family_name NOT LIKE 'scrubbed-%'", { db: "dusangire" }));
+        const kept = db.psql("SELECT datname FROM pg_database WHERE datname LIKE 'dusangire_before_restore_%' ORDER BY 1 DESC LIMIT 1");
+        d.rehearsalChecks = {
+          ordersInStaging: orders, ordersInProd: prod.orders, unscrubbedFamilyNames: unscrubbed, keptDatabase: kept,
+          successMetric: publishedMetric(hosts, "RestoreRehearsalSuccess"), secondsMetric: publishedMetric(hosts, "RestoreRehearsalSeconds"),
+          backupAgeMetric: publishedMetric(hosts, "RestoreRehearsalBackupAgeSeconds"),
+        };
+        if (summary.backupKey !== prod.key || summary.backupSha256 !== prod.sha256 || summary.ok !== true) d.problems.push(`summary names another backup: ${JSON.stringify(summary)}`);
+        if (orders !== prod.orders) d.problems.push(`staging holds ${orders} orders, prod's backup ${prod.orders}`);
+        if (unscrubbed !== 0) d.problems.push(`${unscrubbed} family names were not scrubbed`);
+        if (!kept) d.problems.push("staging's previous database was not kept");
+        if (publishedMetric(hosts, "RestoreRehearsalSuccess") !== "1") d.problems.push("RestoreRehearsalSuccess was not published");
+        if (Number(publishedMetric(hosts, "RestoreRehearsalSeconds")) !== summary.seconds) d.problems.push("RestoreRehearsalSeconds is not the summary's seconds");
+        return verify;
+      });
     return { startedAt: new Date(started).toISOString(), loadRate: rate, seconds: round((Date.now() - started) / 1000), passed: drills.every((d) => d.passed), drills };
   } finally {
     await hosts.stop(o.keep);
@@ -221,6 +278,8 @@ export function summary(r: Report): string {
   for (const d of r.drills) {
     lines.push(`| ${d.name} | ${d.passed ? "yes" : "NO"} | ${d.serving} | ${d.requestsSent} (${d.requestsFailed}) | ${d.ordersAcknowledged} (${d.ordersMissing}) | ${d.switchSeconds ?? "—"} | ${d.rollbackSeconds ?? "—"}${d.rollbackTotalSeconds !== undefined ? ` (${d.rollbackTotalSeconds})` : ""} |`);
   }
+  const rr = r.drills.find((d) => d.rehearsal)?.rehearsal;
+  if (rr) lines.push("", `restore rehearsal: ${rr.backupKey} restored, migrated and serving in ${rr.seconds} s (RTO); backup ${rr.backupAgeSeconds} s old (RPO)`);
   lines.push("");
   for (const d of r.drills) {
     const kept = d.keptDatabase ? ` (${d.ordersOnlyInKeptDatabase} orders taken after the backup are in ${d.keptDatabase}, kept aside)` : "";

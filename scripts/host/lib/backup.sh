@@ -29,6 +29,10 @@ VERBS+=("restore-cleanup|drop databases (or SQLite files) a restore kept: NAME o
 
 # BK_KEY_RE (a backup's whole key) is nourishctl's: the app hosts check pre-release backup keys too.
 
+# The newest complete daily backup: {key, sha256, size, time}, written by `backup` after its
+# manifest (restore rehearsals and the staging preview read it).
+BK_LATEST_POINTER=dumps/daily/latest.json
+
 bk_dir() { echo "$ROOT${BACKUP_DIR:-/var/backups/nourish-link}"; }
 bk_db() { echo "${DB_NAME:?DB_NAME is not set in $HOST_ENV}"; }
 bk_ext() { if [ -n "${SQLITE_PATH:-}" ]; then echo sqlite3; else echo dump; fi; }
@@ -103,7 +107,8 @@ usage: nourishctl backup
   pg_dump -Fc of \$DB_NAME (or, with SQLITE_PATH, a consistent copy of the SQLite file) to
   BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.dump (UTC) with a JSON manifest (.json: time, size, duration,
   server version, sha256, migration state, tables, tool versions); both uploaded to
-  s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked.
+  s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked;
+  then dumps/daily/latest.json ({key, sha256, size, time}) names it.
   Local copies older than BACKUP_LOCAL_DAYS (7) are deleted. Metric BackupSuccess=1 only on success.
   A second backup while one runs exits 1 at once ("another backup is running"); while a restore or
   recovery holds the database lock it waits up to DB_LOCK_WAIT_SECONDS (900), then exits 1.
@@ -204,6 +209,17 @@ PY
     fi
     say "backup: uploaded s3://$bucket/$key ($size bytes, sha256 $sha) and its manifest"
   done
+  # Last of all, the pointer to this backup: whoever reads it (a restore rehearsal, the staging
+  # preview's data source) finds a backup whose dump and manifest are already complete.
+  local pointer="$dir/.$name.latest.partial"
+  BK_TMP_FILES+=("$pointer")
+  printf '{"key": "dumps/daily/%s", "sha256": "%s", "size": %s, "time": "%s"}\n' \
+    "$name.$ext" "$sha" "$size" "$(bk_json_get "$dir/$name.json" time)" > "$pointer" \
+    || die "backup failed at step pointer: cannot write $pointer"
+  if ! aws_cli s3 cp --only-show-errors --content-type application/json "$pointer" "s3://$bucket/$BK_LATEST_POINTER" >&2; then
+    die "backup failed at step pointer: s3://$bucket/$BK_LATEST_POINTER (the backup itself is complete: dumps/daily/$name.$ext)"
+  fi
+  rm -f "$pointer"
 
   # Local retention: complete backups older than BACKUP_LOCAL_DAYS, and stale partial files.
   local days="${BACKUP_LOCAL_DAYS:-7}"
@@ -537,6 +553,13 @@ EOF
     manifest="${src%.*}.json"
     # Step: verify, before any database (or file) is touched.
     bk_check_file "$src" "$manifest" "$label" restore
+    # A caller that named the backup by its checksum too (a restore rehearsal, from the plan) gets
+    # exactly that backup or nothing.
+    if [ -n "${BK_EXPECT_SHA256:-}" ]; then
+      local named
+      named=$(bk_json_get "$manifest" sha256)
+      [ "$named" = "$BK_EXPECT_SHA256" ] || die "restore: backup $label has sha256 $named, not the $BK_EXPECT_SHA256 it was named by; refusing it"
+    fi
     say "restore: $label: sha256 matches its manifest"
   fi
 
@@ -584,6 +607,8 @@ EOF
     bk_check_db "$tmpdb" "$BK_TMPDIR/tables" "$want" "$label"
   fi
   bk_psql postgres -c "COMMENT ON DATABASE \"$tmpdb\" IS 'nourishctl restore of ${label//\'/} at $ts'" >/dev/null || true
+  # A caller's last step on the checked copy before anyone sees it (restore-rehearsal: scrubbing).
+  if [ -n "${BK_BEFORE_SWAP:-}" ]; then "$BK_BEFORE_SWAP" "$tmpdb" "$label"; fi
 
   if [ -n "$as" ]; then
     bk_keep_as "$tmpdb" "$as"
