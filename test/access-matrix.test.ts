@@ -65,7 +65,10 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       assert.strictEqual(cell("read django-secret-key", "app"), A, `${name}: the app cannot read its Django key`);
       assert.strictEqual(cell("read db-password", "app"), A, name);
       const dbHost = m.principals.some((p) => p.id === "db");
-      for (const c of ["read dumps", "read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
+      // With a managed database (no db host) the first app host takes and restores the dumps
+      // (lib/backup.sh against RDS): read and write under dumps/, only then, and never delete.
+      for (const c of ["read dumps", "write dumps"]) assert.strictEqual(cell(c, "app"), dbHost ? D : A, `${name}: app host ${c}`);
+      for (const c of ["read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
         assert.strictEqual(cell(c, "app"), D, `${name}: app host may ${c}`);
       }
       if (dbHost) {

@@ -79,14 +79,23 @@ export class AppHosts extends pulumi.ComponentResource {
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role);
     // `nourishctl logs archive`: put (never delete) under logs/ only.
     args.backups?.grantWrite(`${name}-logs`, this.hostRole.role, ["logs/"]);
+    // A managed database has no host of ours: the first app host takes the pre-release backup and
+    // is where it is restored (`nourishctl backup` / `restore --key` against RDS), so only then do
+    // the app hosts put and read dumps/ (never delete: the grant has no delete).
+    const managed = config.database.managed;
+    if (managed) args.backups?.grantWrite(`${name}-dumps`, this.hostRole.role, ["dumps/"]);
     const archiveEnv = args.backups
-      ? pulumi.all([args.backups.bucketName, args.backups.kmsKeyArn]).apply(([bucket, key]): Record<string, string> => ({ BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key }))
+      ? pulumi.all([args.backups.bucketName, args.backups.kmsKeyArn]).apply(([bucket, key]): Record<string, string> => ({
+        BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key,
+        ...(managed ? { BACKUP_LOCAL_DAYS: String(config.backups.localRetentionDays) } : {}),
+      }))
       : pulumi.output<Record<string, string>>({});
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
     const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv])
       .apply(([vcpus, dbHost, dbParam, keyParam, install, archive]) => renderHostCloudInit(config, "app", {
-        packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"])],
+        // pg_dump/pg_restore of RDS's major (15) for the backup and restore a managed database needs.
+        packages: ["nginx", "python3-venv", "logrotate", "ssl-cert", ...(behindAlb ? [] : ["certbot"]), ...(managed ? ["postgresql-client-15"] : [])],
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
           DOMAIN: config.domain,
           TLS: app.tls,
@@ -97,6 +106,8 @@ export class AppHosts extends pulumi.ComponentResource {
           DB_USER: config.database.user,
           DB_PASSWORD_PARAMETER: dbParam,
           DJANGO_SECRET_KEY_PARAMETER: keyParam,
+          // nourishctl's pg_admin: RDS over TLS as the app's database user (app.env), not a local superuser.
+          ...(managed ? { DB_MANAGED: "true" } : {}),
           ...archive,
         }),
       }, install));
