@@ -99,6 +99,8 @@ const artifact = z.discriminatedUnion("type", [
   }),
 ], { error: "must be { type: s3, key, sha256 } or { type: git, url, commit, tag? }" });
 
+/** RDS's rules for a DBInstanceIdentifier, as stored (lower case). */
+export const RDS_IDENTIFIER_RE = /^[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)$/;
 /** Roles that are superusers or reserved on PostgreSQL and RDS: never the app's. */
 export const RESERVED_DB_USERS = ["postgres", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_replication", "root", "admin", "template0", "template1"];
 
@@ -140,6 +142,10 @@ export const stackConfigSchema = z.strictObject({
     user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
       .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: `must not be a superuser or reserved role (${"postgres, rdsadmin, rds_superuser, pg_*"}): the app connects with least privilege` }).describe("role the app connects as"),
     multiAz: z.boolean().optional().describe("RDS Multi-AZ standby (managed only; default: on for prod with database.managed, off otherwise)"),
+    // RDS's rules for DBInstanceIdentifier: 1-63 letters, digits, hyphens; a letter first; no
+    // hyphen last or twice in a row. RDS stores it in lower case, and CloudWatch log groups carry it.
+    rdsIdentifier: z.string().regex(RDS_IDENTIFIER_RE, { error: "must be an RDS instance identifier: 1-63 lower-case letters, digits and hyphens, a letter first, no hyphen last or twice in a row" })
+      .optional().describe("RDS instance identifier (managed only; default nourish-link-<stack>; an instance created before it existed: set its current identifier, see RUNBOOK)"),
     slowQueryMs: int(0, 600000).describe("log_min_duration_statement, for the weekly slow-query review"),
   }),
   backups: z.strictObject({
@@ -238,6 +244,7 @@ function crossKeyProblems(c: any): [string, string][] {
   }
   if (c.app?.tls === "nginx" && typeof c.app?.count === "number" && c.app.count > 1) fail("app.tls", "must be alb when app.count is more than 1: certbot on nginx serves a single host");
   if (c.database?.multiAz === true && c.database?.managed === false) fail("database.multiAz", "requires database.managed: true (Multi-AZ is an RDS feature)");
+  if (c.database?.rdsIdentifier !== undefined && c.database?.managed === false) fail("database.rdsIdentifier", "requires database.managed: true (it names the RDS instance)");
   if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
   const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
   if (typeof local === "number" && typeof kept === "number" && local > kept) fail("backups.localRetentionDays", "must not exceed backups.retentionDays");
@@ -394,6 +401,11 @@ export function parseSettings(raw: Record<string, unknown>, stack: string): Stac
       : [`${keyName(iss.path)} ${iss.message}`],
   )];
   problems.push(...crossKeyProblems(merged).map(([key, message]) => `${PROJECT}:${key} ${message}`));
+  // The default RDS identifier carries the stack's name, which Pulumi allows more freely than RDS.
+  const db = result.data?.database;
+  if (db?.managed && db.rdsIdentifier === undefined && !RDS_IDENTIFIER_RE.test(`${PROJECT}-${stack}`)) {
+    problems.push(`${PROJECT}:database.rdsIdentifier must be set: the default ${PROJECT}-${stack} is not an RDS instance identifier (lower-case letters, digits and single hyphens)`);
+  }
   if (problems.length || !result.success) throw new ConfigError(problems);
   return result.data;
 }

@@ -47,6 +47,8 @@ export class NourishLink extends pulumi.ComponentResource {
     if (config.backups.enabled) this.backups = new BackupStore("backups", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
     const appCidrs = behindAlb ? this.network.privateSubnetCidrs : this.network.publicSubnetCidrs.slice(0, 1);
+    // Before the database: RDS's log groups must exist before the instance exports into them.
+    this.monitoring = new Monitoring("monitoring", { config }, child);
     this.database = new Database("database", {
       config,
       secrets: this.secrets,
@@ -57,8 +59,8 @@ export class NourishLink extends pulumi.ComponentResource {
       backups: this.backups,
       tooling,
       volumeKmsKeyArn: volumeKey.arn,
+      rdsLogGroups: this.monitoring.rdsLogGroups,
     }, child);
-    this.monitoring = new Monitoring("monitoring", { config }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups }, child);
     this.monitoring.watch("monitoring", watchedEstate(config, this.app, this.database));
     this.release = new Release("release", {

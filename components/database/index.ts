@@ -13,6 +13,7 @@ import { hostEnv, renderHostCloudInit } from "../hosts/user-data";
 import { scheduleFiles } from "../schedules/jobs";
 import { monitoringHostFiles } from "../monitoring/host";
 import { ARCHIVE_CONF_PATH, MAX_ARCHIVE_TIMEOUT_SECONDS, PGBACKREST_TEMPLATE_PATH, pitrRetention, renderArchiveSettings, renderPgbackrestConf } from "./pgbackrest";
+import { RDS_LOG_EXPORTS, rdsIdentifier } from "./rds";
 import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
 
 export interface DatabaseArgs {
@@ -29,6 +30,8 @@ export interface DatabaseArgs {
   tooling: HostTooling;
   /** The key of the host's root and data volumes. */
   volumeKmsKeyArn: pulumi.Output<string>;
+  /** With RDS: the log groups its exports write to, which must exist before it does (rds.ts). */
+  rdsLogGroups?: pulumi.Resource[];
 }
 
 // Debian's snakeoil certificate: TLS inside the VPC without a CA to run; scram does the auth.
@@ -89,6 +92,8 @@ export class Database extends pulumi.ComponentResource {
       }, { parent: this });
       const subnets = new aws.rds.SubnetGroup(`${name}-subnets`, { subnetIds: args.subnetIds }, { parent: this });
       const rds = new aws.rds.Instance(`${name}-rds`, {
+        // Fixed, so that its log groups can exist first (rds.ts); a change would replace the instance.
+        identifier: rdsIdentifier(config),
         engine: "postgres",
         engineVersion: "15",
         instanceClass: `db.${db.instanceType}`,
@@ -104,7 +109,7 @@ export class Database extends pulumi.ComponentResource {
         // A standby in another AZ by default on prod.
         multiAz: db.multiAz ?? config.environment === "prod",
         iamDatabaseAuthenticationEnabled: true,
-        enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
+        enabledCloudwatchLogsExports: [...RDS_LOG_EXPORTS],
         publiclyAccessible: false,
         deletionProtection: true,
         backupRetentionPeriod: Math.min(config.backups.retentionDays, 35),
@@ -115,7 +120,7 @@ export class Database extends pulumi.ComponentResource {
         skipFinalSnapshot: false,
         finalSnapshotIdentifier: `nourish-link-${config.stack}-final`,
         copyTagsToSnapshot: true,
-      }, { parent: this, protect: true, retainOnDelete: config.environment === "prod", dependsOn: [monitoringPolicy] });
+      }, { parent: this, protect: true, retainOnDelete: config.environment === "prod", dependsOn: [monitoringPolicy, ...(args.rdsLogGroups ?? [])] });
       this.endpoint = rds.address;
       this.rdsIdentifier = rds.identifier;
       this.registerOutputs({ endpoint: this.endpoint });
