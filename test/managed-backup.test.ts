@@ -2,8 +2,9 @@
 // Real PostgreSQL 15 stands in for RDS as the app host sees it: TCP only, TLS required
 // (rds.force_ssl: plain TCP is rejected), scram, no superuser and no local socket for us; the
 // app's database user owns the database (CREATEDB for restore-beside). The app role's tooling
-// (exactly the files an app host installs) runs `nourishctl backup` into s3rver and
-// `nourishctl restore --key` back, with app.env as setup writes it.
+// (exactly the files an app host installs) creates the app's role as RDS's master user (secret in
+// moto's Secrets Manager), runs `nourishctl backup` into s3rver and `nourishctl restore --key`
+// back, with app.env as setup writes it.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
@@ -13,15 +14,22 @@ import { toolingFilesFor, TOOLING_DIR } from "../components/release/steps";
 import { Cluster, createCluster, PG_BINDIR } from "./pg";
 import { AWS_CLI, S3, startS3 } from "./s3";
 import { requireTool, run, selfSignedCert } from "./tools";
+import { Moto, startMoto } from "./moto";
 
 const BUCKET = "nl-test-managed-backups";
 // Quotes, a dollar, a backslash and a space: read as data, never as shell.
 const APP_PASSWORD = `app "pw" $HOME \\ 'x'`;
 const DJANGO_KEY = "django-key-never-in-output";
+const MASTER = "nourish_admin";
+const MASTER_PASSWORD = "master-pw-never-in-output";
 
 describe("managed database: backup and restore from the app host", function () {
   let cluster: Cluster;
   let s3: S3;
+  let moto: Moto;
+  let secretArn = "";
+  let logBefore = 0;
+  let createAppRole: { status: number | null; stdout: string; stderr: string };
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-managed-"));
   const tooling = path.join(root, "tooling");
   const etc = path.join(root, "etc/nourish-link");
@@ -29,8 +37,8 @@ describe("managed database: backup and restore from the app host", function () {
 
   const hostEnv = (vars: Record<string, string> = {}): void => {
     fs.writeFileSync(path.join(etc, "host.env"), renderEnvFile("host.env", {
-      ROLE: "app", STACK: "staging", REGION: "us-east-1", DB_HOST: "127.0.0.1", DB_NAME: "dusangire", DB_USER: "dusangire",
-      BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint, DB_MANAGED: "true", ...vars,
+      ROLE: "app", STACK: "staging", REGION: "af-south-1", DB_HOST: "127.0.0.1", DB_NAME: "dusangire", DB_USER: "dusangire",
+      BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint, DB_MANAGED: "true", DB_MASTER_SECRET_ARN: secretArn, ...vars,
     }));
   };
   const appEnv = (vars: Record<string, string> = {}): void => {
@@ -42,7 +50,7 @@ describe("managed database: backup and restore from the app host", function () {
   };
   const ctl = (...args: string[]) => {
     const r = run("bash", [path.join(tooling, "nourishctl"), ...args], { env, timeout: 180_000 });
-    for (const secret of [APP_PASSWORD, DJANGO_KEY]) assert.ok(!(r.stdout + r.stderr).includes(secret), `nourishctl ${args.join(" ")} printed a secret`);
+    for (const secret of [APP_PASSWORD, DJANGO_KEY, MASTER_PASSWORD]) assert.ok(!(r.stdout + r.stderr).includes(secret), `nourishctl ${args.join(" ")} printed a secret`);
     return r;
   };
   const ok = (r: { status: number | null; stdout: string; stderr: string }, what: string) =>
@@ -71,12 +79,31 @@ describe("managed database: backup and restore from the app host", function () {
     cluster.own(key);
     cluster.own(cert);
     cluster.start({
-      conf: `ssl = on\nssl_cert_file = '${cert}'\nssl_key_file = '${key}'\npassword_encryption = 'scram-sha-256'\n`,
+      // Every statement logged: the passwords must never be in one.
+      conf: `ssl = on\nssl_cert_file = '${cert}'\nssl_key_file = '${key}'\npassword_encryption = 'scram-sha-256'\nlog_statement = 'all'\n`,
       // RDS with rds.force_ssl = 1: TLS and a password, or nothing. The socket is the harness's own way in.
       hba: "local all postgres peer\nhostssl all all 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\n",
     });
-    cluster.psql(`CREATE ROLE dusangire LOGIN CREATEDB PASSWORD '${APP_PASSWORD.replace(/'/g, "''")}'`);
-    cluster.psql("CREATE DATABASE dusangire OWNER dusangire");
+    // As RDS creates it: a master user that is not a superuser (CREATEROLE, CREATEDB), owning the
+    // database; and, as an instance whose app connected as the master had, a table the master owns.
+    cluster.psql(`CREATE ROLE ${MASTER} LOGIN CREATEROLE CREATEDB PASSWORD '${MASTER_PASSWORD}'`);
+    cluster.psql(`CREATE DATABASE dusangire OWNER ${MASTER}`);
+    cluster.psql(`SET ROLE ${MASTER}; CREATE TABLE legacy_notes (id serial PRIMARY KEY, note text); CREATE VIEW legacy_view AS SELECT note FROM legacy_notes`, { db: "dusangire" });
+    moto = await startMoto();
+    const secret = moto.aws(["secretsmanager", "create-secret", "--name", "rds!db-nourish-link-test", "--secret-string", JSON.stringify({ username: MASTER, password: MASTER_PASSWORD })]);
+    assert.strictEqual(secret.status, 0, secret.stderr);
+    secretArn = JSON.parse(secret.stdout).ARN;
+    s3 = await startS3({ buckets: [BUCKET] });
+    // No PGHOST: the only way in is DATABASE_HOST over TCP; PGPORT stands in for RDS's 5432.
+    env = { ...process.env, NOURISH_ROOT: root, PGPORT: String(cluster.port), ...s3.env, SECRETS_ENDPOINT: moto.endpoint,
+      PATH: `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}` };
+    for (const k of ["PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE"]) delete env[k];
+    hostEnv();
+    appEnv();
+    // The Release's step before the backup: the app's role, made by the master user.
+    logBefore = cluster.log().length;
+    createAppRole = ctl("create-app-role");
+    ok(createAppRole, "create-app-role");
     cluster.psql(`SET ROLE dusangire;
       CREATE TABLE menu_items (id serial PRIMARY KEY, name text NOT NULL);
       CREATE TABLE orders (id serial PRIMARY KEY, menu_item_id integer REFERENCES menu_items, quantity integer NOT NULL);
@@ -84,18 +111,38 @@ describe("managed database: backup and restore from the app host", function () {
       INSERT INTO menu_items (name) SELECT 'dish ' || i FROM generate_series(1, 50) i;
       INSERT INTO orders (menu_item_id, quantity) SELECT 1 + i % 50, 1 + i % 4 FROM generate_series(1, 2000) i;
       INSERT INTO django_migrations (app, name, applied) VALUES ('orders', '0001_initial', now()), ('orders', '0002_quantity', now());`, { db: "dusangire" });
-    s3 = await startS3({ buckets: [BUCKET] });
-    // No PGHOST: the only way in is DATABASE_HOST over TCP; PGPORT stands in for RDS's 5432.
-    env = { ...process.env, NOURISH_ROOT: root, PGPORT: String(cluster.port), ...s3.env, PATH: `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}` };
-    for (const k of ["PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE"]) delete env[k];
-    hostEnv();
-    appEnv();
   });
 
   after(async () => {
     cluster?.stop();
     await s3?.stop();
+    moto?.stop();
     fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("creates the app's role as RDS's master user: least privilege, owner of the app database and what the master made there; idempotent", () => {
+    ok(createAppRole, "create-app-role");
+    const role = () => cluster.psql("SELECT rolcanlogin, rolcreatedb, rolsuper, rolcreaterole, rolreplication FROM pg_roles WHERE rolname = 'dusangire'");
+    assert.strictEqual(role(), "t|t|f|f|f");
+    const owners = () => cluster.psql(`SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = 'dusangire'
+      UNION ALL SELECT string_agg(relname || '=' || pg_get_userbyid(relowner), ',' ORDER BY relname) FROM pg_class WHERE relname LIKE 'legacy%' AND relkind IN ('r', 'S', 'v')`, { db: "dusangire" });
+    assert.strictEqual(owners(), "dusangire\nlegacy_notes=dusangire,legacy_notes_id_seq=dusangire,legacy_view=dusangire");
+    // The app logs in over TLS with app.env's password; the server never saw it in a statement.
+    assert.strictEqual(run(path.join(PG_BINDIR, "psql"), ["-XAtc", "SELECT current_user", `host=127.0.0.1 port=${cluster.port} dbname=dusangire user=dusangire sslmode=require`], { env: { ...process.env, PGPASSWORD: APP_PASSWORD } }).stdout.trim(), "dusangire");
+    const log = cluster.log().slice(logBefore);
+    assert.match(log, /ALTER ROLE dusangire WITH LOGIN CREATEDB NOCREATEROLE PASSWORD 'SCRAM-SHA-256\$4096:/);
+    assert.ok(!log.includes(APP_PASSWORD) && !log.includes(MASTER_PASSWORD), "a password reached the server log");
+    // Again: same state, no error.
+    ok(ctl("create-app-role"), "create-app-role again");
+    assert.strictEqual(role(), "t|t|f|f|f");
+    assert.strictEqual(owners(), "dusangire\nlegacy_notes=dusangire,legacy_notes_id_seq=dusangire,legacy_view=dusangire");
+    // Refusals: a database host's way, and a master that is the app's user.
+    hostEnv({ DB_MANAGED: "" });
+    try {
+      assert.match(ctl("create-app-role").stderr, /create-app-role: only with a managed database/);
+    } finally {
+      hostEnv();
+    }
   });
 
   let key = "";
@@ -110,7 +157,7 @@ describe("managed database: backup and restore from the app host", function () {
     const manifest = JSON.parse(fs.readFileSync(path.join(root, "var/backups/nourish-link", `${name}.json`), "utf8"));
     assert.strictEqual(manifest.database, "dusangire");
     assert.deepStrictEqual(manifest.migrations, { orders: "0002_quantity" });
-    assert.deepStrictEqual(manifest.tables, ["public.django_migrations", "public.menu_items", "public.orders"]);
+    assert.deepStrictEqual(manifest.tables, ["public.django_migrations", "public.legacy_notes", "public.menu_items", "public.orders"]);
     assert.match(manifest.tools.dump, /pg_dump \(PostgreSQL\) 15\./);
     assert.strictEqual(fs.readFileSync(path.join(root, "var/lib/nourish-link/metrics/BackupSuccess"), "utf8").trim(), "1");
     // It went over TLS as the app's user: the server logged no other way in (pg_hba rejects plain TCP).
