@@ -141,6 +141,9 @@ export const stackConfigSchema = z.strictObject({
     name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" }).describe("database name"),
     user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
       .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: `must not be a superuser or reserved role (${"postgres, rdsadmin, rds_superuser, pg_*"}): the app connects with least privilege` }).describe("role the app connects as"),
+    masterUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
+      .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: "must not be a name RDS or PostgreSQL reserves (postgres, rdsadmin, rds_*, pg_*)" })
+      .describe("RDS's master user (managed only; its password is RDS-managed in Secrets Manager); the app's role database.user is created by nourishctl create-app-role"),
     multiAz: z.boolean().optional().describe("RDS Multi-AZ standby (managed only; default: on for prod with database.managed, off otherwise)"),
     // RDS's rules for DBInstanceIdentifier: 1-63 letters, digits, hyphens; a letter first; no
     // hyphen last or twice in a row. RDS stores it in lower case, and CloudWatch log groups carry it.
@@ -244,6 +247,9 @@ function crossKeyProblems(c: any): [string, string][] {
   }
   if (c.app?.tls === "nginx" && typeof c.app?.count === "number" && c.app.count > 1) fail("app.tls", "must be alb when app.count is more than 1: certbot on nginx serves a single host");
   if (c.database?.multiAz === true && c.database?.managed === false) fail("database.multiAz", "requires database.managed: true (Multi-AZ is an RDS feature)");
+  if (typeof c.database?.masterUser === "string" && c.database.masterUser === (c.database.user ?? "dusangire")) {
+    fail("database.masterUser", "must differ from database.user: the app connects with least privilege, never as RDS's master user");
+  }
   if (c.database?.rdsIdentifier !== undefined && c.database?.managed === false) fail("database.rdsIdentifier", "requires database.managed: true (it names the RDS instance)");
   if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
   const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
@@ -276,7 +282,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer _U)[] ? T[K] : T[K]
 const COMMON: DeepPartial<StackSettings> = {
   network: { availabilityZones: 2, adminCidrs: [], sshAccess: false },
   app: { rootVolumeGb: 20, clientMaxBodySize: "10m" },
-  database: { managed: false, name: "dusangire", user: "dusangire", slowQueryMs: 500 },
+  database: { managed: false, name: "dusangire", user: "dusangire", masterUser: "nourish_admin", slowQueryMs: 500 },
   backups: { enabled: true, schedule: "*-*-* 02:00:00", monthlyRetentionMonths: 12, localRetentionDays: 7, pitr: true },
   maintenance: {
     timezone: "Africa/Kigali",

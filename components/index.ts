@@ -61,7 +61,7 @@ export class NourishLink extends pulumi.ComponentResource {
       volumeKmsKeyArn: volumeKey.arn,
       rdsLogGroups: this.monitoring.rdsLogGroups,
     }, child);
-    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups }, child);
+    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups, masterUserSecretArn: this.database.masterUserSecretArn }, child);
     this.monitoring.watch("monitoring", watchedEstate(config, this.app, this.database));
     this.release = new Release("release", {
       config,

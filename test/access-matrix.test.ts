@@ -78,6 +78,10 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       // With a managed database (no db host) the first app host takes and restores the dumps
       // (lib/backup.sh against RDS): read and write under dumps/, only then, and never delete.
       for (const c of ["read dumps", "write dumps"]) assert.strictEqual(cell(c, "app"), dbHost ? D : A, `${name}: app host ${c}`);
+      // create-app-role on the first app host reads RDS's master password: the one thing only the
+      // app hosts (and the deployer) may read, and only with a managed database.
+      assert.strictEqual(cell("read rds master secret", "app"), dbHost ? undefined : A, `${name}: app host and RDS's master secret`);
+      if (!dbHost) assert.strictEqual(cell("read rds master secret", "operator"), D, name);
       for (const c of ["read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
         assert.strictEqual(cell(c, "app"), D, `${name}: app host may ${c}`);
       }

@@ -179,7 +179,10 @@ describe("estate under mocks", () => {
     assert.strictEqual(rds.inputs.publiclyAccessible, false);
     assert.strictEqual(rds.inputs.deletionProtection, true);
     assert.strictEqual(rds.inputs.multiAz, true);
-    assert.strictEqual(rds.inputs.password, "[secret]");
+    // Its own master user with an RDS-managed password (Secrets Manager), never the app's role.
+    assert.strictEqual(rds.inputs.password, undefined);
+    assert.strictEqual(rds.inputs.manageMasterUserPassword, true);
+    assert.strictEqual(rds.inputs.username, "nourish_admin");
     assert.strictEqual(rds.protect, true);
     assert.strictEqual(ofType(managed, "aws:ebs/volume:Volume").length, 0);
     const params = (one(managed, "aws:rds/parameterGroup:ParameterGroup", "database-params").inputs.parameters as { name: string; value: string }[]);

@@ -10,7 +10,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { renderEnvFile } from "../components/hosts/env-file";
+import { renderDocument, substitute } from "../components/release/document";
 import { toolingFilesFor, TOOLING_DIR } from "../components/release/steps";
+import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH } from "../components/hosts/user-data";
 import { Cluster, createCluster, PG_BINDIR } from "./pg";
 import { AWS_CLI, S3, startS3 } from "./s3";
 import { requireTool, run, selfSignedCert } from "./tools";
@@ -31,7 +33,6 @@ describe("managed database: backup and restore from the app host", function () {
   let logBefore = 0;
   let createAppRole: { status: number | null; stdout: string; stderr: string };
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-managed-"));
-  const tooling = path.join(root, "tooling");
   const etc = path.join(root, "etc/nourish-link");
   let env: NodeJS.ProcessEnv;
 
@@ -49,7 +50,7 @@ describe("managed database: backup and restore from the app host", function () {
     }), { mode: 0o640 });
   };
   const ctl = (...args: string[]) => {
-    const r = run("bash", [path.join(tooling, "nourishctl"), ...args], { env, timeout: 180_000 });
+    const r = run("bash", [path.join(root, NOURISHCTL_PATH), ...args], { env, timeout: 180_000 });
     for (const secret of [APP_PASSWORD, DJANGO_KEY, MASTER_PASSWORD]) assert.ok(!(r.stdout + r.stderr).includes(secret), `nourishctl ${args.join(" ")} printed a secret`);
     return r;
   };
@@ -68,10 +69,10 @@ describe("managed database: backup and restore from the app host", function () {
     for (const t of ["flock", "sha256sum", "python3", "openssl"]) requireTool(t);
     assert.ok(fs.existsSync(path.join(PG_BINDIR, "pg_dump")), "pg_dump is missing: apt-get install -y postgresql");
     fs.mkdirSync(etc, { recursive: true });
-    // The app role's tooling, as tooling-install lays it out (lib/ beside the CLI).
+    // The app role's tooling, at its paths on the host, as tooling-install lays it out.
     for (const f of toolingFilesFor("app")) {
-      fs.mkdirSync(path.dirname(path.join(tooling, f.source)), { recursive: true });
-      fs.copyFileSync(path.join(TOOLING_DIR, f.source), path.join(tooling, f.source));
+      fs.mkdirSync(path.dirname(path.join(root, f.target)), { recursive: true });
+      fs.copyFileSync(path.join(TOOLING_DIR, f.source), path.join(root, f.target));
     }
     cluster = await createCluster();
     const { cert, key } = selfSignedCert(cluster.root, "localhost");
@@ -95,14 +96,16 @@ describe("managed database: backup and restore from the app host", function () {
     secretArn = JSON.parse(secret.stdout).ARN;
     s3 = await startS3({ buckets: [BUCKET] });
     // No PGHOST: the only way in is DATABASE_HOST over TCP; PGPORT stands in for RDS's 5432.
-    env = { ...process.env, NOURISH_ROOT: root, PGPORT: String(cluster.port), ...s3.env, SECRETS_ENDPOINT: moto.endpoint,
+    env = { ...process.env, NOURISH_ROOT: root, NOURISH_LIB: path.join(root, NOURISHCTL_LIB_PATH), PGPORT: String(cluster.port), ...s3.env, SECRETS_ENDPOINT: moto.endpoint,
       PATH: `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}` };
     for (const k of ["PGHOST", "PGUSER", "PGPASSWORD", "PGDATABASE"]) delete env[k];
     hostEnv();
     appEnv();
     // The Release's step before the backup: the app's role, made by the master user.
     logBefore = cluster.log().length;
-    createAppRole = ctl("create-app-role");
+    // Through the release document's script, as SSM runs it on app-0.
+    const script = substitute(renderDocument({ toolingBucket: "unused", region: "af-south-1", timeoutSeconds: 60 }), { verb: "create-app-role" });
+    createAppRole = run("bash", ["-c", script], { env, timeout: 180_000 });
     ok(createAppRole, "create-app-role");
     cluster.psql(`SET ROLE dusangire;
       CREATE TABLE menu_items (id serial PRIMARY KEY, name text NOT NULL);

@@ -196,11 +196,28 @@ describe("Release through SSM Run Command", () => {
     const r = await runStack("prod", { set: { database: { managed: true, multiAz: true } } });
     assert.ok(!r.resources.some((x) => x.type === "aws:ec2/instance:Instance" && x.name === "database-host"));
     assert.deepStrictEqual(r.outputs.releaseSteps, [
-      "release-tooling-install-app-0", "release-tooling-install-app-1", "release-backup-app-0", "release-fetch-app-0", "release-fetch-app-1",
+      "release-tooling-install-app-0", "release-tooling-install-app-1", "release-create-app-role-app-0", "release-backup-app-0", "release-fetch-app-0", "release-fetch-app-1",
       "release-migrate-app-0", "release-collectstatic-app-0", "release-collectstatic-app-1", "release-switch-app-0", "release-switch-app-1",
       "release-verify-app-0", "release-verify-app-1",
     ]);
     assert.strictEqual(env(byName(r).get("release-backup-app-0")!).NL_INSTANCE_ID, instanceId(r, "app-0"));
+    // The app's database role exists (made by RDS's master user) before the backup connects as it.
+    assert.strictEqual(env(byName(r).get("release-create-app-role-app-0")!).NL_INSTANCE_ID, instanceId(r, "app-0"));
+    assert.deepStrictEqual(paramsOf(r, "release-create-app-role-app-0"), { verb: "create-app-role" });
+    assert.deepStrictEqual(stepDeps(r, "release-create-app-role-app-0"), ["release-tooling-install-app-0", "release-tooling-install-app-1"]);
+    assert.deepStrictEqual(stepDeps(r, "release-backup-app-0"), ["release-create-app-role-app-0"]);
+    assert.ok(!runs.prod.resources.some((x) => x.name.startsWith("release-create-app-role")), "a database host's setup makes the role itself");
+    // RDS's own master user, its password managed by RDS; the app hosts may read that secret only.
+    const rds = one(r, "aws:rds/instance:Instance", "database-rds");
+    assert.strictEqual(rds.inputs.username, "nourish_admin");
+    assert.strictEqual(rds.inputs.manageMasterUserPassword, true);
+    assert.strictEqual(rds.inputs.password, undefined);
+    const secretArn = `arn:aws:secretsmanager:af-south-1:${ACCOUNT_ID}:secret:rds!db-${rds.id}-`;
+    const master = JSON.parse(String(one(r, "aws:iam/rolePolicy:RolePolicy", "app-rds-master-secret").inputs.policy)).Statement;
+    assert.strictEqual(master.length, 1);
+    assert.strictEqual(master[0].Action, "secretsmanager:GetSecretValue");
+    assert.ok(String(master[0].Resource).startsWith(secretArn), master[0].Resource);
+    assert.match(hostFiles(r).find((f) => f.role === "app" && f.path === "/etc/nourish-link/host.env")!.content, new RegExp(`^DB_MASTER_SECRET_ARN="?${secretArn.replace(/[$!]/g, "\\$&")}`, "m"));
     assert.deepStrictEqual(stepDeps(r, "release-fetch-app-0"), ["release-backup-app-0", "release-tooling-install-app-0"]);
     assert.deepStrictEqual(paramsOf(r, "release-switch-app-1").backupKey, MOCK_KEY);
     // What the backup step needs on app-0: the verb in the app role's tooling, pg_dump 15, the

@@ -49,6 +49,8 @@ export class Database extends pulumi.ComponentResource {
   readonly instance?: aws.ec2.Instance;
   /** Its data volume's attachment: nothing may run on the host before the data is there. */
   readonly dataAttachment?: aws.ec2.VolumeAttachment;
+  /** The Secrets Manager secret RDS keeps the master user's password in (managed only). */
+  readonly masterUserSecretArn?: pulumi.Output<string>;
   /** The RDS instance's identifier (managed only), for monitoring. */
   readonly rdsIdentifier?: pulumi.Output<string>;
 
@@ -101,8 +103,10 @@ export class Database extends pulumi.ComponentResource {
         storageType: "gp3",
         storageEncrypted: true,
         dbName: db.name,
-        username: db.user,
-        password: args.secrets.dbPassword,
+        // Its own master user, its password kept by RDS in Secrets Manager: the app connects as
+        // database.user, which `nourishctl create-app-role` makes (owner of the app database only).
+        username: db.masterUser,
+        manageMasterUserPassword: true,
         dbSubnetGroupName: subnets.name,
         vpcSecurityGroupIds: [args.securityGroupId],
         parameterGroupName: params.name,
@@ -123,6 +127,7 @@ export class Database extends pulumi.ComponentResource {
       }, { parent: this, protect: true, retainOnDelete: config.environment === "prod", dependsOn: [monitoringPolicy, ...(args.rdsLogGroups ?? [])] });
       this.endpoint = rds.address;
       this.rdsIdentifier = rds.identifier;
+      this.masterUserSecretArn = rds.masterUserSecrets.apply((s) => s?.[0]?.secretArn ?? "");
       this.registerOutputs({ endpoint: this.endpoint });
       return;
     }

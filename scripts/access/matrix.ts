@@ -151,6 +151,14 @@ export function checks(arns: PlanArns): Check[] {
     const role = (i.inputs.tags as Record<string, string>).role;
     out.push({ id: `shell on ${role} host`, label: `run any shell on the ${role} host (ssm:SendCommand with AWS-RunShellScript)`, requests: [{ action: "ssm:SendCommand", resource: shell }, { action: "ssm:SendCommand", resource: arns.instanceArn(i), context: hostTags(arns, i) }] });
   }
+  // RDS's master password (database.managed): RDS keeps it in a secret it names rds!db-<instance>.
+  for (const rds of arns.plan.resources.filter((r) => r.type === "aws:rds/instance:Instance" && r.inputs.manageMasterUserPassword)) {
+    const arn = arns.plan.resources.filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")
+      .flatMap((r) => list(doc(r.inputs.policy)?.Statement).flatMap((st) => list(st.Resource as string | string[])))
+      .find((res) => typeof res === "string" && res.startsWith(`arn:aws:secretsmanager:${arns.region}:${arns.account}:secret:rds!db-${rds.id}-`))
+      ?? `arn:aws:secretsmanager:${arns.region}:${arns.account}:secret:rds!db-${rds.id}-000000`;
+    out.push({ id: "read rds master secret", label: "read RDS's master password (secretsmanager:GetSecretValue)", requests: [{ action: "secretsmanager:GetSecretValue", resource: arn }] });
+  }
   // The release document (nourishctl verbs only) to this stack's hosts, and to another stack's.
   const document = arns.get("aws:ssm/document:Document", "release-nourishctl");
   const documentArn = `arn:aws:ssm:${arns.region}:${arns.account}:document/${document.inputs.name}`;
