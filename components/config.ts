@@ -102,6 +102,8 @@ const artifact = z.discriminatedUnion("type", [
 /** Who may read prod's dumps for a rehearsal: a role ARN or an account id (never a wildcard). */
 const REHEARSAL_READER_RE = /^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:role\/[A-Za-z0-9+=,.@_\/-]+)$/;
 
+/** RDS's rules for a DBInstanceIdentifier, as stored (lower case). */
+export const RDS_IDENTIFIER_RE = /^[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)$/;
 /** Roles that are superusers or reserved on PostgreSQL and RDS: never the app's. */
 export const RESERVED_DB_USERS = ["postgres", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_replication", "root", "admin", "template0", "template1"];
 
@@ -142,7 +144,14 @@ export const stackConfigSchema = z.strictObject({
     name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" }).describe("database name"),
     user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
       .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: `must not be a superuser or reserved role (${"postgres, rdsadmin, rds_superuser, pg_*"}): the app connects with least privilege` }).describe("role the app connects as"),
+    masterUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
+      .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: "must not be a name RDS or PostgreSQL reserves (postgres, rdsadmin, rds_*, pg_*)" })
+      .describe("RDS's master user (managed only; its password is RDS-managed in Secrets Manager); the app's role database.user is created by nourishctl create-app-role"),
     multiAz: z.boolean().optional().describe("RDS Multi-AZ standby (managed only; default: on for prod with database.managed, off otherwise)"),
+    // RDS's rules for DBInstanceIdentifier: 1-63 letters, digits, hyphens; a letter first; no
+    // hyphen last or twice in a row. RDS stores it in lower case, and CloudWatch log groups carry it.
+    rdsIdentifier: z.string().regex(RDS_IDENTIFIER_RE, { error: "must be an RDS instance identifier: 1-63 lower-case letters, digits and hyphens, a letter first, no hyphen last or twice in a row" })
+      .optional().describe("RDS instance identifier (managed only; default nourish-link-<stack>; an instance created before it existed: set its current identifier, see RUNBOOK)"),
     slowQueryMs: int(0, 600000).describe("log_min_duration_statement, for the weekly slow-query review"),
   }),
   backups: z.strictObject({
@@ -274,6 +283,10 @@ function crossKeyProblems(c: any): [string, string][] {
   }
   if (c.app?.tls === "nginx" && typeof c.app?.count === "number" && c.app.count > 1) fail("app.tls", "must be alb when app.count is more than 1: certbot on nginx serves a single host");
   if (c.database?.multiAz === true && c.database?.managed === false) fail("database.multiAz", "requires database.managed: true (Multi-AZ is an RDS feature)");
+  if (typeof c.database?.masterUser === "string" && c.database.masterUser === (c.database.user ?? "dusangire")) {
+    fail("database.masterUser", "must differ from database.user: the app connects with least privilege, never as RDS's master user");
+  }
+  if (c.database?.rdsIdentifier !== undefined && c.database?.managed === false) fail("database.rdsIdentifier", "requires database.managed: true (it names the RDS instance)");
   if (c.backups?.pitr === true && c.backups?.enabled === false) fail("backups.pitr", "requires backups.enabled: true");
   if (c.environment === "prod" && c.rehearsal?.enabled === true) fail("rehearsal.enabled", "must be false on prod: a restore rehearsal replaces the stack's live database with prod's backup (it runs on staging)");
   else if (c.rehearsal?.enabled === true && c.database?.managed === true) fail("rehearsal.enabled", "requires database.managed: false (the rehearsal runs on the stack's database host); set it to false");
@@ -307,7 +320,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer _U)[] ? T[K] : T[K]
 const COMMON: DeepPartial<StackSettings> = {
   network: { availabilityZones: 2, adminCidrs: [], sshAccess: false },
   app: { rootVolumeGb: 20, clientMaxBodySize: "10m" },
-  database: { managed: false, name: "dusangire", user: "dusangire", slowQueryMs: 500 },
+  database: { managed: false, name: "dusangire", user: "dusangire", masterUser: "nourish_admin", slowQueryMs: 500 },
   backups: { enabled: true, schedule: "*-*-* 02:00:00", monthlyRetentionMonths: 12, localRetentionDays: 7, pitr: true, rehearsalReaders: [] },
   maintenance: {
     timezone: "Africa/Kigali",
@@ -438,6 +451,11 @@ export function parseSettings(raw: Record<string, unknown>, stack: string): Stac
       : [`${keyName(iss.path)} ${iss.message}`],
   )];
   problems.push(...crossKeyProblems(merged).map(([key, message]) => `${PROJECT}:${key} ${message}`));
+  // The default RDS identifier carries the stack's name, which Pulumi allows more freely than RDS.
+  const db = result.data?.database;
+  if (db?.managed && db.rdsIdentifier === undefined && !RDS_IDENTIFIER_RE.test(`${PROJECT}-${stack}`)) {
+    problems.push(`${PROJECT}:database.rdsIdentifier must be set: the default ${PROJECT}-${stack} is not an RDS instance identifier (lower-case letters, digits and single hyphens)`);
+  }
   if (problems.length || !result.success) throw new ConfigError(problems);
   // Unset: a staging stack with a database host of its own rehearses prod's restore; nothing else does.
   result.data.rehearsal.enabled ??= result.data.environment === "staging" && !result.data.database.managed;

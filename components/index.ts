@@ -58,6 +58,8 @@ export class NourishLink extends pulumi.ComponentResource {
     if (config.rehearsal.enabled) this.rehearsal = new RestoreRehearsal("rehearsal", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
     const appCidrs = behindAlb ? this.network.privateSubnetCidrs : this.network.publicSubnetCidrs.slice(0, 1);
+    // Before the database: RDS's log groups must exist before the instance exports into them.
+    this.monitoring = new Monitoring("monitoring", { config }, child);
     this.database = new Database("database", {
       config,
       secrets: this.secrets,
@@ -69,9 +71,9 @@ export class NourishLink extends pulumi.ComponentResource {
       tooling,
       volumeKmsKeyArn: volumeKey.arn,
       rehearsal: this.rehearsal,
+      rdsLogGroups: this.monitoring.rdsLogGroups,
     }, child);
-    this.monitoring = new Monitoring("monitoring", { config }, child);
-    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups }, child);
+    this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups, masterUserSecretArn: this.database.masterUserSecretArn }, child);
     this.monitoring.watch("monitoring", watchedEstate(config, this.app, this.database));
     this.release = new Release("release", {
       config,

@@ -335,6 +335,19 @@ export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
     ];
   }),
 
+  stackRule("rds-log-groups", "RDS exports its logs into log groups the stack creates first (retention and KMS, checked by log-group-retention-kms) under a fixed identifier; otherwise RDS creates /aws/rds/instance/<id>/<log> unencrypted and kept forever (no single Checkov or cdk-nag rule: it makes CKV_AWS_66 and CKV_AWS_158 hold for those groups)", (all) =>
+    all.filter((r) => r.type === T.rds).flatMap((rds): [Res, string][] => {
+      const id = rds.props.identifier;
+      if (typeof id !== "string" || !id) return [[rds, "no fixed identifier: its log groups cannot exist before it exports"]];
+      const dependencies = (rds as { dependencies?: PolicyResource[] }).dependencies ?? [];
+      return list<string>(rds.props.enabledCloudwatchLogsExports).flatMap((log): [Res, string][] => {
+        const name = `/aws/rds/instance/${id}/${log}`;
+        const group = all.find((g) => g.type === T.logGroup && g.props.name === name);
+        if (!group) return [[rds, `exports ${log} into ${name}, which the stack does not create`]];
+        return dependencies.some((d) => d.urn === group.urn) ? [] : [[rds, `may export ${log} before ${name} exists (no dependsOn)`]];
+      });
+    })),
+
   // Protection of prod data
   stackRule("prod-data-protected", "On prod, data resources (buckets not rebuilt from the repository, volumes, RDS, KMS keys) are protected and retained on delete (cdk-nag/CDK: RemovalPolicy.RETAIN; no Checkov equivalent)", (all) => {
     const rebuilt = rebuiltBuckets(all);

@@ -12,31 +12,36 @@ import { planOf, VARIANTS } from "./variants";
 const A = "allow";
 const D = "deny";
 
-/** prod's matrix: [check, app host, database host, operator/CI]. */
-const PROD: [string, string, string, string][] = [
-  ["read db-password", A, A, A],
-  ["read django-secret-key", A, D, A],
-  ["read pgbackrest-cipher-pass", D, A, A],
-  ["decrypt secrets-key", A, A, A],
-  ["decrypt secrets-app-key", A, D, A],
-  ["decrypt secrets-backup-key", D, A, A],
-  ["decrypt network-flow-logs-key", D, D, A],
-  ["decrypt tooling-key", A, A, A],
-  ["decrypt volumes-key", D, D, A],
+/** prod's matrix: [check, app host, database host, operator (operatorPolicyArn only), whoever runs pulumi up]. */
+const PROD: [string, string, string, string, string][] = [
+  ["read db-password", A, A, D, A],
+  ["read django-secret-key", A, D, D, A],
+  ["read pgbackrest-cipher-pass", D, A, D, A],
+  ["decrypt secrets-key", A, A, D, A],
+  ["decrypt secrets-app-key", A, D, D, A],
+  ["decrypt secrets-backup-key", D, A, D, A],
+  ["decrypt network-flow-logs-key", D, D, D, A],
+  ["decrypt tooling-key", A, A, A, A],
+  ["decrypt volumes-key", D, D, D, A],
   // The app hosts write their monthly log archive under logs/ (a multipart upload decrypts its
   // parts' data key); they still cannot read, write or delete a dump.
-  ["decrypt backups-key", A, A, A],
-  ["decrypt monitoring-key", D, D, A],
-  ["decrypt monitoring-logs-key", D, D, A],
-  ["read dumps", D, A, A],
-  ["write dumps", D, A, A],
-  ["delete dumps", D, D, A],
-  ["delete dump versions", D, D, A],
-  ["read pgbackrest", D, A, A],
-  ["delete pgbackrest", D, A, A],
-  ["delete pgbackrest versions", D, D, A],
-  ["shell on db host", D, D, A],
-  ["shell on app host", D, D, A],
+  ["decrypt backups-key", A, A, D, A],
+  ["decrypt monitoring-key", D, D, D, A],
+  ["decrypt monitoring-logs-key", D, D, D, A],
+  ["read dumps", D, A, D, A],
+  ["write dumps", D, A, D, A],
+  ["delete dumps", D, D, D, A],
+  ["delete dump versions", D, D, D, A],
+  ["read pgbackrest", D, A, D, A],
+  ["delete pgbackrest", D, A, D, A],
+  ["delete pgbackrest versions", D, D, D, A],
+  ["shell on db host", D, D, D, A],
+  ["shell on app host", D, D, D, A],
+  // The operator runs nourishctl verbs through the stack's document on the stack's hosts and reads
+  // the output; it decrypts the tooling it may read, and nothing else: no secret, no backup.
+  ["send release document", D, D, A, A],
+  ["send release document elsewhere", D, D, D, A],
+  ["read command output", D, D, A, A],
 ];
 
 function table(m: Matrix): [string, ...string[]][] {
@@ -52,8 +57,8 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     prod = await accessMatrix(plans.get("prod")!);
   });
 
-  it("prod: app host, database host and operator/CI may do exactly this", () => {
-    assert.deepStrictEqual(prod.principals.map((p) => p.id), ["app", "db", "deployer"]);
+  it("prod: app host, database host, operator and deployer may do exactly this", () => {
+    assert.deepStrictEqual(prod.principals.map((p) => p.id), ["app", "db", "operator", "deployer"]);
     assert.deepStrictEqual(table(prod), PROD);
   });
 
@@ -65,7 +70,19 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       assert.strictEqual(cell("read django-secret-key", "app"), A, `${name}: the app cannot read its Django key`);
       assert.strictEqual(cell("read db-password", "app"), A, name);
       const dbHost = m.principals.some((p) => p.id === "db");
-      for (const c of ["read dumps", "read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
+      // The operator: the release document to this stack's hosts and its output, no secret, no backup.
+      for (const c of m.checks.map((x) => x.id)) {
+        const may = ["send release document", "read command output", "decrypt tooling-key"].includes(c);
+        assert.strictEqual(cell(c, "operator"), may ? A : D, `${name}: operator ${c}`);
+      }
+      // With a managed database (no db host) the first app host takes and restores the dumps
+      // (lib/backup.sh against RDS): read and write under dumps/, only then, and never delete.
+      for (const c of ["read dumps", "write dumps"]) assert.strictEqual(cell(c, "app"), dbHost ? D : A, `${name}: app host ${c}`);
+      // create-app-role on the first app host reads RDS's master password: the one thing only the
+      // app hosts (and the deployer) may read, and only with a managed database.
+      assert.strictEqual(cell("read rds master secret", "app"), dbHost ? undefined : A, `${name}: app host and RDS's master secret`);
+      if (!dbHost) assert.strictEqual(cell("read rds master secret", "operator"), D, name);
+      for (const c of ["read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
         assert.strictEqual(cell(c, "app"), D, `${name}: app host may ${c}`);
       }
       if (dbHost) {
@@ -74,6 +91,17 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
         assert.strictEqual(cell("read pgbackrest-cipher-pass", "db"), A, `${name}: the database host cannot read its passphrase`);
       }
     }
+  });
+
+  it("holds the operator to this stack's hosts: without the tag condition it could send the document anywhere", async () => {
+    const plan = structuredClone(plans.get("prod")!);
+    const operator = plan.resources.find((r) => r.type === "aws:iam/policy:Policy" && r.name === "release-operator")!;
+    const policy = JSON.parse(String(operator.inputs.policy));
+    for (const st of policy.Statement) delete st.Condition;
+    operator.inputs.policy = JSON.stringify(policy);
+    const m = await accessMatrix(plan);
+    assert.strictEqual(m.cells["send release document elsewhere"].operator, A);
+    assert.strictEqual(prod.cells["send release document elsewhere"].operator, D);
   });
 
   it("sees the leak issue 13 fixed: the passphrase back on the shared key is readable by an app host", async () => {

@@ -94,6 +94,22 @@ describe("stack config", () => {
     it("prod without an alert destination", () => rejects("prod", { monitoring: { alertEmails: [] } }, /^nourish-link:monitoring\.alertEmails must list at least one address on prod/));
     it("nginx TLS on several hosts", () => rejects("prod", { app: { tls: "nginx" } }, /^nourish-link:app\.tls must be alb when app\.count is more than 1/));
     it("Multi-AZ without RDS", () => rejects("prod", { database: { multiAz: true } }, /^nourish-link:database\.multiAz requires database\.managed: true/));
+    it("an RDS master user that is the app's user or a reserved name", () => {
+      rejects("prod", { database: { managed: true, masterUser: "dusangire" } }, /^nourish-link:database\.masterUser must differ from database\.user: the app connects with least privilege/);
+      rejects("prod", { database: { managed: true, user: "app", masterUser: "app" } }, /^nourish-link:database\.masterUser must differ from database\.user/);
+      for (const u of ["postgres", "rdsadmin", "rds_superuser", "pg_monitor"]) rejects("prod", { database: { managed: true, masterUser: u } }, /^nourish-link:database\.masterUser must not be a name RDS or PostgreSQL reserves/);
+      assert.strictEqual(parseSettings(settingsOf("prod", { database: { managed: true } }), "prod").database.masterUser, "nourish_admin");
+    });
+    it("an RDS identifier RDS would refuse, or without RDS, or a stack name that makes no default one", () => {
+      for (const id of ["Nourish-prod", "1prod", "nourish--prod", "nourish-prod-", "nourish_prod", "x".repeat(64)]) {
+        rejects("prod", { database: { managed: true, rdsIdentifier: id } }, /^nourish-link:database\.rdsIdentifier must be an RDS instance identifier/);
+      }
+      rejects("prod", { database: { managed: false, rdsIdentifier: "nourish-link-prod" } }, /^nourish-link:database\.rdsIdentifier requires database\.managed: true/);
+      const raw = settingsOf("prod", { database: { managed: true } });
+      assert.throws(() => parseSettings({ ...raw, environment: "prod" }, "prod_eu"), /nourish-link:database\.rdsIdentifier must be set: the default nourish-link-prod_eu is not an RDS instance identifier/);
+      assert.strictEqual(parseSettings({ ...raw, environment: "prod", database: { ...(raw.database as object), rdsIdentifier: "nourish-link-prod-eu" } }, "prod_eu").database.rdsIdentifier, "nourish-link-prod-eu");
+      assert.strictEqual(parseSettings(settingsOf("prod", { database: { managed: true, rdsIdentifier: "x" } }), "prod").database.rdsIdentifier, "x");
+    });
     it("SSH on without admin addresses", () => rejects("prod", { network: { sshAccess: true, adminCidrs: [] } }, /^nourish-link:network\.adminCidrs must list at least one address when network\.sshAccess is true$/));
     it("a database name whose derived restore names would not fit in 63 bytes", () => {
       // 32 is the most that keeps <name>_before_restore_YYYYmmdd_HHMMSS (name + 31) whole.

@@ -184,12 +184,42 @@ describe("estate under mocks", () => {
     assert.strictEqual(rds.inputs.publiclyAccessible, false);
     assert.strictEqual(rds.inputs.deletionProtection, true);
     assert.strictEqual(rds.inputs.multiAz, true);
-    assert.strictEqual(rds.inputs.password, "[secret]");
+    // Its own master user with an RDS-managed password (Secrets Manager), never the app's role.
+    assert.strictEqual(rds.inputs.password, undefined);
+    assert.strictEqual(rds.inputs.manageMasterUserPassword, true);
+    assert.strictEqual(rds.inputs.username, "nourish_admin");
     assert.strictEqual(rds.protect, true);
     assert.strictEqual(ofType(managed, "aws:ebs/volume:Volume").length, 0);
     const params = (one(managed, "aws:rds/parameterGroup:ParameterGroup", "database-params").inputs.parameters as { name: string; value: string }[]);
     assert.deepStrictEqual(params.find((p) => p.name === "shared_buffers")?.value, String(2048 * 128), "25% of 8 GiB in 8 kB pages");
     assert.ok(params.some((p) => p.name === "rds.force_ssl" && p.value === "1"));
+  });
+
+  it("creates RDS's log-export groups first, encrypted with the logs key and kept logRetentionDays, under a fixed identifier", async () => {
+    const managed = await runStack("prod", { set: { database: { managed: true } } });
+    const rds = one(managed, "aws:rds/instance:Instance", "database-rds");
+    assert.strictEqual(rds.inputs.identifier, "nourish-link-prod");
+    const key = one(managed, "aws:kms/key:Key", "monitoring-logs-key");
+    for (const log of ["postgresql", "upgrade"]) {
+      const group = one(managed, "aws:cloudwatch/logGroup:LogGroup", `monitoring-logs-rds-${log}`);
+      assert.strictEqual(group.inputs.name, `/aws/rds/instance/nourish-link-prod/${log}`);
+      assert.strictEqual(group.inputs.kmsKeyId, `arn:aws:kms:af-south-1:123456789012:key/${key.id}`);
+      assert.strictEqual(group.inputs.retentionInDays, 90);
+      assert.ok(rds.dependsOn.includes(group.urn), `the instance may export before ${group.inputs.name} exists`);
+    }
+    assert.deepStrictEqual(rds.inputs.enabledCloudwatchLogsExports, ["postgresql", "upgrade"]);
+    // CloudWatch Logs may use the key for those groups too, and only for this stack's.
+    const statement = JSON.parse(String(key.inputs.policy)).Statement.find((x: { Sid: string }) => x.Sid === "LogsEncryptThisStacksGroups");
+    assert.deepStrictEqual(statement.Condition.ArnLike["kms:EncryptionContext:aws:logs:arn"], [
+      "arn:aws:logs:af-south-1:123456789012:log-group:/nourish-link/prod/*",
+      "arn:aws:logs:af-south-1:123456789012:log-group:/aws/rds/instance/nourish-link-prod/*",
+    ]);
+    // An instance created before the identifier was fixed keeps its name through config.
+    const kept = await runStack("prod", { set: { database: { managed: true, rdsIdentifier: "database-rds-4f1c2a9" } } });
+    assert.strictEqual(one(kept, "aws:rds/instance:Instance", "database-rds").inputs.identifier, "database-rds-4f1c2a9");
+    assert.strictEqual(one(kept, "aws:cloudwatch/logGroup:LogGroup", "monitoring-logs-rds-postgresql").inputs.name, "/aws/rds/instance/database-rds-4f1c2a9/postgresql");
+    // Without RDS there are no such groups.
+    assert.ok(!ofType(prod, "aws:cloudwatch/logGroup:LogGroup").some((g) => String(g.inputs.name).startsWith("/aws/rds/")));
   });
 
   it("puts prod's app hosts in private subnets behind an ALB: HTTPS with TLS 1.2+, HTTP redirected, health-checked", () => {

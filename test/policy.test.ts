@@ -53,6 +53,9 @@ const BREAKS: [string, string, string, (p: Plan) => void][] = [
   ["alb-hardened", "prod", "ALB without access logs", (p) => { delete res(p, "aws:lb/loadBalancer:LoadBalancer", "app-alb").inputs.accessLogs; }],
   ["alb-modern-tls", "prod", "HTTPS listener on a TLS 1.0 policy", (p) => { res(p, "aws:lb/listener:Listener", "app-https").inputs.sslPolicy = "ELBSecurityPolicy-2016-08"; }],
   ["rds-hardened", "prod-managed-db", "RDS without IAM auth", (p) => { res(p, "aws:rds/instance:Instance", "database-rds").inputs.iamDatabaseAuthenticationEnabled = false; }],
+  ["rds-log-groups", "prod-managed-db", "RDS exporting into a group the stack does not create", (p) => {
+    res(p, "aws:cloudwatch/logGroup:LogGroup", "monitoring-logs-rds-upgrade").inputs.name = "/aws/rds/instance/someone-else/upgrade";
+  }],
   ["prod-data-protected", "prod", "prod backup archive not protected", (p) => { res(p, "aws:s3/bucket:Bucket", "backups-archive").options.protect = false; }],
   ["no-plaintext-secrets", "staging", "a database password in the app host's user data", (p) => {
     const i = res(p, "aws:ec2/instance:Instance", "app-0");

@@ -16,6 +16,7 @@ import { ACCOUNT_ID } from "../scripts/preview/mocks";
 import { hostFiles, toPlan } from "../scripts/preview/plan";
 import { one, programError, ProgramRun, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
 import { run } from "./tools";
+import { parse } from "yaml";
 
 const COMMAND = "command:local:Command";
 const BUCKET = "nourish-link-releases";
@@ -197,13 +198,48 @@ describe("Release through SSM Run Command", () => {
     const r = await runStack("prod", { set: { database: { managed: true, multiAz: true } } });
     assert.ok(!r.resources.some((x) => x.type === "aws:ec2/instance:Instance" && x.name === "database-host"));
     assert.deepStrictEqual(r.outputs.releaseSteps, [
-      "release-tooling-install-app-0", "release-tooling-install-app-1", "release-backup-app-0", "release-fetch-app-0", "release-fetch-app-1",
+      "release-tooling-install-app-0", "release-tooling-install-app-1", "release-create-app-role-app-0", "release-backup-app-0", "release-fetch-app-0", "release-fetch-app-1",
       "release-migrate-app-0", "release-collectstatic-app-0", "release-collectstatic-app-1", "release-switch-app-0", "release-switch-app-1",
       "release-verify-app-0", "release-verify-app-1",
     ]);
     assert.strictEqual(env(byName(r).get("release-backup-app-0")!).NL_INSTANCE_ID, instanceId(r, "app-0"));
+    // The app's database role exists (made by RDS's master user) before the backup connects as it.
+    assert.strictEqual(env(byName(r).get("release-create-app-role-app-0")!).NL_INSTANCE_ID, instanceId(r, "app-0"));
+    assert.deepStrictEqual(paramsOf(r, "release-create-app-role-app-0"), { verb: "create-app-role" });
+    assert.deepStrictEqual(stepDeps(r, "release-create-app-role-app-0"), ["release-tooling-install-app-0", "release-tooling-install-app-1"]);
+    assert.deepStrictEqual(stepDeps(r, "release-backup-app-0"), ["release-create-app-role-app-0"]);
+    assert.ok(!runs.prod.resources.some((x) => x.name.startsWith("release-create-app-role")), "a database host's setup makes the role itself");
+    // RDS's own master user, its password managed by RDS; the app hosts may read that secret only.
+    const rds = one(r, "aws:rds/instance:Instance", "database-rds");
+    assert.strictEqual(rds.inputs.username, "nourish_admin");
+    assert.strictEqual(rds.inputs.manageMasterUserPassword, true);
+    assert.strictEqual(rds.inputs.password, undefined);
+    const secretArn = `arn:aws:secretsmanager:af-south-1:${ACCOUNT_ID}:secret:rds!db-${rds.id}-`;
+    const master = JSON.parse(String(one(r, "aws:iam/rolePolicy:RolePolicy", "app-rds-master-secret").inputs.policy)).Statement;
+    assert.strictEqual(master.length, 1);
+    assert.strictEqual(master[0].Action, "secretsmanager:GetSecretValue");
+    assert.ok(String(master[0].Resource).startsWith(secretArn), master[0].Resource);
+    assert.match(hostFiles(r).find((f) => f.role === "app" && f.path === "/etc/nourish-link/host.env")!.content, new RegExp(`^DB_MASTER_SECRET_ARN="?${secretArn.replace(/[$!]/g, "\\$&")}`, "m"));
     assert.deepStrictEqual(stepDeps(r, "release-fetch-app-0"), ["release-backup-app-0", "release-tooling-install-app-0"]);
     assert.deepStrictEqual(paramsOf(r, "release-switch-app-1").backupKey, MOCK_KEY);
+    // What the backup step needs on app-0: the verb in the app role's tooling, pg_dump 15, the
+    // managed flag (pg_admin reaches RDS over TLS), and put/read under dumps/ with the backup key.
+    const files = hostFiles(r).filter((f) => f.role === "app");
+    assert.ok(files.some((f) => f.path === "/usr/local/lib/nourish-link/backup.sh"), "the app role's tooling has no backup.sh");
+    assert.match(files.find((f) => f.path === "/etc/nourish-link/host.env")!.content, /^DB_MANAGED=true$/m);
+    assert.ok((parse(files.find((f) => f.path === "user-data.yaml")!.content) as { packages: string[] }).packages.includes("postgresql-client-15"));
+    const backups = one(r, "aws:s3/bucket:Bucket", "backups-archive");
+    const dumps = JSON.parse(String(one(r, "aws:iam/rolePolicy:RolePolicy", "app-dumps").inputs.policy)).Statement;
+    assert.deepStrictEqual(dumps.map((x: { Action: unknown; Resource: unknown }) => [x.Action, x.Resource]), [
+      ["s3:ListBucket", `arn:aws:s3:::${backups.id}`],
+      [["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], [`arn:aws:s3:::${backups.id}/dumps/*`]],
+      [["kms:Decrypt", "kms:GenerateDataKey"], `arn:aws:kms:af-south-1:${ACCOUNT_ID}:key/${one(r, "aws:kms/key:Key", "backups-key").id}`],
+    ]);
+    // A self-managed database keeps all of that on the database host.
+    assert.ok(!runs.prod.resources.some((x) => x.name === "app-dumps"));
+    const selfManaged = hostFiles(runs.prod).filter((f) => f.role === "app");
+    assert.doesNotMatch(selfManaged.find((f) => f.path === "/etc/nourish-link/host.env")!.content, /DB_MANAGED/);
+    assert.ok(!(parse(selfManaged.find((f) => f.path === "user-data.yaml")!.content) as { packages: string[] }).packages.includes("postgresql-client-15"));
   });
 
   describe("triggers", () => {

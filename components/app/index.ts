@@ -37,6 +37,8 @@ export interface AppHostsArgs {
   volumeKmsKeyArn: pulumi.Output<string>;
   /** The backup store (backups.enabled): the monthly log archive goes under its logs/ prefix. */
   backups?: BackupStore;
+  /** Managed database: the secret with RDS's master password (create-app-role reads it). */
+  masterUserSecretArn?: pulumi.Output<string>;
 }
 
 /** The files of one app host (pure apart from the Outputs it is given). */
@@ -80,14 +82,35 @@ export class AppHosts extends pulumi.ComponentResource {
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role);
     // `nourishctl logs archive`: put (never delete) under logs/ only.
     args.backups?.grantWrite(`${name}-logs`, this.hostRole.role, ["logs/"]);
+    // A managed database has no host of ours: the first app host takes the pre-release backup and
+    // is where it is restored (`nourishctl backup` / `restore --key` against RDS), so only then do
+    // the app hosts put and read dumps/ (never delete: the grant has no delete).
+    const managed = config.database.managed;
+    if (managed) args.backups?.grantWrite(`${name}-dumps`, this.hostRole.role, ["dumps/"]);
+    // `nourishctl create-app-role` (first app host, each release) reads RDS's master password.
+    // The cost, written in docs/SECURITY.md: root on an app host can become the master user.
+    if (managed && args.masterUserSecretArn) {
+      new aws.iam.RolePolicy(`${name}-rds-master-secret`, {
+        role: this.hostRole.role.id,
+        policy: args.masterUserSecretArn.apply((arn) => JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Sid: "ReadRdsMasterSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: arn }],
+        })),
+      }, { parent: this });
+    }
+    const masterEnv = args.masterUserSecretArn?.apply((arn): Record<string, string> => ({ DB_MASTER_SECRET_ARN: arn })) ?? pulumi.output<Record<string, string>>({});
     const archiveEnv = args.backups
-      ? pulumi.all([args.backups.bucketName, args.backups.kmsKeyArn]).apply(([bucket, key]): Record<string, string> => ({ BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key }))
+      ? pulumi.all([args.backups.bucketName, args.backups.kmsKeyArn]).apply(([bucket, key]): Record<string, string> => ({
+        BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key,
+        ...(managed ? { BACKUP_LOCAL_DAYS: String(config.backups.localRetentionDays) } : {}),
+      }))
       : pulumi.output<Record<string, string>>({});
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
-    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv])
-      .apply(([vcpus, dbHost, dbParam, keyParam, install, archive]) => renderHostCloudInit(config, "app", {
-        packages: appHostPackages(app.tls),
+    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv, masterEnv])
+      .apply(([vcpus, dbHost, dbParam, keyParam, install, archive, master]) => renderHostCloudInit(config, "app", {
+        // pg_dump/pg_restore of RDS's major (15) for the backup and restore a managed database needs.
+        packages: [...appHostPackages(app.tls), ...(managed ? ["postgresql-client-15"] : [])],
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
           DOMAIN: config.domain,
           TLS: app.tls,
@@ -98,6 +121,8 @@ export class AppHosts extends pulumi.ComponentResource {
           DB_USER: config.database.user,
           DB_PASSWORD_PARAMETER: dbParam,
           DJANGO_SECRET_KEY_PARAMETER: keyParam,
+          // nourishctl's pg_admin: RDS over TLS as the app's database user (app.env), not a local superuser.
+          ...(managed ? { DB_MANAGED: "true", ...master } : {}),
           ...archive,
         }),
       }, install));

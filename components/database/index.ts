@@ -14,6 +14,7 @@ import { scheduleFiles } from "../schedules/jobs";
 import type { RestoreRehearsal } from "../rehearsal";
 import { monitoringHostFiles } from "../monitoring/host";
 import { ARCHIVE_CONF_PATH, MAX_ARCHIVE_TIMEOUT_SECONDS, PGBACKREST_TEMPLATE_PATH, pitrRetention, renderArchiveSettings, renderPgbackrestConf } from "./pgbackrest";
+import { RDS_LOG_EXPORTS, rdsIdentifier } from "./rds";
 import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
 
 export interface DatabaseArgs {
@@ -32,6 +33,8 @@ export interface DatabaseArgs {
   volumeKmsKeyArn: pulumi.Output<string>;
   /** Staging's restore rehearsal: the host reads prod's dumps (the grant) from this bucket (host.env). */
   rehearsal?: RestoreRehearsal;
+  /** With RDS: the log groups its exports write to, which must exist before it does (rds.ts). */
+  rdsLogGroups?: pulumi.Resource[];
 }
 
 // Debian's snakeoil certificate: TLS inside the VPC without a CA to run; scram does the auth.
@@ -49,6 +52,8 @@ export class Database extends pulumi.ComponentResource {
   readonly instance?: aws.ec2.Instance;
   /** Its data volume's attachment: nothing may run on the host before the data is there. */
   readonly dataAttachment?: aws.ec2.VolumeAttachment;
+  /** The Secrets Manager secret RDS keeps the master user's password in (managed only). */
+  readonly masterUserSecretArn?: pulumi.Output<string>;
   /** The RDS instance's identifier (managed only), for monitoring. */
   readonly rdsIdentifier?: pulumi.Output<string>;
 
@@ -92,6 +97,8 @@ export class Database extends pulumi.ComponentResource {
       }, { parent: this });
       const subnets = new aws.rds.SubnetGroup(`${name}-subnets`, { subnetIds: args.subnetIds }, { parent: this });
       const rds = new aws.rds.Instance(`${name}-rds`, {
+        // Fixed, so that its log groups can exist first (rds.ts); a change would replace the instance.
+        identifier: rdsIdentifier(config),
         engine: "postgres",
         engineVersion: "15",
         instanceClass: `db.${db.instanceType}`,
@@ -99,15 +106,17 @@ export class Database extends pulumi.ComponentResource {
         storageType: "gp3",
         storageEncrypted: true,
         dbName: db.name,
-        username: db.user,
-        password: args.secrets.dbPassword,
+        // Its own master user, its password kept by RDS in Secrets Manager: the app connects as
+        // database.user, which `nourishctl create-app-role` makes (owner of the app database only).
+        username: db.masterUser,
+        manageMasterUserPassword: true,
         dbSubnetGroupName: subnets.name,
         vpcSecurityGroupIds: [args.securityGroupId],
         parameterGroupName: params.name,
         // A standby in another AZ by default on prod.
         multiAz: db.multiAz ?? config.environment === "prod",
         iamDatabaseAuthenticationEnabled: true,
-        enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
+        enabledCloudwatchLogsExports: [...RDS_LOG_EXPORTS],
         publiclyAccessible: false,
         deletionProtection: true,
         backupRetentionPeriod: Math.min(config.backups.retentionDays, 35),
@@ -118,9 +127,10 @@ export class Database extends pulumi.ComponentResource {
         skipFinalSnapshot: false,
         finalSnapshotIdentifier: `nourish-link-${config.stack}-final`,
         copyTagsToSnapshot: true,
-      }, { parent: this, protect: true, retainOnDelete: config.environment === "prod", dependsOn: [monitoringPolicy] });
+      }, { parent: this, protect: true, retainOnDelete: config.environment === "prod", dependsOn: [monitoringPolicy, ...(args.rdsLogGroups ?? [])] });
       this.endpoint = rds.address;
       this.rdsIdentifier = rds.identifier;
+      this.masterUserSecretArn = rds.masterUserSecrets.apply((s) => s?.[0]?.secretArn ?? "");
       this.registerOutputs({ endpoint: this.endpoint });
       return;
     }

@@ -74,6 +74,10 @@ export function dashboardBody<D>(config: StackConfig, estate: WatchedEstate<D>):
     const id = ["DBInstanceIdentifier", estate.rds.identifier] as const;
     widget("RDS connections", "Maximum", [["AWS/RDS", "DatabaseConnections", ...id]]);
     widget("RDS CPU %, free memory and storage", "Average", [["AWS/RDS", "CPUUtilization", ...id], ["AWS/RDS", "FreeableMemory", ...id], ["AWS/RDS", "FreeStorageSpace", ...id], ["AWS/RDS", "MaximumUsedTransactionIDs", ...id]]);
+    // RDS keeps its own nightly backups; the logical dumps here are the releases' pre-release
+    // backups, taken on the first app host (a datapoint per release, so no "missing" alarm).
+    const app = (name: string): WidgetMetric<D> => [METRIC_NAMESPACE, name, "Stack", config.stack as unknown as D, "Role", "app" as unknown as D];
+    widget("Pre-release backups (first app host): success, size, duration", "Maximum", [app("BackupSuccess"), app("BackupSizeBytes"), app("BackupDurationSeconds")], 86400);
   } else {
     widget("Database connections", "Maximum", [db("DbConnections"), db("DbConnectionsUsedPercent")], 60);
     widget("Database size (bytes)", "Maximum", [db("DbSizeBytes")], 3600);

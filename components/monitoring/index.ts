@@ -21,6 +21,7 @@ import { dashboardBody } from "./dashboard";
 import { LOG_SOURCES, logGroupName, logMetricNamespace, METRIC_FILTERS } from "./logs";
 import { alertKeyPolicy, alertTopicPolicy, logsKeyPolicy } from "./policy";
 import { scheduledJobs } from "../schedules/jobs";
+import { RDS_LOG_EXPORTS, rdsIdentifier, rdsLogGroupName } from "../database/rds";
 
 export interface MonitoringArgs {
   config: StackConfig;
@@ -33,6 +34,8 @@ export class Monitoring extends pulumi.ComponentResource {
   readonly kmsKeyArn: pulumi.Output<string>;
   /** The key the log groups are encrypted with. */
   readonly logsKmsKeyArn: pulumi.Output<string>;
+  /** The groups RDS's log exports write to (managed database only): the instance waits for them. */
+  readonly rdsLogGroups: aws.cloudwatch.LogGroup[];
   /** Every alarm, by id (`db-backup-missing`, `app-0-cpu-high`, …). */
   readonly alarms: Record<string, aws.cloudwatch.MetricAlarm> = {};
   private readonly config: StackConfig;
@@ -76,7 +79,7 @@ export class Monitoring extends pulumi.ComponentResource {
       description: `nourish-link ${config.stack}: host logs`,
       enableKeyRotation: true,
       deletionWindowInDays: 30,
-      policy: pulumi.jsonStringify(account.apply((id) => logsKeyPolicy(id, config.region, config.stack))),
+      policy: pulumi.jsonStringify(account.apply((id) => logsKeyPolicy(id, config.region, config.stack, config.database.managed ? rdsIdentifier(config) : undefined))),
     }, { parent: this, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
     new aws.kms.Alias(`${name}-logs-key-alias`, { name: `alias/nourish-link-${config.stack}-logs`, targetKeyId: logsKey.keyId }, { parent: this });
     const groups: Record<string, aws.cloudwatch.LogGroup> = {};
@@ -88,6 +91,15 @@ export class Monitoring extends pulumi.ComponentResource {
         kmsKeyId: logsKey.arn,
       }, { parent: this });
     }
+    // RDS's log exports: the groups exist, encrypted and with retention, before the instance
+    // exports (the Database depends on them); otherwise RDS creates them plain and kept forever.
+    this.rdsLogGroups = config.database.managed
+      ? RDS_LOG_EXPORTS.map((log) => new aws.cloudwatch.LogGroup(`${name}-logs-rds-${log}`, {
+        name: rdsLogGroupName(rdsIdentifier(config), log),
+        retentionInDays: config.monitoring.logRetentionDays,
+        kmsKeyId: logsKey.arn,
+      }, { parent: this }))
+      : [];
     for (const f of METRIC_FILTERS) {
       const group = groups[f.source];
       if (!group) continue;

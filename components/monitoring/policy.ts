@@ -68,15 +68,18 @@ export function alertTopicPolicy(topicArn: string, accountId: string, region: st
 
 /**
  * The log groups' key: CloudWatch Logs encrypts and decrypts with it, only for this stack's log
- * groups (the encryption context names the log group ARN).
+ * groups (the encryption context names the log group ARN): the hosts' groups and, with RDS
+ * (`rdsIdentifier`), the groups its log exports write to.
  */
-export function logsKeyPolicy(accountId: string, region: string, stack: string): KeyPolicy {
+export function logsKeyPolicy(accountId: string, region: string, stack: string, rdsIdentifier?: string): KeyPolicy {
+  const group = (name: string) => `arn:aws:logs:${region}:${accountId}:log-group:${name}`;
+  const groups = [group(`/nourish-link/${stack}/*`), ...(rdsIdentifier ? [group(`/aws/rds/instance/${rdsIdentifier}/*`)] : [])];
   return keyPolicy(accountId, [{
     Sid: "LogsEncryptThisStacksGroups",
     Effect: "Allow",
     Principal: { Service: `logs.${region}.amazonaws.com` },
     Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
     Resource: "*",
-    Condition: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": `arn:aws:logs:${region}:${accountId}:log-group:/nourish-link/${stack}/*` } },
+    Condition: { ArnLike: { "kms:EncryptionContext:aws:logs:arn": groups.length === 1 ? groups[0] : groups } },
   }]);
 }

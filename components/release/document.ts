@@ -13,7 +13,7 @@ import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH } from "../hosts/user-data";
 
 /** What a sender may ask for: each verb is one fixed nourishctl invocation. */
 export const VERBS = [
-  "tooling-install", "backup", "release-fetch", "release-migrate", "release-collectstatic", "release-switch", "release-verify",
+  "tooling-install", "create-app-role", "backup", "release-fetch", "release-migrate", "release-collectstatic", "release-switch", "release-verify",
   "rollback", "rollback-keep-schema", "rollback-database-restored", "restore-replace-live",
   // Staging's restore rehearsal (components/rehearsal): the db host's half, then the app host's.
   "restore-rehearsal", "restore-rehearsal-verify",
@@ -148,6 +148,7 @@ export function documentScript(s: Pick<DocumentSettings, "toolingBucket" | "regi
     '    hash="$toolingHash"',
     ...toolingInstallScript(s.toolingBucket, s.region).map((l) => `    ${l}`),
     "    ;;",
+    '  create-app-role) exec "$ctl" create-app-role ;;',
     '  backup) exec "$ctl" backup ;;',
     "  release-fetch)",
     '    need version "$version"',

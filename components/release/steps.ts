@@ -3,6 +3,7 @@
 // Pulumi): the Release component turns each step into a command resource; tests read the plan.
 //
 //   tooling-install   every host: this tooling version from the bucket, checked by SHA-256
+//   create-app-role   managed database only: the first app host, as RDS's master user
 //   backup            db host (managed database: the first app host), its key printed last
 //   fetch             every app host, after the backup
 //   migrate           the first app host only, after every fetch
@@ -22,7 +23,7 @@ export type Artifact =
   | { type: "s3"; bucket: string; key: string; sha256: string }
   | { type: "git"; url: string; commit: string; tag?: string };
 
-export type StepKind = "tooling-install" | "backup" | "fetch" | "migrate" | "collectstatic" | "switch" | "verify";
+export type StepKind = "tooling-install" | "create-app-role" | "backup" | "fetch" | "migrate" | "collectstatic" | "switch" | "verify";
 
 export interface ReleaseHost {
   /** Unique in the release: "db", "app-0", "app-1", … */
@@ -144,8 +145,11 @@ export function releasePlan(spec: ReleaseSpec): Step[] {
   // Every release starts by installing its tooling version on every host: the verbs below are
   // the ones this commit of the repository knows.
   const installs = [...db, ...apps].map((h) => add({ kind: "tooling-install", host: h, dependsOn: [], params: () => ({ verb: "tooling-install", toolingHash: tooling }) }));
-  // A managed database has no host of ours: the first app host backs it up (into the same bucket).
-  const backup = add({ kind: "backup", host: db[0] ?? apps[0], dependsOn: installs, params: () => ({ verb: "backup" }) });
+  // A managed database has no host of ours: the first app host makes the app's database role as
+  // RDS's master user (every release: idempotent, and the backup connects as that role), then
+  // backs the database up (into the same bucket).
+  const roleStep = db.length ? [] : [add({ kind: "create-app-role", host: apps[0], dependsOn: installs, params: () => ({ verb: "create-app-role" }) })];
+  const backup = add({ kind: "backup", host: db[0] ?? apps[0], dependsOn: roleStep.length ? roleStep : installs, params: () => ({ verb: "backup" }) });
   const installOf = (h: ReleaseHost) => installs[[...db, ...apps].indexOf(h)];
   const fetches = apps.map((h) => add({
     kind: "fetch", host: h, dependsOn: [backup, installOf(h)].filter((d, i, a) => a.indexOf(d) === i), chatty: true,

@@ -30,6 +30,13 @@ export function managedPolicies(): Map<string, ManagedPolicy> {
 const list = <X>(v: X | X[] | undefined): X[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 const doc = (v: unknown): PolicyDoc | undefined => (typeof v === "string" ? JSON.parse(v) : (v as PolicyDoc | undefined));
 
+/** An instance's tags (its own and the provider's default tags) as SendCommand's condition keys see them. */
+function hostTags(arns: PlanArns, instance: PlanResource): Record<string, string> {
+  const provider = arns.plan.resources.find((r) => r.type === "pulumi:providers:aws");
+  const tags = { ...(JSON.parse(String(provider?.inputs.defaultTags ?? "{}")).tags ?? {}), ...(instance.inputs.tags as Record<string, string> | undefined) } as Record<string, string>;
+  return Object.fromEntries(Object.entries(tags).map(([k, v]) => [`ssm:resourceTag/${k}`, v]));
+}
+
 /** Where the plan's resources are, as ARNs (the mocks' ids are the ones AWS would use). */
 export class PlanArns {
   readonly region: string;
@@ -83,15 +90,19 @@ function rolePrincipal(arns: PlanArns, id: string, label: string, role: PlanReso
 }
 
 /**
- * Who is evaluated: the two host roles, the CI role when the stack has one (with what this package
- * grants it: the release transport and the state; its deploy policies are the user's), and
- * whoever runs `pulumi up`: that needs IAM and KMS administration, so it is evaluated as an
- * account principal with AdministratorAccess, to show what resource and key policies still refuse.
+ * Who is evaluated: the two host roles; the operator, a principal holding only the stack's operator
+ * policy (`operatorPolicyArn`: people who release, roll back and run procedures without changing
+ * the estate); the CI role when the stack has one (with what this package grants it: the release
+ * transport and the state; its deploy policies are the user's); and whoever runs `pulumi up`. That
+ * needs IAM and KMS administration, so it is evaluated as an account principal with
+ * AdministratorAccess, to show what resource and key policies still refuse it.
  */
 export function principals(arns: PlanArns): Principal[] {
   const out: Principal[] = [rolePrincipal(arns, "app", "app host role", arns.get("aws:iam/role:Role", "app-role"))];
   const db = arns.find("aws:iam/role:Role", "database-role");
   if (db) out.push(rolePrincipal(arns, "db", "database host role", db));
+  const operator = arns.get("aws:iam/policy:Policy", "release-operator");
+  out.push({ id: "operator", label: "operator (operatorPolicyArn only)", arn: `arn:aws:iam::${arns.account}:role/nourish-link-operator`, policies: [{ name: operator.name, policy: doc(operator.inputs.policy)! }] });
   // The CI role (ci.github.repository), as this package creates it: before any deploy policy.
   const ci = arns.find("aws:iam/role:Role", "ci-role");
   if (ci) out.push(rolePrincipal(arns, "ci", "CI role (GitHub OIDC; without ci.github.deployPolicyArns)", ci));
@@ -101,7 +112,7 @@ export function principals(arns: PlanArns): Principal[] {
 }
 
 /** One AWS request; a sensitive action is allowed only when every request it needs is. */
-interface Request { action: string; resource: string; resourcePolicy?: PolicyDoc }
+interface Request { action: string; resource: string; resourcePolicy?: PolicyDoc; context?: Record<string, string> }
 export interface Check { id: string; label: string; requests: Request[] }
 
 /** The sensitive actions of the plan. */
@@ -145,8 +156,25 @@ export function checks(arns: PlanArns): Check[] {
   const shell = `arn:aws:ssm:${arns.region}:${arns.account}:document/AWS-RunShellScript`;
   for (const i of arns.plan.resources.filter((r) => r.type === "aws:ec2/instance:Instance").filter((r, n, all) => all.findIndex((x) => (x.inputs.tags as Record<string, string>)?.role === (r.inputs.tags as Record<string, string>)?.role) === n)) {
     const role = (i.inputs.tags as Record<string, string>).role;
-    out.push({ id: `shell on ${role} host`, label: `run any shell on the ${role} host (ssm:SendCommand with AWS-RunShellScript)`, requests: [{ action: "ssm:SendCommand", resource: shell }, { action: "ssm:SendCommand", resource: arns.instanceArn(i) }] });
+    out.push({ id: `shell on ${role} host`, label: `run any shell on the ${role} host (ssm:SendCommand with AWS-RunShellScript)`, requests: [{ action: "ssm:SendCommand", resource: shell }, { action: "ssm:SendCommand", resource: arns.instanceArn(i), context: hostTags(arns, i) }] });
   }
+  // RDS's master password (database.managed): RDS keeps it in a secret it names rds!db-<instance>.
+  for (const rds of arns.plan.resources.filter((r) => r.type === "aws:rds/instance:Instance" && r.inputs.manageMasterUserPassword)) {
+    const arn = arns.plan.resources.filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")
+      .flatMap((r) => list(doc(r.inputs.policy)?.Statement).flatMap((st) => list(st.Resource as string | string[])))
+      .find((res) => typeof res === "string" && res.startsWith(`arn:aws:secretsmanager:${arns.region}:${arns.account}:secret:rds!db-${rds.id}-`))
+      ?? `arn:aws:secretsmanager:${arns.region}:${arns.account}:secret:rds!db-${rds.id}-000000`;
+    out.push({ id: "read rds master secret", label: "read RDS's master password (secretsmanager:GetSecretValue)", requests: [{ action: "secretsmanager:GetSecretValue", resource: arn }] });
+  }
+  // The release document (nourishctl verbs only) to this stack's hosts, and to another stack's.
+  const document = arns.get("aws:ssm/document:Document", "release-nourishctl");
+  const documentArn = `arn:aws:ssm:${arns.region}:${arns.account}:document/${document.inputs.name}`;
+  const app0 = arns.get("aws:ec2/instance:Instance", "app-0");
+  out.push(
+    { id: "send release document", label: "send this stack's release document (nourishctl verbs) to its app host (ssm:SendCommand)", requests: [{ action: "ssm:SendCommand", resource: documentArn }, { action: "ssm:SendCommand", resource: arns.instanceArn(app0), context: hostTags(arns, app0) }] },
+    { id: "send release document elsewhere", label: "send it to an instance of another stack (tag stack differs)", requests: [{ action: "ssm:SendCommand", resource: documentArn }, { action: "ssm:SendCommand", resource: `arn:aws:ec2:${arns.region}:${arns.account}:instance/i-0another0stack00`, context: { ...hostTags(arns, app0), "ssm:resourceTag/stack": "another-stack" } }] },
+    { id: "read command output", label: "read a command's output (ssm:GetCommandInvocation)", requests: [{ action: "ssm:GetCommandInvocation", resource: "*" }] },
+  );
   return out;
 }
 
@@ -155,7 +183,7 @@ export interface Matrix { principals: Principal[]; checks: Check[]; cells: Recor
 
 async function decide(arns: PlanArns, who: Principal, r: Request): Promise<boolean> {
   const result = await runSimulation({
-    request: { principal: who.arn, action: r.action, resource: { resource: r.resource, accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true" } },
+    request: { principal: who.arn, action: r.action, resource: { resource: r.resource, accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true", ...r.context } },
     identityPolicies: who.policies,
     serviceControlPolicies: [],
     resourceControlPolicies: [],

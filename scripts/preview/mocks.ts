@@ -163,6 +163,10 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       case "aws:rds/instance:Instance":
         state.identifier ??= `${args.name}-${hex(args.name, 7)}`;
         state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
+        // RDS's managed master password lives in a secret RDS names rds!db-<resource id>.
+        if (args.inputs.manageMasterUserPassword) {
+          state.masterUserSecrets = [{ secretArn: `arn:aws:secretsmanager:${this.region}:${ACCOUNT_ID}:secret:rds!db-${id}-${hex(args.name, 6)}`, secretStatus: "active", kmsKeyId: `arn:aws:kms:${this.region}:${ACCOUNT_ID}:alias/aws/secretsmanager` }];
+        }
         break;
       case "command:local:Command": {
         // The mocks run nothing: each step "prints" one recognisable line; the backup verb prints

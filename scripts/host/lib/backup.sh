@@ -1,6 +1,11 @@
 # shellcheck shell=bash
-# nourishctl-roles: db
+# nourishctl-roles: db app
 # Sourced by nourishctl, which provides die, say, pg_admin, aws_cli, metric and the host.env values.
+#
+# Where it runs: on the database host; and, with a managed database (RDS: DB_MANAGED=true in the app
+# hosts' host.env), on an app host, where pg_admin is the app's database user over TLS (nourishctl)
+# and everything else (bucket, key format, manifest, checks, swap) is the same. On an app host of a
+# self-managed database every verb here refuses: the database host does it.
 #
 # The manual's "Backup and Restore": a nightly logical backup (pg_dump custom format, or the SQLite
 # file when SQLITE_PATH is set) with a JSON manifest, kept locally and in the backup bucket; listing
@@ -32,6 +37,11 @@ VERBS+=("restore-cleanup|drop databases (or SQLite files) a restore kept: NAME o
 # The newest complete daily backup: {key, sha256, size, time}, written by `backup` after its
 # manifest (restore rehearsals and the staging preview read it).
 BK_LATEST_POINTER=dumps/daily/latest.json
+# Refuses on an app host unless the database is managed (there the database host's copy is the one).
+bk_here() {
+  [ "${ROLE:-}" != app ] || [ "$DB_MANAGED" = true ] \
+    || die "$1: runs on the database host; on an app host only with a managed database (DB_MANAGED=true in $HOST_ENV)"
+}
 
 bk_dir() { echo "$ROOT${BACKUP_DIR:-/var/backups/nourish-link}"; }
 bk_db() { echo "${DB_NAME:?DB_NAME is not set in $HOST_ENV}"; }
@@ -116,6 +126,7 @@ EOF
     return 0
   fi
   [ $# -eq 0 ] || die "backup: unexpected argument '$1' (see nourishctl backup --help)"
+  bk_here backup
   local db bucket dir ext kind ts name started
   db=$(bk_db) || exit 1; bucket=$(bk_bucket backup) || exit 1; dir=$(bk_dir); ext=$(bk_ext)
   bk_need python3 python3
@@ -306,6 +317,7 @@ bk_cleanup_tmpdir() {
 
 cmd_backups() {
   local sub="${1:-}"
+  case "$sub" in list|verify) [ "${2:-}" = --help ] || bk_here "backups $sub" ;; esac
   [ $# -gt 0 ] && shift
   case "$sub" in
     list)
@@ -506,6 +518,7 @@ EOF
     esac
   done
   [ "$n" -eq 1 ] || die "restore: give exactly one of --latest, --key KEY, --file PATH, --at TIMESTAMP"
+  bk_here restore
   local db ts tmpdb kept
   db=$(bk_db) || exit 1
   ts=$(date -u +%Y%m%d_%H%M%S)
@@ -635,6 +648,7 @@ cmd_restore_cleanup() {
   # looks like it (a name PostgreSQL truncated, a hand-made copy) has no age we can trust, and is
   # left alone with a warning.
   local kept=() candidates=() k cutoff dropped=0 prefix
+  bk_here restore-cleanup
   if [ -n "$name" ] || [ -n "$older" ]; then db_lock restore-cleanup exclusive; fi
   if [ -n "${SQLITE_PATH:-}" ]; then
     prefix="$SQLITE_PATH.before_restore_"

@@ -533,8 +533,11 @@ rel_switch() {
 
 rel_backup_of() {
   local key
-  key=$(cat "$(rel_meta "$1")/pre-release-backup" 2>/dev/null) || key="(see nourishctl backups list on the db host)"
-  echo "$key (on the db host: nourishctl restore --key $key --replace-live --yes)"
+  key=$(cat "$(rel_meta "$1")/pre-release-backup" 2>/dev/null) || key="(see nourishctl backups list)"
+  # With a managed database the backup was taken, and is restored, on the first app host.
+  local where="the db host"
+  [ "$DB_MANAGED" = true ] && where="the first app host (managed database)"
+  echo "$key (on $where: nourishctl restore --key $key --replace-live --yes)"
 }
 
 # Reverses the migrations release $1 applied, back to release $2's recorded state, when this
