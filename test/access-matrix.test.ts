@@ -28,6 +28,7 @@ const PROD: [string, string, string, string][] = [
   ["decrypt backups-key", A, A, A],
   ["decrypt monitoring-key", D, D, A],
   ["decrypt monitoring-logs-key", D, D, A],
+  ["decrypt monitoring-us-east-1-key", D, D, A],
   ["read dumps", D, A, A],
   ["write dumps", D, A, A],
   ["delete dumps", D, D, A],
