@@ -47,5 +47,7 @@ export = async () => {
     ...(site.rehearsal?.summary ? { restoreRehearsal: site.rehearsal.summary, rehearsalBackup: site.rehearsal.latest } : {}),
     // Where every alarm notifies.
     alertTopicArn: site.monitoring.topicArn,
+    // Where the uptime alarm (us-east-1, monitoring.uptimeCheck) notifies.
+    ...(site.monitoring.uptimeTopicArn ? { uptimeAlertTopicArn: site.monitoring.uptimeTopicArn } : {}),
   };
 };

@@ -188,6 +188,7 @@ export const stackConfigSchema = z.strictObject({
     longQuerySeconds: int(10, 86400).describe("alarm when a database query has been running longer than this"),
     walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
     backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
+    uptimeCheck: z.boolean().describe("a Route 53 health check on https://<domain><release.healthPath> from Route 53's checkers in several regions, every 30 s; its alarm (uptime, in us-east-1 where Route 53 publishes) notifies a topic there with the same emails"),
     agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot (pinned; journald logs need 1.300070.0 or newer)"),
   }),
   rehearsal: z.strictObject({
@@ -351,14 +352,14 @@ export const DEFAULTS: Record<Environment, DeepPartial<StackSettings>> = {
     app: { instanceType: "t3.small", count: 1, tls: "nginx" },
     database: { instanceType: "t3.small", dataVolumeGb: 20 },
     backups: { retentionDays: 14, objectLock: false },
-    monitoring: { logRetentionDays: 30 },
+    monitoring: { logRetentionDays: 30, uptimeCheck: false },
   }),
   prod: merge(COMMON, {
     network: { vpcCidr: "10.40.0.0/16", flowLogRetentionDays: 90 },
     app: { instanceType: "t3.medium", count: 2, tls: "alb" },
     database: { instanceType: "m6i.large", dataVolumeGb: 100 },
     backups: { retentionDays: 35, objectLock: true },
-    monitoring: { logRetentionDays: 90 },
+    monitoring: { logRetentionDays: 90, uptimeCheck: true },
   }),
 };
 

@@ -28,6 +28,7 @@ const PROD: [string, string, string, string, string][] = [
   ["decrypt backups-key", A, A, D, A],
   ["decrypt monitoring-key", D, D, D, A],
   ["decrypt monitoring-logs-key", D, D, D, A],
+  ["decrypt monitoring-us-east-1-key", D, D, D, A],
   ["read dumps", D, A, D, A],
   ["write dumps", D, A, D, A],
   ["delete dumps", D, D, D, A],

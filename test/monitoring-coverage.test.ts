@@ -57,6 +57,8 @@ function published(r: ProgramRun, stack: string): Map<string, { m: Metric; by: s
   for (const db of ofType(r, "aws:rds/instance:Instance")) {
     for (const n of ["CPUUtilization", "FreeableMemory", "FreeStorageSpace", "DatabaseConnections", "MaximumUsedTransactionIDs"]) put({ namespace: "AWS/RDS", metricName: n, dimensions: { DBInstanceIdentifier: String(db.inputs.identifier ?? `${db.name}-${hex(db.name, 7)}`) } }, "RDS", false);
   }
+  // Route 53 publishes each health check's status (in us-east-1, where the uptime alarm lives).
+  for (const hc of ofType(r, "aws:route53/healthCheck:HealthCheck")) put({ namespace: "AWS/Route53", metricName: "HealthCheckStatus", dimensions: { HealthCheckId: hc.id } }, "Route 53", false);
   for (const f of ofType(r, "aws:cloudwatch/logMetricFilter:LogMetricFilter")) {
     const t = f.inputs.metricTransformation as { namespace: string; name: string };
     put({ namespace: t.namespace, metricName: t.name, dimensions: {} }, `metric filter ${f.name}`, true);
@@ -170,9 +172,12 @@ describe("monitoring: every alarm watches what something publishes, everything p
 
   it("every alarm notifies the topic on ALARM and on OK; the status checks also recover and reboot", () => {
     for (const { r } of runs) {
-      const topic = String(r.outputs.alertTopicArn);
-      assert.match(topic, /^arn:aws:sns:/);
+      const mainTopic = String(r.outputs.alertTopicArn);
+      assert.match(mainTopic, /^arn:aws:sns:af-south-1:/);
       for (const a of ofType(r, ALARM)) {
+        // Route 53's status exists only in us-east-1: its alarm notifies the topic there.
+        const topic = a.inputs.namespace === "AWS/Route53" ? String(r.outputs.uptimeAlertTopicArn) : mainTopic;
+        if (a.inputs.namespace === "AWS/Route53") assert.match(topic, /^arn:aws:sns:us-east-1:/, a.name);
         const actions = a.inputs.alarmActions as string[];
         assert.strictEqual(actions[actions.length - 1], topic, `${a.name}: alarm actions ${actions}`);
         assert.deepStrictEqual(a.inputs.okActions, [topic], `${a.name}: OK actions`);
@@ -194,7 +199,7 @@ describe("monitoring: every alarm watches what something publishes, everything p
       "app-0-status-system", "app-1-status-instance", "app-1-cpu-credits-low", "app-0-process-nginx", "app-1-process-gunicorn", "app-0-disk-root",
       "http-5xx-rate", "http-p95", "unhealthy-targets", "app-errors", "db-connections-high", "db-lock-waits", "db-long-query", "db-wal-archive-stalled",
       "db-backup-missing", "db-pitr-backup-missing", "db-backup-size-drop", "job-failed-db-backup", "job-failed-db-metrics", "job-failed-app-status",
-      "app-deploy-check", "job-failed-app-weekly-report",
+      "app-deploy-check", "job-failed-app-weekly-report", "uptime",
     ]) assert.ok(names.includes(want), `prod has no ${want} alarm`);
     assert.ok(!names.includes("db-cpu-credits-low"), "m6i is not burstable");
     const rds = ofType(runs.find((x) => JSON.stringify(x.set).includes("managed"))!.r, ALARM).map((a) => a.name.replace(/^monitoring-/, ""));

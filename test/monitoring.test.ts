@@ -92,7 +92,7 @@ describe("monitoring: alarms on backups that stop silently", () => {
   it("subscribes each monitoring.alertEmails address once, by email", async () => {
     for (const [r, stack] of [[prod, "prod"], [staging, "staging"]] as const) {
       const topic = one(r, TOPIC, "monitoring-alerts");
-      const subs = ofType(r, SUBSCRIPTION);
+      const subs = ofType(r, SUBSCRIPTION).filter((x) => x.name.startsWith("monitoring-email-"));
       const expected = (await loadStackConfig(stack)).monitoring.alertEmails;
       assert.ok(expected.length >= 1);
       assert.deepStrictEqual(subs.map((s) => s.inputs.endpoint).sort(), [...expected].sort());
@@ -102,9 +102,42 @@ describe("monitoring: alarms on backups that stop silently", () => {
         assert.strictEqual(s.parent, topic.parent, "subscription outside the Monitoring component");
       }
     }
-    assert.deepStrictEqual(ofType(prod, SUBSCRIPTION).map((s) => s.inputs.endpoint).sort(), ["oncall@nourishlink.rw", "ops@nourishlink.rw"]);
+    assert.deepStrictEqual(ofType(prod, SUBSCRIPTION).filter((x) => x.name.startsWith("monitoring-email-")).map((s) => s.inputs.endpoint).sort(), ["oncall@nourishlink.rw", "ops@nourishlink.rw"]);
     const more = await runStack("staging", { set: { monitoring: { alertEmails: ["ops@nourishlink.rw", "dba@nourishlink.rw", "OPS@nourishlink.rw"] } } });
     assert.deepStrictEqual(ofType(more, SUBSCRIPTION).map((s) => s.inputs.endpoint).sort(), ["dba@nourishlink.rw", "ops@nourishlink.rw"]);
+  });
+
+  it("checks uptime from outside on prod (Route 53 on the public health URL), alarming in us-east-1 to a topic there with the same emails", async () => {
+    const check = one(prod, "aws:route53/healthCheck:HealthCheck", "monitoring-uptime");
+    assert.deepStrictEqual(
+      { type: check.inputs.type, fqdn: check.inputs.fqdn, port: check.inputs.port, resourcePath: check.inputs.resourcePath, enableSni: check.inputs.enableSni, requestInterval: check.inputs.requestInterval, failureThreshold: check.inputs.failureThreshold },
+      { type: "HTTPS", fqdn: "app.nourishlink.rw", port: 443, resourcePath: "/health/", enableSni: true, requestInterval: 30, failureThreshold: 3 });
+    const alarm = one(prod, "aws:cloudwatch/metricAlarm:MetricAlarm", "monitoring-uptime");
+    assert.deepStrictEqual(
+      { namespace: alarm.inputs.namespace, metricName: alarm.inputs.metricName, dimensions: alarm.inputs.dimensions, comparisonOperator: alarm.inputs.comparisonOperator, threshold: alarm.inputs.threshold, treatMissingData: alarm.inputs.treatMissingData },
+      { namespace: "AWS/Route53", metricName: "HealthCheckStatus", dimensions: { HealthCheckId: check.id }, comparisonOperator: "LessThanThreshold", threshold: 1, treatMissingData: "breaching" });
+    // The alarm, its topic, key and subscriptions through a us-east-1 provider: Route 53's metrics are only there.
+    const provider = one(prod, "pulumi:providers:aws", "monitoring-us-east-1");
+    assert.strictEqual(provider.inputs.region, "us-east-1");
+    const east = ["monitoring-uptime", "monitoring-us-east-1-alerts", "monitoring-us-east-1-key", "monitoring-us-east-1-alerts-policy"];
+    for (const r of prod.resources.filter((x) => east.includes(x.name) && x.type !== "aws:route53/healthCheck:HealthCheck")) {
+      assert.match(String(r.provider), /::monitoring-us-east-1::/, `${r.type} ${r.name} is not in us-east-1`);
+    }
+    const topic = String(prod.outputs.uptimeAlertTopicArn);
+    assert.match(topic, /^arn:aws:sns:us-east-1:123456789012:/);
+    assert.deepStrictEqual(alarm.inputs.alarmActions, [topic]);
+    assert.deepStrictEqual(alarm.inputs.okActions, [topic]);
+    const eastTopic = one(prod, TOPIC, "monitoring-us-east-1-alerts");
+    assert.strictEqual(eastTopic.inputs.kmsMasterKeyId, `arn:aws:kms:us-east-1:123456789012:key/${one(prod, "aws:kms/key:Key", "monitoring-us-east-1-key").id}`);
+    const policy = JSON.parse(String(one(prod, "aws:sns/topicPolicy:TopicPolicy", "monitoring-us-east-1-alerts-policy").inputs.policy));
+    assert.match(JSON.stringify(policy), /arn:aws:cloudwatch:us-east-1:123456789012:alarm:\*/, "CloudWatch in us-east-1 may not publish");
+    const subs = ofType(prod, SUBSCRIPTION).filter((x) => x.name.startsWith("monitoring-us-east-1-email-"));
+    assert.deepStrictEqual(subs.map((x) => [x.inputs.endpoint, x.inputs.topic]).sort(), [["oncall@nourishlink.rw", topic], ["ops@nourishlink.rw", topic]]);
+    // Off on staging by default; on when asked.
+    assert.strictEqual(ofType(staging, "aws:route53/healthCheck:HealthCheck").length, 0);
+    assert.strictEqual(staging.outputs.uptimeAlertTopicArn, undefined);
+    const on = await runStack("staging", { set: { monitoring: { uptimeCheck: true } } });
+    assert.strictEqual(one(on, "aws:route53/healthCheck:HealthCheck", "monitoring-uptime").inputs.fqdn, "staging.nourishlink.rw");
   });
 
   it("alarms on exactly the metric, namespace and dimensions the database host publishes", () => {

@@ -157,6 +157,37 @@ export function rehearsalAlarms(config: StackConfig): MetricAlarmSpec[] {
   return [spec];
 }
 
+/** Where Route 53 publishes its health checks' metrics, and so where their alarms must live. */
+export const UPTIME_REGION = "us-east-1";
+
+/**
+ * The outside view (monitoring.uptimeCheck): Route 53's checkers ask https://<domain><healthPath>
+ * every 30 s from several places; HealthCheckStatus is 1 while most of them get a 2xx/3xx. Three
+ * minutes down raises the alarm; no data (the check deleted, Route 53 silent) counts as down.
+ */
+export function uptimeAlarms<D>(config: StackConfig, healthCheckId: D): MetricAlarmSpec<D>[] {
+  const spec: MetricAlarmSpec<D> = {
+    id: "uptime",
+    name: `nourish-link-${config.stack}-uptime`,
+    alarmDescription:
+      `NOURISH LINK ${config.stack}: https://${config.domain}${config.release.healthPath} has not answered Route 53's health checkers for 3 minutes ` +
+      "(from outside AWS: DNS, the load balancer or TLS, not only the hosts). Check `nourishctl status` on the app hosts, the ALB's targets, " +
+      "the certificate and the domain's DNS records. See docs/RUNBOOK.md, \"Alarms\", uptime.",
+    namespace: "AWS/Route53",
+    metricName: "HealthCheckStatus",
+    dimensions: { HealthCheckId: healthCheckId },
+    statistic: "Minimum",
+    period: 60,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 3,
+    threshold: 1,
+    comparisonOperator: "LessThanThreshold",
+    treatMissingData: "breaching",
+  };
+  checkAlarmWindow({ ...spec, period: spec.period! });
+  return [spec];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every other way the estate breaks. Each alarm names exactly the metric its publisher sends:
 // AWS itself (AWS/EC2, AWS/ApplicationELB, AWS/RDS), the CloudWatch agent (agent.ts), a log

@@ -16,7 +16,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
 import { DISK_FSTYPE, watchedMounts, watchedProcesses } from "./agent";
-import { backupAlarms, estateAlarms, MetricAlarmSpec, rehearsalAlarms, WatchedEstate } from "./alarms";
+import { backupAlarms, estateAlarms, MetricAlarmSpec, rehearsalAlarms, UPTIME_REGION, uptimeAlarms, WatchedEstate } from "./alarms";
 import { dashboardBody } from "./dashboard";
 import { LOG_SOURCES, logGroupName, logMetricNamespace, METRIC_FILTERS } from "./logs";
 import { alertKeyPolicy, alertTopicPolicy, logsKeyPolicy } from "./policy";
@@ -32,6 +32,8 @@ export class Monitoring extends pulumi.ComponentResource {
   readonly topicArn: pulumi.Output<string>;
   /** The key the topic is encrypted with (a publisher other than CloudWatch needs a grant on it). */
   readonly kmsKeyArn: pulumi.Output<string>;
+  /** The us-east-1 topic the uptime alarm notifies (monitoring.uptimeCheck). */
+  uptimeTopicArn?: pulumi.Output<string>;
   /** The key the log groups are encrypted with. */
   readonly logsKmsKeyArn: pulumi.Output<string>;
   /** The groups RDS's log exports write to (managed database only): the instance waits for them. */
@@ -47,30 +49,8 @@ export class Monitoring extends pulumi.ComponentResource {
     this.config = config;
     const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
 
-    const key = new aws.kms.Key(`${name}-key`, {
-      description: `nourish-link ${config.stack}: alert topic`,
-      enableKeyRotation: true,
-      deletionWindowInDays: 30,
-      policy: pulumi.jsonStringify(account.apply(alertKeyPolicy)),
-    }, { parent: this, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
-    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-alerts`, targetKeyId: key.keyId }, { parent: this });
-
-    this.topic = new aws.sns.Topic(`${name}-alerts`, {
-      displayName: `NOURISH LINK ${config.stack}`,
-      kmsMasterKeyId: key.arn,
-    }, { parent: this });
-    new aws.sns.TopicPolicy(`${name}-alerts-policy`, {
-      arn: this.topic.arn,
-      policy: pulumi.jsonStringify(pulumi.all([this.topic.arn, account]).apply(([t, a]) => alertTopicPolicy(t, a, config.region))),
-    }, { parent: this });
-
-    // Keyed by address, so adding or removing one never touches the others' subscriptions; an
-    // address listed twice (in any case) is subscribed once.
-    const emails = new Map<string, string>();
-    for (const e of config.monitoring.alertEmails) if (!emails.has(e.toLowerCase())) emails.set(e.toLowerCase(), e);
-    for (const email of emails.values()) {
-      new aws.sns.TopicSubscription(`${name}-email-${email}`, { topic: this.topic.arn, protocol: "email", endpoint: email }, { parent: this });
-    }
+    const { topic, key } = this.alertTopic(name, config.region, account);
+    this.topic = topic;
 
     for (const a of [...backupAlarms(config), ...rehearsalAlarms(config)]) this.alarm(name, a);
 
@@ -115,6 +95,8 @@ export class Monitoring extends pulumi.ComponentResource {
       }, { parent: this });
     }
 
+    if (config.monitoring.uptimeCheck) this.uptimeCheck(name, account);
+
     this.topicArn = this.topic.arn;
     this.kmsKeyArn = key.arn;
     this.logsKmsKeyArn = logsKey.arn;
@@ -134,7 +116,67 @@ export class Monitoring extends pulumi.ComponentResource {
     }, { parent: this });
   }
 
-  private alarm(name: string, a: MetricAlarmSpec<pulumi.Input<string>>): void {
+  /**
+   * An alert topic in `region`, encrypted with a key of its own whose policy lets CloudWatch
+   * alarms publish (see policy.ts for why not alias/aws/sns), and one email subscription per
+   * monitoring.alertEmails address (each must confirm the email AWS sends it once). Keyed by
+   * address, so adding or removing one never touches the others; an address listed twice (in any
+   * case) is subscribed once.
+   */
+  private alertTopic(name: string, region: string, account: pulumi.Output<string>, provider?: aws.Provider): { topic: aws.sns.Topic; key: aws.kms.Key } {
+    const config = this.config;
+    const opts = { parent: this, ...(provider ? { provider } : {}) };
+    const key = new aws.kms.Key(`${name}-key`, {
+      description: `nourish-link ${config.stack}: alert topic${provider ? ` (${region})` : ""}`,
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      policy: pulumi.jsonStringify(account.apply(alertKeyPolicy)),
+    }, { ...opts, protect: config.environment === "prod", retainOnDelete: config.environment === "prod" });
+    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/nourish-link-${config.stack}-alerts`, targetKeyId: key.keyId }, opts);
+    const topic = new aws.sns.Topic(`${name}-alerts`, {
+      displayName: `NOURISH LINK ${config.stack}`,
+      kmsMasterKeyId: key.arn,
+    }, opts);
+    new aws.sns.TopicPolicy(`${name}-alerts-policy`, {
+      arn: topic.arn,
+      policy: pulumi.jsonStringify(pulumi.all([topic.arn, account]).apply(([t, a]) => alertTopicPolicy(t, a, region))),
+    }, opts);
+    const emails = new Map<string, string>();
+    for (const e of config.monitoring.alertEmails) if (!emails.has(e.toLowerCase())) emails.set(e.toLowerCase(), e);
+    for (const email of emails.values()) {
+      new aws.sns.TopicSubscription(`${name}-email-${email}`, { topic: topic.arn, protocol: "email", endpoint: email }, opts);
+    }
+    return { topic, key };
+  }
+
+  /**
+   * The manual's uptime figure, from outside the estate: a Route 53 health check on the public
+   * health URL. Route 53 publishes HealthCheckStatus only in us-east-1, and an alarm can notify
+   * only a topic of its own region, so the alarm and a second alert topic live there.
+   */
+  private uptimeCheck(name: string, account: pulumi.Output<string>): void {
+    const config = this.config;
+    const check = new aws.route53.HealthCheck(`${name}-uptime`, {
+      type: "HTTPS",
+      fqdn: config.domain,
+      port: 443,
+      resourcePath: config.release.healthPath,
+      enableSni: true,
+      requestInterval: 30,
+      failureThreshold: 3,
+      tags: { Name: `nourish-link-${config.stack}-uptime` },
+    }, { parent: this });
+    // The same tags as the stack's own provider (components/index.ts), in us-east-1.
+    const provider = new aws.Provider(`${name}-${UPTIME_REGION}`, {
+      region: UPTIME_REGION,
+      defaultTags: { tags: { project: "nourish-link", stack: config.stack, environment: config.environment } },
+    }, { parent: this });
+    const { topic } = this.alertTopic(`${name}-${UPTIME_REGION}`, UPTIME_REGION, account, provider);
+    this.uptimeTopicArn = topic.arn;
+    for (const a of uptimeAlarms(config, check.id)) this.alarm(name, a, { topic, provider });
+  }
+
+  private alarm(name: string, a: MetricAlarmSpec<pulumi.Input<string>>, to: { topic: aws.sns.Topic; provider?: aws.Provider } = { topic: this.topic }): void {
     const ec2 = a.ec2Action ? [`arn:aws:automate:${this.config.region}:ec2:${a.ec2Action}`] : [];
     const single = a.expression ? {} : {
       namespace: a.namespace, metricName: a.metricName, dimensions: a.dimensions,
@@ -159,9 +201,9 @@ export class Monitoring extends pulumi.ComponentResource {
       threshold: a.threshold,
       comparisonOperator: a.comparisonOperator,
       treatMissingData: a.treatMissingData,
-      alarmActions: [...ec2, this.topic.arn],
-      okActions: [this.topic.arn],
-    }, { parent: this });
+      alarmActions: [...ec2, to.topic.arn],
+      okActions: [to.topic.arn],
+    }, { parent: this, ...(to.provider ? { provider: to.provider } : {}) });
   }
 }
 

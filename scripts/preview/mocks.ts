@@ -97,20 +97,24 @@ export function autoNames(type: string, name: string, inputs: Record<string, unk
 }
 
 export class AwsMocks implements pulumi.runtime.Mocks {
+  private readonly providerRegions = new Map<string, string>();
   constructor(private readonly region: string) {}
 
   newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
     const id = args.id || mockId(args.type, args.name);
     const state: Record<string, unknown> = { ...args.inputs, ...autoNames(args.type, args.name, args.inputs) };
+    // A resource with an explicit provider lives in that provider's region (the uptime alarm's us-east-1).
+    if (args.type === "pulumi:providers:aws" && typeof args.inputs.region === "string") this.providerRegions.set(id, args.inputs.region);
+    const region = this.providerRegions.get(args.provider?.split("::").pop() ?? "") ?? this.region;
     if (args.type.startsWith("aws:")) {
       const service = serviceOf(args.type);
-      state.arn ??= `arn:aws:${service}:${this.region}:${ACCOUNT_ID}:${args.name}/${id}`;
+      state.arn ??= `arn:aws:${service}:${region}:${ACCOUNT_ID}:${args.name}/${id}`;
       state.tagsAll ??= args.inputs.tags;
     }
     switch (args.type) {
       case "aws:kms/key:Key":
         state.keyId = id;
-        state.arn = `arn:aws:kms:${this.region}:${ACCOUNT_ID}:key/${id}`;
+        state.arn = `arn:aws:kms:${region}:${ACCOUNT_ID}:key/${id}`;
         break;
       case "aws:iam/role:Role":
         state.arn = `arn:aws:iam::${ACCOUNT_ID}:role/${args.inputs.name ?? id}`;
@@ -123,10 +127,10 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         state.arn = `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${String(args.inputs.url).replace(/^https:\/\//, "")}`;
         break;
       case "aws:ssm/document:Document":
-        state.arn = `arn:aws:ssm:${this.region}:${ACCOUNT_ID}:document/${args.inputs.name}`;
+        state.arn = `arn:aws:ssm:${region}:${ACCOUNT_ID}:document/${args.inputs.name}`;
         break;
       case "aws:ssm/parameter:Parameter":
-        state.arn = `arn:aws:ssm:${this.region}:${ACCOUNT_ID}:parameter${args.inputs.name}`;
+        state.arn = `arn:aws:ssm:${region}:${ACCOUNT_ID}:parameter${args.inputs.name}`;
         break;
       case "aws:s3/bucket:Bucket":
       case "aws:s3/bucketV2:BucketV2":
@@ -135,24 +139,24 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         break;
       case "aws:ec2/instance:Instance":
         state.privateIp = `10.0.${parseInt(hex(args.name, 2), 16) % 250}.${10 + (parseInt(hex(args.name, 4), 16) % 200)}`;
-        state.privateDns = `ip-${String(state.privateIp).replace(/\./g, "-")}.${this.region}.compute.internal`;
+        state.privateDns = `ip-${String(state.privateIp).replace(/\./g, "-")}.${region}.compute.internal`;
         state.primaryNetworkInterfaceId = `eni-${hex(args.name, 17)}`;
         break;
       case "aws:ec2/eip:Eip":
         state.publicIp = `203.0.113.${parseInt(hex(args.name, 2), 16) % 250}`;
         break;
       case "aws:lb/loadBalancer:LoadBalancer":
-        state.dnsName = `${args.name}-${parseInt(hex(args.name, 8), 16)}.${this.region}.elb.amazonaws.com`;
-        state.arn = `arn:aws:elasticloadbalancing:${this.region}:${ACCOUNT_ID}:loadbalancer/app/${args.name}/${hex(args.name, 16)}`;
+        state.dnsName = `${args.name}-${parseInt(hex(args.name, 8), 16)}.${region}.elb.amazonaws.com`;
+        state.arn = `arn:aws:elasticloadbalancing:${region}:${ACCOUNT_ID}:loadbalancer/app/${args.name}/${hex(args.name, 16)}`;
         // What CloudWatch's LoadBalancer dimension holds.
         state.arnSuffix = `app/${args.name}/${hex(args.name, 16)}`;
         break;
       case "aws:lb/targetGroup:TargetGroup":
-        state.arn = `arn:aws:elasticloadbalancing:${this.region}:${ACCOUNT_ID}:targetgroup/${args.name}/${hex(args.name, 16)}`;
+        state.arn = `arn:aws:elasticloadbalancing:${region}:${ACCOUNT_ID}:targetgroup/${args.name}/${hex(args.name, 16)}`;
         state.arnSuffix = `targetgroup/${args.name}/${hex(args.name, 16)}`;
         break;
       case "aws:acm/certificate:Certificate":
-        state.arn = `arn:aws:acm:${this.region}:${ACCOUNT_ID}:certificate/${id}`;
+        state.arn = `arn:aws:acm:${region}:${ACCOUNT_ID}:certificate/${id}`;
         state.domainValidationOptions = [{
           domainName: args.inputs.domainName,
           resourceRecordName: `_${hex(args.name, 32)}.${args.inputs.domainName}.`,
@@ -162,10 +166,10 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         break;
       case "aws:rds/instance:Instance":
         state.identifier ??= `${args.name}-${hex(args.name, 7)}`;
-        state.address = `${args.name}.${hex(args.name, 12)}.${this.region}.rds.amazonaws.com`;
+        state.address = `${args.name}.${hex(args.name, 12)}.${region}.rds.amazonaws.com`;
         // RDS's managed master password lives in a secret RDS names rds!db-<resource id>.
         if (args.inputs.manageMasterUserPassword) {
-          state.masterUserSecrets = [{ secretArn: `arn:aws:secretsmanager:${this.region}:${ACCOUNT_ID}:secret:rds!db-${id}-${hex(args.name, 6)}`, secretStatus: "active", kmsKeyId: `arn:aws:kms:${this.region}:${ACCOUNT_ID}:alias/aws/secretsmanager` }];
+          state.masterUserSecrets = [{ secretArn: `arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:rds!db-${id}-${hex(args.name, 6)}`, secretStatus: "active", kmsKeyId: `arn:aws:kms:${region}:${ACCOUNT_ID}:alias/aws/secretsmanager` }];
         }
         break;
       case "command:local:Command": {
