@@ -239,6 +239,12 @@ describe("nourishctl backup and restore", function () {
 
   it("a failed backup exits non-zero naming the step and records no success", () => {
     const keys = s3Keys();
+    const pointer = path.join(root, "latest-pointer.json");
+    const readPointer = (): string => {
+      assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/dumps/daily/latest.json`, pointer]).status, 0, "no dumps/daily/latest.json");
+      return fs.readFileSync(pointer, "utf8");
+    };
+    const before = readPointer();
     for (const [vars, step] of [[{ DB_NAME: "no_such_db" }, "dump"], [{ BACKUP_BUCKET: "no-such-bucket" }, "upload"]] as const) {
       fs.rmSync(metrics, { recursive: true, force: true });
       hostEnv(vars);
@@ -249,10 +255,8 @@ describe("nourishctl backup and restore", function () {
     }
     hostEnv();
     assert.deepStrictEqual(s3Keys(), keys, "nothing new in the bucket");
-    // The pointer still names the last good backup.
-    const pointer = path.join(root, "latest-after-failure.json");
-    assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/dumps/daily/latest.json`, pointer]).status, 0);
-    assert.ok(keys.includes(JSON.parse(fs.readFileSync(pointer, "utf8")).key));
+    // The pointer still names the last backup that completed (a failed one never moves it).
+    assert.strictEqual(readPointer(), before);
     assert.deepStrictEqual(fs.readdirSync(backupDir).filter((f) => f.endsWith(".partial")), []);
   });
 
