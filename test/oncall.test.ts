@@ -9,6 +9,7 @@ import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { contractAppEnv } from "../components/app/contract";
 import { GUNICORN_SERVICE_NAME, renderGunicornService } from "../components/app/gunicorn";
 import { renderNginxSite } from "../components/app/nginx";
 import { renderEnvFile } from "../components/hosts/env-file";
@@ -55,12 +56,13 @@ describe("nourishctl on-call verbs: restart, status and logs against real servic
     envFile(path.join(appRoot, "etc/nourish-link/host.env"), {
       ROLE: "app", DOMAIN, HEALTH_PATH: "/health/", TLS: "alb", APP_LOCAL_URL: `http://127.0.0.1:${port}`, VERIFY_CHECKS: "3", DISK_FREE_MIN_PERCENT: "1",
     });
-    envFile(path.join(appRoot, "etc/nourish-link/app.env"), {
+    // The app's environment as the hosts write it (the app contract), pointed at the loopback services.
+    envFile(path.join(appRoot, "etc/nourish-link/app.env"), contractAppEnv({
       DJANGO_SETTINGS_MODULE: "dusangire.settings", DJANGO_ALLOWED_HOSTS: DOMAIN, DJANGO_SECRET_KEY: randomBytes(40).toString("base64url"),
       DATABASE_HOST: "127.0.0.1", DATABASE_PORT: String(cluster.port), DATABASE_NAME: "dusangire", DATABASE_USER: "dusangire",
       DATABASE_PASSWORD: password, DATABASE_SSLMODE: "require",
       STATIC_ROOT: path.join(srv, "shared/static"), MEDIA_ROOT: path.join(srv, "shared/media"),
-    });
+    }));
     fs.writeFileSync(path.join(appRoot, "etc/systemd/system", GUNICORN_SERVICE_NAME), renderGunicornService({
       workers: 2, releasesDir: path.join(srv, "releases"), runDir: path.join(appRoot, "run/nourish-link"),
       envFile: path.join(appRoot, "etc/nourish-link/app.env"), gracefulTimeoutSeconds: 5,

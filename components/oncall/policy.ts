@@ -11,6 +11,7 @@
 // - CreateSnapshot only of snapshots tagged with this stack (volumes cannot be conditioned on the
 //   stack: the root volumes do not carry the provider's default tags), and tags only at creation.
 // A host never gets DeleteSnapshot, StopInstances, RegisterTargets or any other group.
+import { stackHostsStatements } from "../release/operator";
 
 export interface IncidentPolicyArgs {
   region: string;
@@ -86,14 +87,7 @@ export function oncallOperatorPolicy(a: OncallOperatorPolicyArgs): { Version: st
     Version: "2012-10-17",
     Statement: [
       { Sid: "SendTheOncallDocuments", Effect: "Allow", Action: "ssm:SendCommand", Resource: a.documentArns },
-      {
-        Sid: "SendToThisStacksHosts",
-        Effect: "Allow",
-        Action: "ssm:SendCommand",
-        Resource: `arn:aws:ec2:${a.region}:${a.accountId}:instance/*`,
-        Condition: { StringEquals: { "ssm:resourceTag/project": a.project, "ssm:resourceTag/stack": a.stack } },
-      },
-      { Sid: "ReadInvocations", Effect: "Allow", Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations"], Resource: "*" },
+      ...stackHostsStatements(a),
     ],
   };
 }

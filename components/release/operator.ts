@@ -15,19 +15,27 @@ export interface OperatorPolicyArgs {
   toolingKeyArn: string;
 }
 
+/** Sending a document only to instances with this stack's tags, and reading what it did: the half
+ *  of every operator policy (release, on-call) that does not depend on the document. */
+export function stackHostsStatements(a: { region: string; accountId: string; project: string; stack: string }): Record<string, unknown>[] {
+  return [
+    {
+      Sid: "SendToThisStacksHosts",
+      Effect: "Allow",
+      Action: "ssm:SendCommand",
+      Resource: `arn:aws:ec2:${a.region}:${a.accountId}:instance/*`,
+      Condition: { StringEquals: { "ssm:resourceTag/project": a.project, "ssm:resourceTag/stack": a.stack } },
+    },
+    { Sid: "ReadInvocations", Effect: "Allow", Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations"], Resource: "*" },
+  ];
+}
+
 export function operatorPolicy(a: OperatorPolicyArgs): { Version: string; Statement: Record<string, unknown>[] } {
   return {
     Version: "2012-10-17",
     Statement: [
       { Sid: "SendThisStacksDocument", Effect: "Allow", Action: "ssm:SendCommand", Resource: a.documentArn },
-      {
-        Sid: "SendToThisStacksHosts",
-        Effect: "Allow",
-        Action: "ssm:SendCommand",
-        Resource: `arn:aws:ec2:${a.region}:${a.accountId}:instance/*`,
-        Condition: { StringEquals: { "ssm:resourceTag/project": a.project, "ssm:resourceTag/stack": a.stack } },
-      },
-      { Sid: "ReadInvocations", Effect: "Allow", Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations"], Resource: "*" },
+      ...stackHostsStatements(a),
       { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${a.toolingBucketArn}/tooling/*` },
       { Sid: "DecryptTooling", Effect: "Allow", Action: "kms:Decrypt", Resource: a.toolingKeyArn },
     ],
