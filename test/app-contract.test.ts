@@ -20,6 +20,7 @@ import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
 import { runStack } from "./harness";
 import { Cluster, PG_BINDIR, startAppCluster } from "./pg";
 import { AWS_CLI } from "./s3";
+import { startFakePostgres } from "./fake-postgres";
 import { requireTool, run } from "./tools";
 
 const HOST = "app.nourishlink.test";
@@ -186,7 +187,7 @@ describe("app contract (components/app/contract.ts)", () => {
       const values: Record<string, string> = {
         DJANGO_SETTINGS_MODULE: "dusangire.settings", DJANGO_ALLOWED_HOSTS: HOST,
         DATABASE_HOST: "127.0.0.1", DATABASE_PORT: String(db!.port), DATABASE_NAME: "dusangire", DATABASE_USER: "dusangire",
-        DATABASE_SSLMODE: "require", DATABASE_PASSWORD: DB_PASSWORD, DJANGO_SECRET_KEY: "k".repeat(60),
+        DATABASE_SSLMODE: "require", PGCHANNELBINDING: "require", DATABASE_PASSWORD: DB_PASSWORD, DJANGO_SECRET_KEY: "k".repeat(60),
         STATIC_ROOT: path.join(tmp, "static"), MEDIA_ROOT: path.join(tmp, "media"),
       };
       assert.deepEqual(Object.keys(values), APP_ENV.map((v) => v.name));
@@ -221,8 +222,25 @@ describe("app contract (components/app/contract.ts)", () => {
 
       const reads = fs.readFileSync(record(), "utf8").split("\n").filter(Boolean).map((l) => l.split("\t"));
       const names = [...new Set(reads.map(([n]) => n))].sort();
-      assert.deepEqual(names, APP_ENV.map((v) => v.name).sort(),
+      assert.deepEqual(names, APP_ENV.filter((v) => !v.readByLibpq).map((v) => v.name).sort(),
         `the app reads ${names.join(", ")}:\n${reads.map(([n, f]) => `  ${n} in ${path.relative(appDir, f)}`).join("\n")}`);
+    });
+
+    it("gives a host posing as the database no password: libpq reads PGCHANNELBINDING under Django (without it, the password goes out in clear)", async () => {
+      const fake = await startFakePostgres();
+      try {
+        const at = (env: NodeJS.ProcessEnv) => run(venvPython, ["manage.py", "migrate", "--noinput"], { cwd: appDir, env: { ...env, DATABASE_PORT: String(fake.port) }, timeout: 60_000 });
+        const refused = at(contractEnv());
+        assert.notEqual(refused.status, 0);
+        assert.match(refused.stderr, /channel binding required/);
+        assert.ok(fake.startups >= 1, "the app never reached the host posing as the database");
+        assert.deepEqual(fake.captured, []);
+        const { PGCHANNELBINDING: _, ...without } = contractEnv();
+        at(without);
+        assert.deepEqual(fake.captured, [DB_PASSWORD], "without PGCHANNELBINDING the app should have sent its password (the threat it removes)");
+      } finally {
+        await fake.stop();
+      }
     });
   });
 

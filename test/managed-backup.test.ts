@@ -17,6 +17,7 @@ import { Cluster, createCluster, PG_BINDIR } from "./pg";
 import { AWS_CLI, S3, startS3 } from "./s3";
 import { requireTool, run, selfSignedCert } from "./tools";
 import { Moto, startMoto } from "./moto";
+import { startFakePostgres } from "./fake-postgres";
 
 const BUCKET = "nl-test-managed-backups";
 // Quotes, a dollar, a backslash and a space: read as data, never as shell.
@@ -46,7 +47,7 @@ describe("managed database: backup and restore from the app host", function () {
     // As setup's write_app_env has it (DATABASE_* and the Django key).
     fs.writeFileSync(path.join(etc, "app.env"), renderEnvFile("app.env", {
       DJANGO_SETTINGS_MODULE: "dusangire.settings", DATABASE_HOST: "127.0.0.1", DATABASE_NAME: "dusangire", DATABASE_USER: "dusangire",
-      DATABASE_SSLMODE: "require", DATABASE_PASSWORD: APP_PASSWORD, DJANGO_SECRET_KEY: DJANGO_KEY, ...vars,
+      DATABASE_SSLMODE: "require", PGCHANNELBINDING: "require", DATABASE_PASSWORD: APP_PASSWORD, DJANGO_SECRET_KEY: DJANGO_KEY, ...vars,
     }), { mode: 0o640 });
   };
   const ctl = (...args: string[]) => {
@@ -233,6 +234,32 @@ describe("managed database: backup and restore from the app host", function () {
       assert.match(r.stderr, /DATABASE_SSLMODE='prefer' in .*app\.env: the managed database is reached over TLS only/);
     } finally {
       appEnv();
+    }
+  });
+
+  it("gives a host posing as the database no password, with or without PGCHANNELBINDING in app.env, and refuses any value but require", async () => {
+    const fake = await startFakePostgres();
+    try {
+      // An app.env written before PGCHANNELBINDING existed: nourishctl requires channel binding all the same.
+      fs.writeFileSync(path.join(etc, "app.env"), renderEnvFile("app.env", {
+        DJANGO_SETTINGS_MODULE: "dusangire.settings", DATABASE_HOST: "127.0.0.1", DATABASE_PORT: String(fake.port), DATABASE_NAME: "dusangire",
+        DATABASE_USER: "dusangire", DATABASE_SSLMODE: "require", DATABASE_PASSWORD: APP_PASSWORD, DJANGO_SECRET_KEY: DJANGO_KEY,
+      }), { mode: 0o640 });
+      for (const verb of [["backup"], ["create-app-role"]]) {
+        const r = ctl(...verb);
+        assert.strictEqual(r.status, 1, verb.join(" "));
+        assert.match(r.stderr, /channel binding required/, verb.join(" "));
+      }
+      assert.strictEqual(fake.startups, 2, "nourishctl never reached the host posing as the database");
+      assert.deepEqual(fake.captured, [], "a password went to the host posing as the database");
+      appEnv({ DATABASE_PORT: String(fake.port), PGCHANNELBINDING: "prefer" });
+      const r = ctl("backup");
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, /PGCHANNELBINDING='prefer' in .*app\.env: the managed database is reached with SCRAM channel binding only \(require\)/);
+      assert.strictEqual(fake.startups, 2);
+    } finally {
+      appEnv();
+      await fake.stop();
     }
   });
 });

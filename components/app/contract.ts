@@ -12,6 +12,8 @@ export interface AppEnvVar {
   /** What the host puts there. */
   value: string;
   meaning: string;
+  /** Read by libpq under the app's database driver, not by the app's own code. */
+  readByLibpq?: true;
 }
 
 /** Exactly the variables the app receives, in the order app.env lists them. */
@@ -23,6 +25,7 @@ export const APP_ENV: readonly AppEnvVar[] = [
   { name: "DATABASE_NAME", value: "`nourish-link:database.name`", meaning: "the database" },
   { name: "DATABASE_USER", value: "`nourish-link:database.user`", meaning: "the role the app connects as (not a superuser)" },
   { name: "DATABASE_SSLMODE", value: "`require`", meaning: "libpq sslmode: the database accepts the app over TLS only" },
+  { name: "PGCHANNELBINDING", value: "`require`", meaning: "read by libpq itself (no setting needed): only a SCRAM login bound to the server's TLS certificate is accepted, so a host posing as the database can neither ask for the password in clear nor relay the login", readByLibpq: true },
   { name: "DATABASE_PASSWORD", value: "SSM `/nourish-link/<stack>/db-password` (`nourish-link:dbPassword`)", meaning: "that role's password (secret)" },
   { name: "DJANGO_SECRET_KEY", value: "SSM `/nourish-link/<stack>/django-secret-key` (`nourish-link:djangoSecretKey`)", meaning: "Django's SECRET_KEY (secret)" },
   { name: "STATIC_ROOT", value: `\`${APP_PATHS.staticRoot}\``, meaning: "where `collectstatic` writes; nginx serves it at `/static/` (shared by releases: use hashed names)" },

@@ -171,7 +171,7 @@ export async function startLoopbackHosts(): Promise<LoopbackHosts> {
     envFile(path.join(appRoot, "etc/nourish-link/app.env"), contractAppEnv({
       DJANGO_SETTINGS_MODULE: "dusangire.settings", DJANGO_ALLOWED_HOSTS: DOMAIN, DJANGO_SECRET_KEY: randomBytes(40).toString("base64url"),
       DATABASE_HOST: "127.0.0.1", DATABASE_PORT: String(cluster.port), DATABASE_NAME: "dusangire", DATABASE_USER: "dusangire",
-      DATABASE_PASSWORD: password, DATABASE_SSLMODE: "require",
+      DATABASE_PASSWORD: password, DATABASE_SSLMODE: "require", PGCHANNELBINDING: "require",
       STATIC_ROOT: path.join(srv, "shared/static"), MEDIA_ROOT: path.join(srv, "shared/media"),
     }));
     fs.writeFileSync(path.join(appRoot, "etc/systemd/system", GUNICORN_SERVICE_NAME), renderGunicornService({

@@ -70,7 +70,7 @@ EOF
   verifier=$(printf '%s' "$PGR_DATABASE_PASSWORD" | rds_scram_verifier) || die "create-app-role: cannot compute the password's SCRAM verifier"
   # The master's password reaches libpq in its environment only; the role's as a verifier.
   PGHOST="$PGR_DATABASE_HOST" PGPORT="${PGR_DATABASE_PORT:-${PGPORT:-5432}}" PGUSER="$master" PGPASSWORD="$mpw" \
-    PGSSLMODE="$PGR_DATABASE_SSLMODE" PGCONNECT_TIMEOUT=15 PGAPPNAME=nourishctl \
+    PGSSLMODE="$PGR_DATABASE_SSLMODE" PGCHANNELBINDING="$PGR_PGCHANNELBINDING" PGCONNECT_TIMEOUT=15 PGAPPNAME=nourishctl \
     psql -X -q -v ON_ERROR_STOP=1 -v user="$user" -v db="$db" -v verifier="$verifier" -d "$db" >/dev/null <<'SQL' || die "create-app-role: as master user $master on $PGR_DATABASE_HOST: the statements above failed; nothing is half-done (one transaction)"
 BEGIN;
 SELECT format('CREATE ROLE %I LOGIN', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user')\gexec

@@ -116,6 +116,7 @@ write_app_env() {
     env_line DATABASE_NAME "$DB_NAME"
     env_line DATABASE_USER "$DB_USER"
     env_line DATABASE_SSLMODE require
+    env_line PGCHANNELBINDING require
     env_line DATABASE_PASSWORD "$password"
     env_line DJANGO_SECRET_KEY "$key"
     env_line STATIC_ROOT /srv/nourish-link/shared/static
