@@ -64,6 +64,14 @@ oncall_restart_one() {
         test=$(nginx -t -q 2>&1) || { echo "nginx -t refuses the configuration, not restarted: $(tail -1 <<<"$test")"; return 1; }
       fi
       if [ -n "$ROOT" ]; then svc_ctl stop nginx; svc_ctl start nginx; else svc_ctl restart nginx; fi
+      # The unit can be up a moment before its listeners are: wait (briefly) for an answer first.
+      local code="" i
+      for ((i = 0; i < 50; i++)); do
+        code=$(curl -s -k -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: ${DOMAIN:-localhost}" "$(rel_local_url)/" || true)
+        [ "$code" = 000 ] || break
+        sleep 0.2
+      done
+      [ "$code" != 000 ] || { echo "nginx restarted but does not answer on $(rel_local_url) after 10 s"; return 1; }
       live=$(rel_current)
       # Restarting everything: the app's own check (next) goes through nginx; here nginx must answer.
       [ -z "$2" ] || live=""
@@ -72,9 +80,6 @@ oncall_restart_one() {
         why=$(rel_verify_through_nginx "$live") || { echo "nginx restarted but $why"; return 1; }
         echo "nginx restarted; ${HEALTH_PATH:-/health/} answers 200 through it"
       else
-        local code
-        code=$(curl -s -k -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: ${DOMAIN:-localhost}" "$(rel_local_url)/" || true)
-        [ "$code" != 000 ] || { echo "nginx restarted but does not answer on $(rel_local_url)"; return 1; }
         if [ -n "$2" ]; then echo "nginx restarted; answers $code"
         else echo "nginx restarted; answers $code (no live release yet: the maintenance page)"; fi
       fi ;;
