@@ -6,6 +6,7 @@
 // moto's Secrets Manager), runs `nourishctl backup` into s3rver and `nourishctl restore --key`
 // back, with app.env as setup writes it.
 import * as assert from "assert";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -260,6 +261,58 @@ describe("managed database: backup and restore from the app host", function () {
     } finally {
       appEnv();
       await fake.stop();
+    }
+  });
+
+  it("every app host takes the one database lock: app-1's restore is refused while app-0 backs up, app-1's backup waits for app-0's restore", async function () {
+    this.timeout(180_000);
+    // app-1: the same tooling, host.env and app.env under another root, so no local lock is shared.
+    const root1 = fs.mkdtempSync(path.join(os.tmpdir(), "nl-managed-app1-"));
+    fs.cpSync(path.join(root, "etc"), path.join(root1, "etc"), { recursive: true });
+    fs.cpSync(path.join(root, path.dirname(NOURISHCTL_PATH)), path.join(root1, path.dirname(NOURISHCTL_PATH)), { recursive: true });
+    fs.cpSync(path.join(root, NOURISHCTL_LIB_PATH), path.join(root1, NOURISHCTL_LIB_PATH), { recursive: true });
+    const env1 = { ...env, NOURISH_ROOT: root1, NOURISH_LIB: path.join(root1, NOURISHCTL_LIB_PATH) };
+    const sleeper = path.join(root1, "sleep-3");
+    fs.writeFileSync(sleeper, "#!/bin/sh\nsleep 3\n", { mode: 0o755 });
+    const start = (e: NodeJS.ProcessEnv, args: string[]) => {
+      const c = spawn("bash", [path.join(root, NOURISHCTL_PATH), ...args], { env: e, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      c.stdout.on("data", (d) => { out += d; });
+      c.stderr.on("data", (d) => { out += d; });
+      return { pid: c.pid!, done: new Promise<{ code: number | null; out: string }>((resolve) => c.on("exit", (code) => resolve({ code, out }))) };
+    };
+    const advisory = () => cluster.psql("SELECT coalesce(string_agg(a.application_name || ':' || l.mode, ','), '') FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted");
+    const holding = async (pid: number) => {
+      for (const end = Date.now() + 30_000; !advisory().includes(`(pid ${pid})`); await new Promise((r) => setTimeout(r, 20))) {
+        assert.ok(Date.now() < end, `pid ${pid} never took the database lock`);
+      }
+    };
+    try {
+      // app-0 backs up (its DJANGO_MANAGE step sleeps): app-1's restore is refused, naming it.
+      const backup = start({ ...env, DJANGO_MANAGE: "sleep 3; echo '[X] orders.0002_quantity'" }, ["backup"]);
+      await holding(backup.pid);
+      assert.match(advisory(), new RegExp(`nourishctl backup \\(pid ${backup.pid}\\) on \\S+:ShareLock`));
+      const refused = run("bash", [path.join(root1, NOURISHCTL_PATH), "restore", "--key", key, "--as", "dusangire_lockcopy"], { env: env1, timeout: 60_000 });
+      assert.strictEqual(refused.status, 1, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, new RegExp(`restore: the database is busy: nourishctl backup \\(pid ${backup.pid}\\) on \\S+ from 127\\.0\\.0\\.1; not starting \\(advisory lock on 127\\.0\\.0\\.1\\)`));
+      assert.ok(!databases().includes("dusangire_lockcopy"));
+      const b = await backup.done;
+      assert.strictEqual(b.code, 0, b.out);
+      assert.strictEqual(advisory(), "", "the lock outlived the backup");
+
+      // app-0 restores a copy (it lingers before its rename): app-1's backup waits, then runs.
+      const restore = start({ ...env, BK_BEFORE_SWAP: sleeper }, ["restore", "--key", key, "--as", "dusangire_lockcopy"]);
+      await holding(restore.pid);
+      assert.match(advisory(), /nourishctl restore \(pid \d+\) on \S+:ExclusiveLock/);
+      const waited = run("bash", [path.join(root1, NOURISHCTL_PATH), "backup"], { env: { ...env1, DB_LOCK_WAIT_SECONDS: "60" }, timeout: 120_000 });
+      const r = await restore.done;
+      assert.strictEqual(r.code, 0, r.out);
+      assert.strictEqual(waited.status, 0, waited.stdout + waited.stderr);
+      assert.match(waited.stdout + waited.stderr, new RegExp(`backup: waiting up to 60 s for: nourishctl restore \\(pid ${restore.pid}\\) on \\S+ from 127\\.0\\.0\\.1`));
+      assert.strictEqual(advisory(), "");
+    } finally {
+      cluster.psql("DROP DATABASE IF EXISTS dusangire_lockcopy WITH (FORCE)");
+      fs.rmSync(root1, { recursive: true, force: true });
     }
   });
 });
