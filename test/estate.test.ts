@@ -22,12 +22,17 @@ function ingressRules(r: ProgramRun): string[] {
   }).sort();
 }
 
+// The committed stacks, unchanged, run once under mocks for the whole file: every test that
+// reads them reads the same run (a run records; nothing here mutates it).
+const committed: Record<string, Promise<ProgramRun>> = {};
+const committedStack = (stack: "prod" | "staging") => (committed[stack] ??= runStack(stack));
+
 describe("estate under mocks", () => {
   let prod: ProgramRun;
   let staging: ProgramRun;
   before(async () => {
-    prod = await runStack("prod");
-    staging = await runStack("staging");
+    prod = await committedStack("prod");
+    staging = await committedStack("staging");
   });
 
   it("lays subnets out without overlap", () => {
@@ -284,10 +289,10 @@ describe("host files, by the tools that read them", () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "nl-hosts-"));
   after(() => fs.rmSync(out, { recursive: true, force: true }));
 
-  for (const stack of ["staging", "prod"]) {
+  for (const stack of ["staging", "prod"] as const) {
     it(`${stack}: every user data passes \`cloud-init schema\``, async () => {
       requireTool("cloud-init");
-      writeOut(path.join(out, stack), await runStack(stack));
+      writeOut(path.join(out, stack), await committedStack(stack));
       const docs = fs.readdirSync(path.join(out, stack, "hosts")).map((role) => path.join(out, stack, "hosts", role, "user-data.yaml"));
       assert.ok(docs.length >= 1);
       for (const doc of docs) {
@@ -303,7 +308,7 @@ describe("host files, by the tools that read them", () => {
     assert.ok(libs.length >= 2);
     const r = run("shellcheck", ["-x", NOURISHCTL_SOURCE, ...libs]);
     assert.strictEqual(r.status, 0, r.stdout);
-    const prod = await runStack("prod");
+    const prod = await committedStack("prod");
     for (const role of ["app", "db"] as const) {
       const onHost = hostFiles(prod).filter((f) => f.role === role).map((f) => f.path);
       for (const f of nourishctlFiles(role)) assert.ok(onHost.includes(f.path), `${role} host lacks ${f.path}`);
@@ -321,16 +326,23 @@ describe("first boot installs the version tooling/current names, only when it ma
   let s3: Awaited<ReturnType<typeof startS3>>;
   let bucket: string;
   before(async () => {
-    prod = await runStack("prod");
+    prod = await committedStack("prod");
     bucket = one(prod, "aws:s3/bucket:Bucket", "tooling").id;
     s3 = await startS3({ buckets: [bucket] });
-    // The objects exactly as the stack uploads them.
-    for (const o of ofType(prod, "aws:s3/bucketObjectv2:BucketObjectv2")) {
-      const file = path.join(dir, "upload");
+    // The objects exactly as the stack uploads them: laid out by key, in one recursive copy (one
+    // aws CLI start-up instead of one per object), then listed back to be sure each key is there.
+    const objects = ofType(prod, "aws:s3/bucketObjectv2:BucketObjectv2");
+    const upload = path.join(dir, "upload");
+    for (const o of objects) {
+      const file = path.join(upload, String(o.inputs.key));
+      fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(file, String(o.inputs.content));
-      const r = s3.aws(["s3", "cp", "--only-show-errors", file, `s3://${bucket}/${o.inputs.key}`]);
-      assert.strictEqual(r.status, 0, r.stderr);
     }
+    const r = s3.aws(["s3", "cp", "--only-show-errors", "--recursive", upload, `s3://${bucket}/`]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const listed = s3.aws(["s3", "ls", "--recursive", `s3://${bucket}/`]);
+    assert.strictEqual(listed.status, 0, listed.stderr);
+    assert.deepStrictEqual(listed.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).pop()).sort(), objects.map((o) => String(o.inputs.key)).sort());
   });
   after(async () => {
     await s3?.stop();

@@ -6,8 +6,8 @@ import { PgbackrestConfSettings, renderArchiveSettings, renderPgbackrestConf } f
 import { AppClusterOptions, Cluster, startAppCluster } from "./pg";
 import { S3 } from "./s3";
 
-/** The test clusters' archive_timeout: the hosts' 60 s would make the RPO test wait a minute. */
-export const TEST_ARCHIVE_TIMEOUT_SECONDS = 10;
+/** The test clusters' archive_timeout: the hosts' 60 s would make the RPO test wait a minute, and 10 s made it wait 10; 3 s proves the same timed switch. */
+export const TEST_ARCHIVE_TIMEOUT_SECONDS = 3;
 
 export interface PitrCluster {
   cluster: Cluster;

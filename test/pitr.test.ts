@@ -232,12 +232,15 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     const lockDir = path.join(root, "run/lock/nourish-link");
     const started = psql("SELECT pg_postmaster_start_time()", "postgres");
     const rows = psql("SELECT count(*) FROM orders");
-    // A real logical backup into this test's bucket, held on the lock by its DJANGO_MANAGE step.
+    // A real logical backup into this test's bucket, held on the lock by its DJANGO_MANAGE step
+    // until the test opens the gate (no fixed sleep to outlast: it holds exactly as long as needed).
+    const gate = path.join(root, "backup-may-finish");
+    fs.rmSync(gate, { force: true });
     const child = spawn("bash", [NOURISHCTL_SOURCE, "backup"], {
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         ...process.env, ...s3.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGBACKREST_CONFIG: confPath,
-        BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint, DJANGO_MANAGE: "sleep 8; echo applied",
+        BACKUP_BUCKET: BUCKET, S3_ENDPOINT: s3.endpoint, DJANGO_MANAGE: `while [ ! -e '${gate}' ]; do sleep 0.05; done; echo applied`,
         PATH: `${PG_BINDIR}:${path.dirname(AWS_CLI)}:${process.env.PATH}`,
       },
     });
@@ -245,22 +248,26 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     child.stdout.on("data", (d) => { out += d; });
     child.stderr.on("data", (d) => { out += d; });
     const done = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    const info = path.join(lockDir, "backup.info");
-    const deadline = Date.now() + 30_000;
-    while (!(fs.existsSync(info) && fs.readFileSync(info, "utf8").includes(`(pid ${child.pid})`))) {
-      assert.ok(Date.now() < deadline, `backup did not take the lock:\n${out}`);
-      await new Promise((r) => setTimeout(r, 10));
+    try {
+      const info = path.join(lockDir, "backup.info");
+      const deadline = Date.now() + 30_000;
+      while (!(fs.existsSync(info) && fs.readFileSync(info, "utf8").includes(`(pid ${child.pid})`))) {
+        assert.ok(Date.now() < deadline, `backup did not take the lock:\n${out}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const busy = (verb: string) => new RegExp(`^nourishctl: ${verb}: the database is busy: backup by \\S+ since \\S+ \\(pid ${child.pid}\\); not starting \\(lock .*db\\.lock\\)$`, "m");
+      const recover = ctl(["pitr", "recover", "--yes"], { PG_DATA: cluster.dataDir });
+      assert.strictEqual(recover.status, 1, recover.stdout);
+      assert.match(recover.stderr, busy("pitr recover"));
+      const restore = ctl(["pitr", "restore", "--at", psql("SELECT clock_timestamp()"), "--as", "dusangire_race"]);
+      assert.strictEqual(restore.status, 1, restore.stdout);
+      assert.match(restore.stderr, busy("pitr restore"));
+      // Two readers of the live cluster may overlap.
+      ok(ctl(["pitr", "backup", "incr"]), "pitr backup beside a backup");
+      assert.strictEqual(child.exitCode, null, "the backup ended before the pitr backup did; the test proves no overlap");
+    } finally {
+      fs.writeFileSync(gate, "");
     }
-    const busy = (verb: string) => new RegExp(`^nourishctl: ${verb}: the database is busy: backup by \\S+ since \\S+ \\(pid ${child.pid}\\); not starting \\(lock .*db\\.lock\\)$`, "m");
-    const recover = ctl(["pitr", "recover", "--yes"], { PG_DATA: cluster.dataDir });
-    assert.strictEqual(recover.status, 1, recover.stdout);
-    assert.match(recover.stderr, busy("pitr recover"));
-    const restore = ctl(["pitr", "restore", "--at", psql("SELECT clock_timestamp()"), "--as", "dusangire_race"]);
-    assert.strictEqual(restore.status, 1, restore.stdout);
-    assert.match(restore.stderr, busy("pitr restore"));
-    // Two readers of the live cluster may overlap.
-    ok(ctl(["pitr", "backup", "incr"]), "pitr backup beside a backup");
-    assert.strictEqual(child.exitCode, null, "the backup ended before the pitr backup did; the test proves no overlap");
     assert.strictEqual(await done, 0, out);
     assert.strictEqual(psql("SELECT pg_postmaster_start_time()", "postgres"), started, "PostgreSQL was restarted");
     assert.strictEqual(psql("SELECT count(*) FROM orders"), rows);

@@ -78,12 +78,18 @@ describe("the SSM document", () => {
     before(async () => {
       requireTool("shellcheck");
       s3 = await startS3({ buckets: [BUCKET, RELEASES] });
-      // The objects exactly as HostTooling uploads them.
+      // The objects exactly as HostTooling uploads them: laid out by key, in one recursive copy
+      // (one aws CLI start-up instead of one per object).
+      const upload = path.join(dir, "upload");
       for (const o of toolingObjects()) {
-        const file = path.join(dir, "upload");
-        fs.writeFileSync(file, o.content);
-        assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", file, `s3://${BUCKET}/${o.key}`]).status, 0);
+        fs.mkdirSync(path.dirname(path.join(upload, o.key)), { recursive: true });
+        fs.writeFileSync(path.join(upload, o.key), o.content);
       }
+      const cp = s3.aws(["s3", "cp", "--only-show-errors", "--recursive", upload, `s3://${BUCKET}/`]);
+      assert.strictEqual(cp.status, 0, cp.stderr);
+      const listed = s3.aws(["s3", "ls", "--recursive", `s3://${BUCKET}/`]);
+      assert.strictEqual(listed.status, 0, listed.stderr);
+      assert.deepStrictEqual(listed.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).pop()).sort(), toolingObjects().map((o) => o.key).sort());
       fs.mkdirSync(bin);
       // No cloud-init runs here: its status --wait answers with $CLOUD_INIT_RC.
       fs.writeFileSync(path.join(bin, "cloud-init"), "#!/bin/sh\nexit \"${CLOUD_INIT_RC:-0}\"\n", { mode: 0o755 });
