@@ -205,9 +205,11 @@ cmd_backup() {
 usage: nourishctl backup
   pg_dump -Fc of \$DB_NAME (or, with SQLITE_PATH, a consistent copy of the SQLite file) to
   BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.dump (UTC) with a JSON manifest (.json: time, size, duration,
-  server version, sha256, migration state, tables, tool versions); both uploaded to
+  server version, sha256, migration state, tables, row_counts, tool versions); both uploaded to
   s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked;
   then dumps/daily/latest.json ({key, sha256, size, time}) names it.
+  row_counts ({"schema.table": rows}) are counted in the file just written (the dump's COPY data,
+  or the SQLite copy), so they are the backup's own; a failed count fails the backup (step count).
   Local copies older than BACKUP_LOCAL_DAYS (7) are deleted. Metric BackupSuccess=1 only on success.
   A second backup while one runs exits 1 at once ("another backup is running"); while a restore or
   recovery holds the database lock it waits up to DB_LOCK_WAIT_SECONDS (900), then exits 1.
@@ -622,13 +624,16 @@ usage: nourishctl restore (--latest | --key KEY | --file PATH | --at TIMESTAMP) 
   Verifies the backup's SHA-256 against its manifest before touching any database, restores it into
   a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> (pg_restore --exit-on-error
   --single-transaction, owners and grants as in the dump), checks it (tables of the dump present,
-  row counts, migration state equal to the manifest's), then:
+  each table's row count equal to the manifest's row_counts, migration state equal to the
+  manifest's; a manifest from before row_counts: counts printed, not compared, said once), then:
     --as NAME       keeps the checked copy as database NAME (staging, rehearsals); no swap;
     otherwise       swaps it in: the live database is renamed ${DB_NAME:-\$DB_NAME}_before_restore_<ts>
                     and kept; on STACK=prod only with --replace-live --yes.
   --at TIMESTAMP    point-in-time restore through pgBackRest (needs PITR on this host).
-  With SQLITE_PATH: verify, copy beside it, PRAGMA integrity_check, keep <path>.before_restore_<ts>,
-  atomic mv into place, chmod 600 (--as PATH writes the copy there instead).
+  With SQLITE_PATH: verify, copy beside it, PRAGMA integrity_check, row counts against the manifest,
+  keep <path>.before_restore_<ts>, atomic mv into place, chmod 600 (--as PATH writes the copy there
+  instead).
+  A failed check drops the new database (or copy): the live one is untouched.
   A restore killed midway leaves the live database untouched; re-running it cleans up.
 EOF
         return 0 ;;
