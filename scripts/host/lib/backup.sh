@@ -259,10 +259,10 @@ EOF
   # SQLite copy), for restore to compare with what it restored.
   if [ "$ext" = sqlite3 ]; then
     bk_sqlite_row_counts "$tmp" > "$ctmp" 2>&1 \
-      || die "backup failed at step count: cannot count the rows of the copy of $SQLITE_PATH: $(head -n 1 "$ctmp")"
+      || die "backup failed at step count: cannot count the rows of the copy of $SQLITE_PATH: $(tail -n 1 "$ctmp")"
   else
-    bk_dump_row_counts "$tmp" > "$ctmp" \
-      || die "backup failed at step count: cannot count the rows in the dump of $db: $(head -n 1 "$ctmp")"
+    bk_dump_row_counts "$tmp" > "$ctmp" 2>&1 \
+      || die "backup failed at step count: cannot count the rows in the dump of $db: $(tail -n 1 "$ctmp")"
   fi
 
   # Step: checksum.
@@ -502,7 +502,7 @@ for k, v in json.load(open(sys.argv[1])).items(): print(k.replace("\n", "\\n") +
   say "restore: row counts in $db:"
   printf '%s\n' "$counts" | awk -F '\t' '{ printf "  %-40s %s\n", $1, $2 }'
   if [ -n "$manifest" ]; then
-    msg=$(python3 -c "$BK_COMPARE_COUNTS_PY" "$counts_file" "$manifest" "$db" "$label") || die "restore: check failed: $msg"
+    msg=$(python3 -c "$BK_COMPARE_COUNTS_PY" "$counts_file" "$manifest" "$db" "$label" 2>&1) || die "restore: check failed: ${msg##*$'\n'}"
     say "restore: $msg"
   fi
   if [ -n "$want_migrations" ]; then
@@ -591,9 +591,9 @@ bk_restore_sqlite() {
   # Each table's rows in the copy against the manifest's row_counts (none in older manifests).
   local msg
   bk_sqlite_row_counts "$BK_RESTORE_TMPFILE" > "$BK_TMPDIR/counts.json" 2>&1 \
-    || die "restore: check failed: cannot count the rows of the copy of $label: $(head -n 1 "$BK_TMPDIR/counts.json"); $target untouched"
-  msg=$(python3 -c "$BK_COMPARE_COUNTS_PY" "$BK_TMPDIR/counts.json" "${file%.*}.json" "$BK_RESTORE_TMPFILE" "$label") \
-    || die "restore: check failed: $msg; $target untouched"
+    || die "restore: check failed: cannot count the rows of the copy of $label: $(tail -n 1 "$BK_TMPDIR/counts.json"); $target untouched"
+  msg=$(python3 -c "$BK_COMPARE_COUNTS_PY" "$BK_TMPDIR/counts.json" "${file%.*}.json" "$BK_RESTORE_TMPFILE" "$label" 2>&1) \
+    || die "restore: check failed: ${msg##*$'\n'}; $target untouched"
   say "restore: $msg"
   [ -e "$target" ] && chown --reference="$target" "$BK_RESTORE_TMPFILE"
   chmod 0600 "$BK_RESTORE_TMPFILE"
