@@ -14,7 +14,15 @@ import { requireTool, run } from "./tools";
 
 const BUCKET = "nl-test-backups";
 const APP_PASSWORD = "app-pw-for-tests";
-const TABLES = ["menu_items", "orders", "subscriptions", "order_events", "django_migrations"];
+const TABLES = ["menu_items", "orders", "subscriptions", "order_events", "django_migrations", "kitchen_notes"];
+// A table whose name pg_dump must quote (a quote, a dash and a dot in it), inheriting from another.
+const ODD_TABLE = 'Kitchen-"Notes".v2';
+const ODD_TABLE_SQL = `"${ODD_TABLE.replace(/"/g, '""')}"`;
+/** Each table's rows when the first backup runs: what its manifest's row_counts must say. */
+const ROW_COUNTS = { "public.django_migrations": 5, "public.kitchen_notes": 2, [`public.${ODD_TABLE}`]: 7, "public.menu_items": 200,
+  "public.order_events": 100000, "public.orders": 5000, "public.refunds": 0, "public.subscriptions": 1500 };
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 describe("nourishctl backup and restore", function () {
   let cluster: Cluster;
@@ -81,7 +89,14 @@ describe("nourishctl backup and restore", function () {
         SELECT 1 + i % 5000, (ARRAY['placed','paid','delivered'])[1 + i % 3], timestamptz '2024-01-01' + i * interval '1 minute' FROM generate_series(1, 100000) i;
       INSERT INTO django_migrations (app, name, applied) VALUES
         ('contenttypes', '0001_initial', now()), ('contenttypes', '0002_remove_content_type_name', now()),
-        ('orders', '0001_initial', now()), ('orders', '0002_order_quantity', now()), ('menu', '0001_initial', now());`, { db: "dusangire" });
+        ('orders', '0001_initial', now()), ('orders', '0002_order_quantity', now()), ('menu', '0001_initial', now());
+      CREATE TABLE refunds (id serial PRIMARY KEY, order_id integer NOT NULL);
+      CREATE TABLE kitchen_notes (id serial PRIMARY KEY, body text);
+      CREATE TABLE ${ODD_TABLE_SQL} () INHERITS (kitchen_notes);
+      INSERT INTO kitchen_notes (body) VALUES ('parent row one'), ('parent row two');
+      INSERT INTO ${ODD_TABLE_SQL} (body) VALUES (E'two\\nlines'), (E'a\\ttab'), (E'back\\\\slash'), (E'\\\\.'), (E'\\\\.\\n\\\\.'), (''), (NULL);`, { db: "dusangire" });
+    // Its rows really hold newlines, a tab, backslashes and lines that look like COPY's end marker (\.).
+    assert.strictEqual(cluster.psql(`SELECT string_agg(body, '|' ORDER BY id) FROM ONLY ${ODD_TABLE_SQL}`, { db: "dusangire" }), "two\nlines|a\ttab|back\\slash|\\.|\\.\n\\.|");
   });
 
   after(async () => {
@@ -124,6 +139,10 @@ describe("nourishctl backup and restore", function () {
     assert.deepStrictEqual(manifest.migrations, { contenttypes: "0002_remove_content_type_name", menu: "0001_initial", orders: "0002_order_quantity" });
     assert.strictEqual(manifest.app_migration_state, "unknown");
     assert.ok(manifest.tables.includes("public.orders"), JSON.stringify(manifest.tables));
+    // Exact rows per table, as the dump holds them: an empty table, the quoted name, an inheritance
+    // parent's own rows (not its child's), rows with newlines, tabs and backslashes.
+    assert.deepStrictEqual(manifest.row_counts, ROW_COUNTS);
+    assert.deepStrictEqual(Object.keys(manifest.row_counts), Object.keys(ROW_COUNTS).sort(), "sorted");
     assert.ok(typeof manifest.duration_seconds === "number" && manifest.tools.dump.includes("pg_dump"));
     // The object in S3 is the local file, byte for byte.
     const down = path.join(root, "down.dump");
@@ -174,6 +193,7 @@ describe("nourishctl backup and restore", function () {
     const r = ctl("restore", "--latest", "--as", "dusangire_copy");
     ok(r, "restore --as");
     assert.match(r.stdout, /public\.order_events\s+100000/);
+    assert.match(r.stdout, /row counts match the manifest \(8 tables\)/);
     assert.match(r.stdout, /migration state matches/);
     assert.deepStrictEqual(checksums("dusangire_copy"), checksums("dusangire"));
     assert.strictEqual(cluster.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'", { db: "dusangire_copy" }), "dusangire");
@@ -237,6 +257,41 @@ describe("nourishctl backup and restore", function () {
     s3.aws(["s3", "rm", `s3://${BUCKET}/dumps/daily/`, "--recursive", "--exclude", "*", "--include", "*db_backup_20000101_*"]);
   });
 
+  it("refuses a backup whose manifest's row count differs from the restored table, naming both; the live database stays as it was", () => {
+    const key = latestDumpKey();
+    const good = path.join(backupDir, path.basename(key));
+    const manifest = JSON.parse(fs.readFileSync(good.replace(/\.dump$/, ".json"), "utf8"));
+    const table = `public.${ODD_TABLE}`;
+    const rows = manifest.row_counts[table];
+    assert.strictEqual(rows, ROW_COUNTS[table]);
+    // The dump itself is untouched (its sha256 matches): only the count check can catch this.
+    const file = path.join(root, "db_backup_20000101_000004.dump");
+    fs.copyFileSync(good, file);
+    fs.writeFileSync(file.replace(/\.dump$/, ".json"), JSON.stringify({ ...manifest, row_counts: { ...manifest.row_counts, [table]: rows + 1 } }));
+    const live = checksums("dusangire");
+    const dbs = databases();
+    for (const args of [[], ["--as", "dusangire_copy"]]) {
+      const r = ctl("restore", "--file", file, ...args);
+      assert.strictEqual(r.status, 1, `restore ${args.join(" ")} accepted a manifest whose count differs:\n${r.stdout}`);
+      const last = r.stderr.trim().split("\n").pop()!;
+      assert.match(last, new RegExp(`^nourishctl: restore: check failed: public\\.Kitchen-"Notes"\\.v2 has ${rows} rows in dusangire_restore_\\d{8}_\\d{6}, the manifest of ${escapeRe(file)} says ${rows + 1}$`));
+      assert.match(r.stdout, /sha256 matches its manifest/);
+      assert.deepStrictEqual(databases(), dbs, "the restored copy is dropped, nothing swapped or renamed");
+      assert.deepStrictEqual(checksums("dusangire"), live, "the live database untouched");
+    }
+    // A manifest from before row_counts: restored, saying once that counts were not compared.
+    const older = { ...manifest };
+    delete older.row_counts;
+    fs.writeFileSync(file.replace(/\.dump$/, ".json"), JSON.stringify(older));
+    const r = ctl("restore", "--file", file, "--as", "dusangire_copy");
+    ok(r, "restore of a backup whose manifest predates row_counts");
+    assert.strictEqual(r.stdout.split(`row counts not compared: the manifest of ${file} predates them (no row_counts)`).length, 2, r.stdout);
+    assert.doesNotMatch(r.stdout, /row counts match/);
+    assert.deepStrictEqual(checksums("dusangire_copy"), live);
+    cluster.psql("DROP DATABASE dusangire_copy");
+    for (const f of [file, file.replace(/\.dump$/, ".json")]) fs.rmSync(f);
+  });
+
   it("a failed backup exits non-zero naming the step and records no success", () => {
     const keys = s3Keys();
     const pointer = path.join(root, "latest-pointer.json");
@@ -254,6 +309,15 @@ describe("nourishctl backup and restore", function () {
       assert.ok(!fs.existsSync(path.join(metrics, "BackupSuccess")), "no BackupSuccess metric after a failure");
     }
     hostEnv();
+    // The count step: a pg_restore that cannot stream the new dump's data.
+    const fake = path.join(root, "fakebin-count");
+    fs.mkdirSync(fake, { recursive: true });
+    fs.writeFileSync(path.join(fake, "pg_restore"), `#!/bin/sh\ncase " $* " in *" --data-only "*) echo "pg_restore: error: could not read from input file: end of file" >&2; exit 1 ;; esac\nexec ${PG_BINDIR}/pg_restore "$@"\n`, { mode: 0o755 });
+    fs.rmSync(metrics, { recursive: true, force: true });
+    const count = run("bash", [NOURISHCTL_SOURCE, "backup"], { env: { ...env, PATH: `${fake}:${env.PATH}` }, timeout: 180_000 });
+    assert.strictEqual(count.status, 1, count.stdout);
+    assert.match(count.stderr.trim(), /^nourishctl: backup failed at step count: cannot count the rows in the dump of dusangire: pg_restore --data-only exited 1: pg_restore: error: could not read from input file: end of file$/);
+    assert.ok(!fs.existsSync(path.join(metrics, "BackupSuccess")), "no BackupSuccess metric after a failed count");
     assert.deepStrictEqual(s3Keys(), keys, "nothing new in the bucket");
     // The pointer still names the last backup that completed (a failed one never moves it).
     assert.strictEqual(readPointer(), before);
@@ -546,7 +610,8 @@ describe("nourishctl backup and restore", function () {
     sql(dbFile, `CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER);
       CREATE TABLE django_migrations (id INTEGER PRIMARY KEY, app TEXT, name TEXT, applied TEXT);
       WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 3000) INSERT INTO orders SELECT i, i % 5 FROM s;
-      INSERT INTO django_migrations (app, name, applied) VALUES ('orders', '0001_initial', 'now');`);
+      INSERT INTO django_migrations (app, name, applied) VALUES ('orders', '0001_initial', 'now');
+      CREATE TABLE "odd ""name""" (id INTEGER PRIMARY KEY);`);
     fs.chmodSync(dbFile, 0o640);
     hostEnv({ SQLITE_PATH: dbFile });
     try {
@@ -555,6 +620,7 @@ describe("nourishctl backup and restore", function () {
       assert.ok(key, s3Keys().join(" "));
       const manifest = JSON.parse(fs.readFileSync(path.join(backupDir, path.basename(key!, ".sqlite3") + ".json"), "utf8"));
       assert.deepStrictEqual(manifest.migrations, { orders: "0001_initial" });
+      assert.deepStrictEqual(manifest.row_counts, { "main.django_migrations": 1, "main.orders": 3000, 'main.odd "name"': 0 });
       ok(ctl("backups", "verify", "--latest"), "backups verify (sqlite)");
       const atBackup = sql(dbFile, "SELECT count(*), sum(qty) FROM orders");
       sql(dbFile, "INSERT INTO orders VALUES (99999, 7)");
@@ -572,10 +638,20 @@ describe("nourishctl backup and restore", function () {
       assert.ok(refused.stderr.includes(bad), refused.stderr);
       assert.ok(fs.readFileSync(dbFile).equals(liveBytes), "live SQLite file untouched");
       assert.deepStrictEqual(fs.readdirSync(path.dirname(dbFile)), ["db.sqlite3"]);
+      // A manifest whose count differs from the file's rows: refused before the file is moved in.
+      const edited = path.join(root, "db_backup_20000101_000005.sqlite3");
+      fs.copyFileSync(path.join(backupDir, path.basename(key!)), edited);
+      fs.writeFileSync(edited.replace(/\.sqlite3$/, ".json"), JSON.stringify({ ...manifest, row_counts: { ...manifest.row_counts, "main.orders": 2999 } }));
+      const counted = ctl("restore", "--file", edited);
+      assert.strictEqual(counted.status, 1, counted.stdout);
+      assert.match(counted.stderr.trim().split("\n").pop()!, new RegExp(`^nourishctl: restore: check failed: main\\.orders has 3000 rows in ${escapeRe(path.dirname(dbFile))}/\\.db\\.sqlite3\\.restore\\.\\w+, the manifest of ${escapeRe(edited)} says 2999; ${escapeRe(dbFile)} untouched$`));
+      assert.ok(fs.readFileSync(dbFile).equals(liveBytes), "live SQLite file untouched");
+      assert.deepStrictEqual(fs.readdirSync(path.dirname(dbFile)), ["db.sqlite3"]);
 
       // Good: swapped in, previous kept, 0600.
       const r = ctl("restore", "--latest");
       ok(r, "restore (sqlite)");
+      assert.match(r.stdout, /row counts match the manifest \(3 tables\)/);
       assert.strictEqual(sql(dbFile, "SELECT count(*), sum(qty) FROM orders"), atBackup);
       const kept = fs.readdirSync(path.dirname(dbFile)).filter((f) => /^db\.sqlite3\.before_restore_\d{8}_\d{6}$/.test(f));
       assert.strictEqual(kept.length, 1, fs.readdirSync(path.dirname(dbFile)).join(" "));

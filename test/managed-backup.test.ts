@@ -163,6 +163,7 @@ describe("managed database: backup and restore from the app host", function () {
     assert.strictEqual(manifest.database, "dusangire");
     assert.deepStrictEqual(manifest.migrations, { orders: "0002_quantity" });
     assert.deepStrictEqual(manifest.tables, ["public.django_migrations", "public.legacy_notes", "public.menu_items", "public.orders"]);
+    assert.deepStrictEqual(manifest.row_counts, { "public.django_migrations": 2, "public.legacy_notes": 0, "public.menu_items": 50, "public.orders": 2000 });
     assert.match(manifest.tools.dump, /pg_dump \(PostgreSQL\) 15\./);
     assert.strictEqual(fs.readFileSync(path.join(root, "var/lib/nourish-link/metrics/BackupSuccess"), "utf8").trim(), "1");
     // It went over TLS as the app's user: the server logged no other way in (pg_hba rejects plain TCP).
@@ -205,6 +206,7 @@ describe("managed database: backup and restore from the app host", function () {
     const r = ctl("restore", "--key", key);
     ok(r, "restore");
     assert.match(r.stdout, /sha256 matches its manifest/);
+    assert.match(r.stdout, /row counts match the manifest \(4 tables\)/);
     assert.match(r.stdout, /migration state matches the manifest/);
     assert.strictEqual(orders(), atBackup);
     const kept = databases().filter((d) => /^dusangire_before_restore_\d{8}_\d{6}$/.test(d));

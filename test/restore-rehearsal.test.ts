@@ -122,6 +122,28 @@ describe("nourishctl restore-rehearsal: prod's backup into staging's live databa
     }
   });
 
+  it("with the manifest's row count of a table edited (the dump intact) fails naming the table and both counts; staging's database exactly as it was", () => {
+    const manifestKey = backupKey.replace(/\.dump$/, ".json");
+    const good = path.join(dir, "good.json");
+    assert.strictEqual(s3.aws(["s3", "cp", `s3://${PROD_BUCKET}/${manifestKey}`, good]).status, 0);
+    const manifest = JSON.parse(fs.readFileSync(good, "utf8"));
+    assert.deepStrictEqual(manifest.row_counts, { "public.django_migrations": 1, "public.families": 3000, "public.orders": 30000 });
+    fs.writeFileSync(path.join(dir, "edited.json"), JSON.stringify({ ...manifest, row_counts: { ...manifest.row_counts, "public.orders": 30001 } }));
+    upload(path.join(dir, "edited.json"), manifestKey);
+    const before = { dbs: databases(), staging: state(STAGING_DB) };
+    try {
+      const r = ctl(stagingRoot, "restore-rehearsal", "--latest");
+      assert.notStrictEqual(r.status, 0, "a backup whose manifest disagrees with it was swapped in");
+      const last = r.stderr.trim().split("\n").pop()!;
+      assert.match(last, new RegExp(`^nourishctl: restore: check failed: public\\.orders has 30000 rows in ${STAGING_DB}_restore_\\d{8}_\\d{6}, the manifest of ${backupKey} says 30001$`));
+      assert.ok(!r.stdout.includes('"phase"'), "no summary of a failed rehearsal");
+      assert.deepStrictEqual(databases(), before.dbs);
+      assert.deepStrictEqual(state(STAGING_DB), before.staging);
+    } finally {
+      upload(good, manifestKey);
+    }
+  });
+
   it("--latest restores the pointer's backup into staging's live database, scrubbed, keeps the previous one, records the rehearsal", () => {
     const prod = state(PROD_DB);
     const stagingBefore = state(STAGING_DB);
@@ -129,6 +151,7 @@ describe("nourishctl restore-rehearsal: prod's backup into staging's live databa
     const r = ctl(stagingRoot, "restore-rehearsal", "--latest");
     stagingEnv();
     assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stdout, /restore: row counts match the manifest \(3 tables\)/);
     const summary = JSON.parse(r.stdout.trim().split("\n").pop()!);
     assert.deepStrictEqual(Object.keys(summary), ["phase", "backupKey", "backupSha256", "backupTime", "restoreSeconds", "backupAgeSeconds"]);
     assert.strictEqual(summary.backupKey, backupKey);

@@ -62,8 +62,8 @@ cmd_restore_rehearsal() {
 usage: nourishctl restore-rehearsal (--key KEY --sha256 HEX | --latest)
   The weekly restore test (staging only): downloads prod's backup KEY from REHEARSAL_SOURCE_BUCKET
   (--latest: the one dumps/daily/latest.json names), refuses it unless its SHA-256 is HEX and
-  matches its manifest, restores it into a new database and checks it (tables, row counts and
-  migration state against the manifest), scrubs REHEARSAL_SCRUB_COLUMNS, then swaps it in as the
+  matches its manifest, restores it into a new database and checks it (tables, each table's row
+  count and migration state against the manifest), scrubs REHEARSAL_SCRUB_COLUMNS, then swaps it in as the
   live database; the previous one is kept as <db>_before_restore_<ts> (nourishctl restore-cleanup).
   Any failure leaves the live database as it was. The app host finishes the rehearsal with
   `nourishctl restore-rehearsal-verify`. Last line: a JSON summary of this half.
