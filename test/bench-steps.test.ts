@@ -10,7 +10,7 @@ const trace = [
   "nourishctl: some output line",
   "++100.500000 aws_cli s3 cp --only-show-errors s3://b/dumps/daily/latest.json /x/latest.json",
   "+++101.000000 aws_cli s3 cp --only-show-errors --recursive s3://b/dumps/daily/ /x/",
-  "++103.000000 sha256sum /x/db_backup_20261201_120000.dump",
+  "++103.000000 bk_sha256 /x/db_backup_20261201_120000.dump",
   "++104.250000 pg_restore --list /x/db_backup_20261201_120000.dump",
   "a continuation line of a multi-line argument",
   "+++104.500000 pg_admin pg_restore --exit-on-error --single-transaction --dbname=d_restore_20261201_120001",
@@ -40,7 +40,7 @@ describe("bench step timings from xtrace stamps (scripts/bench/steps.ts)", () =>
   it("a step whose command is not in the trace fails naming it, rather than moving its time elsewhere", () => {
     assert.throws(() => stepsOf(trace.replace("bk_swap", "bk_other"), REHEARSAL_STEPS, 99, 113), /step 'swap': no traced command matches/);
     // In order: a command before the previous step does not count.
-    assert.throws(() => stepsOf(trace, [{ step: "b", pattern: /^bk_swap/ }, { step: "a", pattern: /^sha256sum/ }], 99, 113), /step 'a'/);
+    assert.throws(() => stepsOf(trace, [{ step: "b", pattern: /^bk_swap/ }, { step: "a", pattern: /^bk_sha256/ }], 99, 113), /step 'a'/);
   });
 
   it("STAMP_PS4 makes a root bash stamp each command with EPOCHREALTIME", () => {
