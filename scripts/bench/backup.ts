@@ -17,6 +17,7 @@ import { NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
 import { PG_BINDIR, pgBin } from "../../test/pg";
 import { startPitrCluster } from "../../test/pgbackrest";
 import { startS3 } from "../../test/s3";
+import { generateIncompressible } from "./generate";
 
 const gib = Number(process.argv[2] ?? "1");
 
@@ -36,18 +37,7 @@ async function main(): Promise<void> {
     { appPassword: "bench-password-not-secret", sizing: { memoryMib: 4096, vcpus: 2 } });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-bench-"));
   try {
-    // 1 KiB random values stay below the TOAST threshold: nothing compresses them.
-    const rows = Math.round(gib * 1024 * 1024);
-    console.log(`generating ${gib} GiB of incompressible rows (${rows} x 1 KiB)…`);
-    cluster.psql("CREATE EXTENSION IF NOT EXISTS pgcrypto", { db: "dusangire" });
-    cluster.psql("CREATE TABLE blobs (id bigserial PRIMARY KEY, data bytea NOT NULL); ALTER TABLE blobs OWNER TO dusangire", { db: "dusangire" });
-    for (let done = 0; done < rows; done += 100_000) {
-      cluster.psql(`INSERT INTO blobs (data) SELECT gen_random_bytes(1024) FROM generate_series(1, ${Math.min(100_000, rows - done)})`, { db: "dusangire" });
-    }
-    cluster.psql("VACUUM ANALYZE blobs", { db: "dusangire" });
-    cluster.psql("CHECKPOINT");
-    const size = cluster.psql("SELECT pg_size_pretty(pg_database_size('dusangire'))");
-    console.log(`database dusangire: ${size}`);
+    const { size } = generateIncompressible(cluster, "dusangire", "dusangire", gib);
 
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"),
