@@ -384,7 +384,7 @@ bk_latest_key() {
 # A file's SHA-256 (hex) by Python's hashlib, which is OpenSSL's (SHA-NI where the CPU has it):
 # 3.5x faster than coreutils' sha256sum on the 2-vCPU bench machine (1.1 GB: see docs/BENCHMARKS.md), same digest.
 bk_sha256() {
-  python3 -c '
+  /usr/bin/python3 -I -S -c '
 import hashlib, sys
 h = hashlib.sha256()
 with open(sys.argv[1], "rb") as f:
