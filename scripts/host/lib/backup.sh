@@ -98,61 +98,86 @@ import json, sys
 print(json.dumps(dict(l.rstrip("\n").split("|", 1) for l in sys.stdin if "|" in l), sort_keys=True, separators=(",", ":")))'
 }
 
-# Tables a backup holds ("schema.table" lines, sorted): from the dump's table of contents.
-bk_dump_tables() {
-  pg_restore --list "$1" | awk '$4 == "TABLE" && $5 != "DATA" { print $5 "." $6 }' | sort -u
-}
-
-# The rows each table has in a dump, as the dump itself holds them (not as the database had them
-# a moment later): `pg_restore --data-only -f -` streamed, each table's rows being the lines of its
-# `COPY schema.table (columns) FROM stdin;` block up to `\.` (COPY's text format escapes newlines,
-# tabs and backslashes, so one line is one row). Names are unquoted as pg_dump quotes them (fmtId:
-# "..." with "" for a quote; a quoted name may even hold a newline). A table without a COPY block
-# (a partitioned parent, a foreign table) has no count. Prints {"schema.table": rows} (sorted) on
-# success; on failure prints one line saying why and exits 1. Memory: one line at a time.
-IFS= read -r -d '' BK_DUMP_COUNTS_PY <<'PY' || true
+# What a dump holds, read from the dump itself by pg_restore's script output (names unquoted as
+# pg_dump quotes them, fmtId: "..." with "" for a quote; a quoted name may hold a space, a dot or a
+# newline, which is why `pg_restore --list`, printing names bare, cannot be split safely):
+# - tables: every TABLE entry ("schema.table" lines, sorted): the statement after each
+#   "-- Name: ...; Type: TABLE; ..." header, `CREATE [UNLOGGED] TABLE schema.table`, as
+#   `pg_restore --schema-only -f -` writes it (no data read).
+# - counts: the rows each table has in the dump, as the dump itself holds them (not as the database
+#   had them a moment later): `pg_restore --data-only -f -` streamed, each table's rows being the
+#   lines of its `COPY schema.table (columns) FROM stdin;` block up to `\.` (COPY's text format
+#   escapes newlines, tabs and backslashes, so one line is one row). A table without a COPY block
+#   (a partitioned parent, a foreign table) has no count. Prints {"schema.table": rows} (sorted).
+# On failure prints one line saying why and exits 1. Memory: one line at a time.
+IFS= read -r -d '' BK_DUMP_PY <<'PY' || true
 import json, re, subprocess, sys, tempfile
+mode, dump = sys.argv[1:3]
 IDENT = rb'(?:"((?:[^"]|"")*)"|([^".\s]+))'
 COPY = re.compile(rb'COPY ' + IDENT + rb'\.' + IDENT + rb' .*FROM stdin;\n\Z', re.S)
+CREATE = re.compile(rb'CREATE (?:UNLOGGED )?TABLE ' + IDENT + rb'\.' + IDENT + rb'[ \n]', re.S)
+HEADER = re.compile(rb'-- Name: .*; Type: TABLE; Schema: ')
 def name(quoted, bare):
     return (quoted.replace(b'""', b'"') if quoted is not None else bare).decode("utf-8", "surrogateescape")
 def fail(why):
     print(why.replace("\n", " ")); sys.exit(1)
+def statement(first, stream, done):
+    # A quoted name may hold a newline: read on until the statement's name is complete.
+    line = first
+    while not done(line) and len(line) < 1 << 16:
+        more = stream.readline()
+        if not more: break
+        line += more
+    return line
 with tempfile.TemporaryFile() as err:
+    what = "--schema-only" if mode == "tables" else "--data-only"
     try:
-        p = subprocess.Popen(["pg_restore", "--data-only", "-f", "-", sys.argv[1]], stdout=subprocess.PIPE, stderr=err, bufsize=1 << 20)
+        p = subprocess.Popen(["pg_restore", what, "-f", "-", dump], stdout=subprocess.PIPE, stderr=err, bufsize=1 << 20)
     except OSError as e:
         fail(f"cannot run pg_restore: {e.strerror}")
-    counts, table, n = {}, None, 0
+    def unreadable(line):
+        p.kill(); fail("cannot read the statement " + line[:200].decode("utf-8", "replace").strip())
+    found, table, n, entry = ({} if mode == "counts" else set()), None, 0, False
     for line in p.stdout:
-        if table is not None:
+        if mode == "tables":
+            if HEADER.match(line):
+                entry = True
+            elif entry and line.startswith(b"CREATE "):
+                m = CREATE.match(statement(line, p.stdout, CREATE.match))
+                if not m: unreadable(line)
+                found.add(name(*m.group(1, 2)) + "." + name(*m.group(3, 4)))
+                entry = False
+            elif entry and not (line.startswith((b"--", b"SET ")) or line == b"\n"):
+                unreadable(line)
+        elif table is not None:
             if line == b"\\.\n":
-                counts[table], table = n, None
+                found[table], table = n, None
             else:
                 n += 1
         elif line.startswith(b"COPY "):
-            # A quoted name may hold a newline: the statement ends at " FROM stdin;".
-            while not line.endswith(b" FROM stdin;\n") and len(line) < 1 << 16:
-                more = p.stdout.readline()
-                if not more: break
-                line += more
-            m = COPY.match(line)
-            if not m:
-                p.kill(); fail("cannot read the statement " + line[:200].decode("utf-8", "replace").strip())
+            m = COPY.match(statement(line, p.stdout, lambda l: l.endswith(b" FROM stdin;\n")))
+            if not m: unreadable(line)
             table, n = name(*m.group(1, 2)) + "." + name(*m.group(3, 4)), 0
-            if table in counts:
+            if table in found:
                 p.kill(); fail(f"{table} has two COPY blocks")
     rc = p.wait()
     if rc != 0:
         err.seek(0)
         msg = err.read().decode("utf-8", "replace").strip().splitlines()
-        fail(f"pg_restore --data-only exited {rc}: {msg[0] if msg else '(no message)'}")
-    if table is not None:
-        fail(f"the COPY block of {table} has no end (\\.)")
-print(json.dumps(counts, sort_keys=True, separators=(",", ":")))
+        fail(f"pg_restore {what} exited {rc}: {msg[0] if msg else '(no message)'}")
+    if mode == "tables":
+        if entry: fail("a TABLE entry of the dump has no CREATE TABLE statement")
+        print("\n".join(sorted(t.replace("\n", "\\n") for t in found)))
+    else:
+        if table is not None: fail(f"the COPY block of {table} has no end (\\.)")
+        print(json.dumps(found, sort_keys=True, separators=(",", ":")))
 PY
+# "schema.table" lines, sorted (a newline in a name printed as \n, as bk_check_db prints it).
+bk_dump_tables() {
+  python3 -c "$BK_DUMP_PY" tables "$1"
+}
 bk_dump_row_counts() {
-  python3 -c "$BK_DUMP_COUNTS_PY" "$1"
+  python3 -c "$BK_DUMP_PY" counts "$1"
 }
 
 # The rows of every table of a SQLite file ("main.<name>", the manifest's "tables"), as JSON: one
@@ -247,7 +272,7 @@ EOF
     server_version=$(bk_psql postgres -c "SHOW server_version") || die "backup failed at step dump: cannot reach PostgreSQL"
     pg_admin pg_dump -Fc --dbname="$db" > "$tmp" || die "backup failed at step dump: pg_dump of database $db"
     [ -s "$tmp" ] || die "backup failed at step dump: pg_dump of $db wrote nothing"
-    tables=$(bk_dump_tables "$tmp") || die "backup failed at step dump: pg_restore --list cannot read the new dump of $db"
+    tables=$(bk_dump_tables "$tmp") || die "backup failed at step dump: cannot read the tables of the new dump of $db: ${tables##*$'\n'}"
     migrations=$(bk_migrations pg "$db") || die "backup failed at step dump: cannot read django_migrations in $db"
     tool_dump=$(pg_admin pg_dump --version)
   fi
@@ -755,7 +780,7 @@ EOF
     local err
     err=$(pg_admin pg_restore --exit-on-error --single-transaction --dbname="$tmpdb" < "$src" 2>&1) \
       || die "restore: pg_restore of $label into $tmpdb failed: $(printf '%s\n' "$err" | awk '/[Ee][Rr][Rr][Oo][Rr]/ && !n { print; n = 1 } END { if (!n) print "(no message)" }')"
-    bk_dump_tables "$src" > "$BK_TMPDIR/tables" || die "restore: pg_restore --list cannot read $label"
+    bk_dump_tables "$src" > "$BK_TMPDIR/tables" || die "restore: cannot read the tables of $label: $(tail -n 1 "$BK_TMPDIR/tables")"
     local want
     want=$(bk_json_get "$manifest" migrations) || die "restore: manifest of $label is not valid JSON"
     bk_check_db "$tmpdb" "$BK_TMPDIR/tables" "$want" "$label" "$manifest"
