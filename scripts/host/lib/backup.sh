@@ -112,65 +112,68 @@ print(json.dumps(dict(l.rstrip("\n").split("|", 1) for l in sys.stdin if "|" in 
 # On failure prints one line saying why and exits 1. Memory: one line at a time.
 IFS= read -r -d '' BK_DUMP_PY <<'PY' || true
 import json, re, subprocess, sys, tempfile
-mode, dump = sys.argv[1:3]
 IDENT = rb'(?:"((?:[^"]|"")*)"|([^".\s]+))'
 COPY = re.compile(rb'COPY ' + IDENT + rb'\.' + IDENT + rb' .*FROM stdin;\n\Z', re.S)
 CREATE = re.compile(rb'CREATE (?:UNLOGGED )?TABLE ' + IDENT + rb'\.' + IDENT + rb'[ \n]', re.S)
 HEADER = re.compile(rb'-- Name: .*; Type: TABLE; Schema: ')
+class Unreadable(Exception): pass
+def unreadable(statement):
+    return Unreadable("cannot read the statement " + statement[:200].decode("utf-8", "replace").strip())
 def name(quoted, bare):
     return (quoted.replace(b'""', b'"') if quoted is not None else bare).decode("utf-8", "surrogateescape")
-def fail(why):
-    print(why.replace("\n", " ")); sys.exit(1)
-def statement(first, stream, done):
+def table_of(pattern, line, out, done):
     # A quoted name may hold a newline: read on until the statement's name is complete.
-    line = first
     while not done(line) and len(line) < 1 << 16:
-        more = stream.readline()
+        more = out.readline()
         if not more: break
         line += more
-    return line
-with tempfile.TemporaryFile() as err:
-    what = "--schema-only" if mode == "tables" else "--data-only"
-    try:
-        p = subprocess.Popen(["pg_restore", what, "-f", "-", dump], stdout=subprocess.PIPE, stderr=err, bufsize=1 << 20)
-    except OSError as e:
-        fail(f"cannot run pg_restore: {e.strerror}")
-    def unreadable(line):
-        p.kill(); fail("cannot read the statement " + line[:200].decode("utf-8", "replace").strip())
-    found, table, n, entry = ({} if mode == "counts" else set()), None, 0, False
-    for line in p.stdout:
-        if mode == "tables":
-            if HEADER.match(line):
-                entry = True
-            elif entry and line.startswith(b"CREATE "):
-                m = CREATE.match(statement(line, p.stdout, CREATE.match))
-                if not m: unreadable(line)
-                found.add(name(*m.group(1, 2)) + "." + name(*m.group(3, 4)))
-                entry = False
-            elif entry and not (line.startswith((b"--", b"SET ")) or line == b"\n"):
-                unreadable(line)
-        elif table is not None:
+    m = pattern.match(line)
+    if not m: raise unreadable(line)
+    return name(*m.group(1, 2)) + "." + name(*m.group(3, 4))
+# Each parser returns (what to print, why the output ended too early or None): a stream cut short
+# is judged after pg_restore's exit status, whose own message says more.
+def tables(out):
+    found, entry = set(), False
+    for line in out:
+        if HEADER.match(line):
+            entry = True
+        elif entry and line.startswith(b"CREATE "):
+            found.add(table_of(CREATE, line, out, CREATE.match)); entry = False
+        elif entry and not (line.startswith((b"--", b"SET ")) or line == b"\n"):
+            raise unreadable(line)
+    return "\n".join(sorted(t.replace("\n", "\\n") for t in found)), "a TABLE entry of the dump has no CREATE TABLE statement" if entry else None
+def counts(out):
+    found, table, n = {}, None, 0
+    for line in out:
+        if table is not None:
             if line == b"\\.\n":
                 found[table], table = n, None
             else:
                 n += 1
         elif line.startswith(b"COPY "):
-            m = COPY.match(statement(line, p.stdout, lambda l: l.endswith(b" FROM stdin;\n")))
-            if not m: unreadable(line)
-            table, n = name(*m.group(1, 2)) + "." + name(*m.group(3, 4)), 0
-            if table in found:
-                p.kill(); fail(f"{table} has two COPY blocks")
+            table, n = table_of(COPY, line, out, lambda l: l.endswith(b" FROM stdin;\n")), 0
+            if table in found: raise Unreadable(f"{table} has two COPY blocks")
+    return json.dumps(found, sort_keys=True, separators=(",", ":")), f"the COPY block of {table} has no end (\\.)" if table is not None else None
+def fail(why):
+    print(why.replace("\n", " ")); sys.exit(1)
+mode, dump = sys.argv[1:3]
+parse, flag = {"tables": (tables, "--schema-only"), "counts": (counts, "--data-only")}[mode]
+with tempfile.TemporaryFile() as err:
+    try:
+        p = subprocess.Popen(["pg_restore", flag, "-f", "-", dump], stdout=subprocess.PIPE, stderr=err, bufsize=1 << 20)
+    except OSError as e:
+        fail(f"cannot run pg_restore: {e.strerror}")
+    try:
+        result, cut_short = parse(p.stdout)
+    except Unreadable as e:
+        p.kill(); fail(str(e))
     rc = p.wait()
     if rc != 0:
         err.seek(0)
         msg = err.read().decode("utf-8", "replace").strip().splitlines()
-        fail(f"pg_restore {what} exited {rc}: {msg[0] if msg else '(no message)'}")
-    if mode == "tables":
-        if entry: fail("a TABLE entry of the dump has no CREATE TABLE statement")
-        print("\n".join(sorted(t.replace("\n", "\\n") for t in found)))
-    else:
-        if table is not None: fail(f"the COPY block of {table} has no end (\\.)")
-        print(json.dumps(found, sort_keys=True, separators=(",", ":")))
+        fail(f"pg_restore {flag} exited {rc}: {msg[0] if msg else '(no message)'}")
+if cut_short: fail(cut_short)
+print(result)
 PY
 # "schema.table" lines, sorted (a newline in a name printed as \n, as bk_check_db prints it).
 bk_dump_tables() {
