@@ -105,6 +105,20 @@ const REHEARSAL_READER_RE = /^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:role\/[A-Za-z0-
 /** RDS's rules for a DBInstanceIdentifier, as stored (lower case). */
 export const RDS_IDENTIFIER_RE = /^[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)$/;
 /** Roles that are superusers or reserved on PostgreSQL and RDS: never the app's. */
+// database.user and database.name are written into pg_hba.conf, where these words are keywords
+// (`all` matches every role, superusers included), or are PostgreSQL's own names: never the app's.
+const KEYWORD = "pg_hba.conf reads it as a keyword that matches other roles or databases, superusers included";
+const PG_HBA_WORDS: Record<string, string> = {
+  all: KEYWORD, sameuser: KEYWORD, samerole: KEYWORD, replication: KEYWORD,
+  public: "PostgreSQL reserves it as a role name", none: "PostgreSQL reserves it as a role name",
+  postgres: "it is PostgreSQL's superuser and maintenance database",
+  template0: "it is one of PostgreSQL's template databases", template1: "it is one of PostgreSQL's template databases",
+};
+const notHbaWord = [
+  (v: string) => !Object.hasOwn(PG_HBA_WORDS, v),
+  { abort: true, error: (iss: { input?: unknown }) => `must not be ${JSON.stringify(iss.input)}: ${PG_HBA_WORDS[String(iss.input)]}` },
+] as const;
+
 export const RESERVED_DB_USERS = ["postgres", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_replication", "root", "admin", "template0", "template1"];
 
 /**
@@ -141,8 +155,9 @@ export const stackConfigSchema = z.strictObject({
     dataVolumeGb: int(20, 16384).describe("encrypted data volume (or RDS storage)"),
     // 32 at most: restore derives <name>_before_restore_YYYYmmdd_HHMMSS (name + 31), and PostgreSQL
     // truncates identifiers past 63 bytes, which can make a derived name the live database's.
-    name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" }).describe("database name"),
-    user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
+    name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" })
+      .refine(...notHbaWord).describe("database name"),
+    user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).refine(...notHbaWord)
       .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: `must not be a superuser or reserved role (${"postgres, rdsadmin, rds_superuser, pg_*"}): the app connects with least privilege` }).describe("role the app connects as"),
     masterUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
       .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: "must not be a name RDS or PostgreSQL reserves (postgres, rdsadmin, rds_*, pg_*)" })

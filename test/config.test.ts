@@ -146,7 +146,19 @@ describe("stack config", () => {
       });
       it("an unlimited upload size", () => rejects("prod", { app: { clientMaxBodySize: "0" } }, /^nourish-link:app\.clientMaxBodySize must be an nginx size above 0/));
       it("a superuser or reserved database user", () => {
-        for (const user of ["postgres", "rdsadmin", "rds_superuser", "pg_monitor"]) rejects("prod", { database: { user } }, /^nourish-link:database\.user must not be a superuser or reserved role/);
+        for (const user of ["rdsadmin", "rds_superuser", "pg_monitor"]) rejects("prod", { database: { user } }, /^nourish-link:database\.user must not be a superuser or reserved role/);
+        rejects("prod", { database: { user: "postgres" } }, /^nourish-link:database\.user must not be "postgres": it is PostgreSQL's superuser/);
+      });
+      it("a pg_hba.conf keyword or PostgreSQL's reserved name as database user or name (written into pg_hba.conf)", () => {
+        for (const word of ["all", "replication", "sameuser", "samerole", "public", "none", "template0", "template1", "postgres"]) {
+          for (const key of ["user", "name"]) {
+            const found = problems("prod", { database: { [key]: word } });
+            assert.deepStrictEqual(found.filter((p) => p.startsWith(`nourish-link:database.${key} `)).map((p) => p.split(":").slice(0, 2).join(":")),
+              [`nourish-link:database.${key} must not be "${word}"`], found.join("\n"));
+          }
+        }
+        // Words that merely contain a keyword are names like any other.
+        assert.strictEqual(parseSettings(settingsOf("prod", { database: { user: "all_meals", name: "publicity" } }), "prod").database.user, "all_meals");
       });
       it("artifact keys and buckets with wildcards", () => {
         rejects("prod", { release: { artifact: { key: "releases/*" } } }, /^nourish-link:release\.artifact\.key must be a plain object key/);

@@ -153,8 +153,12 @@ export function renderPostgresqlConf(s: PostgresConfSettings): string {
   return lines.join("\n") + "\n";
 }
 
-// Names as Django and the manual use them; anything fancier would need quoting in pg_hba.conf.
+// Names as Django and the manual use them: nothing in them needs escaping inside pg_hba.conf's quotes.
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+// Quoted, a pg_hba.conf keyword (all, sameuser, samerole, replication) matches only the role or
+// database of that name: config refuses those names, and the file never reads them as keywords.
+const quoted = (name: string): string => `"${name}"`;
 
 function cidr(where: string, value: string): string {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(typeof value === "string" ? value : "");
@@ -185,7 +189,7 @@ export function renderPgHba(s: PgHbaSettings): string {
     "# Operators and nourishctl act as the postgres OS user over the local socket.",
     row("local", "all", "postgres", "", "peer"),
     "# The app: TLS and SCRAM only, from its own subnets, to its own database.",
-    ...cidrs.map((c) => row("hostssl", s.database, s.user, c, "scram-sha-256")),
+    ...cidrs.map((c) => row("hostssl", quoted(s.database), quoted(s.user), c, "scram-sha-256")),
     "# Everything else over TCP, including any plaintext attempt, is refused.",
     row("host", "all", "all", "0.0.0.0/0", "reject"),
     row("host", "all", "all", "::/0", "reject"),
