@@ -478,10 +478,10 @@ export function parseSettings(raw: Record<string, unknown>, stack: string): Stac
   return result.data;
 }
 
-const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+export const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Paths of keys (at any depth) that could reach an object's prototype. */
-function unsafeKeys(v: unknown, at: PropertyKey[]): PropertyKey[][] {
+export function unsafeKeys(v: unknown, at: PropertyKey[]): PropertyKey[][] {
   if (Array.isArray(v)) return v.flatMap((x, i) => unsafeKeys(x, [...at, i]));
   if (!isPlainObject(v)) return [];
   return Object.keys(v).flatMap((k) => (UNSAFE_KEYS.has(k) ? [[...at, k]] : unsafeKeys(v[k], [...at, k])));
