@@ -12,37 +12,52 @@ import { planOf, VARIANTS } from "./variants";
 const A = "allow";
 const D = "deny";
 
-/** prod's matrix: [check, app host, database host, operator (operatorPolicyArn only), whoever runs pulumi up]. */
-const PROD: [string, string, string, string, string][] = [
-  ["read db-password", A, A, D, A],
-  ["read django-secret-key", A, D, D, A],
-  ["read pgbackrest-cipher-pass", D, A, D, A],
-  ["decrypt secrets-key", A, A, D, A],
-  ["decrypt secrets-app-key", A, D, D, A],
-  ["decrypt secrets-backup-key", D, A, D, A],
-  ["decrypt network-flow-logs-key", D, D, D, A],
-  ["decrypt tooling-key", A, A, A, A],
-  ["decrypt volumes-key", D, D, D, A],
+/** prod's matrix: [check, app host, database host, operator (operatorPolicyArn only), on-call operator
+ *  (oncallOperatorPolicyArn only), whoever runs pulumi up]. */
+const PROD: [string, string, string, string, string, string][] = [
+  ["read db-password", A, A, D, D, A],
+  ["read django-secret-key", A, D, D, D, A],
+  ["read pgbackrest-cipher-pass", D, A, D, D, A],
+  ["decrypt secrets-key", A, A, D, D, A],
+  ["decrypt secrets-app-key", A, D, D, D, A],
+  ["decrypt secrets-backup-key", D, A, D, D, A],
+  ["decrypt network-flow-logs-key", D, D, D, D, A],
+  ["decrypt tooling-key", A, A, A, D, A],
+  ["decrypt volumes-key", D, D, D, D, A],
   // The app hosts write their monthly log archive under logs/ (a multipart upload decrypts its
   // parts' data key); they still cannot read, write or delete a dump.
-  ["decrypt backups-key", A, A, D, A],
-  ["decrypt monitoring-key", D, D, D, A],
-  ["decrypt monitoring-logs-key", D, D, D, A],
-  ["decrypt monitoring-us-east-1-key", D, D, D, A],
-  ["read dumps", D, A, D, A],
-  ["write dumps", D, A, D, A],
-  ["delete dumps", D, D, D, A],
-  ["delete dump versions", D, D, D, A],
-  ["read pgbackrest", D, A, D, A],
-  ["delete pgbackrest", D, A, D, A],
-  ["delete pgbackrest versions", D, D, D, A],
-  ["shell on db host", D, D, D, A],
-  ["shell on app host", D, D, D, A],
+  ["decrypt backups-key", A, A, D, D, A],
+  ["decrypt monitoring-key", D, D, D, D, A],
+  ["decrypt monitoring-logs-key", D, D, D, D, A],
+  ["decrypt monitoring-us-east-1-key", D, D, D, D, A],
+  ["read dumps", D, A, D, D, A],
+  ["write dumps", D, A, D, D, A],
+  ["delete dumps", D, D, D, D, A],
+  ["delete dump versions", D, D, D, D, A],
+  ["read pgbackrest", D, A, D, D, A],
+  ["delete pgbackrest", D, A, D, D, A],
+  ["delete pgbackrest versions", D, D, D, D, A],
+  ["shell on db host", D, D, D, D, A],
+  ["shell on app host", D, D, D, D, A],
   // The operator runs nourishctl verbs through the stack's document on the stack's hosts and reads
   // the output; it decrypts the tooling it may read, and nothing else: no secret, no backup.
-  ["send release document", D, D, A, A],
-  ["send release document elsewhere", D, D, D, A],
-  ["read command output", D, D, A, A],
+  ["send release document", D, D, A, D, A],
+  ["send release document elsewhere", D, D, D, D, A],
+  ["read command output", D, D, A, A, A],
+  // Isolation and snapshots (issue 20): from outside the host, by the on-call operator only; no
+  // host may touch another (or itself), and the on-call operator not another stack's instance.
+  // IAM cannot narrow ModifyInstanceAttribute to the security groups: the on-call operator may
+  // change the other attributes of this stack's instances too.
+  ["quarantine db host", D, D, D, A, A],
+  ["modify db host attributes", D, D, D, A, A],
+  ["tag db host quarantine", D, D, D, A, A],
+  ["snapshot db host", D, D, D, A, A],
+  ["quarantine app host", D, D, D, A, A],
+  ["modify app host attributes", D, D, D, A, A],
+  ["tag app host quarantine", D, D, D, A, A],
+  ["snapshot app host", D, D, D, A, A],
+  ["quarantine elsewhere", D, D, D, D, A],
+  ["deregister app-targets", D, D, D, A, A],
 ];
 
 function table(m: Matrix): [string, ...string[]][] {
@@ -58,8 +73,8 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     prod = await accessMatrix(plans.get("prod")!);
   });
 
-  it("prod: app host, database host, operator and deployer may do exactly this", () => {
-    assert.deepStrictEqual(prod.principals.map((p) => p.id), ["app", "db", "operator", "deployer"]);
+  it("prod: app host, database host, operator, on-call operator and deployer may do exactly this", () => {
+    assert.deepStrictEqual(prod.principals.map((p) => p.id), ["app", "db", "operator", "oncall", "deployer"]);
     assert.deepStrictEqual(table(prod), PROD);
   });
 
@@ -75,6 +90,14 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       for (const c of m.checks.map((x) => x.id)) {
         const may = ["send release document", "read command output", "decrypt tooling-key"].includes(c);
         assert.strictEqual(cell(c, "operator"), may ? A : D, `${name}: operator ${c}`);
+      }
+      // Isolation and snapshots: never a host (issue 20), never the release operator (nor CI,
+      // which holds its policy); the on-call operator on this stack's instances only.
+      const incident = m.checks.map((x) => x.id).filter((c) => /^(quarantine|modify|tag|snapshot|deregister) /.test(c));
+      assert.ok(incident.length >= 5, `${name}: the incident checks`);
+      for (const c of incident) {
+        for (const who of m.principals.map((p) => p.id).filter((p) => p !== "deployer" && p !== "oncall")) assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
+        assert.strictEqual(cell(c, "oncall"), c === "quarantine elsewhere" ? D : A, `${name}: on-call operator ${c}`);
       }
       // With a managed database (no db host) the first app host takes and restores the dumps
       // (lib/backup.sh against RDS): read and write under dumps/, only then, and never delete.

@@ -3,7 +3,7 @@
 // and, behind an ALB, the app hosts. Security groups open exactly: 80/443 to the web entry point,
 // 80 from the ALB to the app hosts, 5432 from the app hosts to the database, 22 from the admin
 // CIDRs only when network.sshAccess is on (otherwise SSM Session Manager). A quarantine group
-// (no ingress; HTTPS to the VPC's SSM and Logs endpoints only) for nourishctl isolate. VPC flow logs on.
+// (no ingress; HTTPS to the VPC's SSM and Logs endpoints only) for `npm run incident -- isolate`. VPC flow logs on.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
@@ -28,9 +28,8 @@ export class Network extends pulumi.ComponentResource {
   readonly albSecurityGroupId?: pulumi.Output<string>;
   readonly appSecurityGroupId: pulumi.Output<string>;
   readonly dbSecurityGroupId: pulumi.Output<string>;
-  /** nourishctl isolate moves a host here (tag Name=nourish-link-<stack>-quarantine, which it looks up). */
+  /** `npm run incident -- isolate` moves a host here (tag Name=nourish-link-<stack>-quarantine, which it looks up). */
   readonly quarantineSecurityGroupId: pulumi.Output<string>;
-  readonly quarantineSecurityGroupArn: pulumi.Output<string>;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:network:Network", name, {}, opts);
@@ -114,7 +113,7 @@ export class Network extends pulumi.ComponentResource {
       }
     }
 
-    // Quarantine (nourishctl isolate, a security incident): no ingress at all; egress only HTTPS
+    // Quarantine (`npm run incident -- isolate`, a security incident): no ingress at all; egress only HTTPS
     // inside the VPC, which reaches nothing but the interface endpoints below. The host keeps
     // running for forensics, is still reachable through SSM and still ships its logs, and can
     // reach nothing else (no NAT, no S3 gateway: its route to S3 is by prefix list, not the VPC).
@@ -166,7 +165,6 @@ export class Network extends pulumi.ComponentResource {
     this.dbSecurityGroupId = db.id;
     this.quarantineSecurityGroupId = quarantine.id;
     // Built from the id: the form IAM matches for a security group (security-group/sg-…).
-    this.quarantineSecurityGroupArn = pulumi.interpolate`arn:aws:ec2:${config.region}:${account}:security-group/${quarantine.id}`;
     this.registerOutputs({ vpcId: this.vpcId, publicSubnetIds: this.publicSubnetIds, privateSubnetIds: this.privateSubnetIds });
   }
 }
