@@ -4,6 +4,7 @@
 // buckets and keys AWS serves them from; `nourishctl status` on a missing agent; the pinned
 // versions in the hosts' user data.
 import * as assert from "assert";
+import { runSimulation } from "@cloud-copilot/iam-simulate";
 import Ajv from "ajv-draft-04";
 import * as fs from "fs";
 import * as os from "os";
@@ -12,7 +13,8 @@ import { agentPackage, agentsEnv } from "../components/hosts/agents";
 import { hostEnv, NOURISHCTL_SOURCE, renderHostCloudInit } from "../components/hosts/user-data";
 import { AGENT_VENDOR_DIR, renderAgentConfig } from "../components/monitoring/agent";
 import { agentPackagePaths, buildAgentStandIns, buildDeb, PINNED } from "./agent-debs";
-import { loadStackConfig } from "./harness";
+import { PROD_BACKUP_BUCKET } from "../scripts/preview/mocks";
+import { loadStackConfig, ofType, one, runStack } from "./harness";
 import { S3, startS3 } from "./s3";
 import { requireTool, run } from "./tools";
 
@@ -221,5 +223,47 @@ describe("nourishctl agent install against the S3 emulator: the pinned packages,
     const body = run("bash", ["-c", '. "$1"; declare -f cmd_setup', "setup", NOURISHCTL_SOURCE], { env: { ...process.env, NOURISH_ROOT: root, NOURISH_LIB: LIB } }).stdout.trim().split("\n");
     assert.ok(body.findIndex((l) => /^\s*setup_agents;?$/.test(l)) < body.findIndex((l) => /setup_(app|db)/.test(l)), "setup_agents runs first");
     assert.match(body[body.length - 2], /^\s*setup_agents_verdict;?$/);
+  });
+});
+
+describe("the S3 gateway endpoint: AWS's agent buckets and this stack's own, nothing else (offline IAM evaluation)", function () {
+  this.timeout(300_000);
+  const ACCOUNT = "123456789012";
+  // Whoever asks may do anything in S3 by its own policy: only the endpoint's policy decides.
+  const anything = { name: "anything", policy: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }] } };
+  const through = async (policy: unknown, action: string, resource: string) => {
+    const r = await runSimulation({
+      request: { principal: `arn:aws:iam::${ACCOUNT}:role/app-host`, action, resource: { resource, accountId: ACCOUNT }, contextVariables: { "aws:SecureTransport": "true" } },
+      identityPolicies: [anything], serviceControlPolicies: [], resourceControlPolicies: [], vpcEndpointPolicies: [{ name: "s3-endpoint", policy }],
+    }, {});
+    if (r.resultType === "error") assert.fail(`the evaluator refused ${action} on ${resource}: ${JSON.stringify(r.errors)}`);
+    return r.overallResult === "Allowed";
+  };
+
+  it("prod and staging: the agents' packages and the stack's buckets pass; any other bucket, and writing to AWS's, do not", async () => {
+    for (const stack of ["prod", "staging"]) {
+      const r = await runStack(stack);
+      const endpoint = one(r, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-s3");
+      const policies = ofType(r, "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy");
+      assert.deepStrictEqual(policies.map((p) => p.inputs.vpcEndpointId), [endpoint.id], `${stack}: one policy, on the S3 endpoint`);
+      const policy = JSON.parse(String(policies[0].inputs.policy));
+      const bucket = (name: string) => one(r, "aws:s3/bucket:Bucket", name).id;
+      const ours = [bucket("tooling"), bucket("backups-archive"), bucket("backups-pgbackrest"), "nourish-link-releases",
+        // Staging's restore rehearsal reads prod's backups (the mocks' prod stack reference).
+        ...(stack === "staging" ? [PROD_BACKUP_BUCKET] : [])];
+      for (const b of ours) {
+        for (const action of ["s3:GetObject", "s3:PutObject"]) assert.strictEqual(await through(policy, action, `arn:aws:s3:::${b}/some/key`), true, `${stack}: ${action} on ${b}`);
+        assert.strictEqual(await through(policy, "s3:ListBucket", `arn:aws:s3:::${b}`), true, `${stack}: list ${b}`);
+      }
+      for (const a of ["ssm", "cloudwatch"] as const) {
+        const p = agentPackage(a, "af-south-1", "1.2.3");
+        assert.strictEqual(await through(policy, "s3:GetObject", `arn:aws:s3:::${p.bucket}/${p.key}`), true, `${stack}: ${p.package}`);
+        assert.strictEqual(await through(policy, "s3:PutObject", `arn:aws:s3:::${p.bucket}/${p.key}`), false, `${stack}: writing to ${p.bucket}`);
+      }
+      assert.strictEqual(await through(policy, "s3:GetObject", "arn:aws:s3:::aws-ssm-af-south-1/modules/x"), true, "AWS's SSM document modules");
+      for (const other of ["someone-elses-bucket", "aws-windows-downloads-af-south-1", "amazon-ssm-eu-west-1", "amazon-ssm-af-south-1-evil"]) {
+        for (const action of ["s3:GetObject", "s3:PutObject"]) assert.strictEqual(await through(policy, action, `arn:aws:s3:::${other}/x`), false, `${stack}: ${action} on ${other}`);
+      }
+    }
   });
 });
