@@ -5,7 +5,7 @@
 # the CloudWatch agent (memory, disk and process metrics, the host's logs). Debian ships neither:
 # each is downloaded at first boot (`nourishctl setup`) from AWS's regional S3 bucket over HTTPS,
 # at the version pinned in stack config (SSM_AGENT_VERSION, CLOUDWATCH_AGENT_VERSION in host.env),
-# checked to be that package at that version, installed with dpkg, enabled and started with
+# checked to be that package at that version, installed (apt-get; dpkg in the sandbox), enabled and started with
 # systemd. The URLs are components/hosts/agents.ts's (test/agent.test.ts holds them equal);
 # docs/AGENTS.md says why this way and not Distributor.
 
@@ -87,7 +87,9 @@ agent_install_one() {
     if [ -n "$ROOT" ]; then
       err=$(dpkg --root="$ROOT" --force-script-chrootless --force-not-root -i "$deb" 2>&1 >/dev/null) || die "agent install: $pkg $v: dpkg failed (${err//$'\n'/ })"
     else
-      err=$(dpkg -i "$deb" 2>&1 >/dev/null) || die "agent install: $pkg $v: dpkg failed (${err//$'\n'/ })"
+      # apt-get on the checked file: it waits for the dpkg lock (unattended-upgrades may hold it at boot).
+      err=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 "$deb" 2>&1 >/dev/null) \
+        || die "agent install: $pkg $v: apt-get install of the package failed (${err//$'\n'/ })"
     fi
   fi
   # The sandbox has no systemd: the package is what the tests check.
