@@ -204,7 +204,11 @@ export const stackConfigSchema = z.strictObject({
     walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
     backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
     uptimeCheck: z.boolean().describe("a Route 53 health check on https://<domain><release.healthPath> from Route 53's checkers in several regions, every 30 s; its alarm (uptime, in us-east-1 where Route 53 publishes) notifies a topic there with the same emails"),
-    agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot (pinned; journald logs need 1.300070.0 or newer)"),
+    agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot from AWS's regional bucket (pinned; journald logs need 1.300070.0 or newer; docs/AGENTS.md)"),
+  }),
+  agents: z.strictObject({
+    ssmVersion: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, { error: "must be an SSM agent release such as 3.3.3598.0 (four numbers; not latest)" })
+      .describe("SSM agent release installed on every host at first boot from AWS's regional bucket (pinned; Run Command and Session Manager need it; docs/AGENTS.md)"),
   }),
   rehearsal: z.strictObject({
     enabled: z.boolean().optional().describe("restore prod's latest backup into this stack's database on every `pulumi up` with a newer backup, and weekly (default: on for staging with a database host; refused on prod)"),
@@ -352,6 +356,8 @@ const COMMON: DeepPartial<StackSettings> = {
     http5xxPercent: 5, p95Seconds: 2, errorLinesPer5Min: 10, dbConnectionsPercent: 80, longQuerySeconds: 300, walArchiveStallSeconds: 900,
     backupSizeDropPercent: 50, agentVersion: "1.300070.0",
   },
+  // An SSM agent release of early 2026; docs/AGENTS.md says how to move the pin.
+  agents: { ssmVersion: "3.3.3598.0" },
   release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800 },
   // A week between rehearsals (the manual's weekly restore test) and a day's slack.
   promotion: { maxRehearsalAgeDays: 8 },

@@ -84,6 +84,16 @@ export class NourishLink extends pulumi.ComponentResource {
     }, child);
     if (config.ci.github.repository) this.ci = new CiRole("ci", { config, operatorPolicyArn: this.release.operatorPolicyArn }, child);
     this.oncall = new OnCall("oncall", { config }, child);
+    // The S3 gateway endpoint reaches AWS's agent buckets and these buckets only: the hosts'
+    // tooling, the backups, pgBackRest's repository, the release artifacts, prod's backups for
+    // the restore rehearsal.
+    const artifact = config.release.artifact;
+    this.network.restrictS3Endpoint("network-s3-policy", [
+      tooling.bucketName,
+      ...(this.backups ? [this.backups.bucketName, this.backups.pgbackrestBucketName] : []),
+      ...(artifact.type === "s3" ? [artifact.bucket] : []),
+      ...(this.rehearsal ? [this.rehearsal.sourceBucket] : []),
+    ]);
     // After every step of the staging release: prod's backup on staging's database, migrated by its release.
     if (this.rehearsal && this.database.instance) {
       this.rehearsal.run({

@@ -10,6 +10,7 @@ import { StackConfig } from "../config";
 import { keyPolicy, logsServiceStatement } from "../keys/policy";
 import { subnetCidrs } from "./cidr";
 import { flowLogTrustPolicy } from "./flow-logs";
+import { s3EndpointPolicy } from "./s3-endpoint";
 
 export interface NetworkArgs {
   config: StackConfig;
@@ -30,6 +31,8 @@ export class Network extends pulumi.ComponentResource {
   readonly dbSecurityGroupId: pulumi.Output<string>;
   /** `npm run incident -- isolate` moves a host here (tag Name=nourish-link-<stack>-quarantine, which it looks up). */
   readonly quarantineSecurityGroupId: pulumi.Output<string>;
+  private readonly s3Endpoint: aws.ec2.VpcEndpoint;
+  private readonly region: string;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:network:Network", name, {}, opts);
@@ -71,8 +74,9 @@ export class Network extends pulumi.ComponentResource {
       new aws.ec2.RouteTableAssociation(`${name}-private-${i}`, { subnetId: s.id, routeTableId: privateRt.id }, parent);
       return s;
     });
-    // Backups and release artifacts go to S3 without crossing the NAT gateway.
-    new aws.ec2.VpcEndpoint(`${name}-s3`, {
+    // Backups, release artifacts and the agents' packages go to S3 without crossing the NAT
+    // gateway; restrictS3Endpoint limits which buckets.
+    this.s3Endpoint = new aws.ec2.VpcEndpoint(`${name}-s3`, {
       vpcId: vpc.id, serviceName: `com.amazonaws.${config.region}.s3`, vpcEndpointType: "Gateway", routeTableIds: [privateRt.id, publicRt.id],
     }, parent);
 
@@ -158,13 +162,24 @@ export class Network extends pulumi.ComponentResource {
       vpcId: vpc.id, trafficType: "ALL", logDestinationType: "cloud-watch-logs", logDestination: flowLogs.arn, iamRoleArn: flowRole.arn,
     }, parent);
 
+    this.region = config.region;
     this.vpcId = vpc.id;
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
     this.privateSubnetIds = privateSubnets.map((s) => s.id);
     this.appSecurityGroupId = app.id;
     this.dbSecurityGroupId = db.id;
     this.quarantineSecurityGroupId = quarantine.id;
-    // Built from the id: the form IAM matches for a security group (security-group/sg-…).
     this.registerOutputs({ vpcId: this.vpcId, publicSubnetIds: this.publicSubnetIds, privateSubnetIds: this.privateSubnetIds });
+  }
+
+  /**
+   * Limits the S3 gateway endpoint to AWS's agent buckets and `buckets` (this stack's own, known
+   * once the components that own them exist): no other bucket in the region is reachable from the VPC.
+   */
+  restrictS3Endpoint(name: string, buckets: pulumi.Input<string>[]): aws.ec2.VpcEndpointPolicy {
+    return new aws.ec2.VpcEndpointPolicy(name, {
+      vpcEndpointId: this.s3Endpoint.id,
+      policy: pulumi.all(buckets).apply((b) => JSON.stringify(s3EndpointPolicy(this.region, b))),
+    }, { parent: this });
   }
 }
