@@ -121,13 +121,13 @@ export class Network extends pulumi.ComponentResource {
     // inside the VPC, which reaches nothing but the interface endpoints below. The host keeps
     // running for forensics, is still reachable through SSM and still ships its logs, and can
     // reach nothing else (no NAT, no S3 gateway: its route to S3 is by prefix list, not the VPC).
-    const quarantine = group("quarantine", "NOURISH LINK quarantine: no ingress; HTTPS to the VPC's SSM and CloudWatch Logs endpoints only");
-    egress("quarantine-out", quarantine, 443, { cidr: net.vpcCidr }, "HTTPS to the VPC's interface endpoints (SSM, CloudWatch Logs)");
+    const quarantine = group("quarantine", "NOURISH LINK quarantine: no ingress; HTTPS to the SSM and CloudWatch Logs endpoints in the VPC only");
+    egress("quarantine-out", quarantine, 443, { cidr: net.vpcCidr }, "HTTPS to the interface endpoints in the VPC (SSM, CloudWatch Logs)");
     // Interface endpoints for what a quarantined host still needs: SSM (Run Command, Session
     // Manager) and CloudWatch Logs. Private DNS makes every host of the VPC use them. One subnet:
     // an endpoint costs per subnet and hour, and these carry little traffic.
     const endpoints = group("endpoints", "NOURISH LINK interface endpoints (SSM, CloudWatch Logs)");
-    ingress("endpoints-https", endpoints, 443, { cidr: net.vpcCidr }, "HTTPS from the VPC's hosts");
+    ingress("endpoints-https", endpoints, 443, { cidr: net.vpcCidr }, "HTTPS from the hosts in the VPC");
     for (const service of ["ssm", "ssmmessages", "ec2messages", "logs"]) {
       new aws.ec2.VpcEndpoint(`${name}-${service}`, {
         vpcId: vpc.id, serviceName: `com.amazonaws.${config.region}.${service}`, vpcEndpointType: "Interface",
