@@ -89,6 +89,8 @@ export const MAPPINGS: Record<string, Mapping> = {
     vpcId: "VpcId", serviceName: "ServiceName", vpcEndpointType: "VpcEndpointType", privateDnsEnabled: "PrivateDnsEnabled",
     "subnetIds[]": "SubnetIds[]", "securityGroupIds[]": "SecurityGroupIds[]", "routeTableIds[]": "RouteTableIds[]", policy: "PolicyDocument",
   }),
+  // Pulumi sets an endpoint's policy after creating it, with ModifyVpcEndpoint.
+  "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy": m("ec2", "ModifyVpcEndpoint", { vpcEndpointId: "VpcEndpointId", policy: "PolicyDocument" }),
   "aws:iam/instanceProfile:InstanceProfile": m("iam", "CreateInstanceProfile", { name: "InstanceProfileName", path: "Path" }, { later: ["role"] }),
   "aws:iam/policy:Policy": m("iam", "CreatePolicy", { name: "PolicyName", path: "Path", description: "Description", policy: "PolicyDocument" }),
   "aws:iam/role:Role": m("iam", "CreateRole", { name: "RoleName", path: "Path", description: "Description", assumeRolePolicy: "AssumeRolePolicyDocument", maxSessionDuration: "MaxSessionDuration" }),
