@@ -3,9 +3,10 @@
 // Three buckets, all versioned, public access blocked, ACLs disabled, TLS only:
 // - archive:    dumps/ (nourishctl's logical dumps: dumps/daily/, dumps/monthly/) and logs/
 //               (archived host logs), SSE-KMS with the backup key, aged by lifecycle rules from
-//               `backups` config and, with backups.objectLock, under S3 Object Lock in COMPLIANCE
-//               mode for backups.retentionDays: nobody, root and a compromised host included, can
-//               delete or overwrite a backup before it has aged out.
+//               `backups` config. Backups and log archives are write-once (the bucket policy wants
+//               If-None-Match: * on their keys) and, with backups.objectLock, under S3 Object Lock
+//               in COMPLIANCE mode, each upload for as long as its class is kept (lockDays): nobody,
+//               root and a compromised host included, can delete or overwrite one before it has aged out.
 // - pgbackrest: pgBackRest's repository (pgbackrest/), SSE-KMS with the same key, no Object Lock
 //               and no expiration rule. Why a bucket of its own: Object Lock's default retention
 //               is bucket-wide (it cannot be scoped to a prefix), and pgBackRest expires its own
