@@ -74,6 +74,13 @@ export function gitUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The names Pulumi gives a stack's BackupStore buckets (`backups-archive-1a2b3c4`: the component's
+ * name, the bucket's, 7 hex digits). A release bucket must be none of them (the policy pack's
+ * release-not-from-backups checks the plan the same way).
+ */
+export const BACKUP_BUCKET_NAME_RE = /^backups-(archive|pgbackrest|access-logs)-[0-9a-f]{7}$/;
+
 const artifact = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("s3").describe("release tarball in S3"),
@@ -315,6 +322,9 @@ function crossKeyProblems(c: any): [string, string][] {
   // What the hosts are sent must pass the SSM document's allowedPattern: refused here, by key,
   // rather than by SSM halfway through a release.
   const artifact = c.release?.artifact;
+  if (artifact?.type === "s3" && typeof artifact.bucket === "string" && BACKUP_BUCKET_NAME_RE.test(artifact.bucket)) {
+    fail("release.artifact.bucket", "must not be a backup bucket of this package (backups-archive-…, backups-pgbackrest-…): the app hosts' read grant would reach its dumps");
+  }
   if (artifact?.type === "s3" && typeof artifact.bucket === "string" && typeof artifact.key === "string" && !PARAMETER_PATTERNS.s3Artifact.test(`s3://${artifact.bucket}/${artifact.key}`)) {
     fail("release.artifact.key", "must be an object key of letters, digits, . _ - + = ~ and /, with no segment starting with . or - (the SSM document refuses anything else)");
   }

@@ -24,19 +24,29 @@ const PROD: [string, string, string, string, string, string][] = [
   ["decrypt network-flow-logs-key", D, D, D, D, A],
   ["decrypt tooling-key", A, A, A, D, A],
   ["decrypt volumes-key", D, D, D, D, A],
-  // The app hosts write their monthly log archive under logs/ (a multipart upload decrypts its
-  // parts' data key); they still cannot read, write or delete a dump.
-  ["decrypt backups-key", A, A, D, D, A],
+  // The app hosts write their monthly log archive in one PUT (GenerateDataKey, no Decrypt): they
+  // cannot read, write or delete a dump.
+  ["decrypt backups-key", D, A, D, D, A],
   ["decrypt monitoring-key", D, D, D, D, A],
   ["decrypt monitoring-logs-key", D, D, D, D, A],
   ["decrypt monitoring-us-east-1-key", D, D, D, D, A],
   ["read dumps", D, A, D, D, A],
   ["write dumps", D, A, D, D, A],
+  // Write-once and locked as long as kept: nobody, the deployer included, replaces a backup.
+  ["overwrite dumps", D, D, D, D, D],
+  ["write monthly dumps locked too briefly", D, D, D, D, D],
   ["delete dumps", D, D, D, D, A],
   ["delete dump versions", D, D, D, D, A],
   ["read pgbackrest", D, A, D, D, A],
   ["delete pgbackrest", D, A, D, D, A],
   ["delete pgbackrest versions", D, D, D, D, A],
+  // Each host archives its logs under its own logs/<role>/<aws:userid>/, and reads none.
+  ["archive logs/app/", A, D, D, D, A],
+  ["archive logs/db/", D, A, D, D, A],
+  ["overwrite own logs", D, D, D, D, D],
+  ["read own logs", D, D, D, D, A],
+  ["read another host's logs", D, D, D, D, A],
+  ["write another host's logs", D, D, D, D, A],
   ["shell on db host", D, D, D, D, A],
   ["shell on app host", D, D, D, D, A],
   // The operator runs nourishctl verbs through the stack's document on the stack's hosts and reads
@@ -109,7 +119,17 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       for (const c of ["read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
         assert.strictEqual(cell(c, "app"), D, `${name}: app host may ${c}`);
       }
+      // Backups and log archives are write-once for everyone; a host reads no archived logs and writes no other's.
+      for (const who of m.principals.map((p) => p.id)) {
+        for (const c of ["overwrite dumps", "overwrite own logs"]) assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
+      }
+      for (const who of ["app", ...(dbHost ? ["db"] : [])]) {
+        for (const c of ["read own logs", "read another host's logs", "write another host's logs"]) assert.strictEqual(cell(c, who), D, `${name}: ${who} host may ${c}`);
+      }
+      assert.strictEqual(cell("archive logs/app/", "app"), A, name);
       if (dbHost) {
+        assert.strictEqual(cell("archive logs/app/", "db"), D, `${name}: the database host writes logs/app/`);
+        assert.strictEqual(cell("archive logs/db/", "app"), D, `${name}: an app host writes logs/db/`);
         assert.strictEqual(cell("read django-secret-key", "db"), D, `${name}: the database host reads the Django key`);
         for (const c of ["delete dumps", "delete dump versions", "delete pgbackrest versions"]) assert.strictEqual(cell(c, "db"), D, `${name}: database host may ${c}`);
         assert.strictEqual(cell("read pgbackrest-cipher-pass", "db"), A, `${name}: the database host cannot read its passphrase`);
@@ -126,6 +146,18 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     const m = await accessMatrix(plan);
     assert.strictEqual(m.cells["send release document elsewhere"].operator, A);
     assert.strictEqual(prod.cells["send release document elsewhere"].operator, D);
+  });
+
+  it("sees the overwrite issue 20 fixed: without the write-once statements the database host replaces a dump", async () => {
+    const plan = structuredClone(plans.get("prod")!);
+    const archive = plan.resources.find((r) => r.type === "aws:s3/bucket:Bucket" && r.name === "backups-archive")!;
+    const bp = plan.resources.find((r) => r.type === "aws:s3/bucketPolicy:BucketPolicy" && r.inputs.bucket === archive.id)!;
+    const policy = JSON.parse(String(bp.inputs.policy));
+    policy.Statement = policy.Statement.filter((st: { Sid: string }) => st.Sid !== "DenyOverwritingBackups");
+    bp.inputs.policy = JSON.stringify(policy);
+    const m = await accessMatrix(plan);
+    assert.strictEqual(m.cells["overwrite dumps"].db, A);
+    assert.strictEqual(prod.cells["overwrite dumps"].db, D);
   });
 
   it("sees the leak issue 13 fixed: the passphrase back on the shared key is readable by an app host", async () => {

@@ -172,13 +172,34 @@ describe("nourishctl backup and restore", function () {
     const fake = path.join(root, "fakebin");
     fs.mkdirSync(fake, { recursive: true });
     fs.writeFileSync(path.join(fake, "date"), '#!/bin/sh\n[ "$*" = "-u +%Y%m%d_%H%M%S" ] && { echo 20000301_020000; exit 0; }\nexec /bin/date "$@"\n', { mode: 0o755 });
-    hostEnv({ DJANGO_MANAGE: "printf '[X] orders.0002_order_quantity\\n'" });
+    // As a stack with backups.objectLock writes it (components/backups/index.ts, lockEnv).
+    hostEnv({ DJANGO_MANAGE: "printf '[X] orders.0002_order_quantity\\n'", BACKUP_LOCK_DAYS: "daily=35 monthly=372 logs=365" });
+    const backupOnThe1st = () => run("bash", [NOURISHCTL_SOURCE, "backup"], { env: { ...env, PATH: `${fake}:${env.PATH}` } });
+    let again;
     try {
-      const r = run("bash", [NOURISHCTL_SOURCE, "backup"], { env: { ...env, PATH: `${fake}:${env.PATH}` } });
-      ok(r, "backup on the 1st");
+      ok(backupOnThe1st(), "backup on the 1st");
+      // The same second again: its keys exist, and S3's conditional write refuses to replace them.
+      again = backupOnThe1st();
     } finally {
       hostEnv();
     }
+    assert.notStrictEqual(again.status, 0, "a second backup overwrote the first one's dump");
+    assert.match(again.stderr, /backup failed at step upload: db_backup_20000301_020000\.dump to s3:\/\/\S+\/dumps\/daily\/db_backup_20000301_020000\.dump/);
+    // Every dump and manifest went up as one write-once PUT, locked for as long as its class is
+    // kept (a day spare); the latest.json pointer, rewritten every night, is the one plain PUT.
+    const days = (h: Record<string, string>) => Math.floor((Date.parse(h["x-amz-object-lock-retain-until-date"]) - Date.now()) / 86_400_000);
+    const puts = s3.puts().filter((p) => p.key.includes("20000301_020000"));
+    const first = (key: string) => puts.find((p) => p.key === key)!.headers;
+    for (const [key, lock] of [["dumps/daily/db_backup_20000301_020000.dump", 35], ["dumps/daily/db_backup_20000301_020000.json", 35],
+      ["dumps/monthly/db_backup_20000301_020000.dump", 372], ["dumps/monthly/db_backup_20000301_020000.json", 372]] as const) {
+      const h = first(key);
+      assert.strictEqual(h["if-none-match"], "*", key);
+      assert.strictEqual(h["x-amz-object-lock-mode"], "COMPLIANCE", key);
+      assert.strictEqual(days(h), lock, key);
+      assert.strictEqual(Buffer.from(h["x-amz-checksum-sha256"], "base64").toString("hex"), h["x-amz-meta-sha256"], key);
+    }
+    const latest = s3.puts().filter((p) => p.key === "dumps/daily/latest.json").pop()!;
+    assert.strictEqual(latest.headers["if-none-match"], undefined);
     const keys = s3Keys().filter((k) => k.includes("20000301_020000"));
     assert.deepStrictEqual(keys.sort(), ["dumps/daily/db_backup_20000301_020000.dump", "dumps/daily/db_backup_20000301_020000.json",
       "dumps/monthly/db_backup_20000301_020000.dump", "dumps/monthly/db_backup_20000301_020000.json"]);

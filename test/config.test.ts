@@ -60,6 +60,14 @@ describe("stack config", () => {
       assert.throws(() => parseSettings(settingsOf("staging"), "dev-alice"), /nourish-link:environment is required for stack 'dev-alice'/);
     });
 
+    it("refuses a release artifact in one of the stack's backup buckets, naming the key: the app hosts would read its dumps", () => {
+      const artifact = (bucket: string) => ({ release: { version: "1.4.2", artifact: { type: "s3", bucket, key: "dumps/daily/nourish-link-1.4.2.tar.gz", sha256: "a".repeat(64) } } });
+      for (const bucket of ["backups-archive-2d95ce0", "backups-pgbackrest-0a1b2c3"]) {
+        rejects("prod", artifact(bucket), /^nourish-link:release\.artifact\.bucket must not be a backup bucket of this package/);
+      }
+      assert.strictEqual(parseSettings(settingsOf("prod", artifact("nourish-link-releases")), "prod").release.artifact.type, "s3");
+    });
+
     it("accepts a git artifact and staging without backups", () => {
       const raw = settingsOf("staging", { backups: { enabled: false, pitr: false } });
       const artifact = { type: "git", url: "https://github.com/nourish-link/dusangire.git", commit: "4c9d381ee11d476062383b684cbe0d11fde4912d", tag: "v1.4.2" };

@@ -140,9 +140,10 @@ export class Database extends pulumi.ComponentResource {
     args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "db", { pgbackrestCipher: backups !== undefined });
     const pitr = backups !== undefined && config.backups.pitr;
     if (backups) {
-      // Put and read its dumps, archived logs and pgBackRest repository; never delete a dump or a
-      // log (nor any object version). The one exception is pgBackRest's `expire`, with PITR on.
-      backups.grantWrite(`${name}-backups`, this.hostRole.role, ["dumps/", "logs/", "pgbackrest/"]);
+      // Put and read its dumps and pgBackRest repository, put (never read) its own archived logs;
+      // never delete a dump or a log (nor any object version). The one exception is pgBackRest's `expire`, with PITR on.
+      backups.grantWrite(`${name}-backups`, this.hostRole.role, ["dumps/", "pgbackrest/"]);
+      backups.grantLogArchive(`${name}-logs`, this.hostRole.role, "db");
       if (pitr) backups.grantPgbackrestDelete(`${name}-pgbackrest-expire`, this.hostRole.role);
     }
     // What `nourishctl restore-rehearsal` reads: prod's bucket, and the columns to scrub.
@@ -162,6 +163,7 @@ export class Database extends pulumi.ComponentResource {
           BACKUP_MONTHLY_RETENTION_MONTHS: String(config.backups.monthlyRetentionMonths),
           PITR: String(pitr),
           PGBACKREST_CIPHER_PARAMETER: cipherParameter,
+          ...backups.hostEnv,
         }))
       : pulumi.output<Record<string, string>>({ PITR: "false" });
 

@@ -76,6 +76,10 @@ export class PlanArns {
 
 export interface Principal { id: string; label: string; arn: string; policies: { name: string; policy: PolicyDoc }[] }
 
+/** In a request's resource, the evaluated principal's aws:userid (an instance role session: <role id>:<instance id>). */
+const SELF = "{self}";
+const userid = (who: Principal) => `AROA${who.id.toUpperCase().replace(/[^A-Z0-9]/g, "")}ROLEID:i-0${who.id.replace(/[^a-z0-9]/g, "")}0instance`;
+
 /** A role of the plan with its inline policies and attached managed policies (vendored). */
 function rolePrincipal(arns: PlanArns, id: string, label: string, role: PlanResource): Principal {
   const managed = managedPolicies();
@@ -147,14 +151,33 @@ export function checks(arns: PlanArns): Check[] {
     const decrypt = { action: "kms:Decrypt", resource: arns.keyArn(backupKey), resourcePolicy: keyPolicy(backupKey) };
     const dump = object("backups-archive", "dumps/daily/db_backup_20260101_020000.dump");
     const repo = object("backups-pgbackrest", "pgbackrest/archive/main/15-1/0000000100000000/000000010000000000000001.zst");
+    const monthly = object("backups-archive", "dumps/monthly/db_backup_20260101_020000.dump");
+    // What a write-once PUT with its own retention carries (nourishctl's s3_put_once).
+    const newObject = { "s3:if-none-match": "*" };
+    const retained = (days: number) => ({ "s3:object-lock-remaining-retention-days": String(days) });
+    // An archive key under logs/<role>/: the evaluated principal's own aws:userid (SELF), or another instance's.
+    const logKey = (role: string, who = SELF) => object("backups-archive", `logs/${role}/${who}/logs_archive_202601.tar.gz`);
+    const another = "AROAANOTHERHOSTROLE0:i-0another0host000";
     out.push(
       { id: "read dumps", label: "read a backup dump (s3:GetObject under dumps/, and Decrypt)", requests: [{ action: "s3:GetObject", ...dump }, decrypt] },
-      { id: "write dumps", label: "write a backup dump (s3:PutObject under dumps/, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...dump }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "write dumps", label: "write a new backup dump (s3:PutObject under dumps/ with If-None-Match: * and its retention, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...dump, context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "overwrite dumps", label: "overwrite an existing dump's key (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...dump, context: retained(400) }] },
+      { id: "write monthly dumps locked too briefly", label: "write a new monthly dump locked for less than it is kept (35 days)", requests: [{ action: "s3:PutObject", ...monthly, context: { ...newObject, ...retained(35) } }] },
       { id: "delete dumps", label: "delete a backup dump (s3:DeleteObject)", requests: [{ action: "s3:DeleteObject", ...dump }] },
       { id: "delete dump versions", label: "delete a dump's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...dump }] },
       { id: "read pgbackrest", label: "read pgBackRest's repository (s3:GetObject under pgbackrest/, and Decrypt)", requests: [{ action: "s3:GetObject", ...repo }, decrypt] },
       { id: "delete pgbackrest", label: "delete a pgBackRest file (s3:DeleteObject: pgbackrest expire)", requests: [{ action: "s3:DeleteObject", ...repo }] },
       { id: "delete pgbackrest versions", label: "delete a pgBackRest file's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...repo }] },
+    );
+    // Archived logs: each host writes a new archive under its own logs/<role>/<aws:userid>/ only.
+    for (const role of ["app", "db"]) {
+      out.push({ id: `archive logs/${role}/`, label: `write a new log archive under logs/${role}/<own aws:userid>/ (If-None-Match: *, retention 400 days, and GenerateDataKey)`, requests: [{ action: "s3:PutObject", ...logKey(role), context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] });
+    }
+    out.push(
+      { id: "overwrite own logs", label: "overwrite a log archive under logs/app/<own aws:userid>/ (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...logKey("app"), context: retained(400) }] },
+      { id: "read own logs", label: "read a log archive under logs/app/<own aws:userid>/ (s3:GetObject)", requests: [{ action: "s3:GetObject", ...logKey("app") }] },
+      { id: "read another host's logs", label: "read another instance's log archive (s3:GetObject under logs/app/<another>/)", requests: [{ action: "s3:GetObject", ...logKey("app", another) }] },
+      { id: "write another host's logs", label: "write a new archive under another instance's logs/app/<another>/", requests: [{ action: "s3:PutObject", ...logKey("app", another), context: { ...newObject, ...retained(400) } }] },
     );
   }
   // Arbitrary shell on a host: SendCommand authorises the document and the instance. (AWS names
@@ -220,7 +243,7 @@ export interface Matrix { principals: Principal[]; checks: Check[]; cells: Recor
 
 async function decide(arns: PlanArns, who: Principal, r: Request): Promise<boolean> {
   const result = await runSimulation({
-    request: { principal: who.arn, action: r.action, resource: { resource: r.resource, accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true", ...r.context } },
+    request: { principal: who.arn, action: r.action, resource: { resource: r.resource.replace(SELF, userid(who)), accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true", "aws:userid": userid(who), ...r.context } },
     identityPolicies: who.policies,
     serviceControlPolicies: [],
     resourceControlPolicies: [],

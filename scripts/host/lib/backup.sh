@@ -337,9 +337,12 @@ PY
   # Step: upload (dump, then manifest) and verify-upload (size and checksum as S3 reports them).
   local prefixes=("dumps/daily") p
   [ "${ts:6:2}" = 01 ] && prefixes+=("dumps/monthly")
+  # Write-once (If-None-Match), checked by S3 against the SHA-256, and locked for as long as the
+  # class is kept (s3_put_once): neither this host nor anyone else can overwrite it afterwards.
   for p in "${prefixes[@]}"; do
-    local key="$p/$name.$ext" mkey="$p/$name.json" head
-    if ! aws_cli s3 cp --only-show-errors --metadata "sha256=$sha" "$dir/$name.$ext" "s3://$bucket/$key" >&2; then
+    local key="$p/$name.$ext" mkey="$p/$name.json" head days msha
+    days=$(lock_days "${p#dumps/}")
+    if ! s3_put_once "$bucket" "$key" "$dir/$name.$ext" "$sha" "$days"; then
       die "backup failed at step upload: $name.$ext to s3://$bucket/$key (local copy kept in $dir)"
     fi
     head=$(aws_cli s3api head-object --bucket "$bucket" --key "$key" --query '[ContentLength, Metadata.sha256]' --output text 2>&1) || head=""
@@ -347,7 +350,8 @@ PY
       aws_cli s3 rm --only-show-errors "s3://$bucket/$key" >/dev/null 2>&1 || true
       die "backup failed at step verify-upload: s3://$bucket/$key reports '${head//	/ }', expected size $size sha256 $sha"
     fi
-    if ! aws_cli s3 cp --only-show-errors --content-type application/json "$dir/$name.json" "s3://$bucket/$mkey" >&2; then
+    msha=$(sha256sum "$dir/$name.json" | cut -d' ' -f1)
+    if ! s3_put_once "$bucket" "$mkey" "$dir/$name.json" "$msha" "$days" application/json; then
       aws_cli s3 rm --only-show-errors "s3://$bucket/$key" >/dev/null 2>&1 || true
       die "backup failed at step upload: manifest s3://$bucket/$mkey (dump removed again; local copy kept in $dir)"
     fi
