@@ -735,8 +735,10 @@ cmd_restore() {
         cat <<EOF
 usage: nourishctl restore (--latest | --key KEY | --file PATH | --at TIMESTAMP) [--as NAME] [--replace-live --yes]
   Verifies the backup's SHA-256 against its manifest before touching any database, restores it into
-  a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> (pg_restore --exit-on-error
-  --single-transaction, owners and grants as in the dump), checks it (tables of the dump present,
+  a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> owned by the app's role, as that role,
+  never a superuser (pg_restore --exit-on-error --single-transaction --no-owner, grants as in the
+  dump; the dump's extensions created first from the server's own scripts), checks it as that role
+  (tables of the dump present,
   each table's row count equal to the manifest's row_counts, migration state equal to the
   manifest's; a manifest from before row_counts: counts printed, not compared, said once), then:
     --as NAME       keeps the checked copy as database NAME (staging, rehearsals); no swap;
