@@ -686,4 +686,41 @@ describe("nourishctl backup and restore", function () {
       hostEnv();
     }
   });
+
+  it("restore --as on prod runs what the dump holds as the app's role: a function the app planted never runs as a superuser", () => {
+    // Planted by the app's role: a CHECK calling a function that, only when its caller is a
+    // superuser, runs a shell command (COPY TO PROGRAM). pg_restore evaluates the CHECK on every row.
+    const markers = fs.mkdtempSync(path.join(os.tmpdir(), "nl-plant-"));
+    fs.chmodSync(markers, 0o777);
+    const marker = path.join(markers, "ran-as-superuser");
+    cluster.psql(`SET ROLE dusangire;
+      CREATE FUNCTION public.nl_plant(what text) RETURNS boolean LANGUAGE plpgsql AS $f$
+      DECLARE su boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
+      BEGIN
+        RAISE WARNING 'nl_plant % ran as % (superuser: %)', what, current_user, su;
+        IF su THEN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'cat > ${marker}'); END IF;
+        RETURN true;
+      END $f$;
+      CREATE TABLE planted (id serial PRIMARY KEY, note text CHECK (public.nl_plant('check')));
+      INSERT INTO planted (note) VALUES ('a'), ('b');`, { db: "dusangire" });
+    hostEnv({ STACK: "prod" });
+    try {
+      ok(ctl("backup"), "backup (planted)");
+      const logBefore = cluster.log().length;
+      const r = ctl("restore", "--latest", "--as", "dusangire_planted");
+      ok(r, "restore --as (planted)");
+      assert.ok(!fs.existsSync(marker), "the planted function ran a shell command as a superuser during the restore");
+      const log = cluster.log().slice(logBefore);
+      assert.match(log, /nl_plant check ran as dusangire \(superuser: f\)/, "the planted CHECK ran during the restore, as the app's role");
+      assert.doesNotMatch(log, /superuser: t/);
+      // Everything restored is the app's (pg_stat_statements' views are the extension's, created by setup's superuser).
+      assert.strictEqual(cluster.psql(`SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class c WHERE relnamespace = 'public'::regnamespace
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`, { db: "dusangire_planted" }), "dusangire");
+      assert.strictEqual(cluster.psql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'", { db: "dusangire_planted" }), "1");
+      assert.strictEqual(cluster.psql("SELECT count(*) FROM planted", { db: "dusangire_planted" }), "2");
+    } finally {
+      hostEnv();
+      fs.rmSync(markers, { recursive: true, force: true });
+    }
+  });
 });

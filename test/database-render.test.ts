@@ -104,6 +104,7 @@ describe("database: renderers' input validation", () => {
       .split("\n").filter((l) => l.trim() && !l.startsWith("#")).map((l) => l.trim().split(/\s+/));
     assert.deepStrictEqual(lines, [
       ["local", "all", "postgres", "peer"],
+      ["local", "all", '"dusangire"', "peer", "map=nourishctl"],
       ["hostssl", '"dusangire"', '"dusangire"', "10.40.1.0/24", "scram-sha-256"],
       ["hostssl", '"dusangire"', '"dusangire"', "10.40.2.0/24", "scram-sha-256"],
       ["host", "all", "all", "0.0.0.0/0", "reject"],

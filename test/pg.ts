@@ -6,7 +6,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PostgresSizing, renderPgHba, renderPostgresqlConf } from "../components/database/postgresql";
+import { PostgresSizing, renderPgHba, renderPgIdent, renderPostgresqlConf } from "../components/database/postgresql";
 import { freePort, selfSignedCert } from "./tools";
 
 /** Debian's postgresql-15 layout; PG_BINDIR overrides it. */
@@ -223,6 +223,7 @@ export async function startAppCluster(o: AppClusterOptions): Promise<Cluster> {
       listenAddresses: "127.0.0.1", sslCertFile: cert, sslKeyFile: key,
     }) + (o.extraConf?.(cluster) ?? ""),
     hba: renderPgHba({ ...names, appCidrs: ["127.0.0.1/32"] }),
+    files: { "data/pg_ident.conf": renderPgIdent({ user: names.user }) },
   });
   // Over the Unix socket as the postgres OS user: the rendered `local all postgres peer` line.
   // Quoted: the names are identifiers the renderer accepted, a keyword such as "all" included.
