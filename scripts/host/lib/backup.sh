@@ -589,11 +589,11 @@ bk_restore_dump() {
   awk '$4 == "EXTENSION" && $5 == "-" || $4 == "COMMENT" && $5 == "-" && $6 == "EXTENSION" { print ";" $0; next } { print }' "$list.all" > "$list" \
     || die "restore: cannot write $list"
   chmod 0644 "$list"
-  for ext in $(awk '$4 == "EXTENSION" && $5 == "-" { print $6 }' "$list.all"); do
+  while IFS= read -r ext; do
     [[ "$ext" =~ ^[a-z0-9_-]{1,63}$ ]] || die "restore: backup $label names an extension '$ext' that is not an extension name; nothing restored"
     bk_psql "$db" -v e="$ext" <<<"SELECT format('CREATE EXTENSION IF NOT EXISTS %I SCHEMA public', :'e')"$'\n\\gexec' >/dev/null \
       || die "restore: cannot create extension $ext (named by backup $label) in $db"
-  done
+  done < <(awk '$4 == "EXTENSION" && $5 == "-" { print $6 }' "$list.all")
   # The list on descriptor 3: pg_restore (as the postgres OS user) cannot open BACKUP_DIR's files.
   err=$(pg_app pg_restore --exit-on-error --single-transaction --no-owner --use-list=/dev/fd/3 --dbname="$db" < "$src" 3< "$list" 2>&1) \
     || die "restore: pg_restore of $label into $db failed: $(printf '%s\n' "$err" | awk '/[Ee][Rr][Rr][Oo][Rr]/ && !n { print; n = 1 } END { if (!n) print "(no message)" }')"
