@@ -43,6 +43,11 @@ const PROD: [string, string, string, string, string][] = [
   ["send release document", D, D, A, A],
   ["send release document elsewhere", D, D, D, A],
   ["read command output", D, D, A, A],
+  // Where a release comes from is the stack's: the document admits no source (whoever sends it),
+  // and only whoever runs pulumi up writes the release source the hosts install with the tooling.
+  ["fetch a release from another bucket", D, D, D, D],
+  ["fetch a release from another repository", D, D, D, D],
+  ["change the release source", D, D, D, A],
 ];
 
 function table(m: Matrix): [string, ...string[]][] {
@@ -76,6 +81,10 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
         const may = ["send release document", "read command output", "decrypt tooling-key"].includes(c);
         assert.strictEqual(cell(c, "operator"), may ? A : D, `${name}: operator ${c}`);
       }
+      // Nobody who may send the document (operator, CI) chooses where a release comes from.
+      for (const p of m.principals.filter((x) => x.id !== "deployer")) {
+        for (const c of ["fetch a release from another bucket", "fetch a release from another repository", "change the release source"]) assert.strictEqual(cell(c, p.id), D, `${name}: ${p.id} may ${c}`);
+      }
       // With a managed database (no db host) the first app host takes and restores the dumps
       // (lib/backup.sh against RDS): read and write under dumps/, only then, and never delete.
       for (const c of ["read dumps", "write dumps"]) assert.strictEqual(cell(c, "app"), dbHost ? D : A, `${name}: app host ${c}`);
@@ -103,6 +112,17 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     const m = await accessMatrix(plan);
     assert.strictEqual(m.cells["send release document elsewhere"].operator, A);
     assert.strictEqual(prod.cells["send release document elsewhere"].operator, D);
+  });
+
+  it("sees the source parameters issue 20 removed: a document that declared s3Artifact would let the operator aim a host at any bucket", async () => {
+    const plan = structuredClone(plans.get("prod")!);
+    const document = plan.resources.find((r) => r.type === "aws:ssm/document:Document" && r.name === "release-nourishctl")!;
+    const content = JSON.parse(String(document.inputs.content));
+    content.parameters.s3Artifact = { type: "String", default: "", allowedPattern: "^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_~+=][A-Za-z0-9._~+=-]*)+$" };
+    document.inputs.content = JSON.stringify(content);
+    const m = await accessMatrix(plan);
+    assert.strictEqual(m.cells["fetch a release from another bucket"].operator, A);
+    assert.strictEqual(prod.cells["fetch a release from another bucket"].operator, D);
   });
 
   it("sees the leak issue 13 fixed: the passphrase back on the shared key is readable by an app host", async () => {
