@@ -202,8 +202,8 @@ export const stackConfigSchema = z.strictObject({
     verifySchedule: schedule.describe("when the app hosts finish the weekly rehearsal (migrate, checks, metrics): after rehearsal.schedule"),
   }),
   release: z.strictObject({
-    version: semver.describe("the release the stack runs; rolling back is setting it back"),
-    artifact: artifact.describe("where the release comes from; git: the full commit SHA, an optional tag that must point at it, a URL without credentials"),
+    version: semver.describe("the release the stack runs; rolling back is setting it and release.artifact back"),
+    artifact: artifact.describe("where release.version comes from, the only source the app hosts fetch from; git: the full commit SHA, an optional tag that must point at it, a URL without credentials"),
     keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
     healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with / (letters, digits and ._~-/ only: it is written into nginx and health checks)" }).describe("URL that must answer 200 before a release gets traffic"),
     stepTimeoutSeconds: int(60, 172800).describe("how long one release step may run on a host before it fails (SSM Run Command's timeout)"),

@@ -158,6 +158,10 @@ describe("nourishctl release on an app host (sandbox)", function () {
     }
     refused(["fetch", "3.0.0", "--sha256", sha], /release fetch: --sha256 goes with --file/);
     refused(["fetch", "3.0.1"], new RegExp(`release fetch: this host's stack names release 3\\.0\\.0 \\(${sourceFile()}\\), not 3\\.0\\.1; nothing fetched`));
+    // release.version set back without release.artifact: the live release's artifact under another name.
+    stackNames("3.0.0", { type: "s3", bucket: "nourish-link-releases", key: "releases/nourish-link-1.0.0.tar.gz", sha256: v1.sha256 });
+    refused(["fetch", "3.0.0"], /release fetch: the stack names for 3\.0\.0 the artifact of release 1\.0\.0 here; set release\.artifact with release\.version, nothing fetched/);
+    stackNames("3.0.0", { type: "s3", bucket: "nourish-link-releases", key: "releases/nourish-link-3.0.0.tar.gz", sha256: sha });
     assert.ok(!fs.readdirSync(path.join(srv, "releases")).some((d) => d.startsWith("3.")), "a refused release was installed");
     // The version it names comes from where it names, and nowhere else.
     const r = fetch("fetch", "3.0.0");

@@ -209,6 +209,15 @@ rel_fetch() {
     say "release fetch: $v already installed"
     return 0
   fi
+  # An artifact is one version: the stack naming an installed release's artifact for another version
+  # (release.version set back without release.artifact) would install that release under this name.
+  local other
+  for other in "$RELEASES_DIR"/*/.nourish; do
+    if [ -n "$file" ] || [ ! -e "$other/installed" ]; then continue; fi
+    if { [ -n "$sha" ] && [ "$(cat "$other/sha256" 2>/dev/null)" = "$sha" ]; } || { [ -n "$commit" ] && [ "$(cat "$other/commit" 2>/dev/null)" = "$commit" ]; }; then
+      die "release fetch: the stack names for $v the artifact of release $(basename "$(dirname "$other")") here; set release.artifact with release.version, nothing fetched"
+    fi
+  done
   if [ -z "$git" ]; then
     [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "release fetch: --sha256 must be the artifact's SHA-256 (64 lower-case hex digits)"
   fi
