@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { calendarProblem, isOnCalendar } from "./schedules/calendar";
 import { cidrRange, isNetworkAddress, SUBNET_PREFIX } from "./network/cidr";
-import { PARAMETER_PATTERNS } from "./release/document";
+import { ARTIFACT_PATTERNS, SEMVER } from "./release/patterns";
 
 export const PROJECT = "nourish-link";
 export const ENVIRONMENTS = ["staging", "prod"] as const;
@@ -33,11 +33,8 @@ const cidr = z.cidrv4({ error: "must be an IPv4 CIDR block such as 203.0.113.10/
 const hostname = z
   .string()
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, { error: "must be a lower-case DNS name such as app.nourishlink.rw" });
-const semver = z
-  .string()
-  .regex(/^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/, {
-    error: "must be a semantic version such as 1.4.2",
-  });
+// The SSM document's `version` parameter admits exactly this pattern.
+const semver = z.string().regex(new RegExp(`^${SEMVER}$`), { error: "must be a semantic version such as 1.4.2" });
 const int = (min: number, max: number) => z.int().min(min).max(max);
 /** CloudWatch Logs accepts only these retention periods. */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
@@ -231,8 +228,8 @@ export const stackConfigSchema = z.strictObject({
     verifySchedule: schedule.describe("when the app hosts finish the weekly rehearsal (migrate, checks, metrics): after rehearsal.schedule"),
   }),
   release: z.strictObject({
-    version: semver.describe("the release the stack runs; rolling back is setting it back"),
-    artifact: artifact.describe("where the release comes from; git: the full commit SHA, an optional tag that must point at it, a URL without credentials"),
+    version: semver.describe("the release the stack runs; rolling back is setting it and release.artifact back"),
+    artifact: artifact.describe("where release.version comes from, the only source the app hosts fetch from; git: the full commit SHA, an optional tag that must point at it, a URL without credentials"),
     keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
     healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with / (letters, digits and ._~-/ only: it is written into nginx and health checks)" }).describe("URL that must answer 200 before a release gets traffic"),
     stepTimeoutSeconds: int(60, 172800).describe("how long one release step may run on a host before it fails (SSM Run Command's timeout)"),
@@ -319,20 +316,20 @@ function crossKeyProblems(c: any): [string, string][] {
   else if (c.rehearsal?.enabled === true && c.database?.managed === true) fail("rehearsal.enabled", "requires database.managed: false (the rehearsal runs on the stack's database host); set it to false");
   const { localRetentionDays: local, retentionDays: kept } = c.backups ?? {};
   if (typeof local === "number" && typeof kept === "number" && local > kept) fail("backups.localRetentionDays", "must not exceed backups.retentionDays");
-  // What the hosts are sent must pass the SSM document's allowedPattern: refused here, by key,
-  // rather than by SSM halfway through a release.
+  // What the hosts fetch may have no part that git, the AWS CLI or a path could read as an option
+  // or `..`: refused here, by key, rather than on a host halfway through a release.
   const artifact = c.release?.artifact;
   if (artifact?.type === "s3" && typeof artifact.bucket === "string" && BACKUP_BUCKET_NAME_RE.test(artifact.bucket)) {
     fail("release.artifact.bucket", "must not be a backup bucket of this package (backups-archive-…, backups-pgbackrest-…): the app hosts' read grant would reach its dumps");
   }
-  if (artifact?.type === "s3" && typeof artifact.bucket === "string" && typeof artifact.key === "string" && !PARAMETER_PATTERNS.s3Artifact.test(`s3://${artifact.bucket}/${artifact.key}`)) {
-    fail("release.artifact.key", "must be an object key of letters, digits, . _ - + = ~ and /, with no segment starting with . or - (the SSM document refuses anything else)");
+  if (artifact?.type === "s3" && typeof artifact.bucket === "string" && typeof artifact.key === "string" && !ARTIFACT_PATTERNS.s3Object.test(`s3://${artifact.bucket}/${artifact.key}`)) {
+    fail("release.artifact.key", "must be an object key of letters, digits, . _ - + = ~ and /, with no segment starting with . or -");
   }
-  if (artifact?.type === "git" && typeof artifact.url === "string" && gitUrlProblem(artifact.url) === undefined && !PARAMETER_PATTERNS.gitUrl.test(artifact.url)) {
-    fail("release.artifact.url", "must have no path segment starting with . or - (the SSM document refuses anything else)");
+  if (artifact?.type === "git" && typeof artifact.url === "string" && gitUrlProblem(artifact.url) === undefined && !ARTIFACT_PATTERNS.gitUrl.test(artifact.url)) {
+    fail("release.artifact.url", "must have no path segment starting with . or -");
   }
-  if (artifact?.type === "git" && typeof artifact.tag === "string" && !PARAMETER_PATTERNS.tag.test(artifact.tag)) {
-    fail("release.artifact.tag", "must have no part starting with - or . after a / (the SSM document refuses anything else)");
+  if (artifact?.type === "git" && typeof artifact.tag === "string" && !ARTIFACT_PATTERNS.tag.test(artifact.tag)) {
+    fail("release.artifact.tag", "must have no part starting with - or . after a /");
   }
   return out;
 }

@@ -68,6 +68,11 @@ const PROD: [string, string, string, string, string, string][] = [
   ["snapshot app host", D, D, D, A, A],
   ["quarantine elsewhere", D, D, D, D, A],
   ["deregister app-targets", D, D, D, A, A],
+    // Where a release comes from is the stack's: the document admits no source (whoever sends it),
+  // and only whoever runs pulumi up writes the release source the hosts install with the tooling.
+  ["fetch a release from another bucket", D, D, D, D, D],
+  ["fetch a release from another repository", D, D, D, D, D],
+  ["change the release source", D, D, D, D, A],
 ];
 
 function table(m: Matrix): [string, ...string[]][] {
@@ -108,6 +113,10 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       for (const c of incident) {
         for (const who of m.principals.map((p) => p.id).filter((p) => p !== "deployer" && p !== "oncall")) assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
         assert.strictEqual(cell(c, "oncall"), c === "quarantine elsewhere" ? D : A, `${name}: on-call operator ${c}`);
+      }
+      // Nobody who may send the document (operator, CI) chooses where a release comes from.
+      for (const p of m.principals.filter((x) => x.id !== "deployer")) {
+        for (const c of ["fetch a release from another bucket", "fetch a release from another repository", "change the release source"]) assert.strictEqual(cell(c, p.id), D, `${name}: ${p.id} may ${c}`);
       }
       // With a managed database (no db host) the first app host takes and restores the dumps
       // (lib/backup.sh against RDS): read and write under dumps/, only then, and never delete.
@@ -158,6 +167,17 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     const m = await accessMatrix(plan);
     assert.strictEqual(m.cells["overwrite dumps"].db, A);
     assert.strictEqual(prod.cells["overwrite dumps"].db, D);
+  });
+
+  it("sees the source parameters issue 20 removed: a document that declared s3Artifact would let the operator aim a host at any bucket", async () => {
+    const plan = structuredClone(plans.get("prod")!);
+    const document = plan.resources.find((r) => r.type === "aws:ssm/document:Document" && r.name === "release-nourishctl")!;
+    const content = JSON.parse(String(document.inputs.content));
+    content.parameters.s3Artifact = { type: "String", default: "", allowedPattern: "^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_~+=][A-Za-z0-9._~+=-]*)+$" };
+    document.inputs.content = JSON.stringify(content);
+    const m = await accessMatrix(plan);
+    assert.strictEqual(m.cells["fetch a release from another bucket"].operator, A);
+    assert.strictEqual(prod.cells["fetch a release from another bucket"].operator, D);
   });
 
   it("sees the leak issue 13 fixed: the passphrase back on the shared key is readable by an app host", async () => {

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { subnetCidrs } from "../components/network/cidr";
-import { toolingHash } from "../components/release/steps";
+import { RELEASE_SOURCE_PATH } from "../components/release/source";
 import { hostFiles, writeOut } from "../scripts/preview/plan";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_LIB_SOURCE, NOURISHCTL_PATH, NOURISHCTL_SOURCE, nourishctlFiles } from "../components/hosts/user-data";
 import { parse } from "yaml";
@@ -347,6 +347,9 @@ describe("first boot installs the version tooling/current names, only when it ma
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The version the stack uploaded (scripts/host and its release source): what tooling/current names. */
+  const stackHash = () => String(ofType(prod, "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.inputs.key === "tooling/current")!.inputs.content).trim();
+
   /** The role's tooling runcmd entry from its rendered user data, then a line that shows whether first boot went on. */
   function firstBoot(role: "app" | "db") {
     const doc = parse(hostFiles(prod).find((f) => f.role === role && f.path === "user-data.yaml")!.content) as { runcmd: string[] };
@@ -370,11 +373,16 @@ describe("first boot installs the version tooling/current names, only when it ma
         assert.strictEqual(fs.readFileSync(installed, "utf8"), f.content, `${role}: ${f.path}`);
         assert.strictEqual((fs.statSync(installed).mode & 0o777).toString(8), f.permissions === "0755" ? "755" : "644", f.path);
       }
+      // The release source the stack rendered: a new app host fetches only what prod names.
+      const source = path.join(r.root, RELEASE_SOURCE_PATH);
+      if (role === "db") assert.ok(!fs.existsSync(source), "the db host got the release source");
+      else assert.match(fs.readFileSync(source, "utf8"), /^RELEASE_VERSION=1\.4\.1\nRELEASE_S3_BUCKET=nourish-link-releases\n/);
     }
   });
 
   it("stops first boot, installing nothing, when a file in the bucket differs from the manifest or the pointer names no version", () => {
-    const key = `tooling/${toolingHash()}/host/lib/backup.sh`;
+    const hash = stackHash();
+    const key = `tooling/${hash}/host/lib/backup.sh`;
     const tampered = path.join(dir, "tampered");
     const put = (k: string, content: string) => {
       fs.writeFileSync(tampered, content);
@@ -386,7 +394,7 @@ describe("first boot installs the version tooling/current names, only when it ma
       const r = firstBoot("db");
       assert.strictEqual(r.status, 1, r.stdout + r.stderr);
       assert.match(r.stdout + r.stderr, /lib\/backup\.sh: FAILED/);
-      assert.match(r.stderr, new RegExp(`nourish-link: first boot stopped before nourishctl setup: the tooling files under s3://${bucket}/tooling/${toolingHash()}/host/ do not match its manifest; nothing installed`));
+      assert.match(r.stderr, new RegExp(`nourish-link: first boot stopped before nourishctl setup: the tooling files under s3://${bucket}/tooling/${hash}/host/ do not match its manifest; nothing installed`));
       assert.doesNotMatch(r.stdout, /first boot goes on/);
       assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_PATH)), "the CLI was installed");
       assert.ok(!fs.existsSync(path.join(r.root, NOURISHCTL_LIB_PATH)), "a library was installed");

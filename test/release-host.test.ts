@@ -7,6 +7,8 @@ import * as os from "os";
 import * as path from "path";
 import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { RELEASE_SOURCE_PATH, renderReleaseSource } from "../components/release/source";
+import { Artifact as StackArtifact } from "../components/release/steps";
 import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
 import { requireTool } from "./tools";
 
@@ -19,6 +21,9 @@ describe("nourishctl release on an app host (sandbox)", function () {
   const ctl = (...args: string[]) => spawnSync("bash", [NOURISHCTL_SOURCE, ...args], {
     encoding: "utf8", env: { ...process.env, NOURISH_ROOT: root, PIP_NO_INDEX: "1", SUDO_USER: "alice" },
   });
+  /** What `pulumi up` installs with the tooling: the release the stack names, and where it comes from. */
+  const sourceFile = () => path.join(root, RELEASE_SOURCE_PATH);
+  const stackNames = (version: string, artifact: StackArtifact) => fs.writeFileSync(sourceFile(), renderReleaseSource(version, artifact), { mode: 0o644 });
 
   before(() => {
     requireTool("flock");
@@ -86,27 +91,29 @@ describe("nourishctl release on an app host (sandbox)", function () {
     const tip = git("rev-parse", "HEAD").stdout.trim();
     const url = `file://${repo}`;
     const log = () => (fs.existsSync(path.join(srv, "releases.log")) ? fs.readFileSync(path.join(srv, "releases.log"), "utf8") : "");
-    const refused = (version: string, args: string[], expected: RegExp) => {
-      const r = ctl("release", "fetch", version, ...args);
-      assert.strictEqual(r.status, 1, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+    // The host checks what its release source names as it checks anything else it is given.
+    const refused = (version: string, artifact: { url: string; commit: string; tag?: string }, expected: RegExp) => {
+      stackNames(version, { type: "git", ...artifact });
+      const r = ctl("release", "fetch", version);
+      assert.strictEqual(r.status, 1, `${JSON.stringify(artifact)}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, expected);
       assert.ok(!fs.existsSync(path.join(srv, "releases", version)), `${version} installed anyway`);
       return r;
     };
     const marker = path.join(dir, "option-ran");
-    refused("1.0.2", ["--git", url, "--commit", "master"], /release fetch: --commit must be the full commit SHA \(40 lower-case hex digits\); a branch, tag or short SHA can move/);
-    refused("1.0.2", ["--git", url, "--commit", commit.slice(0, 12)], /--commit must be the full commit SHA/);
-    refused("1.0.2", ["--git", url, "--ref", "v1.0.1"], /release fetch: --ref is gone: name the full commit with --commit SHA/);
-    refused("1.0.2", ["--git", url, "--commit", commit, "--tag", "moved"], new RegExp(`release fetch: tag moved of file://.* is commit ${tip}, not ${commit}; not installed`));
-    refused("1.0.2", ["--git", url, "--commit", "0".repeat(40)], /release fetch: file:\/\/.* has no commit 0{40}/);
-    refused("1.0.2", ["--git", url, "--commit", `--upload-pack=touch ${marker}`], /--commit must be the full commit SHA/);
-    refused("1.0.2", ["--git", url, "--commit", commit, "--tag", `--upload-pack=touch ${marker}`], /release fetch: --tag '--upload-pack=touch .*' is not a tag name/);
-    refused("1.0.2", ["--git", `--upload-pack=touch ${marker}`, "--commit", commit], /release fetch: --git must be https:\/\/HOST\/PATH, ssh:\/\/git@HOST\/PATH or git@HOST:PATH, with no credentials/);
+    refused("1.0.2", { url, commit: "master" }, /release fetch: --commit must be the full commit SHA \(40 lower-case hex digits\); a branch, tag or short SHA can move/);
+    refused("1.0.2", { url, commit: commit.slice(0, 12) }, /--commit must be the full commit SHA/);
+    refused("1.0.2", { url, commit, tag: "moved" }, new RegExp(`release fetch: tag moved of file://.* is commit ${tip}, not ${commit}; not installed`));
+    refused("1.0.2", { url, commit: "0".repeat(40) }, /release fetch: file:\/\/.* has no commit 0{40}/);
+    refused("1.0.2", { url, commit: `--upload-pack=touch ${marker}` }, /--commit must be the full commit SHA/);
+    refused("1.0.2", { url, commit, tag: `--upload-pack=touch ${marker}` }, /release fetch: --tag '--upload-pack=touch .*' is not a tag name/);
+    refused("1.0.2", { url: `--upload-pack=touch ${marker}`, commit }, /release fetch: --git must be https:\/\/HOST\/PATH, ssh:\/\/git@HOST\/PATH or git@HOST:PATH, with no credentials/);
     assert.ok(!fs.existsSync(marker), "an argument ran as a git option");
-    const token = refused("1.0.2", ["--git", "https://x-access-token:ghs_secret@github.com/nourish-link/dusangire.git", "--commit", commit], /--git must be .* with no credentials or query string/);
+    const token = refused("1.0.2", { url: "https://x-access-token:ghs_secret@github.com/nourish-link/dusangire.git", commit }, /--git must be .* with no credentials or query string/);
     assert.ok(!(token.stdout + token.stderr + log()).includes("ghs_secret"), "the token was echoed or logged");
 
-    const r = ctl("release", "fetch", "1.0.1", "--git", url, "--commit", commit, "--tag", "v1.0.1");
+    stackNames("1.0.1", { type: "git", url, commit, tag: "v1.0.1" });
+    const r = ctl("release", "fetch", "1.0.1");
     assert.strictEqual(r.status, 0, r.stderr);
     const rel = path.join(srv, "releases/1.0.1");
     assert.strictEqual(fs.readFileSync(path.join(rel, ".nourish/commit"), "utf8").trim(), commit);
@@ -115,9 +122,55 @@ describe("nourishctl release on an app host (sandbox)", function () {
     assert.ok(!fs.existsSync(path.join(rel, ".git")), "the checkout keeps no .git");
     assert.match(log(), new RegExp(`\tfetch\t1\\.0\\.1\tfile://${repo.replace(/[.]/g, "\\.")} commit ${commit} tag v1\\.0\\.1\talice\n`));
     // Immutable: the same version from another commit is refused.
-    const other = ctl("release", "fetch", "1.0.1", "--git", url, "--commit", tip);
+    stackNames("1.0.1", { type: "git", url, commit: tip });
+    const other = ctl("release", "fetch", "1.0.1");
     assert.strictEqual(other.status, 1);
     assert.match(other.stderr, new RegExp(`1\\.0\\.1 is already installed from a different artifact \\(commit ${commit}\\)`));
+    fs.rmSync(sourceFile());
+  });
+
+  it("fetches only what its stack names: a source from the caller, another version, no release source are refused before anything is downloaded", () => {
+    // aws and git stand-ins that record any call: none may happen before the source is the stack's.
+    const shims = path.join(dir, "shims");
+    const calls = path.join(dir, "calls");
+    fs.mkdirSync(shims);
+    for (const tool of ["aws", "git"]) fs.writeFileSync(path.join(shims, tool), `#!/bin/sh\necho "${tool} $*" >> '${calls}'\nexit 1\n`, { mode: 0o755 });
+    const fetch = (...args: string[]) => spawnSync("bash", [NOURISHCTL_SOURCE, "release", ...args], {
+      encoding: "utf8", env: { ...process.env, NOURISH_ROOT: root, PIP_NO_INDEX: "1", SUDO_USER: "alice", PATH: `${shims}:${process.env.PATH}` },
+    });
+    const refused = (args: string[], expected: RegExp) => {
+      const r = fetch(...args);
+      assert.strictEqual(r.status, 1, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, expected, args.join(" "));
+      assert.ok(!fs.existsSync(calls), `${args.join(" ")} reached ${fs.existsSync(calls) ? fs.readFileSync(calls, "utf8") : ""}`);
+    };
+    const sha = "a".repeat(64);
+    refused(["fetch", "3.0.0"], new RegExp(`release fetch: ${sourceFile()} is missing: this host's stack names no release to fetch`));
+    stackNames("3.0.0", { type: "s3", bucket: "nourish-link-releases", key: "releases/nourish-link-3.0.0.tar.gz", sha256: sha });
+    const gone = (opt: string) => new RegExp(`release fetch: ${opt} is gone: a host fetches only the release its stack names in ${sourceFile()}`);
+    for (const [opt, ...rest] of [
+      ["--s3", "s3://attacker-bucket/releases/nourish-link-3.0.0.tar.gz", "--sha256", sha],
+      ["--git", "https://attacker.example/evil.git", "--commit", "4c9d381ee11d476062383b684cbe0d11fde4912d"],
+      ["--commit", "4c9d381ee11d476062383b684cbe0d11fde4912d"], ["--tag", "v3.0.0"],
+    ]) {
+      refused(["fetch", "3.0.0", opt, ...rest], gone(opt));
+      refused(["3.0.0", opt, ...rest], gone(opt));
+    }
+    refused(["fetch", "3.0.0", "--sha256", sha], /release fetch: --sha256 goes with --file/);
+    refused(["fetch", "3.0.1"], new RegExp(`release fetch: this host's stack names release 3\\.0\\.0 \\(${sourceFile()}\\), not 3\\.0\\.1; nothing fetched`));
+    // release.version set back without release.artifact: the live release's artifact under another name.
+    stackNames("3.0.0", { type: "s3", bucket: "nourish-link-releases", key: "releases/nourish-link-1.0.0.tar.gz", sha256: v1.sha256 });
+    refused(["fetch", "3.0.0"], /release fetch: the stack names for 3\.0\.0 the artifact of release 1\.0\.0 here; set release\.artifact with release\.version, nothing fetched/);
+    stackNames("3.0.0", { type: "s3", bucket: "nourish-link-releases", key: "releases/nourish-link-3.0.0.tar.gz", sha256: sha });
+    assert.ok(!fs.readdirSync(path.join(srv, "releases")).some((d) => d.startsWith("3.")), "a refused release was installed");
+    // The version it names comes from where it names, and nowhere else.
+    const r = fetch("fetch", "3.0.0");
+    assert.strictEqual(r.status, 1);
+    assert.match(r.stderr, /release fetch: cannot download s3:\/\/nourish-link-releases\/releases\/nourish-link-3\.0\.0\.tar\.gz/);
+    assert.deepStrictEqual(fs.readFileSync(calls, "utf8").trim().split("\n").map((l) => l.split(" ").filter((w) => w.startsWith("s3://"))), [["s3://nourish-link-releases/releases/nourish-link-3.0.0.tar.gz"]]);
+    // An installed release needs no source: rolling back to it fetches nothing.
+    assert.match(fetch("fetch", "1.0.0").stdout, /1\.0\.0 already installed/);
+    fs.rmSync(sourceFile());
   });
 
   it("one deploy at a time: a second one is refused, naming who holds the lock", async () => {

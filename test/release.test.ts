@@ -11,7 +11,8 @@ import { ConfigError, loadConfig, parseSettings } from "../components/config";
 import { HostTooling } from "../components/hosts/tooling";
 import { Release, STEP_COMMAND } from "../components/release";
 import { PARAMETER_NAMES, VERBS } from "../components/release/document";
-import { backupKeyFrom, releasePlan, shq, toolingHash, toolingManifest, TOOLING_DIR } from "../components/release/steps";
+import { RELEASE_SOURCE_PATH, renderReleaseSource } from "../components/release/source";
+import { Artifact, backupKeyFrom, releasePlan, shq, stackToolingFiles, toolingHash, toolingManifest, TOOLING_DIR } from "../components/release/steps";
 import { ACCOUNT_ID } from "../scripts/preview/mocks";
 import { hostFiles, toPlan } from "../scripts/preview/plan";
 import { one, programError, ProgramRun, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
@@ -24,6 +25,13 @@ const GIT_COMMIT = "4c9d381ee11d476062383b684cbe0d11fde4912d";
 const SHA = { prod: "9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a", staging: "3f1c9a7e5b2d4f60a8e1c7b9d2f4a6e8c0b1d3f5a7e9c2b4d6f8a0e1c3b5d7f9" };
 const VERSION = { prod: "1.4.1", staging: "1.4.2" };
 const MOCK_KEY = "dumps/daily/db_backup_20000101_020000.dump";
+/** The committed stack's release: its version and artifact, as Pulumi.<stack>.yaml names them. */
+const releaseOf = (stack: "prod" | "staging"): { version: string; artifact: Artifact } => ({
+  version: VERSION[stack], artifact: { type: "s3", bucket: BUCKET, key: `releases/nourish-link-${VERSION[stack]}.tar.gz`, sha256: SHA[stack] },
+});
+/** The stack's tooling: scripts/host and the release source its config names. */
+const stackHash = (stack: "prod" | "staging", dir = TOOLING_DIR) => toolingHash(dir, stackToolingFiles(releaseOf(stack)));
+const toolingObjectsOf = (r: ProgramRun) => r.resources.filter((x) => x.type === "aws:s3/bucketObjectv2:BucketObjectv2" && x.parent?.endsWith("HostTooling::tooling"));
 
 // The Release's own steps (staging's restore rehearsal adds commands of its own: test/rehearsal-plan.test.ts).
 const steps = (r: ProgramRun) => r.resources.filter((x) => x.type === COMMAND && x.parent?.endsWith("nourish-link:release:Release::release"));
@@ -78,12 +86,12 @@ describe("Release through SSM Run Command", () => {
       it("sends each step's verb and parameters to its host's instance, the pre-release backup's key to the switch", () => {
         const r = runs[stack];
         const v = VERSION[stack];
-        const hash = toolingHash();
-        const s3 = { s3Artifact: `s3://${BUCKET}/releases/nourish-link-${v}.tar.gz`, sha256: SHA[stack] };
+        const hash = stackHash(stack);
         for (const h of all) assert.deepStrictEqual(paramsOf(r, n("tooling-install", h)), { verb: "tooling-install", toolingHash: hash });
         assert.deepStrictEqual(paramsOf(r, n("backup", "db")), { verb: "backup" });
         for (const h of apps) {
-          assert.deepStrictEqual(paramsOf(r, n("fetch", h)), { verb: "release-fetch", version: v, ...s3 });
+          // The version only: where it comes from is the release source in the tooling (below).
+          assert.deepStrictEqual(paramsOf(r, n("fetch", h)), { verb: "release-fetch", version: v });
           assert.deepStrictEqual(paramsOf(r, n("collectstatic", h)), { verb: "release-collectstatic", version: v });
           assert.deepStrictEqual(paramsOf(r, n("switch", h)), { verb: "release-switch", version: v, backupKey: MOCK_KEY });
           assert.deepStrictEqual(paramsOf(r, n("verify", h)), { verb: "release-verify", version: v });
@@ -104,11 +112,22 @@ describe("Release through SSM Run Command", () => {
         }
       });
 
+      it("writes the release source into the tooling version the release installs: the app hosts' /etc/nourish-link/release-source.env", () => {
+        const r = runs[stack];
+        const source = toolingObjectsOf(r).find((o) => o.inputs.key === `tooling/${stackHash(stack)}/host/etc/release-source.env`);
+        assert.ok(source, `no release source in tooling/${stackHash(stack)}/`);
+        assert.strictEqual(source.inputs.content, renderReleaseSource(releaseOf(stack).version, releaseOf(stack).artifact));
+        assert.strictEqual(source.inputs.content, `RELEASE_VERSION=${VERSION[stack]}\nRELEASE_S3_BUCKET=${BUCKET}\nRELEASE_S3_KEY=releases/nourish-link-${VERSION[stack]}.tar.gz\nRELEASE_SHA256=${SHA[stack]}\n`);
+        assert.deepStrictEqual(source.inputs.tags, { role: "app", hostPath: RELEASE_SOURCE_PATH, mode: "0644" });
+        const file = hostFiles(r).find((f) => f.role === "app" && f.path === RELEASE_SOURCE_PATH);
+        assert.strictEqual(file?.content, source.inputs.content, "the preview shows it among the app hosts' files");
+      });
+
       it("triggers on the version, the artifact's checksum, the tooling hash and the instance", () => {
         const r = runs[stack];
         for (const x of steps(r)) {
           const host = x.name.endsWith("-db") ? "database-host" : x.name.slice(-5);
-          assert.deepStrictEqual(x.inputs.triggers, [`version:${VERSION[stack]}`, `artifact:sha256:${SHA[stack]}`, `tooling:${toolingHash()}`, instanceId(r, host)], x.name);
+          assert.deepStrictEqual(x.inputs.triggers, [`version:${VERSION[stack]}`, `artifact:sha256:${SHA[stack]}`, `tooling:${stackHash(stack)}`, instanceId(r, host)], x.name);
         }
       });
 
@@ -258,7 +277,9 @@ describe("Release through SSM Run Command", () => {
         for (const [name, t] of Object.entries(a)) assert.notDeepStrictEqual(b[name], t, `${name} does not re-run for ${JSON.stringify(release)}`);
       }
       const git = await runGitStack();
-      assert.deepStrictEqual(paramsOf(git, "release-fetch-app-0"), { verb: "release-fetch", version: "1.4.1", gitUrl: "https://github.com/nourish-link/dusangire.git", commit: GIT_COMMIT, tag: "v1.4.1-rc" });
+      assert.deepStrictEqual(paramsOf(git, "release-fetch-app-0"), { verb: "release-fetch", version: "1.4.1" });
+      const gitSource = toolingObjectsOf(git).find((o) => String(o.inputs.key).endsWith("/host/etc/release-source.env"))!;
+      assert.strictEqual(gitSource.inputs.content, `RELEASE_VERSION=1.4.1\nRELEASE_GIT_URL=https://github.com/nourish-link/dusangire.git\nRELEASE_COMMIT=${GIT_COMMIT}\nRELEASE_TAG=v1.4.1-rc\n`);
       assert.ok(!git.resources.some((x) => x.name === "release-artifact-read"), "no S3 grant for a git artifact");
       assert.strictEqual((byName(git).get("release-migrate-app-0")!.inputs.triggers as string[])[1], `artifact:git:https://github.com/nourish-link/dusangire.git#${GIT_COMMIT}`);
     });
@@ -275,9 +296,9 @@ describe("Release through SSM Run Command", () => {
           "collectstatic-app-0", "switch-app-0", "verify-app-0"].map((x) => `release-${x}`).sort());
         for (const name of Object.keys(t1)) {
           assert.notDeepStrictEqual(t2[name], t1[name], `${name} ignores the tooling change`);
-          assert.ok((t2[name] as string[]).includes(`tooling:${toolingHash(dir)}`));
+          assert.ok((t2[name] as string[]).includes(`tooling:${stackHash("staging", dir)}`));
         }
-        assert.strictEqual(paramsOf(second, "release-tooling-install-db").toolingHash, toolingHash(dir));
+        assert.strictEqual(paramsOf(second, "release-tooling-install-db").toolingHash, stackHash("staging", dir));
       } finally {
         fs.rmSync(path.dirname(dir), { recursive: true, force: true });
       }
@@ -286,9 +307,9 @@ describe("Release through SSM Run Command", () => {
 
   describe("tooling by content hash", () => {
     it("uploads the manifest, every file under tooling/<hash>/host/, and the pointer last", () => {
-      const objects = runs.prod.resources.filter((x) => x.type === "aws:s3/bucketObjectv2:BucketObjectv2" && x.parent?.endsWith("HostTooling::tooling"));
-      const hash = toolingHash();
-      const manifest = toolingManifest();
+      const objects = toolingObjectsOf(runs.prod);
+      const hash = stackHash("prod");
+      const manifest = toolingManifest(TOOLING_DIR, stackToolingFiles(releaseOf("prod")));
       assert.deepStrictEqual(objects.map((o) => o.inputs.key).sort(), [
         `tooling/${hash}/manifest.sha256`, ...manifest.map((l) => `tooling/${hash}/host/${l.slice(66)}`), "tooling/current",
       ].sort());
@@ -305,8 +326,8 @@ describe("Release through SSM Run Command", () => {
         const docs = hostFiles(runs[stack]).filter((f) => f.path === "user-data.yaml");
         assert.deepStrictEqual(docs.map((d) => d.role).sort(), ["app", "db"]);
         for (const d of docs) {
-          assert.ok(!d.content.includes(toolingHash()), `${stack}/${d.role}: the user data carries the tooling hash`);
-          for (const l of toolingManifest()) assert.ok(!d.content.includes(l.slice(0, 64)), `${stack}/${d.role}: the user data carries the sum of ${l.slice(66)}`);
+          assert.ok(!d.content.includes(stackHash(stack)), `${stack}/${d.role}: the user data carries the tooling hash`);
+          for (const l of toolingManifest(TOOLING_DIR, stackToolingFiles(releaseOf(stack)))) assert.ok(!d.content.includes(l.slice(0, 64)), `${stack}/${d.role}: the user data carries the sum of ${l.slice(66)}`);
           assert.match(d.content, /tooling\/current/);
         }
       }

@@ -9,7 +9,9 @@ import * as path from "path";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH, nourishctlFiles } from "../components/hosts/user-data";
 import { toolingObjects } from "../components/hosts/tooling";
 import { DocumentParams, PARAMETER_NAMES, PARAMETER_PATTERNS, parameterProblem, renderDocument, substitute, VERBS } from "../components/release/document";
-import { toolingHash } from "../components/release/steps";
+import { ARTIFACT_PATTERNS, SEMVER } from "../components/release/patterns";
+import { RELEASE_SOURCE_PATH } from "../components/release/source";
+import { stackToolingFiles, TOOLING_DIR, toolingHash as hashOf } from "../components/release/steps";
 import { buildArtifacts } from "../scripts/rehearsal/artifacts";
 import { S3, startS3 } from "./s3";
 import { requireTool, run } from "./tools";
@@ -17,13 +19,15 @@ import { requireTool, run } from "./tools";
 const BUCKET = "nl-tooling-test";
 const RELEASES = "nl-releases-test";
 
+// The stack's tooling as HostTooling uploads it for release.version 1.0.0, whose artifact (as the
+// stack names it) has a SHA-256 the uploaded tarball does not have: a fetch stops at the check.
+const WRONG_SHA = "f".repeat(64);
+const GENERATED = stackToolingFiles({ version: "1.0.0", artifact: { type: "s3", bucket: RELEASES, key: "releases/v1.tar.gz", sha256: WRONG_SHA } });
+const toolingHash = () => hashOf(TOOLING_DIR, GENERATED);
+
 const VALID: Record<string, string[]> = {
   version: ["1.4.2", "2.0.0-rc.1"],
-  s3Artifact: ["s3://nourish-link-releases/releases/nourish-link-1.4.2.tar.gz", "s3://b.example/x/y_z+1=2~3.tgz"],
   sha256: ["9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a"],
-  gitUrl: ["https://github.com/nourish-link/dusangire.git", "ssh://git@github.com:22/nourish-link/dusangire.git", "git@github.com:nourish-link/dusangire.git"],
-  commit: ["4c9d381ee11d476062383b684cbe0d11fde4912d"],
-  tag: ["v1.4.2", "release/v1.4.2-rc+1"],
   backupKey: ["dumps/daily/db_backup_20261101_020000.dump", "dumps/monthly/db_backup_20261101_020000.sqlite3"],
   toolingHash: ["9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a"],
 };
@@ -45,13 +49,14 @@ describe("the SSM document", () => {
       for (const p of PARAMETER_NAMES) {
         for (const v of VALID[p]) for (const h of hostile(v)) assert.ok(!PARAMETER_PATTERNS[p].test(h), `${p} admits ${JSON.stringify(h)}`);
       }
+      // What config admits as release.artifact (ARTIFACT_PATTERNS): no `..`, no option, no credentials.
       for (const h of ["s3://b.example/../etc/passwd", "s3://b.example/x/../../y", "s3://b.example/./x", "s3://b.example/x/.hidden", "s3://b.example/-x", "s3://b.example/"]) {
-        assert.ok(!PARAMETER_PATTERNS.s3Artifact.test(h), h);
+        assert.ok(!ARTIFACT_PATTERNS.s3Object.test(h), h);
       }
       for (const h of ["https://github.com/../x.git", "https://github.com/-x", "--upload-pack=touch /tmp/x", "ext::sh -c id", "file:///etc", "git@github.com:../x", "https://u:p@github.com/x"]) {
-        assert.ok(!PARAMETER_PATTERNS.gitUrl.test(h), h);
+        assert.ok(!ARTIFACT_PATTERNS.gitUrl.test(h), h);
       }
-      for (const h of ["-v1", "v1..2", "v1/../x", "v1/-x", ".v1", "v1/", "v1."]) assert.ok(!PARAMETER_PATTERNS.tag.test(h), h);
+      for (const h of ["-v1", "v1..2", "v1/../x", "v1/-x", ".v1", "v1/", "v1."]) assert.ok(!ARTIFACT_PATTERNS.tag.test(h), h);
       for (const h of ["dumps/daily/../daily/db_backup_20261101_020000.dump", "x/dumps/daily/db_backup_20261101_020000.dump"]) assert.ok(!PARAMETER_PATTERNS.backupKey.test(h), h);
       for (const h of ["1.4", "01.4.2", "1.4.2/..", "../../etc"]) assert.ok(!PARAMETER_PATTERNS.version.test(h), h);
     });
@@ -64,6 +69,28 @@ describe("the SSM document", () => {
       assert.match(parameterProblem({ verb: "backup", version: "1.0.0;id" })!, /version "1.0.0;id" does not match its allowedPattern/);
       assert.match(parameterProblem({ verb: "backup", command: "id" } as DocumentParams)!, /command is not a parameter/);
       assert.throws(() => substitute(doc, { verb: "release-migrate", version: "$(id)" }), /^Error: InvalidParameters: version/);
+    });
+
+    it("release-fetch takes a version (release.version's pattern), never where from: a bucket, key, URL or commit is refused", () => {
+      const doc = renderDocument({ toolingBucket: BUCKET, region: "af-south-1", timeoutSeconds: 1800 }) as { parameters: Record<string, { allowedPattern?: string }> };
+      assert.deepStrictEqual(Object.keys(doc.parameters), ["verb", "version", "sha256", "backupKey", "toolingHash"]);
+      assert.strictEqual(doc.parameters.version.allowedPattern, `^$|^${SEMVER}$`);
+      // What a sender would need to aim a host elsewhere: SSM refuses a parameter the document does not declare.
+      for (const [name, value] of [
+        ["s3Artifact", "s3://attacker-bucket/releases/evil.tar.gz"], ["gitUrl", "https://attacker.example/evil.git"], ["commit", "4c9d381ee11d476062383b684cbe0d11fde4912d"],
+        ["tag", "v1.4.2"], ["bucket", "attacker-bucket"], ["key", "releases/evil.tar.gz"], ["source", "s3://attacker-bucket/x"],
+      ]) {
+        const params = { verb: "release-fetch", version: "1.4.2", [name]: value } as DocumentParams;
+        assert.strictEqual(parameterProblem(params), `${name} is not a parameter of the document`);
+        assert.throws(() => substitute(doc, params), new RegExp(`^Error: InvalidParameters: ${name} is not a parameter`));
+      }
+      // Nor can a source ride in the version or the one hex parameter fetch could read.
+      for (const v of ["s3://attacker-bucket/x", "1.4.2 --s3 s3://attacker-bucket/x", "1.4.2--git=https://attacker.example/x", "https://attacker.example/x"]) {
+        assert.match(parameterProblem({ verb: "release-fetch", version: v })!, /version .* does not match its allowedPattern/);
+      }
+      // The verb's one argv: the version, nothing else.
+      const line = substitute(doc, { verb: "release-fetch", version: "1.4.2", sha256: VALID.sha256[0] }).split("\n").find((l) => l.trim().startsWith("release-fetch)"));
+      assert.strictEqual(line?.trim(), 'release-fetch) need version "$version"; exec "$ctl" release fetch "$version" ;;');
     });
   });
 
@@ -81,7 +108,7 @@ describe("the SSM document", () => {
       // The objects exactly as HostTooling uploads them: laid out by key, in one recursive copy
       // (one aws CLI start-up instead of one per object).
       const upload = path.join(dir, "upload");
-      for (const o of toolingObjects()) {
+      for (const o of toolingObjects(TOOLING_DIR, GENERATED)) {
         fs.mkdirSync(path.dirname(path.join(upload, o.key)), { recursive: true });
         fs.writeFileSync(path.join(upload, o.key), o.content);
       }
@@ -89,7 +116,7 @@ describe("the SSM document", () => {
       assert.strictEqual(cp.status, 0, cp.stderr);
       const listed = s3.aws(["s3", "ls", "--recursive", `s3://${BUCKET}/`]);
       assert.strictEqual(listed.status, 0, listed.stderr);
-      assert.deepStrictEqual(listed.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).pop()).sort(), toolingObjects().map((o) => o.key).sort());
+      assert.deepStrictEqual(listed.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).pop()).sort(), toolingObjects(TOOLING_DIR, GENERATED).map((o) => o.key).sort());
       fs.mkdirSync(bin);
       // No cloud-init runs here: its status --wait answers with $CLOUD_INIT_RC.
       fs.writeFileSync(path.join(bin, "cloud-init"), "#!/bin/sh\nexit \"${CLOUD_INIT_RC:-0}\"\n", { mode: 0o755 });
@@ -141,6 +168,13 @@ describe("the SSM document", () => {
             assert.strictEqual((fs.statSync(at).mode & 0o777).toString(8), f.permissions === "0755" ? "755" : "644", f.path);
           }
           assert.deepStrictEqual(installed(root), nourishctlFiles(role).filter((f) => f.path.startsWith(NOURISHCTL_LIB_PATH)).map((f) => path.basename(f.path)).sort());
+          // The release source the stack wrote: on the app hosts only, as rendered, root's 0644.
+          const source = path.join(root, RELEASE_SOURCE_PATH);
+          if (role === "db") assert.ok(!fs.existsSync(source), "a db host got the release source");
+          else {
+            assert.strictEqual(fs.readFileSync(source, "utf8"), GENERATED[0].content);
+            assert.strictEqual((fs.statSync(source).mode & 0o777).toString(8), "644");
+          }
         }
       });
     }
@@ -153,7 +187,7 @@ describe("the SSM document", () => {
       assert.match(r.stderr, new RegExp(`nourish-link: tooling-install: cannot download s3://${BUCKET}/tooling/${other}/manifest.sha256`));
       // A version whose manifest was replaced: its SHA-256 is not the hash any more.
       const hash = toolingHash();
-      const objects = toolingObjects();
+      const objects = toolingObjects(TOOLING_DIR, GENERATED);
       const put = (key: string, content: string) => {
         fs.writeFileSync(path.join(dir, "put"), content);
         assert.strictEqual(s3.aws(["s3", "cp", "--only-show-errors", path.join(dir, "put"), `s3://${BUCKET}/${key}`]).status, 0);
@@ -188,34 +222,31 @@ describe("the SSM document", () => {
       assert.strictEqual(send("sh", root, { verb: "tooling-install", toolingHash: toolingHash() }, { CLOUD_INIT_RC: "2" }).status, 0);
     });
 
-    it("each release verb reaches the installed nourishctl with its fixed argv", () => {
+    it("each release verb reaches the installed nourishctl with its fixed argv; release-fetch fetches what the installed release source names", () => {
       const root = host("app");
       assert.strictEqual(send("bash", root, { verb: "tooling-install", toolingHash: toolingHash() }).status, 0);
-      const wrong = "f".repeat(64);
-      let r = send("bash", root, { verb: "release-fetch", version: "1.0.0", s3Artifact: `s3://${RELEASES}/releases/v1.tar.gz`, sha256: wrong });
+      let r = send("bash", root, { verb: "release-fetch", version: "1.0.0" });
       assert.strictEqual(r.status, 1);
-      assert.match(r.stderr, new RegExp(`release fetch: artifact s3://${RELEASES}/releases/v1\\.tar\\.gz has sha256 ${artifact.sha256}, expected ${wrong}; not installed`));
+      assert.match(r.stderr, new RegExp(`release fetch: artifact s3://${RELEASES}/releases/v1\\.tar\\.gz has sha256 ${artifact.sha256}, expected ${WRONG_SHA}; not installed`));
+      r = send("bash", root, { verb: "release-fetch", version: "2.0.0" });
+      assert.strictEqual(r.status, 1);
+      assert.match(r.stderr, new RegExp(`release fetch: this host's stack names release 1\\.0\\.0 \\(${root}${RELEASE_SOURCE_PATH}\\), not 2\\.0\\.0; nothing fetched`));
       r = send("bash", root, { verb: "release-switch", version: "2.0.0", backupKey: VALID.backupKey[0] });
       assert.match(r.stderr, /release switch: release 2\.0\.0 is not installed here/);
       r = send("bash", root, { verb: "rollback" });
       assert.match(r.stderr, /rollback: no release is live yet/);
-      r = send("bash", root, { verb: "release-fetch", version: "1.0.0", gitUrl: "https://github.com/nourish-link/dusangire.git", commit: "0".repeat(40), tag: "v1" }, { GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_GLOBAL: "/dev/null", https_proxy: "http://127.0.0.1:9" });
-      assert.strictEqual(r.status, 1);
-      assert.match(r.stderr, /release fetch: .*github\.com\/nourish-link\/dusangire\.git/, "the git URL reached nourishctl as --git");
     });
 
     it("a verb without the parameter it needs fails naming it, before nourishctl runs", () => {
       const root = host("app");
       for (const [params, missing] of [
         [{ verb: "release-switch", version: "1.0.0" }, "backupKey"], [{ verb: "release-migrate" }, "version"], [{ verb: "tooling-install" }, "toolingHash"],
-        [{ verb: "release-fetch", version: "1.0.0", s3Artifact: VALID.s3Artifact[0] }, "sha256"],
+        [{ verb: "release-fetch" }, "version"],
       ] as [DocumentParams, string][]) {
         const r = send("sh", root, params);
         assert.strictEqual(r.status, 1);
         assert.strictEqual(r.stderr.trim(), `nourish-link: ${params.verb}: needs the parameter ${missing}`);
       }
-      const r = send("sh", root, { verb: "release-fetch", version: "1.0.0" });
-      assert.strictEqual(r.stderr.trim(), "nourish-link: release-fetch: needs s3Artifact and sha256, or gitUrl and commit");
     });
   });
 });

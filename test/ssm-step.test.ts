@@ -23,7 +23,7 @@ function client(endpoint: string): SSMClient {
 
 const input = (over: Partial<StepInput> = {}): StepInput => ({
   step: "release-fetch-app-0", instanceId: INSTANCE, document: DOCUMENT, region: "af-south-1", timeoutSeconds: 20, pollSeconds: 1,
-  parameters: { verb: "release-fetch", version: "1.4.2", s3Artifact: "s3://nourish-link-releases/releases/nourish-link-1.4.2.tar.gz", sha256: "a".repeat(64) },
+  parameters: { verb: "release-fetch", version: "1.4.2" },
   ...over,
 });
 
@@ -74,7 +74,7 @@ describe("the release step client", function () {
       assert.strictEqual(sent[0].DocumentName, DOCUMENT);
       assert.deepStrictEqual(sent[0].InstanceIds, [INSTANCE]);
       assert.deepStrictEqual(sent[0].Parameters, {
-        verb: ["release-fetch"], version: ["1.4.2"], s3Artifact: ["s3://nourish-link-releases/releases/nourish-link-1.4.2.tar.gz"], sha256: ["a".repeat(64)],
+        verb: ["release-fetch"], version: ["1.4.2"],
       });
       assert.strictEqual(sent[0].Comment, "release-fetch-app-0");
     });

@@ -1,7 +1,8 @@
 // HostTooling: nourishctl and its verb library, delivered through a private S3 bucket by content
 // hash. Each version lives under tooling/<hash>/: `manifest.sha256` (sha256sum lines of every
-// file of scripts/host; its own SHA-256 is the hash) and host/ (the files, laid out as
-// scripts/host). `tooling/current` names the version this stack last deployed.
+// file of scripts/host and of etc/release-source.env, the release source the stack renders; its
+// own SHA-256 is the hash) and host/ (the files, laid out as scripts/host, plus etc/).
+// `tooling/current` names the version this stack last deployed.
 //
 // Who trusts what: a host installs a version only when the manifest's SHA-256 is the hash it was
 // given and every file matches the manifest (toolingInstallScript, the one installer). A release
@@ -24,17 +25,18 @@ import { StackConfig } from "../config";
 import { keyPolicy } from "../keys/policy";
 import { hardenBucket } from "../storage";
 import { TOOLING_MANIFEST, TOOLING_POINTER_KEY, toolingInstallScript, toolingPrefix } from "../release/document";
-import { toolingFilesFor, toolingHash, toolingManifest, TOOLING_DIR } from "../release/steps";
+import { GeneratedFile, stackToolingFiles, toolingFilesFor, toolingHash, toolingManifest, TOOLING_DIR } from "../release/steps";
 
 export type HostRoleName = "app" | "db";
 
-/** The objects of one tooling version: key, content and which roles install it where. */
-export function toolingObjects(dir = TOOLING_DIR): { key: string; content: string; roles: HostRoleName[]; hostPath?: string; mode?: string }[] {
-  const hash = toolingHash(dir);
-  const manifest = toolingManifest(dir);
+/** The objects of one tooling version (scripts/host and the generated files): key, content and which roles install it where. */
+export function toolingObjects(dir = TOOLING_DIR, generated: GeneratedFile[] = []): { key: string; content: string; roles: HostRoleName[]; hostPath?: string; mode?: string }[] {
+  const hash = toolingHash(dir, generated);
+  const manifest = toolingManifest(dir, generated);
+  const contentOf = (rel: string) => generated.find((g) => g.rel === rel)?.content ?? fs.readFileSync(path.join(dir, rel), "utf8");
   const targets = new Map<string, { roles: HostRoleName[]; hostPath: string; mode: string }>();
   for (const role of ["app", "db"] as const) {
-    for (const f of toolingFilesFor(role, dir)) {
+    for (const f of toolingFilesFor(role, dir, generated)) {
       const t = targets.get(f.source) ?? { roles: [], hostPath: f.target, mode: f.mode };
       t.roles.push(role);
       targets.set(f.source, t);
@@ -43,7 +45,7 @@ export function toolingObjects(dir = TOOLING_DIR): { key: string; content: strin
   return [
     { key: `${toolingPrefix(hash)}/${TOOLING_MANIFEST}`, content: manifest.join("\n") + "\n", roles: [] },
     ...manifest.map((l) => l.slice(66)).map((rel) => ({
-      key: `${toolingPrefix(hash)}/host/${rel}`, content: fs.readFileSync(path.join(dir, rel), "utf8"), roles: targets.get(rel)?.roles ?? [],
+      key: `${toolingPrefix(hash)}/host/${rel}`, content: contentOf(rel), roles: targets.get(rel)?.roles ?? [],
       hostPath: targets.get(rel)?.hostPath, mode: targets.get(rel)?.mode,
     })),
     // Last, and after the rest (see dependsOn below): a new host boots only what is complete.
@@ -104,8 +106,10 @@ export class HostTooling extends pulumi.ComponentResource {
     }, { parent: this, dependsOn: [logPolicy] });
     this.kmsKeyArn = key.arn;
 
-    this.hash = toolingHash();
-    const all = toolingObjects();
+    // The tooling of this stack: scripts/host and the release source its config names.
+    const generated = stackToolingFiles(args.config.release);
+    this.hash = toolingHash(TOOLING_DIR, generated);
+    const all = toolingObjects(TOOLING_DIR, generated);
     const files = all.slice(0, -1).map((f) => new aws.s3.BucketObjectv2(`${name}-${f.key.split("/").slice(2).join("-").replace(/[/.]/g, "-")}`, {
       bucket: bucket.id,
       key: f.key,

@@ -8,8 +8,12 @@
 // quotes" is one inert word. The script substitutes each parameter exactly once, into a variable
 // assignment at its top, and uses only "$variables" afterwards; the verb picks a fixed nourishctl
 // argv. The tooling bucket and region are rendered in, never parameters: whoever may send the
-// document can choose a toolingHash, but only among what the stack itself uploaded.
+// document can choose a toolingHash, but only among what the stack itself uploaded. Where a
+// release comes from is not a parameter either: release-fetch takes a version, and the host
+// fetches what the release source the stack installed with the tooling names (source.ts).
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH } from "../hosts/user-data";
+import { SEMVER } from "./patterns";
+import { RELEASE_SOURCE_PATH, RELEASE_SOURCE_TOOLING_FILE } from "./source";
 
 /** What a sender may ask for: each verb is one fixed nourishctl invocation. */
 export const VERBS = [
@@ -22,21 +26,12 @@ export type Verb = (typeof VERBS)[number];
 
 /** `^$|^…$`: empty (the verb does not use it) or exactly one value of that shape. */
 const optional = (re: string) => new RegExp(`^$|^${re}$`);
-const SEMVER = "(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?";
-// A path segment never starts with `.` (no `.` or `..` segments) and never starts with `-`.
-const SEGMENT = "[A-Za-z0-9_~+=][A-Za-z0-9._~+=-]*";
-const S3_BUCKET = "[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]";
-const HOST = "[A-Za-z0-9][A-Za-z0-9.-]*";
-const TAG_PART = "[A-Za-z0-9_][A-Za-z0-9_+-]*(\\.[A-Za-z0-9_+-]+)*";
 
 /** The allowedPattern of every parameter but the verb, as JavaScript regexes (tests run them). */
 export const PARAMETER_PATTERNS = {
+  // release.version's own pattern (config.ts).
   version: optional(SEMVER),
-  s3Artifact: optional(`s3://${S3_BUCKET}(/${SEGMENT})+`),
   sha256: optional("[0-9a-f]{64}"),
-  gitUrl: optional(`(https://${HOST}(:[0-9]+)?(/${SEGMENT})+|ssh://(git@)?${HOST}(:[0-9]+)?(/${SEGMENT})+|git@${HOST}:${SEGMENT}(/${SEGMENT})*)`),
-  commit: optional("[0-9a-f]{40}"),
-  tag: optional(`${TAG_PART}(/${TAG_PART})*`),
   // BK_KEY_RE in scripts/host/lib/backup.sh.
   backupKey: optional("dumps/(daily|monthly)/db_backup_[0-9]{8}_[0-9]{6}\\.(dump|sqlite3)"),
   toolingHash: optional("[0-9a-f]{64}"),
@@ -47,12 +42,8 @@ export const PARAMETER_NAMES = Object.keys(PARAMETER_PATTERNS) as ParameterName[
 export type DocumentParams = { verb: Verb } & Partial<Record<ParameterName, string>>;
 
 const DESCRIPTIONS: Record<ParameterName, string> = {
-  version: "release version (semantic version)",
-  s3Artifact: "release tarball, s3://BUCKET/KEY (release-fetch)",
-  sha256: "the tarball's SHA-256, 64 hex digits (release-fetch); the backup's (restore-rehearsal)",
-  gitUrl: "git URL without credentials (release-fetch)",
-  commit: "full commit SHA, 40 hex digits (release-fetch)",
-  tag: "optional tag of that commit (release-fetch)",
+  version: "release version (semantic version); release-fetch fetches it from where the stack's release source says",
+  sha256: "the backup's SHA-256, 64 hex digits (restore-rehearsal)",
   backupKey: "backup key, dumps/daily|monthly/db_backup_YYYYMMDD_HHMMSS.dump (release-switch, restore-replace-live, restore-rehearsal)",
   toolingHash: "the host tooling's content hash: SHA-256 of its manifest (tooling-install)",
 };
@@ -104,7 +95,7 @@ export function toolingInstallScript(bucket: string, region: string): string[] {
     `got=$(sha256sum "$stage/${TOOLING_MANIFEST}" | cut -d' ' -f1)`,
     `[ "$got" = "$hash" ] || fail "tooling manifest ${src}/${TOOLING_MANIFEST} has sha256 $got, expected $hash; nothing installed"`,
     // The manifest names our files only: the CLI and lib/NAME.sh, nothing that could escape the stage.
-    `if grep -Evq '^[0-9a-f]{64}  (nourishctl|lib/[a-z0-9_-]+\\.sh)$' "$stage/${TOOLING_MANIFEST}"; then fail "tooling manifest ${src}/${TOOLING_MANIFEST} names a file that is not nourishctl or lib/NAME.sh"; fi`,
+    `if grep -Evq '^[0-9a-f]{64}  (nourishctl|lib/[a-z0-9_-]+\\.sh|${RELEASE_SOURCE_TOOLING_FILE.replace(/\./g, "\\.")})$' "$stage/${TOOLING_MANIFEST}"; then fail "tooling manifest ${src}/${TOOLING_MANIFEST} names a file that is not nourishctl, lib/NAME.sh or ${RELEASE_SOURCE_TOOLING_FILE}"; fi`,
     'mkdir "$stage/host"',
     `s3 cp --recursive --only-show-errors --region ${region} "${src}/host/" "$stage/host/" >&2 || fail "cannot download ${src}/host/"`,
     `( cd "$stage/host" && sha256sum --check --strict --quiet "$stage/${TOOLING_MANIFEST}" ) >&2 || fail "the tooling files under ${src}/host/ do not match its manifest; nothing installed"`,
@@ -118,6 +109,11 @@ export function toolingInstallScript(bucket: string, region: string): string[] {
     '  inst -m 0644 "$stage/host/lib/$f" "$libdir/$f"',
     '  keep="$keep$f "',
     'done < "$stage/libs"',
+    // The release source the stack wrote into this version: an app host fetches only what it names.
+    `if [ "$role" = app ] && [ -f "$stage/host/${RELEASE_SOURCE_TOOLING_FILE}" ]; then`,
+    `  inst -d -m 0755 "$root${RELEASE_SOURCE_PATH.slice(0, RELEASE_SOURCE_PATH.lastIndexOf("/"))}"`,
+    `  inst -m 0644 "$stage/host/${RELEASE_SOURCE_TOOLING_FILE}" "$root${RELEASE_SOURCE_PATH}"`,
+    "fi",
     // The CLI last: it sources the libraries, so a new CLI never meets old ones.
     `inst -d -m 0755 "$root${NOURISHCTL_PATH.slice(0, NOURISHCTL_PATH.lastIndexOf("/"))}"`,
     `inst -m 0755 "$stage/host/nourishctl" "$root${NOURISHCTL_PATH}"`,
@@ -150,18 +146,7 @@ export function documentScript(s: Pick<DocumentSettings, "toolingBucket" | "regi
     "    ;;",
     '  create-app-role) exec "$ctl" create-app-role ;;',
     '  backup) exec "$ctl" backup ;;',
-    "  release-fetch)",
-    '    need version "$version"',
-    '    if [ -n "$s3Artifact" ]; then',
-    '      need sha256 "$sha256"',
-    '      exec "$ctl" release fetch "$version" --s3 "$s3Artifact" --sha256 "$sha256"',
-    '    elif [ -n "$gitUrl" ]; then',
-    '      need commit "$commit"',
-    '      if [ -n "$tag" ]; then exec "$ctl" release fetch "$version" --git "$gitUrl" --commit "$commit" --tag "$tag"; fi',
-    '      exec "$ctl" release fetch "$version" --git "$gitUrl" --commit "$commit"',
-    "    fi",
-    '    fail "needs s3Artifact and sha256, or gitUrl and commit"',
-    "    ;;",
+    '  release-fetch) need version "$version"; exec "$ctl" release fetch "$version" ;;',
     '  release-migrate) need version "$version"; exec "$ctl" release migrate "$version" ;;',
     '  release-collectstatic) need version "$version"; exec "$ctl" release collectstatic "$version" ;;',
     '  release-switch) need version "$version"; need backupKey "$backupKey"; exec "$ctl" release switch "$version" --pre-release-backup "$backupKey" ;;',

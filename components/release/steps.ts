@@ -15,6 +15,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH, roleLibs } from "../hosts/user-data";
 import { DocumentParams } from "./document";
+import { RELEASE_SOURCE_PATH, RELEASE_SOURCE_TOOLING_FILE, renderReleaseSource } from "./source";
 
 /** The host tooling: nourishctl and its verb library (lib/*.sh). */
 export const TOOLING_DIR = path.resolve(__dirname, "..", "..", "scripts", "host");
@@ -77,30 +78,39 @@ function filesUnder(dir: string, rel = ""): string[] {
 
 const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
-/** `sha256sum` lines ("<hex>  <path>") for every file of the tooling directory. */
-export function toolingManifest(dir = TOOLING_DIR): string[] {
-  return filesUnder(dir).map((rel) => `${sha256(fs.readFileSync(path.join(dir, rel)))}  ${rel}`);
+/**
+ * A file a tooling version carries besides scripts/host: what the stack renders for its hosts
+ * (the release source), at `rel` in the version and `target` on the hosts of `roles`.
+ */
+export interface GeneratedFile { rel: string; content: string; target: string; roles: ("app" | "db")[] }
+
+/** What the stack adds to its tooling: the app hosts' release source (source.ts). */
+export function stackToolingFiles(release: { version: string; artifact: Artifact }): GeneratedFile[] {
+  return [{ rel: RELEASE_SOURCE_TOOLING_FILE, content: renderReleaseSource(release.version, release.artifact), target: RELEASE_SOURCE_PATH, roles: ["app"] }];
 }
 
-/** The tooling's content hash: SHA-256 over every file of scripts/host (names and bytes). */
-export function toolingHash(dir = TOOLING_DIR): string {
-  return sha256(toolingManifest(dir).join("\n") + "\n");
-}
-
-/** The tooling a host of `role` gets: the CLI, and the verb libraries that serve its role. */
-export function toolingFilesFor(role: "app" | "db", dir = TOOLING_DIR): { source: string; target: string; mode: string }[] {
-  const libs = roleLibs(role, path.join(dir, "lib"));
+/** `sha256sum` lines ("<hex>  <path>") for every file of the tooling directory, then the generated ones. */
+export function toolingManifest(dir = TOOLING_DIR, generated: GeneratedFile[] = []): string[] {
   return [
-    ...libs.map((f) => ({ source: `lib/${f}`, target: `${NOURISHCTL_LIB_PATH}/${f}`, mode: "0644" })),
-    // The CLI last: it sources the libraries, so a new CLI never meets old ones.
-    { source: "nourishctl", target: NOURISHCTL_PATH, mode: "0755" },
+    ...filesUnder(dir).map((rel) => `${sha256(fs.readFileSync(path.join(dir, rel)))}  ${rel}`),
+    ...generated.map((g) => `${sha256(g.content)}  ${g.rel}`),
   ];
 }
 
-/** Where `nourishctl release fetch` gets the release from, as document parameters. */
-export function artifactParams(artifact: Artifact): Partial<DocumentParams> {
-  if (artifact.type === "git") return { gitUrl: artifact.url, commit: artifact.commit, ...(artifact.tag ? { tag: artifact.tag } : {}) };
-  return { s3Artifact: `s3://${artifact.bucket}/${artifact.key}`, sha256: artifact.sha256 };
+/** The tooling's content hash: SHA-256 over every file of scripts/host and the generated ones (names and bytes). */
+export function toolingHash(dir = TOOLING_DIR, generated: GeneratedFile[] = []): string {
+  return sha256(toolingManifest(dir, generated).join("\n") + "\n");
+}
+
+/** The tooling a host of `role` gets: the CLI, the verb libraries that serve its role, the generated files for it. */
+export function toolingFilesFor(role: "app" | "db", dir = TOOLING_DIR, generated: GeneratedFile[] = []): { source: string; target: string; mode: string }[] {
+  const libs = roleLibs(role, path.join(dir, "lib"));
+  return [
+    ...libs.map((f) => ({ source: `lib/${f}`, target: `${NOURISHCTL_LIB_PATH}/${f}`, mode: "0644" })),
+    ...generated.filter((g) => g.roles.includes(role)).map((g) => ({ source: g.rel, target: g.target, mode: "0644" })),
+    // The CLI last: it sources the libraries, so a new CLI never meets old ones.
+    { source: "nourishctl", target: NOURISHCTL_PATH, mode: "0755" },
+  ];
 }
 
 /** What identifies the artifact: its checksum, or the git URL and commit. */
@@ -128,7 +138,8 @@ export function backupKeyFrom(stdout: string | undefined): string {
 
 /** The whole release, in the order its steps run. */
 export function releasePlan(spec: ReleaseSpec): Step[] {
-  const tooling = toolingHash(spec.toolingDir ?? TOOLING_DIR);
+  // The tooling version carries the release source: a new version or artifact is a new tooling hash.
+  const tooling = toolingHash(spec.toolingDir ?? TOOLING_DIR, stackToolingFiles(spec));
   const triggers = releaseTriggers(spec.version, spec.artifact, tooling);
   const db = spec.hosts.filter((h) => h.role === "db");
   const apps = spec.hosts.filter((h) => h.role === "app");
@@ -153,7 +164,8 @@ export function releasePlan(spec: ReleaseSpec): Step[] {
   const installOf = (h: ReleaseHost) => installs[[...db, ...apps].indexOf(h)];
   const fetches = apps.map((h) => add({
     kind: "fetch", host: h, dependsOn: [backup, installOf(h)].filter((d, i, a) => a.indexOf(d) === i), chatty: true,
-    params: () => ({ verb: "release-fetch", version, ...artifactParams(spec.artifact) }),
+    // The version only: the host fetches what its release source (from the tooling just installed) names.
+    params: () => ({ verb: "release-fetch", version }),
   }));
   const migrate = add({ kind: "migrate", host: apps[0], dependsOn: fetches, chatty: true, params: () => ({ verb: "release-migrate", version }) });
   const statics = apps.map((h, i) => add({

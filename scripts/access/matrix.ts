@@ -121,8 +121,12 @@ export function principals(arns: PlanArns): Principal[] {
   return out;
 }
 
-/** One AWS request; a sensitive action is allowed only when every request it needs is. */
-interface Request { action: string; resource: string; resourcePolicy?: PolicyDoc; context?: Record<string, string> }
+/**
+ * One AWS request; a sensitive action is allowed only when every request it needs is. With
+ * `document`, SendCommand's parameters must also pass the plan's document as SSM checks them
+ * (declared, and allowedValues or allowedPattern admits the value), whoever sends them.
+ */
+interface Request { action: string; resource: string; resourcePolicy?: PolicyDoc; context?: Record<string, string>; document?: { content: unknown; parameters: Record<string, string> } }
 export interface Check { id: string; label: string; requests: Request[] }
 
 /** The sensitive actions of the plan. */
@@ -204,6 +208,19 @@ export function checks(arns: PlanArns): Check[] {
     { id: "send release document elsewhere", label: "send it to an instance of another stack (tag stack differs)", requests: [{ action: "ssm:SendCommand", resource: documentArn }, { action: "ssm:SendCommand", resource: `arn:aws:ec2:${arns.region}:${arns.account}:instance/i-0another0stack00`, context: { ...hostTags(arns, app0), "ssm:resourceTag/stack": "another-stack" } }] },
     { id: "read command output", label: "read a command's output (ssm:GetCommandInvocation)", requests: [{ action: "ssm:GetCommandInvocation", resource: "*" }] },
   );
+  // Where a release comes from (which manage.py runs with the app's secrets) is the stack's: the
+  // document takes no source, and the release source the hosts install is in the tooling bucket.
+  const sourced = (parameters: Record<string, string>): Request[] => [
+    { action: "ssm:SendCommand", resource: documentArn, document: { content: document.inputs.content, parameters: { verb: "release-fetch", version: "1.4.2", ...parameters } } },
+    { action: "ssm:SendCommand", resource: arns.instanceArn(app0), context: hostTags(arns, app0) },
+  ];
+  const tooling = arns.find("aws:s3/bucket:Bucket", "tooling");
+  const toolingPolicy = tooling && arns.referrers("aws:s3/bucketPolicy:BucketPolicy", "bucket", tooling)[0];
+  out.push(
+    { id: "fetch a release from another bucket", label: "make an app host fetch a release from a bucket the stack does not name (release-fetch with an S3 source)", requests: sourced({ s3Artifact: "s3://attacker-bucket/releases/nourish-link-1.4.2.tar.gz", sha256: "a".repeat(64) }) },
+    { id: "fetch a release from another repository", label: "make an app host fetch a release from a git repository the stack does not name (release-fetch with a git source)", requests: sourced({ gitUrl: "https://attacker.example/evil.git", commit: "4c9d381ee11d476062383b684cbe0d11fde4912d" }) },
+    ...(tooling ? [{ id: "change the release source", label: "change the release source the hosts install (s3:PutObject under tooling/ of the tooling bucket)", requests: [{ action: "s3:PutObject", resource: `${arns.bucketArn(tooling)}/tooling/${"0".repeat(64)}/host/etc/release-source.env`, resourcePolicy: toolingPolicy ? doc(toolingPolicy.inputs.policy) : undefined, context: { "s3:x-amz-server-side-encryption": "aws:kms" } }] }] : []),
+  );
   out.push(...incidentChecks(arns));
   return out;
 }
@@ -241,7 +258,19 @@ function incidentChecks(arns: PlanArns): Check[] {
 export type Decision = "allow" | "deny";
 export interface Matrix { principals: Principal[]; checks: Check[]; cells: Record<string, Record<string, Decision>> }
 
+/** Whether SSM would accept these parameters for a document of this content (else InvalidParameters). */
+export function documentAdmits(content: unknown, parameters: Record<string, string>): boolean {
+  const declared = (JSON.parse(String(content)) as { parameters?: Record<string, { allowedValues?: string[]; allowedPattern?: string }> }).parameters ?? {};
+  return Object.entries(parameters).every(([name, value]) => {
+    const p = declared[name];
+    if (!p) return false;
+    if (p.allowedValues && !p.allowedValues.includes(value)) return false;
+    return p.allowedPattern === undefined || new RegExp(p.allowedPattern).test(value);
+  });
+}
+
 async function decide(arns: PlanArns, who: Principal, r: Request): Promise<boolean> {
+  if (r.document && !documentAdmits(r.document.content, r.document.parameters)) return false;
   const result = await runSimulation({
     request: { principal: who.arn, action: r.action, resource: { resource: r.resource.replace(SELF, userid(who)), accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true", "aws:userid": userid(who), ...r.context } },
     identityPolicies: who.policies,

@@ -14,6 +14,7 @@ import { renderNginxSite } from "../../components/app/nginx";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
 import { toolingObjects } from "../../components/hosts/tooling";
 import { DocumentParams, renderDocument, substitute } from "../../components/release/document";
+import { RELEASE_SOURCE_PATH, renderReleaseSource } from "../../components/release/source";
 import { toolingHash } from "../../components/release/steps";
 import { renderEnvFile } from "../../components/hosts/env-file";
 import { Cluster, PG_BINDIR, startAppCluster } from "../../test/pg";
@@ -47,13 +48,26 @@ export function ctlDirect(env: NodeJS.ProcessEnv, args: string[]): Promise<Ran> 
  * there. So the drills exercise the exact text the stack's SSM document carries.
  */
 export function ctl(env: NodeJS.ProcessEnv, args: string[]): Promise<Ran> {
+  const source = releaseSourceFor(args);
+  if (source !== undefined) fs.writeFileSync(path.join(env.NOURISH_ROOT!, RELEASE_SOURCE_PATH), source, { mode: 0o644 });
   return spawnTimed(env, "bash", ["-c", substitute(DOCUMENT, documentParamsFor(args))]);
 }
 
 /**
- * The document parameters of a nourishctl argv the Release or an operator sends. A local file
- * (`--file`, the rehearsal's artifacts) is the object the rehearsal uploaded it as, in its local S3.
+ * For `release fetch VERSION --file F --sha256 H`: the release source `pulumi up` with that
+ * release would have installed with the tooling, naming the object the rehearsal uploaded F as,
+ * in its local S3. The document itself carries the version only.
  */
+export function releaseSourceFor(args: string[]): string | undefined {
+  const [verb, step, version, ...rest] = args;
+  if (verb !== "release" || step !== "fetch") return undefined;
+  const opt = (name: string) => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : undefined; };
+  const file = opt("--file");
+  if (!file) throw new Error(`the rehearsal releases its own artifacts: nourishctl ${args.join(" ")} names no --file`);
+  return renderReleaseSource(version, { type: "s3", bucket: RELEASES_BUCKET, key: path.basename(file), sha256: opt("--sha256") ?? "" });
+}
+
+/** The document parameters of a nourishctl argv the Release or an operator sends. */
 export function documentParamsFor(args: string[]): DocumentParams {
   const [verb, ...rest] = args;
   const opt = (name: string) => { const i = rest.indexOf(name); return i >= 0 ? rest[i + 1] : undefined; };
@@ -61,12 +75,7 @@ export function documentParamsFor(args: string[]): DocumentParams {
   if (verb === "backup" && rest.length === 0) return { verb: "backup" };
   if (verb === "release") {
     const [step, version] = rest;
-    if (step === "fetch") {
-      const file = opt("--file");
-      const s3 = file ? `s3://${RELEASES_BUCKET}/${path.basename(file)}` : opt("--s3");
-      if (s3) return { verb: "release-fetch", version, s3Artifact: s3, sha256: opt("--sha256") ?? "" };
-      return { verb: "release-fetch", version, gitUrl: opt("--git") ?? "", commit: opt("--commit") ?? "", tag: opt("--tag") ?? "" };
-    }
+    if (step === "fetch") return { verb: "release-fetch", version };
     if (step === "switch") return { verb: "release-switch", version, backupKey: opt("--pre-release-backup") ?? "" };
     if (step === "migrate" || step === "collectstatic" || step === "verify") return { verb: `release-${step}`, version };
     return fail();

@@ -151,27 +151,57 @@ rel_git_checkout() {
   [ "$(git -C "$src" rev-parse HEAD)" = "$commit" ] || die "release fetch: the checkout of $url is not at $commit"
 }
 
+# Where releases come from is the stack's decision, not the caller's: pulumi up installs this file
+# with the tooling (components/release/source.ts), root's, naming release.version and its one
+# artifact: RELEASE_VERSION, then RELEASE_S3_BUCKET, RELEASE_S3_KEY and RELEASE_SHA256, or
+# RELEASE_GIT_URL, RELEASE_COMMIT and RELEASE_TAG (optional). Read as data, never sourced.
+RELEASE_SOURCE_FILE="$ROOT/etc/nourish-link/release-source.env"
+
+# Sets s3 and sha, or git, commit and tag, to what the release source names for version $1.
+# Returns 1 (nothing to fetch) when it names another version and $1 is installed already.
+rel_source() {
+  local v="$1"
+  unset RELEASE_VERSION RELEASE_S3_BUCKET RELEASE_S3_KEY RELEASE_SHA256 RELEASE_GIT_URL RELEASE_COMMIT RELEASE_TAG
+  if [ -r "$RELEASE_SOURCE_FILE" ]; then env_file_load "$RELEASE_SOURCE_FILE"; fi
+  if [ "${RELEASE_VERSION:-}" != "$v" ]; then
+    rel_installed "$v" && return 1
+    if [ -r "$RELEASE_SOURCE_FILE" ]; then
+      die "release fetch: this host's stack names release ${RELEASE_VERSION:-none} ($RELEASE_SOURCE_FILE), not $v; nothing fetched (a release is release.version and release.artifact in the stack config)"
+    fi
+    die "release fetch: $RELEASE_SOURCE_FILE is missing: this host's stack names no release to fetch (pulumi up installs it with the tooling)"
+  fi
+  if [ -n "${RELEASE_GIT_URL:-}" ]; then
+    git="$RELEASE_GIT_URL" commit="${RELEASE_COMMIT:-}" tag="${RELEASE_TAG:-}"
+  elif [ -n "${RELEASE_S3_BUCKET:-}" ] && [ -n "${RELEASE_S3_KEY:-}" ]; then
+    s3="s3://$RELEASE_S3_BUCKET/$RELEASE_S3_KEY" sha="${RELEASE_SHA256:-}"
+  else
+    die "release fetch: $RELEASE_SOURCE_FILE names no artifact for $v (RELEASE_S3_BUCKET and RELEASE_S3_KEY, or RELEASE_GIT_URL)"
+  fi
+}
+
+# Fetches the release the stack names (rel_source); `--file PATH --sha256 HEX` installs a tarball
+# already on this host instead (a person on the host; the SSM document cannot pass it).
 rel_fetch() {
   local v="$1" file="" s3="" git="" commit="" tag="" sha=""
   shift
   while [ $# -gt 0 ]; do
     case "$1" in
       --file) file="${2:?--file needs a path}"; shift 2 ;;
-      --s3) s3="${2:?--s3 needs s3://bucket/key}"; shift 2 ;;
-      --git) git="${2:?--git needs a URL}"; shift 2 ;;
-      --commit) commit="${2:?--commit needs the full commit SHA}"; shift 2 ;;
-      --tag) tag="${2:?--tag needs a tag name}"; shift 2 ;;
-      --ref) die "release fetch: --ref is gone: name the full commit with --commit SHA (and its tag with --tag TAG)" ;;
       --sha256) sha="${2:?--sha256 needs a hex digest}"; shift 2 ;;
+      --s3|--git|--commit|--tag|--ref) die "release fetch: $1 is gone: a host fetches only the release its stack names in $RELEASE_SOURCE_FILE (release.version and release.artifact), or --file PATH --sha256 HEX already on this host" ;;
       --pre-release-backup) shift 2 ;;
       *) die "release fetch: unknown option '$1'" ;;
     esac
   done
+  if [ -z "$file" ]; then
+    [ -z "$sha" ] || die "release fetch: --sha256 goes with --file; the stack's release source names the SHA-256 of what it fetches"
+    rel_source "$v" || { say "release fetch: $v already installed"; return 0; }
+  fi
   local meta
   meta=$(rel_meta "$v")
   if rel_installed "$v"; then
     if [ -n "$sha" ] && [ "$(cat "$meta/sha256" 2>/dev/null)" != "$sha" ]; then
-      die "release fetch: $v is already installed from a different artifact (sha256 $(cat "$meta/sha256")); a version is immutable, publish a new one"
+      die "release fetch: $v is already installed from a different artifact (sha256 $(cat "$meta/sha256" 2>/dev/null || echo none)); a version is immutable, publish a new one"
     fi
     if [ -n "$commit" ] && [ "$(cat "$meta/commit" 2>/dev/null)" != "$commit" ]; then
       die "release fetch: $v is already installed from a different artifact (commit $(cat "$meta/commit" 2>/dev/null || echo none)); a version is immutable, publish a new one"
@@ -179,7 +209,15 @@ rel_fetch() {
     say "release fetch: $v already installed"
     return 0
   fi
-  [ -n "$file$s3$git" ] || die "release fetch: say where $v comes from: --file PATH or --s3 s3://bucket/key with --sha256 HEX, or --git URL --commit SHA [--tag TAG]"
+  # An artifact is one version: the stack naming an installed release's artifact for another version
+  # (release.version set back without release.artifact) would install that release under this name.
+  local other
+  for other in "$RELEASES_DIR"/*/.nourish; do
+    if [ -n "$file" ] || [ ! -e "$other/installed" ]; then continue; fi
+    if { [ -n "$sha" ] && [ "$(cat "$other/sha256" 2>/dev/null)" = "$sha" ]; } || { [ -n "$commit" ] && [ "$(cat "$other/commit" 2>/dev/null)" = "$commit" ]; }; then
+      die "release fetch: the stack names for $v the artifact of release $(basename "$(dirname "$other")") here; set release.artifact with release.version, nothing fetched"
+    fi
+  done
   if [ -z "$git" ]; then
     [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "release fetch: --sha256 must be the artifact's SHA-256 (64 lower-case hex digits)"
   fi
@@ -572,17 +610,19 @@ cmd_release() {
   case "${1:-}" in
     ""|--help|-h)
       cat <<'EOF'
-usage: nourishctl release VERSION (--file PATH | --s3 s3://BUCKET/KEY) --sha256 HEX [--pre-release-backup KEY]
-       nourishctl release VERSION --git URL --commit SHA [--tag TAG]
+usage: nourishctl release VERSION [--file PATH --sha256 HEX] [--pre-release-backup KEY]
        nourishctl release fetch|migrate|collectstatic|switch|verify VERSION [options]   (one step)
        nourishctl release publish VERSION    (unit hook: re-link the live socket after a reboot)
        nourishctl release list               (installed releases, the live one marked)
 The whole release is fetch → migrate → collectstatic → switch: the new release's gunicorn starts
 beside the old one, must answer the health URL and pass 'manage.py check --deploy', then takes
 traffic in one atomic socket switch; if it fails verification through nginx it rolls back.
-A git release is pinned: --commit is the full 40-hex commit checked out (a branch name is
-refused); --tag, when given, must resolve to that commit. The URL may carry no credentials
-(https://HOST/PATH, ssh://git@HOST/PATH or git@HOST:PATH; the host reads it with its own key).
+Where VERSION comes from is the stack's: /etc/nourish-link/release-source.env (release.version
+and release.artifact, installed with the tooling) names one version and its artifact, an S3
+object with its SHA-256 or a git commit (and tag); any other version not installed here is
+refused, and so is any other source. --file PATH --sha256 HEX installs a tarball on this host.
+A git release is pinned: the full 40-hex commit is checked out; its tag, when named, must
+resolve to it. The URL carries no credentials (the host reads it with its own key).
 EOF
       [ -n "${1:-}" ] && return 0; exit 2 ;;
     list)
