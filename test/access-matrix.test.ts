@@ -54,6 +54,11 @@ const PROD: [string, string, string, string, string, string][] = [
   ["send release document", D, D, A, D, A],
   ["send release document elsewhere", D, D, D, D, A],
   ["read command output", D, D, A, A, A],
+  // Where a release comes from is the stack's: the document admits no source (whoever sends it),
+  // and only whoever runs pulumi up writes the release source the hosts install with the tooling.
+  ["fetch a release from another bucket", D, D, D, D, D],
+  ["fetch a release from another repository", D, D, D, D, D],
+  ["change the release source", D, D, D, D, A],
   // Isolation and snapshots (issue 20): from outside the host, by the on-call operator only; no
   // host may touch another (or itself), and the on-call operator not another stack's instance.
   // IAM cannot narrow ModifyInstanceAttribute to the security groups: the on-call operator may
@@ -68,12 +73,7 @@ const PROD: [string, string, string, string, string, string][] = [
   ["snapshot app host", D, D, D, A, A],
   ["quarantine elsewhere", D, D, D, D, A],
   ["deregister app-targets", D, D, D, A, A],
-    // Where a release comes from is the stack's: the document admits no source (whoever sends it),
-  // and only whoever runs pulumi up writes the release source the hosts install with the tooling.
-  ["fetch a release from another bucket", D, D, D, D, D],
-  ["fetch a release from another repository", D, D, D, D, D],
-  ["change the release source", D, D, D, D, A],
-];
+  ];
 
 function table(m: Matrix): [string, ...string[]][] {
   return m.checks.map((c) => [c.id, ...m.principals.map((p) => m.cells[c.id][p.id])]);
