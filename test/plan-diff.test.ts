@@ -60,7 +60,9 @@ describe("npm run diff (plan diff between two revisions)", () => {
     const added = diff.resources.added.map((r) => `${r.type} ${r.name}`).sort();
     assert.deepStrictEqual(added, [
       "aws:iam/openIdConnectProvider:OpenIdConnectProvider ci-github",
+      "aws:iam/role:Role ci-preview",
       "aws:iam/role:Role ci-role",
+      "aws:iam/rolePolicy:RolePolicy ci-preview",
       "aws:iam/rolePolicyAttachment:RolePolicyAttachment ci-release-transport",
       "nourish-link:ci:CiRole ci",
     ]);
@@ -93,7 +95,7 @@ describe("npm run diff (plan diff between two revisions)", () => {
     assert.match(text, /^ \+  aws:iam\/role:Role\s+ci-role\s+create$/m);
     assert.match(text, /^ ~  \S+\s+\S+\s+update[^\n]*\n {8}~ \S*[Ee]xpiration\S*: 14 => 21$/m);
     assert.match(text, /^ ~ db\/etc\/nourish-link\/host\.env$/m);
-    assert.match(text, /Resources:\n {4}\+ 4 to create\n {4}- 0 to delete\n {3}\+- 0 to replace\n {4}~ \d+ to update( \(\d+ may replace\))?\n/);
+    assert.match(text, /Resources:\n {4}\+ 6 to create\n {4}- 0 to delete\n {3}\+- 0 to replace\n {4}~ \d+ to update( \(\d+ may replace\))?\n/);
   });
 
   it("masks a secret input on either side, and refuses an unknown base in one line", () => {
