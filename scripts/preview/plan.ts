@@ -126,13 +126,14 @@ export function clearPreviousOut(outDir: string, stack: string): void {
   try {
     planStack = (JSON.parse(fs.readFileSync(path.join(outDir, "plan.json"), "utf8")) as { stack?: unknown }).stack;
   } catch { /* no plan of ours */ }
-  const foreign = entries.filter((e) => e !== "plan.json" && e !== "hosts");
+  const foreign = entries.filter((e) => e !== "plan.json" && e !== "outputs.json" && e !== "hosts");
   if (foreign.length > 0 || planStack !== stack) {
     const what = foreign.length > 0 ? `it holds ${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}` : "it holds no plan.json of this stack";
     throw new Error(`--out: ${outDir} is not an earlier preview of '${stack}' (${what}); nothing was touched: choose another --out`);
   }
   fs.rmSync(path.join(outDir, "hosts"), { recursive: true, force: true });
   fs.rmSync(path.join(outDir, "plan.json"), { force: true });
+  fs.rmSync(path.join(outDir, "outputs.json"), { force: true });
 }
 
 export function writeOut(outDir: string, run: ProgramRun): { planFile: string; files: string[] } {
@@ -140,6 +141,9 @@ export function writeOut(outDir: string, run: ProgramRun): { planFile: string; f
   fs.mkdirSync(path.join(outDir, "hosts"), { recursive: true });
   const planFile = path.join(outDir, "plan.json");
   fs.writeFileSync(planFile, JSON.stringify(toPlan(run), null, 2) + "\n");
+  // The stack outputs as `pulumi stack output --json` prints them (the mocks' values): what
+  // `npm run promote -- --staging-outputs` reads.
+  fs.writeFileSync(path.join(outDir, "outputs.json"), JSON.stringify(run.outputs, null, 2) + "\n");
   const files: string[] = [];
   for (const f of hostFiles(run)) {
     const target = path.join(outDir, "hosts", f.role, f.path.replace(/^\/+/, ""));
