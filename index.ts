@@ -23,7 +23,7 @@ export = async () => {
     releaseDocument: site.release.documentName,
     operatorPolicyArn: site.release.operatorPolicyArn,
     // What the workflows' configure-aws-credentials assumes (with ci.github.repository).
-    ...(site.ci ? { ciRoleArn: site.ci.roleArn } : {}),
+    ...(site.ci ? { ciRoleArn: site.ci.roleArn, previewRoleArn: site.ci.previewRoleArn } : {}),
     // The emergency procedures: one SSM document each, a ready-to-paste send-command per
     // procedure (hosts by tag; isolate and snapshot one instance), the policy that allows them.
     oncallCommands: site.oncall.commands,

@@ -247,6 +247,8 @@ export const stackConfigSchema = z.strictObject({
         .describe("an existing GitHub OIDC provider (an account has at most one); unset: the stack creates it"),
       stateBucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name (no wildcard)" }).optional()
         .describe("the S3 bucket of the self-managed Pulumi backend (s3://BUCKET): the CI role may read and write this project's stack state there"),
+      stateKeyArn: z.string().regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/, { error: "must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)" }).optional()
+        .describe("the KMS key of the state bucket's encryption or of an awskms:// secrets provider: the preview role may decrypt with it"),
       deployPolicyArns: z.array(z.string().regex(/^arn:aws[a-z-]*:iam::(aws|\d{12}):policy\/[A-Za-z0-9+=,.@_\/-]+$/, { error: "must be an IAM policy ARN" })).max(10)
         .describe("policies attached to the CI role so that `pulumi up` may change the estate (it creates IAM roles: effectively administrator); empty: releases and state only"),
     }),

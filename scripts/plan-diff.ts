@@ -1,8 +1,9 @@
 // `npm run diff -- --base <git-ref> [--stack S] [--json]`: previews the stack offline at the base
 // revision and in the working tree, and prints what `pulumi preview --diff` would: resources
-// added, removed and changed (inputs that differ, secrets masked) and host files changed. The base
-// is previewed in a temporary `git worktree` of <git-ref> with this checkout's node_modules
-// (so a base that needs other package versions is previewed with these), by its own `npm start`.
+// added, removed, replaced (`+-`, with why: scripts/diff/replace.ts) and changed (inputs that
+// differ, secrets masked) and host files changed. The base is previewed in a temporary
+// `git worktree` of <git-ref> with this checkout's node_modules (so a base that needs other
+// package versions is previewed with these), by its own `npm start`.
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -55,7 +56,10 @@ function preview(checkout: string, stack: string, outRoot: string, label: string
 
 export async function planDiff(args: Args): Promise<PlanDiff> {
   if (!fs.existsSync(path.join(ROOT, `Pulumi.${args.stack}.yaml`))) throw new Error(`unknown stack '${args.stack}': there is no Pulumi.${args.stack}.yaml`);
-  const commit = git(["rev-parse", "--verify", "--quiet", "--end-of-options", `${args.base}^{commit}`]);
+  const found = spawnSync("git", ["rev-parse", "--verify", "--quiet", "--end-of-options", `${args.base}^{commit}`], { cwd: ROOT, encoding: "utf8" });
+  if (found.error) throw new Error(`git is not available (${(found.error as NodeJS.ErrnoException).code})`);
+  if (found.status !== 0) throw new Error(`--base: '${args.base}' does not exist here (no branch, tag or commit of that name; git fetch it first?)`);
+  const commit = found.stdout.trim();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "nl-plan-diff-"));
   const worktree = path.join(tmp, "base");
   try {

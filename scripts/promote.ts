@@ -13,6 +13,7 @@ import { releaseArtifactOutput } from "../components/release/steps";
 import { unifiedDiff } from "./diff/text";
 import { checkPromotion, readStagingOutputs, Refusal } from "./promotion/check";
 import { writeRelease } from "./promotion/stack-file";
+import { MOCK_NOW, MOCK_REHEARSAL_AT, MOCK_VERIFIED_AT } from "./preview/mock-values";
 import { readStackFile, ROOT } from "./preview/stack-file";
 
 const USAGE = "usage: npm run promote [-- --staging-outputs FILE] [--root DIR] [--now ISO-TIME]";
@@ -74,23 +75,46 @@ function readOutputs(file: string | undefined, root: string): unknown {
     text = r.stdout;
     file = `pulumi stack output --stack ${FROM} --json`;
   }
-  try { return JSON.parse(text); } catch { throw new Refusal(`staging outputs ${file}: not JSON (expected \`pulumi stack output --stack ${FROM} --json\`)`); }
+  let json: unknown;
+  try { json = JSON.parse(text); } catch { throw new Refusal(`staging outputs ${file}: not JSON (expected \`pulumi stack output --stack ${FROM} --json\`)`); }
+  const o = json as { resources?: unknown; outputs?: unknown; stack?: unknown };
+  if (o && Array.isArray(o.resources) && typeof o.outputs === "object") {
+    throw new Refusal(`${file} is an offline preview's plan.json, not staging's stack outputs: pass what \`pulumi stack output --stack ${FROM} --json\` prints, or the preview's outputs.json beside it (${path.join(path.dirname(file), "outputs.json")})`);
+  }
+  return json;
+}
+
+/** Outputs whose times are the offline preview's mocks' (out/staging/outputs.json), not a real staging's. */
+function mocked(json: unknown): boolean {
+  const o = json as { releaseVerified?: { at?: unknown }; restoreRehearsal?: { at?: unknown } } | null;
+  return o?.restoreRehearsal?.at === MOCK_REHEARSAL_AT || o?.releaseVerified?.at === MOCK_VERIFIED_AT;
 }
 
 /** The promotion itself: the lines to print, or a Refusal. Exported for the tests. */
 export function promoteRelease(args: Args): string {
-  const outputs = readStagingOutputs(readOutputs(args.outputsFile, args.root));
+  const raw = readOutputs(args.outputsFile, args.root);
+  const outputs = readStagingOutputs(raw);
   const staging = stackSettings(FROM, args.root);
   const prod = stackSettings(TO, args.root);
-  const basis = checkPromotion(outputs, { version: staging.release.version, artifact: releaseArtifactOutput(staging.release.artifact) }, args.now, prod.promotion.maxRehearsalAgeDays);
+  // The offline preview's outputs carry the mocks' fixed times: say so, on success and refusal.
+  const fromMocks = mocked(raw)
+    ? `promote: note: these outputs come from the offline preview's mocks (rehearsal at ${MOCK_REHEARSAL_AT}, verify at ${MOCK_VERIFIED_AT}), not from a real staging\n`
+    : "";
+  let basis: string;
+  try {
+    basis = checkPromotion(outputs, { version: staging.release.version, artifact: releaseArtifactOutput(staging.release.artifact) }, args.now, prod.promotion.maxRehearsalAgeDays);
+  } catch (e) {
+    if (e instanceof Refusal && fromMocks) throw new Refusal(`${e.message} (the mocks' fixed times: replay with --now ${MOCK_NOW})`);
+    throw e;
+  }
   const file = path.join(args.root, `Pulumi.${TO}.yaml`);
   const before = fs.readFileSync(file, "utf8");
   const after = writeRelease(before, { version: staging.release.version, artifact: staging.release.artifact }, path.basename(file));
-  if (after === before) return `promote: ${basis}\npromote: Pulumi.${TO}.yaml already names release ${staging.release.version}; nothing to change\n`;
+  if (after === before) return `${fromMocks}promote: ${basis}\npromote: Pulumi.${TO}.yaml already names release ${staging.release.version}; nothing to change\n`;
   fs.writeFileSync(file, after);
   // The promoted file must still be a valid prod stack; otherwise put it back.
   try { stackSettings(TO, args.root); } catch (e) { fs.writeFileSync(file, before); throw e; }
-  return `promote: ${basis}\n${unifiedDiff(before, after, `a/Pulumi.${TO}.yaml`, `b/Pulumi.${TO}.yaml`)}promote: wrote release ${staging.release.version} into Pulumi.${TO}.yaml; next: pulumi up --stack ${TO}\n`;
+  return `${fromMocks}promote: ${basis}\n${unifiedDiff(before, after, `a/Pulumi.${TO}.yaml`, `b/Pulumi.${TO}.yaml`)}promote: wrote release ${staging.release.version} into Pulumi.${TO}.yaml; next: pulumi up --stack ${TO}\n`;
 }
 
 function main(): void {

@@ -12,10 +12,11 @@ import { clearPreviousOut, renderTree, writeOut } from "./preview/plan";
 import { runProgram } from "./preview/run";
 import { projectName, readStackFile, ROOT } from "./preview/stack-file";
 
-const USAGE = "usage: npm start [-- --stack <staging|prod>] [--out <dir>] [--root <dir with Pulumi.yaml>]";
+const USAGE = "usage: npm start [-- --stack <staging|prod>] [--out <dir>] [--root <dir with Pulumi.yaml>] [--details]";
 
-function parseArgs(argv: string[]): { stack: string; outRoot: string; root: string } {
+function parseArgs(argv: string[]): { stack: string; outRoot: string; root: string; details: boolean } {
   let stack = "staging";
+  let details = false;
   let outRoot = path.join(ROOT, "out");
   let root = ROOT;
   // An option's value: `--out` alone (or followed by another option) would mean the current directory.
@@ -30,6 +31,7 @@ function parseArgs(argv: string[]): { stack: string; outRoot: string; root: stri
     else if (a.startsWith("--stack=")) stack = a.slice("--stack=".length);
     else if (a === "--out") outRoot = path.resolve(value(++i, "a directory"));
     else if (a === "--root") root = path.resolve(value(++i, "a directory"));
+    else if (a === "--details") details = true;
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       process.exit(0);
@@ -38,11 +40,11 @@ function parseArgs(argv: string[]): { stack: string; outRoot: string; root: stri
   if (!stack) throw new Error("--stack needs a stack name");
   if (!/^[A-Za-z0-9_.-]+$/.test(stack) || stack.startsWith(".")) throw new Error(`--stack: '${stack}' is not a stack name`);
   if (!fs.existsSync(path.join(root, "Pulumi.yaml"))) throw new Error(`--root: ${root} has no Pulumi.yaml (give the project's directory)`);
-  return { stack, outRoot, root };
+  return { stack, outRoot, root, details };
 }
 
 async function main(): Promise<void> {
-  const { stack, outRoot, root } = parseArgs(process.argv.slice(2));
+  const { stack, outRoot, root, details } = parseArgs(process.argv.slice(2));
   const outDir = path.join(outRoot, stack);
   // Before anything can fail: a preview that stops on bad config leaves no stale plan behind.
   clearPreviousOut(outDir, stack);
@@ -50,8 +52,8 @@ async function main(): Promise<void> {
   const run = await runProgram({ stack, project: projectName(root), config, secretKeys });
   const { planFile, files } = writeOut(outDir, run);
   console.log(`Previewing stack '${stack}' offline (Pulumi mock runtime; nothing is created)\n`);
-  console.log(renderTree(run));
-  console.log(`\nWrote ${path.relative(process.cwd(), planFile)} and ${files.length} host file(s) under ${path.relative(process.cwd(), path.join(outDir, "hosts"))}/`);
+  console.log(renderTree(run, { details }));
+  console.log(`\nWrote ${path.relative(process.cwd(), planFile)}\n  and ${files.length} host file(s) under ${path.relative(process.cwd(), path.join(outDir, "hosts"))}/`);
 }
 
 main().catch((e: unknown) => {

@@ -199,4 +199,27 @@ describe("documents claim only what exists", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("README's offline promotion example works as written, and labels the mocks' values", function () {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const m = /<!-- promote-offline:start -->\n```\n([\s\S]*?)\n```\n<!-- promote-offline:end -->/.exec(readme);
+    assert.ok(m, "README.md lacks the promote-offline markers");
+    // A copy of the package (tracked and new files) with this checkout's node_modules.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-promote-example-"));
+    try {
+      const files = spawnSync("git", ["ls-files", "-co", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" }).stdout.split("\n").filter((f) => f && fs.existsSync(path.join(ROOT, f)));
+      for (const f of files) { fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true }); fs.copyFileSync(path.join(ROOT, f), path.join(dir, f)); }
+      fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
+      let last = { status: 0 as number | null, stdout: "", stderr: "" };
+      for (const line of m[1].split("\n")) {
+        const r = spawnSync("bash", ["-c", line], { cwd: dir, encoding: "utf8", timeout: 180_000 });
+        last = { status: r.status, stdout: r.stdout, stderr: r.stderr };
+        assert.strictEqual(r.status, 0, `${line}: ${r.stderr}`);
+      }
+      assert.match(last.stdout, /^promote: note: these outputs come from the offline preview's mocks/m);
+      assert.match(last.stdout, /promote: wrote release \S+ into Pulumi\.prod\.yaml/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

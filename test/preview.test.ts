@@ -6,6 +6,7 @@ import * as path from "path";
 import { ONCALL_PROCEDURES } from "../components/oncall/documents";
 import { Plan } from "../scripts/preview/plan";
 import { ROOT } from "../scripts/preview/stack-file";
+import { stackConfig } from "./harness";
 import { run } from "./tools";
 
 function preview(args: string[]) {
@@ -25,6 +26,14 @@ describe("offline preview (npm start)", () => {
       assert.match(r.stdout, new RegExp(`pulumi:pulumi:Stack\\s+nourish-link-${stack}\\s+create`));
       assert.match(r.stdout, /└─ nourish-link:index:NourishLink/);
       assert.match(r.stdout, /By type:\n\s+\d+\s+\S+:/);
+      // Like pulumi preview: types as it shows them, an Outputs section, every line in 100 columns.
+      assert.match(r.stdout, /^ \+ .*aws:ec2:Vpc\s+network-vpc\s+create$/m);
+      for (const l of r.stdout.split("\n")) assert.ok([...l].length <= 100, `${[...l].length} columns: ${l}`);
+      const outputs = r.stdout.slice(r.stdout.indexOf("\nOutputs:\n"));
+      const { version, artifact } = (stackConfig(stack).config["nourish-link:release"] ? JSON.parse(stackConfig(stack).config["nourish-link:release"]) : {}) as { version: string; artifact: { key: string; sha256: string } };
+      assert.ok(outputs.includes(`\n    release deployed : ${version} (s3 ${artifact.key}, sha256 ${artifact.sha256.slice(0, 12)}…)\n`), outputs.slice(0, 600));
+      if (stack === "staging") assert.match(outputs, /\n {4}rehearsal restores: prod's dumps\/daily\/\S+\.dump\n {24}taken \S+Z, sha256 [0-9a-f]{12}…, after the release\n {24}\(offline: the mocks' backup/);
+      else assert.doesNotMatch(outputs, /rehearsal restores/);
 
       const plan = JSON.parse(fs.readFileSync(path.join(out, stack, "plan.json"), "utf8")) as Plan;
       assert.strictEqual(plan.stack, stack);
@@ -72,6 +81,18 @@ describe("offline preview (npm start)", () => {
       }
     });
   }
+
+  it("--details lists every alarm with its metric, threshold and action, in 100 columns", () => {
+    const r = preview(["--stack", "prod", "--out", out, "--details"]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const plan = JSON.parse(fs.readFileSync(path.join(out, "prod", "plan.json"), "utf8")) as Plan;
+    const alarms = plan.resources.filter((x) => x.type === "aws:cloudwatch/metricAlarm:MetricAlarm");
+    assert.match(r.stdout, new RegExp(`\\nAlarms \\(${alarms.length}\\):\\n`));
+    assert.match(r.stdout, /\n {4}monitoring-app-errors\n {8}NourishLink\/Logs\/prod\/AppErrors > 10 for 1×300s → monitoring-alerts\n/);
+    for (const a of alarms) assert.ok(r.stdout.includes(`\n    ${a.name}\n        `), `${a.name} is not listed`);
+    for (const l of r.stdout.split("\n")) assert.ok([...l].length <= 100, `${[...l].length} columns: ${l}`);
+    assert.doesNotMatch(preview(["--stack", "prod", "--out", out]).stdout, /\nAlarms \(/, "alarms only with --details");
+  });
 
   it("rejects an unknown stack by name", () => {
     const r = preview(["--stack", "qa", "--out", out]);

@@ -11,6 +11,7 @@ import { unifiedDiff } from "../scripts/diff/text";
 import { checkPromotion, readStagingOutputs, Refusal } from "../scripts/promotion/check";
 import { writeRelease } from "../scripts/promotion/stack-file";
 import { promoteRelease } from "../scripts/promote";
+import { MOCK_NOW, MOCK_REHEARSAL_AT, MOCK_VERIFIED_AT } from "../scripts/preview/mock-values";
 import { ROOT } from "../scripts/preview/stack-file";
 import { runStack } from "./harness";
 import { requireTool } from "./tools";
@@ -48,6 +49,19 @@ function promote(outputs: unknown, opts: { noFile?: boolean; outputsFile?: strin
   try {
     r = { status: 0, stdout: promoteRelease({ root: w.root, now: new Date(NOW), outputsFile: opts.noFile ? undefined : opts.outputsFile ?? w.file }), stderr: "" };
   } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    r = { status: 1, stdout: "", stderr: `promote: refused: ${e.message}\n` };
+  }
+  const prodAfter = fs.readFileSync(path.join(w.root, "Pulumi.prod.yaml"), "utf8");
+  fs.rmSync(w.root, { recursive: true, force: true });
+  return { ...r, prodBefore: w.prodBefore, prodAfter };
+}
+
+/** promote() as of another time. */
+function promoteAt(outputs: unknown, now: string): Result {
+  const w = workdir(outputs, {});
+  let r: Omit<Result, "prodBefore" | "prodAfter">;
+  try { r = { status: 0, stdout: promoteRelease({ root: w.root, now: new Date(now), outputsFile: w.file }), stderr: "" }; } catch (e) {
     if (!(e instanceof Refusal)) throw e;
     r = { status: 1, stdout: "", stderr: `promote: refused: ${e.message}\n` };
   }
@@ -212,6 +226,24 @@ describe("Promotion", () => {
     it("refuses outputs that are not JSON or cannot be read, naming the file", () => {
       refused(promote(null, { raw: "Current stack outputs (3):\n" }), /staging-outputs\.json: not JSON/);
       refused(promote(null, { outputsFile: "/nonexistent/outputs.json" }), /cannot read staging outputs \/nonexistent\/outputs\.json: ENOENT/);
+    });
+
+    it("refuses a plan.json given as outputs, saying that is what it is", () => {
+      const plan = { stack: "staging", project: "nourish-link", resources: [{ urn: "u", type: "pulumi:pulumi:Stack" }], outputs: recorded() };
+      refused(promote(plan), /staging-outputs\.json is an offline preview's plan\.json, not staging's stack outputs: pass what `pulumi stack output --stack staging --json` prints, or the preview's outputs\.json beside it/);
+    });
+
+    it("labels outputs that carry the offline preview's mock times, and says how to replay them when they are too old", () => {
+      const mock = { ...recorded(), restoreRehearsal: { ...recorded().restoreRehearsal, at: MOCK_REHEARSAL_AT }, releaseVerified: { ...recorded().releaseVerified, at: MOCK_VERIFIED_AT } };
+      // As of the fixtures' NOW the mocks' rehearsal is 3 days old: promoted, and labelled.
+      const ok = promote(mock);
+      assert.strictEqual(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /^promote: note: these outputs come from the offline preview's mocks \(rehearsal at 2026-11-28T04:07:31Z, verify at 2000-01-01T02:30:00Z\), not from a real staging\n/);
+      assert.doesNotMatch(promote(recorded()).stdout, /mocks/, "recorded outputs are not labelled as mocks");
+      // Ten days later: the refusal names the mocks' fixed times and the --now that replays them.
+      const old = { ...mock, restoreRehearsal: { ...mock.restoreRehearsal } };
+      const w = promoteAt(old, "2026-12-08T06:00:00Z");
+      refused(w, new RegExp(`is \\d+\\.\\d days old.*\\(the mocks' fixed times: replay with --now ${MOCK_NOW}\\)$`));
     });
 
     it("without --staging-outputs runs `pulumi stack output --stack staging --json`, and refuses in one line without the CLI", () => {

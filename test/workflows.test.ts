@@ -11,7 +11,7 @@ import { ROOT } from "../scripts/preview/stack-file";
 
 const DIR = path.join(ROOT, ".github", "workflows");
 type Step = { uses?: string; run?: string; with?: Record<string, string>; env?: Record<string, string>; name?: string };
-type Job = { environment?: string; permissions?: Record<string, string>; steps: Step[]; uses?: string };
+type Job = { environment?: string; if?: string; permissions?: Record<string, string>; steps: Step[]; uses?: string; strategy?: { matrix?: { include?: { stack?: string }[] } } };
 type Workflow = { on: Record<string, unknown>; permissions?: Record<string, string>; jobs: Record<string, Job> };
 
 const files = () => fs.readdirSync(DIR).filter((f) => f.endsWith(".yml")).sort();
@@ -62,7 +62,7 @@ describe("CI workflows", () => {
     const scripts = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).scripts as Record<string, string>;
     const named = new Set<string>();
     for (const f of files()) {
-      for (const s of steps(wf(f))) {
+      for (const job of Object.values(wf(f).jobs)) for (const s of job.steps ?? []) {
         const run = s.run ?? "";
         for (const m of run.matchAll(/npm (?:run(?: -s)?|test)\b ?([\w:-]*)/g)) {
           const script = m[0].startsWith("npm test") ? "test" : m[1];
@@ -71,7 +71,9 @@ describe("CI workflows", () => {
         }
         for (const m of run.matchAll(/--stack "?\$?(\w+)"?/g)) if (m[1] !== "stack") assert.ok(fs.existsSync(path.join(ROOT, `Pulumi.${m[1]}.yaml`)), `${f}: stack ${m[1]}`);
         for (const m of run.matchAll(/(?:bash )?(\.ci\/\w+)/g)) assert.ok(fs.existsSync(path.join(ROOT, m[1])), `${f}: ${m[1]}`);
-        if (s.with?.["stack-name"]) assert.ok(fs.existsSync(path.join(ROOT, `Pulumi.${s.with["stack-name"]}.yaml`)), `${f}: stack ${s.with["stack-name"]}`);
+        // A matrix's stack-name: every stack the matrix lists.
+        const stackNames = s.with?.["stack-name"] === "${{ matrix.stack }}" ? (job.strategy?.matrix?.include ?? []).map((i) => String(i.stack)) : s.with?.["stack-name"] ? [s.with["stack-name"]] : [];
+        for (const n of stackNames) assert.ok(fs.existsSync(path.join(ROOT, `Pulumi.${n}.yaml`)), `${f}: stack ${n}`);
         if (s.with?.["pulumi-version-file"]) assert.ok(fs.existsSync(path.join(ROOT, s.with["pulumi-version-file"])), f);
       }
     }
@@ -82,12 +84,22 @@ describe("CI workflows", () => {
     assert.match(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8"), /^npm ci && npm test$/m);
   });
 
-  it("pull requests: npm test and the plan diff of both stacks as a comment, with no cloud credentials", () => {
+  it("pull requests: npm test and the plan diff of both stacks as a comment, with no cloud credentials; the engine's preview only from this repository, read-only", () => {
     const w = wf("pull-request.yml");
     assert.deepStrictEqual(Object.keys(w.on), ["pull_request"]);
-    assert.ok(!text("pull-request.yml").includes("id-token"), "a pull request may not get an OIDC token");
-    assert.ok(!/secrets\./.test(text("pull-request.yml")), "a pull request uses no repository secret");
-    assert.deepStrictEqual(uses(w, "aws-actions/configure-aws-credentials"), []);
+    // The tests and the offline diff: no OIDC token, no secret, no AWS.
+    for (const job of ["test", "plan-diff"]) {
+      assert.ok(!JSON.stringify(w.jobs[job]).includes("id-token"), `${job} may not get an OIDC token`);
+      assert.ok(!/secrets\./.test(JSON.stringify(w.jobs[job])), `${job} uses no repository secret`);
+      assert.ok(!JSON.stringify(w.jobs[job]).includes("configure-aws-credentials"), job);
+    }
+    // The engine's preview: not for forks, with each stack's preview role, preview only, commented.
+    const preview = w.jobs.preview;
+    assert.strictEqual(preview.if, "github.event.pull_request.head.repo.full_name == github.repository");
+    assert.strictEqual(preview.permissions?.["id-token"], "write");
+    assert.deepStrictEqual(preview.steps.filter((s) => s.uses?.startsWith("aws-actions/")).map((s) => s.with?.["role-to-assume"]), ["${{ vars[matrix.role] }}"]);
+    const p = preview.steps.filter((s) => s.uses?.startsWith("pulumi/actions"));
+    assert.deepStrictEqual(p.map((s) => [s.with?.command, s.with?.diff, s.with?.refresh, s.with?.["comment-on-pr"]]), [["preview", true, false, true]]);
     assert.ok(steps(w).some((s) => s.run === "bash .ci/run"));
     assert.ok(steps(w).some((s) => /npm run -s diff -- --base "\$BASE_REF" --stack "\$stack"/.test(s.run ?? "")));
     assert.ok(steps(w).some((s) => /gh pr comment "\$PR" .*--body-file plan-diff\.md/.test(s.run ?? "")));

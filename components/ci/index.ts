@@ -6,7 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, StackConfig } from "../config";
-import { ciStatePolicy, ciTrustPolicy, GITHUB_OIDC_URL, STS_AUDIENCE } from "./policy";
+import { ciStatePolicy, ciTrustPolicy, GITHUB_OIDC_URL, previewPolicy, previewTrustPolicy, STS_AUDIENCE } from "./policy";
 
 export interface CiRoleArgs {
   config: StackConfig;
@@ -17,6 +17,8 @@ export interface CiRoleArgs {
 export class CiRole extends pulumi.ComponentResource {
   readonly roleArn: pulumi.Output<string>;
   readonly providerArn: pulumi.Output<string>;
+  /** The read-only role pull requests of the repository preview this stack with (`pulumi preview --diff`). */
+  readonly previewRoleArn: pulumi.Output<string>;
 
   constructor(name: string, args: CiRoleArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:ci:CiRole", name, {}, opts);
@@ -45,8 +47,23 @@ export class CiRole extends pulumi.ComponentResource {
       }, { parent: this });
     }
     gh.deployPolicyArns.forEach((arn, i) => new aws.iam.RolePolicyAttachment(`${name}-deploy-${i}`, { role: role.name, policyArn: arn }, { parent: this }));
+    const preview = new aws.iam.Role(`${name}-preview`, {
+      name: `${PROJECT}-${config.stack}-preview`,
+      description: `pull requests of ${gh.repository}: pulumi preview of nourish-link ${config.stack}, read-only`,
+      assumeRolePolicy: providerArn.apply((arn) => JSON.stringify(previewTrustPolicy({ providerArn: arn, repository: gh.repository! }))),
+      maxSessionDuration: 3600,
+    }, { parent: this });
+    new aws.iam.RolePolicy(`${name}-preview`, {
+      role: preview.id,
+      policy: JSON.stringify(previewPolicy({
+        bucket: gh.stateBucket, project: PROJECT, stack: config.stack, stateKeyArn: gh.stateKeyArn,
+        // Staging's program reads prod's outputs (the rehearsal's StackReference).
+        readStacks: config.environment === "staging" ? ["prod"] : [],
+      })),
+    }, { parent: this });
     this.roleArn = role.arn;
     this.providerArn = providerArn;
-    this.registerOutputs({ roleArn: this.roleArn, providerArn: this.providerArn });
+    this.previewRoleArn = preview.arn;
+    this.registerOutputs({ roleArn: this.roleArn, providerArn: this.providerArn, previewRoleArn: this.previewRoleArn });
   }
 }

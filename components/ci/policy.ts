@@ -63,3 +63,53 @@ export function ciStatePolicy(a: { bucket: string; project: string; stack: strin
     ],
   };
 }
+
+/**
+ * The preview role's trust: GitHub's token for a pull_request job of this repository (subject
+ * `repo:OWNER/NAME:pull_request`). A fork's pull request gets no OIDC token from GitHub, and the
+ * workflow runs the engine's preview only for pull requests from this repository.
+ */
+export function previewTrustPolicy(a: { providerArn: string; repository: string }): PolicyDocument {
+  const doc = ciTrustPolicy({ providerArn: a.providerArn, repository: a.repository, environment: "-" });
+  const st = doc.Statement[0] as { Sid: string; Condition: { StringEquals: Record<string, string> } };
+  st.Sid = "PullRequestsOfThisRepository";
+  st.Condition.StringEquals[`${GITHUB_OIDC_HOST}:sub`] = `repo:${a.repository}:pull_request`;
+  return doc;
+}
+
+/**
+ * What `pulumi preview --diff` needs and nothing that changes anything or reads data: describe,
+ * get and list the configuration of the services the stack uses (never S3 objects, SSM parameter
+ * values or secrets, never a write), and, with a state bucket, read this stack's checkpoint (and
+ * those of the stacks it references) and decrypt with the state's KMS key. A preview takes no lock.
+ */
+export function previewPolicy(a: { bucket?: string; project: string; stack: string; readStacks: string[]; stateKeyArn?: string }): PolicyDocument {
+  const describe = [
+    "acm:DescribeCertificate", "acm:ListTagsForCertificate",
+    "cloudwatch:DescribeAlarms", "cloudwatch:GetDashboard", "cloudwatch:ListTagsForResource",
+    "ec2:Describe*", "ec2:GetEbsEncryptionByDefault",
+    "elasticloadbalancing:Describe*",
+    "iam:GetInstanceProfile", "iam:GetOpenIDConnectProvider", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:GetRole", "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole", "iam:ListPolicyVersions", "iam:ListRolePolicies", "iam:ListRoleTags",
+    "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListResourceTags",
+    "logs:DescribeLogGroups", "logs:DescribeMetricFilters", "logs:ListTagsForResource",
+    "rds:DescribeDBInstances", "rds:DescribeDBParameterGroups", "rds:DescribeDBParameters", "rds:DescribeDBSubnetGroups", "rds:ListTagsForResource",
+    "route53:GetHealthCheck", "route53:ListTagsForResource",
+    "s3:GetBucketLogging", "s3:GetBucketObjectLockConfiguration", "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging", "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration", "s3:ListAllMyBuckets",
+    "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListTagsForResource",
+    "ssm:DescribeDocument", "ssm:DescribeDocumentPermission", "ssm:DescribeParameters", "ssm:GetDocument", "ssm:ListTagsForResource",
+  ];
+  const b = a.bucket ? `arn:aws:s3:::${a.bucket}` : undefined;
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "DescribeTheEstate", Effect: "Allow", Action: describe, Resource: "*" },
+      ...(b ? [
+        { Sid: "ListTheBackend", Effect: "Allow", Action: "s3:ListBucket", Resource: b, Condition: { StringLike: { "s3:prefix": [".pulumi/*"] } } },
+        { Sid: "ReadTheState", Effect: "Allow", Action: "s3:GetObject", Resource: [`${b}/.pulumi/meta.yaml`, ...[a.stack, ...a.readStacks].map((s) => `${b}/.pulumi/stacks/${a.project}/${s}.json*`)] },
+      ] : []),
+      ...(a.stateKeyArn ? [{ Sid: "DecryptTheState", Effect: "Allow", Action: "kms:Decrypt", Resource: a.stateKeyArn }] : []),
+    ],
+  };
+}

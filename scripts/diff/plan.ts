@@ -7,11 +7,19 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import type { Plan, PlanResource } from "../preview/plan";
+import { CreateOnlyTable, loadTable } from "./create-only-source";
+import { cascade, statefulReason, Verdict, verdictOf } from "./replace";
 import { unifiedDiff } from "./text";
 
 export interface InputChange { path: string; before?: unknown; after?: unknown }
 export interface ResourceRef { urn: string; type: string; name: string }
-export interface ResourceChange extends ResourceRef { changes: InputChange[] }
+export interface ResourceChange extends ResourceRef {
+  changes: InputChange[];
+  /** Replaced (or maybe replaced) rather than updated in place, and why. */
+  replace?: Verdict;
+  /** Why a replacement of this resource costs data or access (protected, a store, the database host). */
+  stateful?: string;
+}
 export interface HostFileChange { path: string; status: "added" | "removed" | "changed"; diff?: string }
 
 export interface PlanDiff {
@@ -47,7 +55,7 @@ export function valueChanges(before: unknown, after: unknown, at = ""): InputCha
 
 const ref = (r: PlanResource): ResourceRef => ({ urn: r.urn, type: r.type, name: r.name });
 
-export function diffPlans(base: Plan, head: Plan): Pick<PlanDiff, "resources" | "outputs"> {
+export function diffPlans(base: Plan, head: Plan, table: CreateOnlyTable = loadTable()): Pick<PlanDiff, "resources" | "outputs"> {
   const before = new Map(base.resources.map((r) => [r.urn, r]));
   const after = new Map(head.resources.map((r) => [r.urn, r]));
   const added = head.resources.filter((r) => !before.has(r.urn)).map(ref);
@@ -59,10 +67,26 @@ export function diffPlans(base: Plan, head: Plan): Pick<PlanDiff, "resources" | 
     if (!b) continue;
     // What the engine acts on: the inputs, and the options that change how (protect, retain, …).
     const changes = [...valueChanges(b.inputs, r.inputs), ...valueChanges(b.options ?? {}, r.options ?? {}, "[options]").map((c) => ({ ...c, path: c.path.replace("[options].", "[options] ") }))];
-    if (changes.length) changed.push({ ...ref(r), changes });
+    if (changes.length) changed.push({ ...ref(r), changes, ...replacement(r, verdictOf(r, changes.map((c) => c.path), table)) });
     else unchanged++;
   }
+  // What a replacement carries with it: a create-only input whose source gets a new id.
+  const replaced = new Set(changed.filter((c) => c.replace?.kind === "replace").map((c) => c.urn));
+  const byUrn = new Map(head.resources.map((r) => [r.urn, r]));
+  for (const [urn, [input, from]] of cascade(head.resources.filter((r) => before.has(r.urn)), replaced, table)) {
+    const r = byUrn.get(urn)!;
+    const verdict: Verdict = { kind: "replace", why: `${input} comes from ${byUrn.get(from)?.name ?? from}, which is replaced` };
+    const existing = changed.find((c) => c.urn === urn);
+    if (existing) Object.assign(existing, replacement(r, verdict));
+    else { changed.push({ ...ref(r), changes: [], ...replacement(r, verdict) }); unchanged--; }
+  }
   return { resources: { added, removed, changed, unchanged }, outputs: valueChanges(base.outputs ?? {}, head.outputs ?? {}) };
+}
+
+function replacement(r: PlanResource, v: Verdict | undefined): Pick<ResourceChange, "replace" | "stateful"> {
+  if (!v) return {};
+  const stateful = statefulReason(r);
+  return { replace: v, ...(stateful ? { stateful } : {}) };
 }
 
 function filesUnder(dir: string, rel = ""): string[] {
@@ -99,18 +123,30 @@ function show(v: unknown): string {
 const changeLine = (c: InputChange) =>
   c.before === undefined ? `+ ${c.path}: ${show(c.after)}` : c.after === undefined ? `- ${c.path}: ${show(c.before)}` : `~ ${c.path}: ${show(c.before)} => ${show(c.after)}`;
 
-/** The diff as `pulumi preview --diff` lays it out. */
+/**
+ * The diff as `pulumi preview --diff` lays it out: `+-` for a replacement, with why; a
+ * replacement of a protected or stateful resource first, under a warning no one can miss.
+ */
 export function renderPlanDiff(d: PlanDiff): string {
   const out = [`Plan diff of stack '${d.stack}': ${d.base} => ${d.head} (offline previews; secrets masked)`, ""];
+  const changed = d.resources.changed;
+  const replaces = changed.filter((r) => r.replace?.kind === "replace");
+  const risky = replaces.filter((r) => r.stateful);
+  if (risky.length) {
+    out.push(`!!! ${risky.length} STATEFUL RESOURCE(S) WILL BE REPLACED: the old one is deleted, with what it holds !!!`);
+    for (const r of risky) out.push(`!!!  +- ${r.type}  ${r.name}  (${r.stateful}): ${r.replace!.why}`);
+    out.push("");
+  }
   const rows = [
-    ...d.resources.added.map((r) => ["+", r, "create"] as const),
-    ...d.resources.removed.map((r) => ["-", r, "delete"] as const),
-    ...d.resources.changed.map((r) => ["~", r, "update"] as const),
+    ...d.resources.added.map((r) => ["+ ", r, "create"] as const),
+    ...d.resources.removed.map((r) => ["- ", r, "delete"] as const),
+    ...replaces.map((r) => ["+-", r, `replace (${r.replace!.why})`] as const),
+    ...changed.filter((r) => r.replace?.kind !== "replace").map((r) => ["~ ", r, r.replace ? `update, may replace (${r.replace.why})` : "update"] as const),
   ];
   const tw = Math.max(4, ...rows.map(([, r]) => r.type.length)), nw = Math.max(4, ...rows.map(([, r]) => r.name.length));
   for (const [mark, r, what] of rows) {
     out.push(` ${mark} ${r.type.padEnd(tw)}  ${r.name.padEnd(nw)}  ${what}`);
-    if ("changes" in r) for (const c of r.changes) out.push(`       ${changeLine(c)}`);
+    if ("changes" in r) for (const c of r.changes) out.push(`        ${changeLine(c)}`);
   }
   if (rows.length === 0) out.push(" (no resource changes)");
   if (d.outputs.length) {
@@ -122,6 +158,8 @@ export function renderPlanDiff(d: PlanDiff): string {
   for (const f of d.hostFiles) out.push(` ${f.status === "added" ? "+" : f.status === "removed" ? "-" : "~"} ${f.path}`);
   for (const f of d.hostFiles.filter((x) => x.diff)) out.push("", f.diff!.trimEnd());
   const r = d.resources;
-  out.push("", "Resources:", `    + ${r.added.length} to create`, `    - ${r.removed.length} to delete`, `    ~ ${r.changed.length} to update`, `      ${r.unchanged} unchanged`);
+  const maybe = changed.filter((c) => c.replace?.kind === "may-replace").length;
+  out.push("", "Resources:", `    + ${r.added.length} to create`, `    - ${r.removed.length} to delete`, `   +- ${replaces.length} to replace${risky.length ? ` (${risky.length} stateful)` : ""}`,
+    `    ~ ${changed.length - replaces.length} to update${maybe ? ` (${maybe} may replace)` : ""}`, `      ${r.unchanged} unchanged`);
   return out.join("\n") + "\n";
 }

@@ -2,6 +2,7 @@
 // with realistic ids and data-source results, deterministic so plans can be diffed.
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
+import { MOCK_REHEARSAL_AT, MOCK_VERIFIED_AT } from "./mock-values";
 
 export const ACCOUNT_ID = "123456789012";
 
@@ -182,8 +183,8 @@ export class AwsMocks implements pulumi.runtime.Mocks {
         state.stdout = /"verb":"backup"/.test(params)
           ? "dumps/daily/db_backup_20000101_020000.dump"
           : /"verb":"restore-rehearsal-verify"/.test(params)
-            ? JSON.stringify({ ok: true, at: "2026-11-28T04:07:31Z", backupKey: PROD_LATEST_BACKUP.key, backupSha256: PROD_LATEST_BACKUP.sha256, seconds: 74.6, backupAgeSeconds: 14523 })
-            : verify ? `nourishctl: release verify: ${verify[1]} answers through nginx at 2000-01-01T02:30:00Z`
+            ? JSON.stringify({ ok: true, at: MOCK_REHEARSAL_AT, backupKey: PROD_LATEST_BACKUP.key, backupSha256: PROD_LATEST_BACKUP.sha256, seconds: 74.6, backupAgeSeconds: 14523 })
+            : verify ? `nourishctl: release verify: ${verify[1]} answers through nginx at ${MOCK_VERIFIED_AT}`
               : `mock-output-${hex(args.name, 12)}`;
         state.stderr = "";
         break;
