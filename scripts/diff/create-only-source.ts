@@ -66,6 +66,7 @@ export const MAPPED: Record<string, { cfn: string; renames?: Record<string, stri
 export const UNMAPPED: Record<string, string> = {
   "aws:acm/certificateValidation:CertificateValidation": "a provider-side waiter; CloudFormation has no such type",
   "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "adopts the VPC's default group; CloudFormation has no such type",
+  "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy": "a property of AWS::EC2::VPCEndpoint (PolicyDocument) in CloudFormation",
   "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "a property of AWS::IAM::Role (ManagedPolicyArns) in CloudFormation",
   "aws:lb/targetGroupAttachment:TargetGroupAttachment": "a property of AWS::ElasticLoadBalancingV2::TargetGroup (Targets) in CloudFormation",
   "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "a property of AWS::S3::Bucket in CloudFormation",
