@@ -62,7 +62,7 @@ describe("nourishctl status on the database host, against a real PostgreSQL 15",
   const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env: env() });
   /** A psql session left running as the postgres OS user (killed in `after`). */
   const session = (sql: string) => {
-    const p = spawn("runuser", ["-u", "postgres", "--", pgBin("psql"), "-X", "-q", "-h", cluster!.socketDir, "-p", String(cluster!.port), "-d", "dusangire", "-c", sql], { stdio: "ignore" });
+    const p = spawn("runuser", ["-u", "postgres", "--", pgBin("psql"), "-X", "-q", "-h", cluster!.socketDir, "-p", String(cluster!.port), "-d", "dusangire", "-c", sql], { cwd: cluster!.root, stdio: "ignore" });
     sessions.push(p);
     return p;
   };
@@ -144,7 +144,7 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
   });
   const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, ...args], { env: env() });
   const psqlSession = (sql: string) => {
-    const p = spawn("runuser", ["-u", "postgres", "--", pgBin("psql"), "-X", "-q", "-h", cluster!.socketDir, "-p", String(cluster!.port), "-d", "dusangire", "-c", sql], { stdio: "ignore" });
+    const p = spawn("runuser", ["-u", "postgres", "--", pgBin("psql"), "-X", "-q", "-h", cluster!.socketDir, "-p", String(cluster!.port), "-d", "dusangire", "-c", sql], { cwd: cluster!.root, stdio: "ignore" });
     sessions.push(p);
   };
   const until = async (what: string, sql: string, want: string) => {

@@ -28,7 +28,7 @@ describe("nourishctl db: the manual's locks and long queries, on a real PostgreS
     const [cmd, args] = as === "app"
       ? [psql, [`host=127.0.0.1 port=${cluster.port} dbname=dusangire user=dusangire sslmode=require application_name=oncall-test`, "-X", "-q", ...commands]]
       : ["runuser", ["-u", cluster.os.name, "--", psql, "-h", cluster.socketDir, "-p", String(cluster.port), "-U", "postgres", "-d", "dusangire", "-X", "-q", ...commands]];
-    const child = spawn(cmd, args, { env: { ...process.env, PGPASSWORD: APP_PASSWORD }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(cmd, args, { cwd: cluster.root, env: { ...process.env, PGPASSWORD: APP_PASSWORD }, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr!.on("data", (c) => (stderr += c));
     sessions.push(child);

@@ -1,6 +1,6 @@
 // First contact: `npm test` ensures the Debian packages the tests drive, from one list that CI
-// shares (.ci/run is `npm ci && npm test`). The checker runs here against a fake dpkg-query, id and
-// apt-get on PATH, so nothing is really installed.
+// shares (.ci/run is `npm ci && npm test`, on Node 22). The checker runs here against a fake
+// dpkg-query, id and apt-get on PATH, so nothing is really installed.
 import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as os from "os";
@@ -127,6 +127,6 @@ exit $rc
     assert.equal(scripts.pretest, "bash scripts/workstation/ensure-debian-packages.sh");
     assert.equal(scripts.test, "npm run typecheck && mocha");
     const ci = fs.readFileSync(path.join(ROOT, ".ci/run"), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-    assert.deepEqual(ci, ["set -euo pipefail", 'cd "$(dirname "$0")/.."', "npm ci && npm test"]);
+    assert.deepEqual(ci, ["set -euo pipefail", 'cd "$(dirname "$0")/.."', "npx -y -p node@22.23.3 -- bash -c 'npm ci && npm test'"]);
   });
 });

@@ -185,6 +185,23 @@ describe("nourishctl maintain, on a real PostgreSQL", () => {
     assert.notStrictEqual(cluster!.psql("SELECT relfilenode FROM pg_class WHERE relname = 'orders_item_idx'", { db: "dusangire" }), before);
   });
 
+  it("runs the postgres user's commands from a directory it can enter, whatever the caller stands in", () => {
+    // An operator in /root, or a checkout in a 0700 directory: postgres cannot enter the caller's
+    // cwd, and psql, pg_dump and pg_restore then say so on stderr, which breaks reading their output.
+    const closed = fs.mkdtempSync(path.join(os.tmpdir(), "nl-closed-"));
+    try {
+      fs.chmodSync(closed, 0o700);
+      const r = run("bash", [NOURISHCTL_SOURCE, "maintain", "vacuum"], {
+        cwd: closed,
+        env: { ...process.env, NOURISH_ROOT: root, PGHOST: cluster!.socketDir, PGPORT: String(cluster!.port), PATH: `${PG_BINDIR}:${process.env.PATH}` },
+      });
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, /could not change directory/);
+    } finally {
+      fs.rmSync(closed, { recursive: true, force: true });
+    }
+  });
+
   it("fails naming the database when it does not exist, and records no success", () => {
     fs.rmSync(path.join(root, "var/lib/nourish-link/metrics"), { recursive: true, force: true });
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), "ROLE=db\nDB_NAME=nosuchdb\nSTACK=staging\n");

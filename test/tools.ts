@@ -6,7 +6,7 @@ import { spawnSync, SpawnSyncOptions } from "child_process";
 import * as net from "net";
 import * as path from "path";
 
-/** The one list of Debian packages the tests need (also CI's: .ci/run is `npm ci && npm test`). */
+/** The one list of Debian packages the tests need (also CI's: .ci/run is `npm ci && npm test`, on Node 22). */
 export const DEBIAN_PACKAGES_FILE = "scripts/workstation/debian-packages.txt";
 
 export const PACKAGE_OF: Record<string, string> = {

@@ -4,6 +4,7 @@
 // keys, prod behind its environment, no credentials on pull requests, no ${{ }} in shell).
 import * as assert from "assert";
 import { validateWorkflow } from "@action-validator/core";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
@@ -81,7 +82,27 @@ describe("CI workflows", () => {
     // The loop over stacks in the PR diff names them in a `for`: both must exist.
     assert.match(text("pull-request.yml"), /for stack in staging prod; do/);
     // .ci/run is what runs the suite: it must still call npm test.
-    assert.match(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8"), /^npm ci && npm test$/m);
+    assert.match(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8"), /'npm ci && npm test'$/m);
+  });
+
+  it("run on the Node.js package.json declares, as do .ci/run, @types/node and this suite (and the node its tests spawn)", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
+    const engines = /^>=(\d+)$/.exec(pkg.engines.node);
+    assert.ok(engines, `package.json engines.node is ${pkg.engines.node}; this test reads only ">=MAJOR"`);
+    const major = Number(engines[1]);
+    const ci = /npx -y -p node@((\d+)\.\d+\.\d+) -- /.exec(fs.readFileSync(path.join(ROOT, ".ci", "run"), "utf8"));
+    assert.ok(ci, ".ci/run does not run the suite on a pinned node@X.Y.Z from the npm registry");
+    assert.strictEqual(Number(ci[2]), major, `.ci/run runs node@${ci[1]}, package.json wants ${pkg.engines.node}`);
+    for (const f of files()) {
+      const nodes = uses(wf(f), "actions/setup-node");
+      for (const s of nodes) assert.strictEqual(s.with?.["node-version"], String(major), `${f}: setup-node's node-version`);
+      if (/\bnpm (ci|test|run)\b/.test(text(f))) assert.ok(nodes.length > 0, `${f} runs npm without setup-node`);
+    }
+    assert.strictEqual(Number(pkg.devDependencies["@types/node"].split(".")[0]), major, "@types/node's major");
+    const running = Number(process.versions.node.split(".")[0]);
+    assert.ok(running >= major, `the suite runs on Node ${process.version}, package.json wants ${pkg.engines.node}: npx -y -p node@${ci[1]} -- npm test`);
+    const spawned = spawnSync("node", ["-p", "process.version"], { encoding: "utf8" });
+    assert.strictEqual(spawned.stdout.trim(), process.version, "the node on PATH, which the tests and npm scripts spawn, is not the one running the suite");
   });
 
   it("pull requests: npm test and the plan diff of both stacks as a comment, with no cloud credentials; the engine's preview only from this repository, read-only", () => {

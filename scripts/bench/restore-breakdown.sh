@@ -10,7 +10,8 @@ PMAX="${2:-2}"
 BIN=/usr/lib/postgresql/15/bin
 T=$(mktemp -d /tmp/nourish-restore-breakdown.XXXXXX)
 chown postgres: "$T"
-as_pg() { runuser -u postgres -- "$@"; }
+# From /: postgres may not enter the caller's cwd (/root, a 0700 checkout).
+as_pg() { runuser -u postgres -- env -C / "$@"; }
 cleanup() { as_pg "$BIN/pg_ctl" -D "$T/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$T"; }
 trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
