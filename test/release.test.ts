@@ -251,7 +251,7 @@ describe("Release through SSM Run Command", () => {
     const dumps = JSON.parse(String(one(r, "aws:iam/rolePolicy:RolePolicy", "app-dumps").inputs.policy)).Statement;
     assert.deepStrictEqual(dumps.map((x: { Action: unknown; Resource: unknown }) => [x.Action, x.Resource]), [
       ["s3:ListBucket", `arn:aws:s3:::${backups.id}`],
-      [["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], [`arn:aws:s3:::${backups.id}/dumps/*`]],
+      [["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"], [`arn:aws:s3:::${backups.id}/dumps/*`]],
       [["kms:Decrypt", "kms:GenerateDataKey"], `arn:aws:kms:af-south-1:${ACCOUNT_ID}:key/${one(r, "aws:kms/key:Key", "backups-key").id}`],
     ]);
     // A self-managed database keeps all of that on the database host.
