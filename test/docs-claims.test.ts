@@ -94,7 +94,7 @@ describe("documents claim only what exists", () => {
   before(() => {
     sandbox = fs.mkdtempSync(path.join(os.tmpdir(), "nldocs-"));
     const ctl = (args: string[]) => spawnSync("bash", [NOURISHCTL_SOURCE, ...args], { encoding: "utf8", env: { ...process.env, NOURISH_ROOT: sandbox } });
-    const h = ctl(["help"]);
+    const h = ctl(["help", "-a"]);
     assert.equal(h.status, 0, h.stderr);
     verbs = [...h.stdout.matchAll(/^ {2}([a-z][a-z-]*) /gm)].map((m) => m[1]);
     assert.ok(verbs.includes("status") && verbs.includes("release"), h.stdout);

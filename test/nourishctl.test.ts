@@ -4,7 +4,7 @@ import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { libRoles, NOURISHCTL_SOURCE, roleLibs } from "../components/hosts/user-data";
 import { Cluster, PG_BINDIR, startAppCluster } from "./pg";
 import { requireTool, run } from "./tools";
 
@@ -31,7 +31,121 @@ describe("nourishctl", () => {
     assert.strictEqual(ctl("setup", "--help").status, 0);
     const bad = ctl("frobnicate");
     assert.strictEqual(bad.status, 1);
-    assert.match(bad.stderr, /nourishctl: unknown verb 'frobnicate'/);
+    assert.strictEqual(bad.stderr, "nourishctl: 'frobnicate' is not a verb. See 'nourishctl help'\n");
+  });
+
+  // Every verb, hidden ones included: `help -a` lists them all.
+  const allVerbs = () => [...ctl("help", "-a").stdout.matchAll(/^ {2}([a-z][a-z-]*) /gm)].map((m) => m[1]).filter((v) => v !== "help");
+
+  it("help VERB, VERB --help and VERB SUB --help print that verb's help: summary, usage, options with defaults", () => {
+    const verbs = allVerbs();
+    assert.ok(verbs.length >= 20, verbs.join(" "));
+    for (const v of verbs) {
+      const a = ctl("help", v), b = ctl(v, "--help");
+      assert.strictEqual(a.status, 0, `help ${v}: ${a.stderr}`);
+      assert.strictEqual(b.status, 0, `${v} --help: ${b.stderr}`);
+      assert.strictEqual(a.stdout, b.stdout, v);
+      assert.match(a.stdout, new RegExp(`^nourishctl ${v} - \\S`), `${v}: a summary first`);
+      assert.match(a.stdout, new RegExp(`^usage: nourishctl ${v}\\b`, "m"), `${v}: a usage line`);
+      assert.strictEqual(a.stderr, "");
+    }
+    for (const [verb, sub] of [["db", "diagnose"], ["db", "kill-long-queries"], ["pitr", "restore"], ["pitr", "recover"], ["backups", "verify"], ["logs", "errors"], ["release", "migrate"]]) {
+      const r = ctl(verb, sub, "--help");
+      assert.strictEqual(r.status, 0, `${verb} ${sub} --help: ${r.stderr}`);
+      assert.strictEqual(r.stdout, ctl("help", verb).stdout, `${verb} ${sub} --help`);
+    }
+    // The time format --at takes, and the defaults of the options that have one.
+    const pitr = ctl("pitr", "--help").stdout;
+    assert.match(pitr, /--at TIME .*'YYYY-MM-DD HH:MM\[:SS/);
+    assert.match(pitr, /Example: --at '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00'/);
+    assert.match(ctl("help", "db").stdout, /--older-than DURATION .*diagnose default: 5m/);
+    assert.match(ctl("help", "logs").stdout, /--since DURATION .*default: 1h/);
+    assert.match(ctl("help", "restart").stdout, /--yes .*default: nothing is restarted/);
+    assert.notStrictEqual(ctl("help", "restore").stdout, ctl("help").stdout);
+  });
+
+  it("answers an unknown verb in one line with the most similar verb, as git does", () => {
+    for (const [typo, verb] of [["statsu", "status"], ["rollbak", "rollback"], ["restor", "restore"], ["diagnose", "db"]]) {
+      const r = ctl(typo);
+      assert.strictEqual(r.status, 1);
+      assert.strictEqual(r.stdout, "");
+      if (typo === "diagnose") continue;
+      assert.strictEqual(r.stderr, `nourishctl: '${typo}' is not a verb. The most similar verb is ${verb}\n`);
+    }
+    assert.match(ctl("help", "statsu").stderr, /^nourishctl: 'statsu' is not a verb. The most similar verb is status\n$/);
+  });
+
+  it("groups the general help by when it is needed, emergencies first, and lists timer-only verbs with -a only", () => {
+    const help = ctl("help").stdout;
+    const sections = help.split(/\n\n/).filter((s) => /^[A-Z].*:\n {2}/.test(s));
+    assert.match(sections[0], /^When something is wrong/);
+    const first = [...sections[0].matchAll(/^ {2}([a-z-]+) /gm)].map((m) => m[1]);
+    assert.deepStrictEqual(first.slice(0, 7), ["status", "logs", "restart", "rollback", "restore", "pitr", "db"]);
+    assert.ok(sections.some((s) => /^Scheduled jobs/.test(s) && /^ {2}backup /m.test(s)), help);
+    for (const hidden of ["job-failed", "metrics", "setup", "restore-rehearsal-verify"]) {
+      assert.doesNotMatch(help, new RegExp(`^ {2}${hidden} `, "m"));
+      assert.match(ctl("help", "-a").stdout, new RegExp(`^ {2}${hidden} `, "m"));
+    }
+    assert.match(help, /'nourishctl help -a' lists also the \d+ verbs/);
+  });
+
+  // A verb where it does not belong: one line saying so, never bash's "unbound variable".
+  const refused = (r: { status: number | null; stdout: string; stderr: string }, expected: RegExp) => {
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, expected);
+    assert.strictEqual(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /unbound variable|line \d+/);
+  };
+  const uses: string[][] = [["status"], ["logs", "errors"], ["db", "diagnose"], ["db", "kill-long-queries", "--older-than", "5m"], ["restore", "--latest"],
+    ["pitr", "recover", "--yes"], ["backup"], ["maintain", "vacuum"], ["metrics"], ["release", "1.4.2"], ["rollback"], ["maintenance", "on"], ["restore-cleanup"], ["restart", "app", "--yes"]];
+
+  it("off a host (no host.env) every verb says so in one line", () => {
+    fs.rmSync(path.join(root, "etc/nourish-link/host.env"), { force: true });
+    for (const u of uses) refused(ctl(...u), new RegExp(`^nourishctl: ${u[0]} runs on (the stack's hosts|the database host|an app host), and this machine has no .*host\\.env \\(open a session on one: aws ssm start-session`));
+    // Help needs no host.
+    assert.strictEqual(ctl("db", "diagnose", "--help").status, 0);
+  });
+
+  it("a verb of the other role says where it runs, in one line", () => {
+    env("ROLE=app\nSTACK=staging\nREGION=us-east-1\n");
+    for (const u of [["db", "diagnose"], ["pitr", "recover", "--yes"], ["maintain", "vacuum"], ["metrics"], ["restore-rehearsal", "--latest"]]) {
+      refused(ctl(...u), new RegExp(`^nourishctl: ${u[0]} runs on the database host, and this is an app host \\(ROLE=app in `));
+    }
+    refused(ctl("backup"), /^nourishctl: backup: runs on the database host; on an app host only with a managed database/);
+    env("ROLE=app\nDB_MANAGED=true\nSTACK=staging\nREGION=us-east-1\n");
+    refused(ctl("db", "diagnose"), /^nourishctl: db runs on the database host, and this stack's database is managed \(RDS\): there is none/);
+    env("ROLE=db\nSTACK=staging\nREGION=us-east-1\n");
+    for (const u of [["release", "1.4.2"], ["rollback"], ["maintenance", "on"], ["report", "weekly"], ["create-app-role"]]) {
+      refused(ctl(...u), new RegExp(`^nourishctl: ${u[0]} runs on an app host, and this is the database host \\(ROLE=db in `));
+    }
+    // The right role, a host.env without the keys a verb reads: one line naming the key.
+    for (const u of [["db", "diagnose"], ["maintain", "vacuum"], ["metrics"], ["backup"], ["restore", "--latest"], ["restore-cleanup", "x"]]) {
+      refused(ctl(...u), /DB_NAME is not set in \S*host\.env$/m);
+    }
+  });
+
+  it("a host installs its role's libraries only, and still names the other role's verbs (ROLE_ONLY_VERBS equals the libraries)", () => {
+    const lib = path.join(path.dirname(NOURISHCTL_SOURCE), "lib");
+    const byRole: Record<string, string[]> = { app: [], db: [] };
+    for (const f of fs.readdirSync(lib).filter((f) => f.endsWith(".sh"))) {
+      const text = fs.readFileSync(path.join(lib, f), "utf8");
+      const roles = libRoles(text);
+      if (roles.length !== 1) continue;
+      byRole[roles[0]].push(...[...text.matchAll(/^VERBS\+=\("([a-z-]+)\|/gm)].map((m) => m[1]));
+    }
+    const script = fs.readFileSync(NOURISHCTL_SOURCE, "utf8");
+    for (const role of ["app", "db"]) {
+      const m = new RegExp(`^ {2}\\[${role}\\]="([^"]*)"$`, "m").exec(script);
+      assert.ok(m, role);
+      assert.deepStrictEqual(m[1].split(" ").sort(), byRole[role].sort(), role);
+    }
+    // An app host's install: no db.sh; `db` is still refused by role, not as an unknown word.
+    const appLib = fs.mkdtempSync(path.join(os.tmpdir(), "nl-applib-"));
+    for (const f of roleLibs("app")) fs.copyFileSync(path.join(lib, f), path.join(appLib, f));
+    env("ROLE=app\nSTACK=staging\nREGION=us-east-1\n");
+    const r = run("bash", [NOURISHCTL_SOURCE, "db", "diagnose"], { env: { ...process.env, NOURISH_ROOT: root, NOURISH_LIB: appLib } });
+    fs.rmSync(appLib, { recursive: true, force: true });
+    refused(r, /^nourishctl: db runs on the database host, and this is an app host/);
   });
 
   // The live release's gunicorn is a service of the app host once there is a release.

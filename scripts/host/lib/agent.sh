@@ -9,7 +9,21 @@
 # systemd. The URLs are components/hosts/agents.ts's (test/agent.test.ts holds them equal);
 # docs/AGENTS.md says why this way and not Distributor.
 
-VERBS+=("agent|the SSM and CloudWatch agents: 'agent install [ssm|cloudwatch]' (pinned versions from AWS's regional buckets), 'agent status'")
+VERBS+=("agent|internal|the SSM and CloudWatch agents: 'agent install [ssm|cloudwatch]', 'agent status'")
+help_agent() {
+  cat <<EOF
+nourishctl agent - the SSM and CloudWatch agents
+
+usage: nourishctl agent install [ssm|cloudwatch]
+       nourishctl agent status
+
+  install  download amazon-ssm-agent \$SSM_AGENT_VERSION and amazon-cloudwatch-agent \$CLOUDWATCH_AGENT_VERSION
+           from AWS's regional buckets (HTTPS), check each is that package at that version, install it,
+           enable and start it (the CloudWatch agent with $AGENT_CONFIG); run by setup
+           (default: both)
+  status   each agent: installed at its pinned version and running, or why not (exit 1)
+EOF
+}
 
 AGENT_CONFIG="$ROOT/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
 AGENT_CTL=/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl
@@ -125,11 +139,7 @@ agent_install() {
 cmd_agent() {
   case "${1:-}" in
     --help|"")
-      echo "usage: nourishctl agent install [ssm|cloudwatch]|status"
-      echo "  install  download amazon-ssm-agent \$SSM_AGENT_VERSION and amazon-cloudwatch-agent \$CLOUDWATCH_AGENT_VERSION"
-      echo "           from AWS's regional buckets (HTTPS), check each is that package at that version, install it,"
-      echo "           enable and start it (the CloudWatch agent with $AGENT_CONFIG); run by setup"
-      echo "  status   each agent: installed at its pinned version and running, or why not (exit 1)"
+      help_agent
       [ -n "${1:-}" ] && return 0
       die "agent: say install or status" ;;
     install) shift; agent_install "$@" ;;

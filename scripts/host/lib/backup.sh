@@ -27,10 +27,91 @@
 # PostgreSQL's 63 bytes before anything happens (db_ident_check), since a truncated name can be
 # the live database's.
 
-VERBS+=("backup|back up the database now (pg_dump -Fc, or the SQLite file) to BACKUP_DIR and the bucket")
-VERBS+=("backups|'backups list' (newest first) or 'backups verify [--key K | --latest]'")
-VERBS+=("restore|verify a backup, restore it into a new database, check it, then swap it in or keep it --as NAME")
-VERBS+=("restore-cleanup|drop databases (or SQLite files) a restore kept: NAME or --older-than DAYS")
+VERBS+=("backup|scheduled|back up the database now (pg_dump -Fc, or the SQLite file) to BACKUP_DIR and the bucket")
+help_backup() {
+  cat <<EOF
+nourishctl backup - back up the database now (its timer runs it daily)
+
+usage: nourishctl backup
+
+  pg_dump -Fc of \$DB_NAME (or, with SQLITE_PATH, a consistent copy of the SQLite file) to
+  BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.dump (UTC) with a JSON manifest (.json: time, size, duration,
+  server version, sha256, migration state, tables, row_counts, tool versions); both uploaded to
+  s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked;
+  then dumps/daily/latest.json ({key, sha256, size, time}) names it.
+  row_counts ({"schema.table": rows}) are counted in the file just written (the dump's COPY data,
+  or the SQLite copy), so they are the backup's own; a failed count fails the backup (step count).
+  Local copies older than BACKUP_LOCAL_DAYS (7) are deleted. Metric BackupSuccess=1 only on success.
+  A second backup while one runs exits 1 at once ("another backup is running"); while a restore or
+  recovery holds the database lock it waits up to DB_LOCK_WAIT_SECONDS (900), then exits 1.
+
+Options: none.
+EOF
+}
+VERBS+=("backups|oncall|'backups list' (newest first), 'backups verify [--key K | --latest]'")
+help_backups() {
+  cat <<EOF
+nourishctl backups - the backups in the bucket
+
+usage: nourishctl backups list
+       nourishctl backups verify [--key KEY | --latest]
+
+  list     key, size, time, manifest or NO-MANIFEST; newest first
+  verify   download, check SHA-256 against the manifest, pg_restore --list
+
+Options:
+  --key KEY   verify that backup
+  --latest    verify the one dumps/daily/latest.json names (the default)
+EOF
+}
+VERBS+=("restore|oncall|restore a backup into a new database, check it, swap it in (or keep it --as NAME)")
+help_restore() {
+  cat <<EOF
+nourishctl restore - verify a backup, restore it into a new database, check it, swap it in
+
+usage: nourishctl restore (--latest | --key KEY | --file PATH | --at TIMESTAMP) [--as NAME] [--replace-live --yes]
+
+  Verifies the backup's SHA-256 against its manifest before touching any database, restores it into
+  a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> owned by the app's role, as that role,
+  never a superuser (pg_restore --exit-on-error --single-transaction --no-owner, grants as in the
+  dump; the dump's extensions created first from the server's own scripts), checks it as that role
+  (tables of the dump present, each table's row count equal to the manifest's row_counts, migration
+  state equal to the manifest's; a manifest from before row_counts: counts printed, not compared,
+  said once), then swaps it in: the live database is renamed ${DB_NAME:-\$DB_NAME}_before_restore_<ts>
+  and kept (nourishctl restore-cleanup drops it later).
+  With SQLITE_PATH: verify, copy beside it, PRAGMA integrity_check, row counts against the manifest,
+  keep <path>.before_restore_<ts>, atomic mv into place, chmod 600 (--as PATH writes the copy there
+  instead).
+  A failed check drops the new database (or copy): the live one is untouched.
+  A restore killed midway leaves the live database untouched; re-running it cleans up.
+
+Options (exactly one of the first four):
+  --latest          the backup dumps/daily/latest.json names
+  --key KEY         that backup of the bucket (nourishctl backups list)
+  --file PATH       a dump on this host, with its manifest PATH.json beside it
+  --at TIMESTAMP    point-in-time restore through pgBackRest (needs PITR on this host), as
+                    'YYYY-MM-DD HH:MM[:SS]+00' (see nourishctl pitr --help)
+  --as NAME         keep the checked copy as database NAME (staging, rehearsals); no swap
+                    (default: swap it in)
+  --replace-live    with --yes: swap into the live database on STACK=prod (default: refused on prod)
+  --yes             confirm --replace-live
+EOF
+}
+VERBS+=("restore-cleanup|routine|drop what a restore kept (*_before_restore_*): NAME or --older-than DAYS")
+help_restore_cleanup() {
+  cat <<EOF
+nourishctl restore-cleanup - drop databases (or SQLite files) a restore kept
+
+usage: nourishctl restore-cleanup [NAME | --older-than DAYS]
+
+  Without arguments lists what restores kept (*_before_restore_*); with NAME drops
+  that one; with --older-than DAYS drops those older than DAYS days. Anything that only looks like
+  it (a name PostgreSQL truncated, a hand-made copy) is left alone with a warning.
+
+Options:
+  --older-than DAYS   a whole number of days (default: none; list only)
+EOF
+}
 
 # BK_KEY_RE (a backup's whole key) is nourishctl's: the app hosts check pre-release backup keys too.
 
@@ -44,7 +125,7 @@ bk_here() {
 }
 
 bk_dir() { echo "$ROOT${BACKUP_DIR:-/var/backups/nourish-link}"; }
-bk_db() { echo "${DB_NAME:?DB_NAME is not set in $HOST_ENV}"; }
+bk_db() { host_env_need DB_NAME; echo "$DB_NAME"; }
 bk_ext() { if [ -n "${SQLITE_PATH:-}" ]; then echo sqlite3; else echo dump; fi; }
 bk_bucket() { [ -n "${BACKUP_BUCKET:-}" ] || die "$1: BACKUP_BUCKET is not set in $HOST_ENV"; echo "$BACKUP_BUCKET"; }
 
@@ -236,22 +317,7 @@ bk_cleanup_backup() {
 }
 
 cmd_backup() {
-  if [ "${1:-}" = "--help" ]; then
-    cat <<EOF
-usage: nourishctl backup
-  pg_dump -Fc of \$DB_NAME (or, with SQLITE_PATH, a consistent copy of the SQLite file) to
-  BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.dump (UTC) with a JSON manifest (.json: time, size, duration,
-  server version, sha256, migration state, tables, row_counts, tool versions); both uploaded to
-  s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked;
-  then dumps/daily/latest.json ({key, sha256, size, time}) names it.
-  row_counts ({"schema.table": rows}) are counted in the file just written (the dump's COPY data,
-  or the SQLite copy), so they are the backup's own; a failed count fails the backup (step count).
-  Local copies older than BACKUP_LOCAL_DAYS (7) are deleted. Metric BackupSuccess=1 only on success.
-  A second backup while one runs exits 1 at once ("another backup is running"); while a restore or
-  recovery holds the database lock it waits up to DB_LOCK_WAIT_SECONDS (900), then exits 1.
-EOF
-    return 0
-  fi
+  if [ "${1:-}" = "--help" ]; then help_backup; return 0; fi
   [ $# -eq 0 ] || die "backup: unexpected argument '$1' (see nourishctl backup --help)"
   bk_here backup
   local db bucket dir ext kind ts name started
@@ -473,11 +539,10 @@ bk_cleanup_tmpdir() {
 
 cmd_backups() {
   local sub="${1:-}"
-  case "$sub" in list|verify) [ "${2:-}" = --help ] || bk_here "backups $sub" ;; esac
+  case "$sub" in list|verify) bk_here "backups $sub" ;; esac
   [ $# -gt 0 ] && shift
   case "$sub" in
     list)
-      [ "${1:-}" = "--help" ] && { echo "usage: nourishctl backups list    (key, size, time, manifest or NO-MANIFEST; newest first)"; return 0; }
       local bucket
       bucket=$(bk_bucket backups) || exit 1
       bk_need python3 python3
@@ -487,7 +552,6 @@ cmd_backups() {
       local key="" latest=1 bucket file
       while [ $# -gt 0 ]; do
         case "$1" in
-          --help) echo "usage: nourishctl backups verify [--key KEY | --latest]    (download, check SHA-256 against the manifest, pg_restore --list)"; return 0 ;;
           --key) [ $# -ge 2 ] || die "backups verify: --key needs a key"; key="$2"; latest=0; shift 2 ;;
           --latest) latest=1; shift ;;
           *) die "backups verify: unknown option '$1'" ;;
@@ -504,7 +568,7 @@ cmd_backups() {
       say "backups verify: ok: $key (sha256 matches its manifest, readable)"
       ;;
     --help|help|"")
-      echo "usage: nourishctl backups list | nourishctl backups verify [--key KEY | --latest]"
+      help_backups
       [ -n "$sub" ] || return 1
       ;;
     *) die "backups: unknown subcommand '$sub' (list or verify)" ;;
@@ -735,27 +799,7 @@ cmd_restore() {
   local key="" file="" latest=0 as="" replace=0 yes=0 at="" n=0
   while [ $# -gt 0 ]; do
     case "$1" in
-      --help)
-        cat <<EOF
-usage: nourishctl restore (--latest | --key KEY | --file PATH | --at TIMESTAMP) [--as NAME] [--replace-live --yes]
-  Verifies the backup's SHA-256 against its manifest before touching any database, restores it into
-  a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> owned by the app's role, as that role,
-  never a superuser (pg_restore --exit-on-error --single-transaction --no-owner, grants as in the
-  dump; the dump's extensions created first from the server's own scripts), checks it as that role
-  (tables of the dump present,
-  each table's row count equal to the manifest's row_counts, migration state equal to the
-  manifest's; a manifest from before row_counts: counts printed, not compared, said once), then:
-    --as NAME       keeps the checked copy as database NAME (staging, rehearsals); no swap;
-    otherwise       swaps it in: the live database is renamed ${DB_NAME:-\$DB_NAME}_before_restore_<ts>
-                    and kept; on STACK=prod only with --replace-live --yes.
-  --at TIMESTAMP    point-in-time restore through pgBackRest (needs PITR on this host).
-  With SQLITE_PATH: verify, copy beside it, PRAGMA integrity_check, row counts against the manifest,
-  keep <path>.before_restore_<ts>, atomic mv into place, chmod 600 (--as PATH writes the copy there
-  instead).
-  A failed check drops the new database (or copy): the live one is untouched.
-  A restore killed midway leaves the live database untouched; re-running it cleans up.
-EOF
-        return 0 ;;
+      --help) help_restore; return 0 ;;
       --latest) latest=1; n=$((n + 1)); shift ;;
       --key) [ $# -ge 2 ] || die "restore: --key needs a key"; key="$2"; n=$((n + 1)); shift 2 ;;
       --file) [ $# -ge 2 ] || die "restore: --file needs a path"; file="$2"; n=$((n + 1)); shift 2 ;;
@@ -882,10 +926,7 @@ cmd_restore_cleanup() {
   local older="" name=""
   while [ $# -gt 0 ]; do
     case "$1" in
-      --help)
-        echo "usage: nourishctl restore-cleanup (NAME | --older-than DAYS)"
-        echo "  drops a database (or SQLite file) a restore kept (*_before_restore_*); without arguments lists them"
-        return 0 ;;
+      --help) help_restore_cleanup; return 0 ;;
       --older-than) { [ $# -ge 2 ] && [[ "$2" =~ ^[0-9]+$ ]]; } || die "restore-cleanup: --older-than needs a number of days"; older="$2"; shift 2 ;;
       -*) die "restore-cleanup: unknown option '$1'" ;;
       *) name="$1"; shift ;;

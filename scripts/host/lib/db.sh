@@ -7,7 +7,33 @@
 # and most bloated, which statements cost most; and cancelling the long queries, naming each one.
 # Each section is one SELECT, shown as a table or (--json) as one JSON document.
 
-VERBS+=("db|'db diagnose' (locks, long queries, connections, tables, top statements) or 'db kill-long-queries --older-than 5m [--terminate] --yes'")
+VERBS+=("db|oncall|'db diagnose': locks, long queries, connections; 'db kill-long-queries'")
+help_db() {
+  cat <<EOF
+nourishctl db - what the database is doing, and cancelling what has run too long
+
+usage: nourishctl db diagnose [--older-than DURATION] [--json]
+       nourishctl db kill-long-queries --older-than DURATION [--terminate] [--user NAME | --all-users] [--json] --yes
+
+  diagnose: connections by state against max_connections, sessions waiting for a lock with the
+  session that blocks each, queries running (or transactions open) longer than --older-than,
+  the largest tables, the tables with most dead tuples, and pg_stat_statements' top statements
+  by total time.
+  kill-long-queries: lists the sessions of the app's database user (DB_USER) whose query has run,
+  or whose transaction has been open, longer than DURATION; with --yes cancels their queries
+  (pg_cancel_backend), with --terminate --yes ends the sessions (pg_terminate_backend: an idle
+  transaction only ends that way). Without --yes nothing changes.
+
+Options:
+  --older-than DURATION  a number and s, m, h or d: 30s, 5m, 1h (diagnose default: 5m;
+                         kill-long-queries: required)
+  --terminate            end the sessions (default: cancel their queries only)
+  --user NAME            whose sessions (default: DB_USER, ${DB_USER:-the app role})
+  --all-users            every user's sessions
+  --json                 one JSON document (default: tables)
+  --yes                  do it (default: list only, nothing changes)
+EOF
+}
 
 # Long-running: active for longer than the threshold, or a transaction open for longer.
 db_long_running_sql() {
@@ -176,21 +202,10 @@ db_kill_long_queries() {
 
 cmd_db() {
   case "${1:-}" in
-    diagnose) shift; db_diagnose "$@" ;;
-    kill-long-queries) shift; db_kill_long_queries "$@" ;;
+    diagnose) shift; host_env_need DB_NAME; db_diagnose "$@" ;;
+    kill-long-queries) shift; host_env_need DB_NAME; db_kill_long_queries "$@" ;;
     --help|"")
-      cat <<'EOF'
-usage: nourishctl db diagnose [--older-than DURATION] [--json]
-       nourishctl db kill-long-queries --older-than DURATION [--terminate] [--user NAME | --all-users] [--json] --yes
-diagnose: connections by state against max_connections, sessions waiting for a lock with the
-session that blocks each, queries running (or transactions open) longer than --older-than
-(default 5m), the largest tables, the tables with most dead tuples, and pg_stat_statements' top
-statements by total time.
-kill-long-queries: lists the sessions of the app's database user (DB_USER; --user or --all-users
-for others) whose query has run, or whose transaction has been open, longer than DURATION;
-with --yes cancels their queries (pg_cancel_backend), with --terminate --yes ends the sessions
-(pg_terminate_backend: an idle transaction only ends that way). Without --yes nothing changes.
-EOF
+      help_db
       [ -n "${1:-}" ] && return 0; exit 2 ;;
     *) die "db: unknown command '$1' (diagnose or kill-long-queries)" ;;
   esac

@@ -5,12 +5,22 @@
 # which runs `nourishctl job-failed <job>`, publishing JobFailed=1 with the job's name. One alarm
 # per job watches it (components/monitoring/alarms.ts).
 
-VERBS+=("job-failed|report that scheduled job JOB failed (run by systemd's OnFailure=, not by hand)")
+VERBS+=("job-failed|internal|report that scheduled job JOB failed (systemd's OnFailure= runs it)")
+help_job_failed() {
+  cat <<EOF
+nourishctl job-failed - report that a scheduled job failed
+
+usage: nourishctl job-failed JOB
+
+  Publishes NourishLink/JobFailed=1 with Job=JOB (lower-case words and dashes); run by
+  nourish-link-job-failed@JOB, the OnFailure= unit of every job, not by hand.
+EOF
+}
 
 cmd_job_failed() {
   local job="${1:-}"
   case "$job" in
-    --help) echo "usage: nourishctl job-failed JOB    (publishes NourishLink/JobFailed with Job=JOB; run by nourish-link-job-failed@JOB)"; return 0 ;;
+    --help) help_job_failed; return 0 ;;
     "") die "job-failed: name the job (e.g. backup)" ;;
   esac
   [[ "$job" =~ ^[a-z0-9-]+$ ]] || die "job-failed: '$job' is not a job name (lower-case words and dashes)"

@@ -7,7 +7,30 @@
 # removed here. Any failure removes no local file. The live logs are never touched (logrotate
 # and journald own them); CloudWatch Logs keeps a searchable copy for monitoring.logRetentionDays.
 
-VERBS+=("logs|'logs errors|access|db [--since 1h]': errors counted by type, the slowest requests, PostgreSQL's errors and slow statements; 'logs archive [YYYYMM]': last month's rotated logs to S3")
+VERBS+=("logs|oncall|what went wrong: errors by type, slow requests, PostgreSQL's errors; 'logs archive' (monthly)")
+help_logs() {
+  cat <<EOF
+nourishctl logs - summarise this host's logs, or archive last month's
+
+usage: nourishctl logs errors|access|db [--since DURATION] [--top N] [--json]
+       nourishctl logs archive [YYYYMM]
+
+  errors   error lines counted by type, most frequent first: on app hosts the app's journal
+           (ERROR, CRITICAL, exceptions by class), nginx's error log and 5xx responses; on the
+           db host PostgreSQL's ERROR/FATAL/PANIC
+  access   (app hosts) requests by status class, request_time percentiles, the slowest requests
+  db       (db host) PostgreSQL's errors by type and its slowest logged statements
+  archive  rotated logs (*.1, *.gz, ...) last written in month YYYYMM (default: last month) from
+           ${LOG_ARCHIVE_DIRS[*]}
+           to s3://\$BACKUP_BUCKET/logs/<role>/<aws:userid>/logs_archive_YYYYMM.tar.gz
+           (write-once); removes them here once S3 has them. Its timer runs it monthly.
+
+Options:
+  --since DURATION  how far back (default: 1h); a number and s, m, h or d: 30m, 2h, 1d
+  --top N           how many of each list (default: 10)
+  --json            one JSON document (default: tables)
+EOF
+}
 
 # The live logs the on-call summaries read (LOG_SOURCES in components/monitoring/logs.ts): nginx's
 # JSON access log (format in components/app/nginx.ts) and error log, the app's journal
@@ -219,15 +242,7 @@ cmd_logs() {
   case "${1:-}" in
     errors|access|db) logs_summary "$@"; return ;;
     --help|"")
-      echo "usage: nourishctl logs errors|access|db [--since DURATION] [--top N] [--json]    (default: the last 1h, top 10)"
-      echo "  errors  error lines counted by type, most frequent first: on app hosts the app's journal (ERROR, CRITICAL,"
-      echo "          exceptions by class), nginx's error log and 5xx responses; on the db host PostgreSQL's ERROR/FATAL/PANIC"
-      echo "  access  (app hosts) requests by status class, request_time percentiles, the slowest requests"
-      echo "  db      (db host) PostgreSQL's errors by type and its slowest logged statements"
-      echo "  DURATION: a number and s, m, h or d (30m, 2h, 1d)"
-      echo "usage: nourishctl logs archive [YYYYMM]    (default: last month)"
-      echo "  archives rotated logs (*.1, *.gz, …) last written in that month from ${LOG_ARCHIVE_DIRS[*]}"
-      echo "  to s3://\$BACKUP_BUCKET/logs/<role>/<aws:userid>/logs_archive_YYYYMM.tar.gz (write-once); removes them here once S3 has them"
+      help_logs
       [ -n "${1:-}" ] && return 0
       die "logs: say archive" ;;
     archive) shift ;;

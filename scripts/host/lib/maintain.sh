@@ -7,25 +7,36 @@
 # plus a weekly VACUUM ANALYZE keeps bloat down without that, and REINDEX CONCURRENTLY rebuilds
 # indexes without blocking writes.
 
-VERBS+=("maintain|database maintenance: 'maintain vacuum' (weekly), 'maintain reindex' (monthly)")
+VERBS+=("maintain|scheduled|'maintain vacuum' (weekly), 'maintain reindex' (monthly)")
+help_maintain() {
+  cat <<EOF
+nourishctl maintain - database maintenance (its timers run it)
+
+usage: nourishctl maintain vacuum|reindex
+
+  vacuum   VACUUM (ANALYZE) the database ${DB_NAME:-dusangire} (weekly)
+  reindex  REINDEX DATABASE CONCURRENTLY, then ANALYZE (monthly; never VACUUM FULL: it locks out orders)
+Waits up to DB_LOCK_WAIT_SECONDS (900) while a restore or recovery holds the database lock.
+EOF
+}
 
 cmd_maintain() {
   local what="${1:-}"
   case "$what" in
     --help|"")
-      echo "usage: nourishctl maintain vacuum|reindex"
-      echo "  vacuum   VACUUM (ANALYZE) the database ${DB_NAME:-dusangire}"
-      echo "  reindex  REINDEX DATABASE CONCURRENTLY, then ANALYZE (never VACUUM FULL: it locks out orders)"
+      help_maintain
       [ -n "$what" ] && return 0
       die "maintain: say vacuum or reindex"
       ;;
     vacuum)
+      host_env_need DB_NAME
       db_lock "maintain vacuum" shared
       pg_admin vacuumdb --analyze --quiet --dbname "$DB_NAME" || die "maintain vacuum: vacuumdb failed on $DB_NAME"
       metric MaintenanceVacuumSuccess 1
       say "maintain vacuum: VACUUM ANALYZE done on $DB_NAME"
       ;;
     reindex)
+      host_env_need DB_NAME
       db_lock "maintain reindex" shared
       pg_admin reindexdb --concurrently --quiet --dbname "$DB_NAME" || die "maintain reindex: reindexdb failed on $DB_NAME"
       pg_admin vacuumdb --analyze-only --quiet --dbname "$DB_NAME" || die "maintain reindex: ANALYZE failed on $DB_NAME"

@@ -7,7 +7,22 @@
 # archiving. Run every minute by nourish-link-metrics.timer; published in one put-metric-data call
 # to the namespace and dimensions the alarms watch (components/monitoring/metrics.ts names them).
 
-VERBS+=("metrics|publish the database's health numbers to CloudWatch (every minute, by its timer); --dry-run prints them")
+VERBS+=("metrics|internal|publish the database's health numbers to CloudWatch (its timer, every minute)")
+help_metrics() {
+  cat <<EOF
+nourishctl metrics - publish the database's health numbers (its timer runs it every minute)
+
+usage: nourishctl metrics [--dry-run]
+
+  Publishes to CloudWatch (namespace NourishLink, dimensions Stack, Role): DbConnections,
+  DbConnectionsUsedPercent, DbLocksWaiting, DbOldestQuerySeconds, DbOldestTransactionSeconds,
+  DbDeadTuplePercentMax (10 largest tables), DbCacheHitPercent, DbSizeBytes,
+  DbWalArchiveAgeSeconds (with archive_mode).
+
+Options:
+  --dry-run  print the metric data (JSON) instead of sending it (default: send)
+EOF
+}
 
 # The MetricData of one put-metric-data call, as JSON, computed by PostgreSQL itself. A metric whose
 # value is NULL is left out (WAL archiving without archive_mode). Never query text.
@@ -49,20 +64,15 @@ SQL
 cmd_metrics() {
   local dry=0
   case "${1:-}" in
-    --help)
-      echo "usage: nourishctl metrics [--dry-run]"
-      echo "  publishes to CloudWatch (namespace NourishLink, dimensions Stack, Role): DbConnections, DbConnectionsUsedPercent,"
-      echo "  DbLocksWaiting, DbOldestQuerySeconds, DbOldestTransactionSeconds, DbDeadTuplePercentMax (10 largest tables),"
-      echo "  DbCacheHitPercent, DbSizeBytes, DbWalArchiveAgeSeconds (with archive_mode)"
-      echo "  --dry-run  print the metric data (JSON) instead of sending it"
-      return 0 ;;
+    --help) help_metrics; return 0 ;;
     --dry-run) dry=1 ;;
     "") ;;
     *) die "metrics: unknown option '$1' (--dry-run or --help)" ;;
   esac
   [ -n "${STACK:-}" ] || die "metrics: STACK is not set in $HOST_ENV"
+  host_env_need DB_NAME
   local data file
-  data=$(metrics_sql | pg_admin psql -X -Atq -v ON_ERROR_STOP=1 -v stack="$STACK" -v role="$ROLE" -d "${DB_NAME:?DB_NAME is not set in $HOST_ENV}" 2>&1) \
+  data=$(metrics_sql | pg_admin psql -X -Atq -v ON_ERROR_STOP=1 -v stack="$STACK" -v role="$ROLE" -d "$DB_NAME" 2>&1) \
     || die "metrics: cannot read the numbers from $DB_NAME: $(head -1 <<<"$data")"
   if [ "$dry" -eq 1 ]; then echo "$data"; return 0; fi
   file=$(mktemp) || die "metrics: cannot create a temp file"

@@ -7,7 +7,23 @@
 # volumes) is done from outside the host with the operator's rights: `npm run incident`
 # (scripts/incident.ts); a host has no EC2 or ELB write right (issue 20).
 
-VERBS+=("restart|'restart app|nginx|postgresql|all --yes': restart the role's services, then prove they answer (health URL through nginx; pg_isready)")
+VERBS+=("restart|oncall|restart this host's services (app, nginx, postgresql or all) and prove they answer")
+help_restart() {
+  cat <<EOF
+nourishctl restart - restart the role's services, then prove they answer
+
+usage: nourishctl restart app|nginx|postgresql|all --yes [--json]
+
+  app hosts: app (the live release's gunicorn, nourish-link-app@VERSION; the warm standby is left
+  alone), nginx (after nginx -t), all = both; then ${HEALTH_PATH:-/health/} must answer 200 through nginx.
+  db host: postgresql or all (the cluster unit $PG_CLUSTER_UNIT); then pg_isready must answer.
+  Exit 1 with the reason when a service does not come back.
+
+Options:
+  --yes     do it (default: nothing is restarted; says what would be)
+  --json    the result as one JSON object
+EOF
+}
 
 # --- restart ---------------------------------------------------------------------------------
 
@@ -95,13 +111,7 @@ cmd_restart() {
   local what="" yes="" json="" t
   while [ $# -gt 0 ]; do
     case "$1" in
-      --help)
-        echo "usage: nourishctl restart app|nginx|postgresql|all --yes [--json]"
-        echo "  app hosts: app (the live release's gunicorn, nourish-link-app@VERSION; the warm standby is left alone),"
-        echo "  nginx (after nginx -t), all = both; then ${HEALTH_PATH:-/health/} must answer 200 through nginx."
-        echo "  db host: postgresql or all (the cluster unit $PG_CLUSTER_UNIT); then pg_isready must answer."
-        echo "  Without --yes nothing is restarted. Exit 1 with the reason when a service does not come back."
-        return 0 ;;
+      --help) help_restart; return 0 ;;
       --yes) yes=1 ;;
       --json) json=1 ;;
       -*) die "restart: unknown option '$1' (--yes, --json, --help)" ;;

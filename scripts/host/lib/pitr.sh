@@ -9,7 +9,34 @@
 # into a NEW database of the live cluster, through a temporary cluster; the live one is never
 # touched.
 
-VERBS+=("pitr|point-in-time recovery with pgBackRest: setup, backup [full|diff|incr], info, restore --at <time> --as <db>, recover [--at <time>] --yes")
+VERBS+=("pitr|oncall|point-in-time recovery (pgBackRest): 'pitr restore --at TIME --as DB', 'pitr recover --yes'")
+help_pitr() {
+  cat <<EOF
+nourishctl pitr - point-in-time recovery with pgBackRest (database host, PITR on)
+
+usage: nourishctl pitr setup
+       nourishctl pitr backup [full|diff|incr]
+       nourishctl pitr info
+       nourishctl pitr restore --at TIME --as DATABASE
+       nourishctl pitr recover [--at TIME] --yes
+
+  setup    configuration from SSM, stanza-create, check; idempotent (run by setup)
+  backup   a backup into the repository (default: full when the last full one is
+           ${PITR_FULL_EVERY_DAYS} days old or none exists, else diff); its timer runs it
+  info     the repository's backups and WAL range
+  restore  the database as it was at TIME into a new database DATABASE, checked; the live cluster
+           is not touched (then 'nourishctl restore --as' or a swap by hand)
+  recover  replace this host's whole cluster from the repository, to TIME or (default) the end of
+           the archived WAL; the old data directory is kept
+
+Options:
+  --at TIME         a UTC offset is required: 'YYYY-MM-DD HH:MM[:SS[.ffffff]]+00' (or Z, +02,
+                    +02:00); a space or T between date and time; not in the future, not before
+                    the end of the oldest backup (pitr info). Example: --at '2024-05-01 14:30:00+00'
+  --as DATABASE     the new database's name: lower-case letters, digits and _, at most 63 bytes
+  --yes             recover: confirm replacing the cluster (default: refused)
+EOF
+}
 
 PITR_STANZA=nourish-link
 # The finished file (passphrase included) and the template Pulumi ships (everything else).
@@ -333,15 +360,12 @@ cmd_pitr() {
   [ $# -gt 0 ] && shift
   case "$sub" in
     setup)
-      [ "${1:-}" = --help ] && { echo "usage: nourishctl pitr setup    (config from SSM, stanza-create, check; idempotent)"; return 0; }
       db_lock "pitr setup" exclusive
       pitr_setup ;;
     backup)
-      [ "${1:-}" = --help ] && { echo "usage: nourishctl pitr backup [full|diff|incr]    (default: full when the last is ${PITR_FULL_EVERY_DAYS} days old or none exists, else diff)"; return 0; }
       db_lock "pitr backup" shared
       pitr_backup "$@" ;;
     info)
-      [ "${1:-}" = --help ] && { echo "usage: nourishctl pitr info    (the repository's backups and WAL range)"; return 0; }
       pitr_require
       pgbr info || die "pitr info: pgbackrest info failed" ;;
     restore)
@@ -350,11 +374,10 @@ cmd_pitr() {
         case "$1" in
           --at) at="${2:-}"; shift 2 || die "pitr restore: --at needs a time" ;;
           --as) as="${2:-}"; shift 2 || die "pitr restore: --as needs a database name" ;;
-          --help) echo "usage: nourishctl pitr restore --at '<time>' --as <new database>    (the live cluster is not touched)"; return 0 ;;
           *) die "pitr restore: unknown option '$1'" ;;
         esac
       done
-      if [ -z "$at" ] || [ -z "$as" ]; then die "pitr restore: usage: nourishctl pitr restore --at '<time>' --as <new database>"; fi
+      if [ -z "$at" ] || [ -z "$as" ]; then die "pitr restore: usage: nourishctl pitr restore --at 'YYYY-MM-DD HH:MM:SS+00' --as DATABASE (nourishctl help pitr)"; fi
       db_ident_check "$as" "pitr restore"
       db_lock "pitr restore" exclusive
       pitr_restore_to_db "$at" "$as" ;;
@@ -364,14 +387,13 @@ cmd_pitr() {
         case "$1" in
           --at) at="${2:-}"; shift 2 || die "pitr recover: --at needs a time" ;;
           --yes) yes=1; shift ;;
-          --help) echo "usage: nourishctl pitr recover [--at '<time>'] --yes    (replace this host's cluster from the repository; the old data directory is kept)"; return 0 ;;
           *) die "pitr recover: unknown option '$1'" ;;
         esac
       done
       [ -n "$yes" ] || die "pitr recover: replaces the whole cluster on this host; say --yes"
       pitr_recover "$at" ;;
     ""|--help|help)
-      echo "usage: nourishctl pitr setup|backup [full|diff|incr]|info|restore --at <time> --as <db>|recover [--at <time>] --yes" ;;
+      help_pitr ;;
     *) die "pitr: unknown subcommand '$sub' (setup, backup, info, restore, recover)" ;;
   esac
 }

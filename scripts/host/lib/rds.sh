@@ -10,7 +10,22 @@
 # over TLS; it is idempotent. The app's password is the one app.env holds (from SSM): the server
 # only ever receives its SCRAM verifier, computed here, so no statement carries the password.
 
-VERBS+=("create-app-role|managed database: create or update the app's database role as RDS's master user (owner of the app's database only)")
+VERBS+=("create-app-role|internal|managed database: create or update the app's database role (the Release runs it)")
+help_create_app_role() {
+  cat <<EOF
+nourishctl create-app-role - managed database: the app's database role
+
+usage: nourishctl create-app-role
+
+  Managed database only (DB_MANAGED=true): as RDS's master user (its password from Secrets Manager,
+  DB_MASTER_SECRET_ARN) over TLS, creates or updates the role \$DB_USER: LOGIN, CREATEDB, no
+  superuser, no CREATEROLE, the password app.env holds (sent as a SCRAM verifier); makes it the
+  owner of database \$DB_NAME and of the tables, sequences, views, functions, types and schemas the
+  master user owns there. Safe to re-run; run by the Release before the pre-release backup.
+
+Options: none.
+EOF
+}
 
 # The master user and password from Secrets Manager, as two NUL-ended fields on stdout.
 rds_master_credentials() {
@@ -46,21 +61,12 @@ print(f"SCRAM-SHA-256$4096:{b(salt)}${b(hashlib.sha256(client).digest())}:{b(ser
 }
 
 cmd_create_app_role() {
-  if [ "${1:-}" = "--help" ]; then
-    cat <<EOF
-usage: nourishctl create-app-role
-  Managed database only (DB_MANAGED=true): as RDS's master user (its password from Secrets Manager,
-  DB_MASTER_SECRET_ARN) over TLS, creates or updates the role \$DB_USER: LOGIN, CREATEDB, no
-  superuser, no CREATEROLE, the password app.env holds (sent as a SCRAM verifier); makes it the
-  owner of database \$DB_NAME and of the tables, sequences, views, functions, types and schemas the
-  master user owns there. Safe to re-run; run by the Release before the pre-release backup.
-EOF
-    return 0
-  fi
+  if [ "${1:-}" = "--help" ]; then help_create_app_role; return 0; fi
   [ $# -eq 0 ] || die "create-app-role: unexpected argument '$1'"
   [ "$DB_MANAGED" = true ] || die "create-app-role: only with a managed database (DB_MANAGED=true in $HOST_ENV); a database host's setup creates the role itself"
   [ -n "${DB_MASTER_SECRET_ARN:-}" ] || die "create-app-role: DB_MASTER_SECRET_ARN is not set in $HOST_ENV"
-  local db="${DB_NAME:?DB_NAME is not set in $HOST_ENV}" user="${DB_USER:?DB_USER is not set in $HOST_ENV}" fields master mpw verifier
+  host_env_need DB_NAME DB_USER
+  local db="$DB_NAME" user="$DB_USER" fields master mpw verifier
   pg_remote_load
   [ "$PGR_DATABASE_USER" = "$user" ] || die "create-app-role: DATABASE_USER in $APP_ENV ($PGR_DATABASE_USER) is not DB_USER ($user); run nourishctl setup app-env"
   mapfile -d '' -t fields < <(rds_master_credentials) || true

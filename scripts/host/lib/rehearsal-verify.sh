@@ -10,7 +10,24 @@
 # (the backup's age when the rehearsal started, its RPO). Nothing is published on failure.
 # `--report-age` publishes RestoreRehearsalAgeSeconds (since the last success) for the alarm.
 
-VERBS+=("restore-rehearsal-verify|finish a restore rehearsal: migrate, check, health through nginx, publish its metrics; --report-age")
+VERBS+=("restore-rehearsal-verify|internal|finish a restore rehearsal on the app host (its SSM document runs it); --report-age")
+help_restore_rehearsal_verify() {
+  cat <<EOF
+nourishctl restore-rehearsal-verify - finish a restore rehearsal (staging app host)
+
+usage: nourishctl restore-rehearsal-verify [--report-age]
+
+  After \`nourishctl restore-rehearsal\` on the database host: migrates the restored database with
+  the live release (release migrate), runs its 'manage.py check --deploy', checks the health URL
+  through nginx, then publishes RestoreRehearsalSuccess, RestoreRehearsalSeconds (restore plus
+  this, the RTO) and RestoreRehearsalBackupAgeSeconds (the RPO), and prints a JSON summary last:
+  {"ok", "at", "backupKey", "backupSha256", "seconds", "backupAgeSeconds"}.
+
+Options:
+  --report-age  only publish RestoreRehearsalAgeSeconds: seconds since the last success on this
+                host (its timer runs it)
+EOF
+}
 
 RR_STATE_DIR="$ROOT/var/lib/nourish-link/rehearsal"
 # No success recorded on this host yet: an age well past any alarm's threshold.
@@ -35,17 +52,7 @@ rr_field() {
 
 cmd_restore_rehearsal_verify() {
   case "${1:-}" in
-    --help)
-      cat <<'EOF'
-usage: nourishctl restore-rehearsal-verify [--report-age]
-  After `nourishctl restore-rehearsal` on the database host: migrates the restored database with
-  the live release (release migrate), runs its 'manage.py check --deploy', checks the health URL
-  through nginx, then publishes RestoreRehearsalSuccess, RestoreRehearsalSeconds (restore plus
-  this, the RTO) and RestoreRehearsalBackupAgeSeconds (the RPO), and prints a JSON summary last:
-  {"ok", "at", "backupKey", "backupSha256", "seconds", "backupAgeSeconds"}.
-  --report-age publishes RestoreRehearsalAgeSeconds: seconds since the last success on this host.
-EOF
-      return 0 ;;
+    --help) help_restore_rehearsal_verify; return 0 ;;
     --report-age)
       local last now age
       now=$(date -u +%s)

@@ -14,7 +14,26 @@
 # host.env: REHEARSAL_SOURCE_BUCKET (prod's backup bucket), REHEARSAL_SCRUB_COLUMNS (table.column
 # words, space-separated), DB_NAME, STACK.
 
-VERBS+=("restore-rehearsal|restore prod's backup (--key K --sha256 S, or --latest) into this staging database, scrub, swap in")
+VERBS+=("restore-rehearsal|scheduled|restore prod's backup into this staging database, scrub, swap in (weekly)")
+help_restore_rehearsal() {
+  cat <<EOF
+nourishctl restore-rehearsal - the weekly restore test (staging database host)
+
+usage: nourishctl restore-rehearsal (--key KEY --sha256 HEX | --latest)
+
+  Downloads prod's backup KEY from REHEARSAL_SOURCE_BUCKET, refuses it unless its SHA-256 is HEX and
+  matches its manifest, restores it into a new database and checks it (tables, each table's row
+  count and migration state against the manifest), scrubs REHEARSAL_SCRUB_COLUMNS, then swaps it in
+  as the live database; the previous one is kept as <db>_before_restore_<ts> (nourishctl
+  restore-cleanup). Any failure leaves the live database as it was. The app host finishes the
+  rehearsal with \`nourishctl restore-rehearsal-verify\`. Last line: a JSON summary of this half.
+
+Options:
+  --key KEY      prod's backup to restore
+  --sha256 HEX   with --key: its SHA-256
+  --latest       the one dumps/daily/latest.json names
+EOF
+}
 
 RR_COLUMN_RE='^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$'
 RR_RECORD_PREFIX="nourishctl restore-rehearsal"
@@ -60,18 +79,7 @@ cmd_restore_rehearsal() {
   local key="" sha="" latest=0
   while [ $# -gt 0 ]; do
     case "$1" in
-      --help)
-        cat <<'EOF'
-usage: nourishctl restore-rehearsal (--key KEY --sha256 HEX | --latest)
-  The weekly restore test (staging only): downloads prod's backup KEY from REHEARSAL_SOURCE_BUCKET
-  (--latest: the one dumps/daily/latest.json names), refuses it unless its SHA-256 is HEX and
-  matches its manifest, restores it into a new database and checks it (tables, each table's row
-  count and migration state against the manifest), scrubs REHEARSAL_SCRUB_COLUMNS, then swaps it in as the
-  live database; the previous one is kept as <db>_before_restore_<ts> (nourishctl restore-cleanup).
-  Any failure leaves the live database as it was. The app host finishes the rehearsal with
-  `nourishctl restore-rehearsal-verify`. Last line: a JSON summary of this half.
-EOF
-        return 0 ;;
+      --help) help_restore_rehearsal; return 0 ;;
       --key) [ $# -ge 2 ] || die "restore-rehearsal: --key needs a key"; key="$2"; shift 2 ;;
       --sha256) [ $# -ge 2 ] || die "restore-rehearsal: --sha256 needs a checksum"; sha="$2"; shift 2 ;;
       --latest) latest=1; shift ;;

@@ -17,9 +17,65 @@
 # host.env: DOMAIN, HEALTH_PATH (/health/), KEEP_RELEASES (5), TLS (alb|nginx), optional
 # APP_LOCAL_URL (how this host's nginx is reached; default from TLS), VERIFY_CHECKS (5).
 
-VERBS+=("release|deploy a release: fetch, install, migrate, collectstatic, switch (health-gated), verify; or one step")
-VERBS+=("rollback|back to the previous (or a named) release; migrations reversed when the release ran any")
-VERBS+=("maintenance|'maintenance on|off|status': the maintenance page nginx serves")
+VERBS+=("release|routine|deploy a release: fetch, install, migrate, collectstatic, switch (health-gated), verify")
+help_release() {
+  cat <<EOF
+nourishctl release - deploy a release, or one step of it
+
+usage: nourishctl release VERSION [--file PATH --sha256 HEX] [--pre-release-backup KEY]
+       nourishctl release fetch|migrate|collectstatic|switch|verify VERSION [options]   (one step)
+       nourishctl release publish VERSION    (unit hook: re-link the live socket after a reboot)
+       nourishctl release list               (installed releases, the live one marked)
+
+The whole release is fetch -> migrate -> collectstatic -> switch: the new release's gunicorn starts
+beside the old one, must answer the health URL and pass 'manage.py check --deploy', then takes
+traffic in one atomic socket switch; if it fails verification through nginx it rolls back.
+Where VERSION comes from is the stack's: /etc/nourish-link/release-source.env (release.version
+and release.artifact, installed with the tooling) names one version and its artifact, an S3
+object with its SHA-256 or a git commit (and tag); any other version not installed here is
+refused, and so is any other source. --file PATH --sha256 HEX installs a tarball on this host.
+A git release is pinned: the full 40-hex commit is checked out; its tag, when named, must
+resolve to it. The URL carries no credentials (the host reads it with its own key).
+
+Options:
+  --file PATH                a release tarball on this host (default: the stack's release source)
+  --sha256 HEX               with --file: its SHA-256, checked before anything is installed
+  --pre-release-backup KEY   the backup taken before this release (recorded for a rollback)
+EOF
+}
+VERBS+=("rollback|oncall|back to the previous (or a named) release; its migrations reversed")
+help_rollback() {
+  cat <<EOF
+nourishctl rollback - back to the previous (or a named) release
+
+usage: nourishctl rollback [VERSION]    (default: the release the live one replaced)
+       nourishctl rollback VERSION --database-restored    (after restoring the pre-release backup)
+       nourishctl rollback VERSION --keep-schema          (irreversible migrations: old code, new schema)
+
+Proves VERSION's gunicorn healthy (the warm standby a switch left running, or started now),
+switches traffic to it atomically, stops the failed release, then reverses the failed release's
+migrations when it applied any. When they are irreversible it refuses before touching anything
+(exit 3) and names the pre-release backup to restore on the db host; says which it did.
+
+Options:
+  --database-restored  the database was restored to the pre-release backup: migrations are not
+                       reversed (default: reversed)
+  --keep-schema        leave the new schema in place (default: reversed, or refused when irreversible)
+EOF
+}
+VERBS+=("maintenance|oncall|'maintenance on|off|status': the maintenance page nginx serves")
+help_maintenance() {
+  cat <<EOF
+nourishctl maintenance - the maintenance page nginx serves (503, Retry-After)
+
+usage: nourishctl maintenance on|off|status
+
+  on       nginx serves the maintenance page until 'maintenance off'
+  off      the site is served by the live release again
+  status   on (by whom, since when) or off
+nginx reads the flag on every request: no reload.
+EOF
+}
 
 APP_ROOT="$ROOT/srv/nourish-link"
 RELEASES_DIR="$APP_ROOT/releases"
@@ -609,21 +665,7 @@ rel_undo_migrations() {
 cmd_release() {
   case "${1:-}" in
     ""|--help|-h)
-      cat <<'EOF'
-usage: nourishctl release VERSION [--file PATH --sha256 HEX] [--pre-release-backup KEY]
-       nourishctl release fetch|migrate|collectstatic|switch|verify VERSION [options]   (one step)
-       nourishctl release publish VERSION    (unit hook: re-link the live socket after a reboot)
-       nourishctl release list               (installed releases, the live one marked)
-The whole release is fetch → migrate → collectstatic → switch: the new release's gunicorn starts
-beside the old one, must answer the health URL and pass 'manage.py check --deploy', then takes
-traffic in one atomic socket switch; if it fails verification through nginx it rolls back.
-Where VERSION comes from is the stack's: /etc/nourish-link/release-source.env (release.version
-and release.artifact, installed with the tooling) names one version and its artifact, an S3
-object with its SHA-256 or a git commit (and tag); any other version not installed here is
-refused, and so is any other source. --file PATH --sha256 HEX installs a tarball on this host.
-A git release is pinned: the full 40-hex commit is checked out; its tag, when named, must
-resolve to it. The URL carries no credentials (the host reads it with its own key).
-EOF
+      help_release
       [ -n "${1:-}" ] && return 0; exit 2 ;;
     list)
       local cur d v
@@ -680,18 +722,7 @@ EOF
 }
 
 cmd_rollback() {
-  if [ "${1:-}" = --help ]; then
-    cat <<'EOF'
-usage: nourishctl rollback [VERSION]    (default: the release the live one replaced)
-       nourishctl rollback VERSION --database-restored    (after restoring the pre-release backup)
-       nourishctl rollback VERSION --keep-schema          (irreversible migrations: old code, new schema)
-Proves VERSION's gunicorn healthy (the warm standby a switch left running, or started now),
-switches traffic to it atomically, stops the failed release, then reverses the failed release's migrations when it applied any. When they are
-irreversible it refuses before touching anything (exit 3) and names the pre-release backup to
-restore on the db host; says which it did.
-EOF
-    return 0
-  fi
+  if [ "${1:-}" = --help ]; then help_rollback; return 0; fi
   local target="" restored="" keep=""
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -753,7 +784,7 @@ cmd_maintenance() {
     status)
       if [ -e "$MAINTENANCE_FLAG" ]; then say "maintenance: $(cat "$MAINTENANCE_FLAG")"; else say "maintenance: off"; fi ;;
     --help)
-      echo "usage: nourishctl maintenance on|off|status    (nginx reads the flag on every request: no reload)" ;;
+      help_maintenance ;;
     *) die "maintenance: say on, off or status" ;;
   esac
 }

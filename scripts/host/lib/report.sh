@@ -8,7 +8,20 @@
 # shows week after week: DeployCheckIssues (alarmed: a deploy check that finds anything) and
 # OutdatedPackages (on the dashboard). The output lists what was found, for whoever reads it.
 
-VERBS+=("report|'report weekly': manage.py check --deploy and the outdated packages of the live release, as metrics")
+VERBS+=("report|internal|'report weekly': check --deploy and outdated packages, as metrics (its timer)")
+help_report() {
+  cat <<EOF
+nourishctl report - the weekly report, as metrics (its timer runs it)
+
+usage: nourishctl report weekly [--json]
+
+  weekly  on the live release: manage.py check --deploy (DeployCheckIssues) and
+          pip list --outdated of what its virtualenv installed itself (OutdatedPackages)
+
+Options:
+  --json  the report as one JSON object (default: lines of text)
+EOF
+}
 
 # Counts the issues in manage.py check's output: each is one "<obj>: (<app>.<E|W|C|I><n>) …" line.
 # (grep finds none on a clean check: that is not a failure.)
@@ -18,9 +31,7 @@ cmd_report() {
   local what="${1:-}" json=0
   case "$what" in
     --help|"")
-      echo "usage: nourishctl report weekly [--json]"
-      echo "  weekly  on the live release: manage.py check --deploy (DeployCheckIssues) and"
-      echo "          pip list --outdated of what its virtualenv installed itself (OutdatedPackages)"
+      help_report
       [ -n "$what" ] && return 0
       die "report: say which report (weekly)"
       ;;

@@ -1,7 +1,19 @@
 # shellcheck shell=bash
 # Sourced by nourishctl, which provides die, say, svc_active, ssm_secret and the host.env values.
 
-VERBS+=("setup|first-boot preparation of this host for its role (run by cloud-init; safe to re-run)")
+VERBS+=("setup|internal|first-boot preparation of this host for its role (cloud-init runs it; safe to re-run)")
+help_setup() {
+  cat <<EOF
+nourishctl setup - prepare this host for its role (cloud-init runs it at first boot)
+
+usage: nourishctl setup
+       nourishctl setup app-env
+
+  setup     prepare this host for its role; as root; safe to re-run
+  app-env   (app host) rewrite app.env from SSM, e.g. after a secret rotation; gunicorn reads it
+            when it next starts (the next release or rollback)
+EOF
+}
 
 # Decides what data volume $2 (device $1) holds before anything touches it. Our ext4 'pgdata'
 # filesystem is kept (a replaced instance finds the database it left). Only a readable device
@@ -103,6 +115,7 @@ env_line() {
 # in components/app/contract.ts; test/app-contract.test.ts compares them).
 write_app_env() {
   local tmp password key dir="$ROOT/etc/nourish-link"
+  host_env_need DB_PASSWORD_PARAMETER DJANGO_SECRET_KEY_PARAMETER
   password=$(ssm_secret "$DB_PASSWORD_PARAMETER") || die "setup: cannot read $DB_PASSWORD_PARAMETER from SSM"
   key=$(ssm_secret "$DJANGO_SECRET_KEY_PARAMETER") || die "setup: cannot read $DJANGO_SECRET_KEY_PARAMETER from SSM"
   tmp=$(mktemp "$dir/.app.env.XXXXXX")
@@ -186,11 +199,7 @@ enable_timers() {
 }
 
 cmd_setup() {
-  if [ "${1:-}" = "--help" ]; then
-    echo "usage: nourishctl setup            (prepare this host for its role; idempotent)"
-    echo "       nourishctl setup app-env    (app host: rewrite app.env from SSM, e.g. after a secret rotation)"
-    return 0
-  fi
+  if [ "${1:-}" = "--help" ]; then help_setup; return 0; fi
   [ "$(id -u)" -eq 0 ] || die "setup: must run as root"
   if [ "${1:-}" = app-env ]; then
     [ "$ROLE" = app ] || die "setup app-env: this is not an app host (ROLE=$ROLE in $HOST_ENV)"

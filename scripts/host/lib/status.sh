@@ -1,7 +1,25 @@
 # shellcheck shell=bash
 # Sourced by nourishctl, which provides die, say, svc_active, pg_admin and the host.env values.
 
-VERBS+=("status|the morning checklist: the role's services running (the PostgreSQL cluster itself on the db host), the SSM and CloudWatch agents installed and running, connections and the oldest query, disk at least DISK_FREE_MIN_PERCENT free; --json for machines")
+VERBS+=("status|oncall|is this host well? services, agents, database, disk; exit 1 naming what is not")
+help_status() {
+  cat <<EOF
+nourishctl status - the morning checklist of this host
+
+usage: nourishctl status [--json]
+
+Checks the role's services are running (nginx and the live release's gunicorn on an app host;
+the PostgreSQL cluster itself on the database host), the SSM and CloudWatch agents installed and
+running, the database's connections and oldest query, and that every data mount has at least
+DISK_FREE_MIN_PERCENT (${DISK_FREE_MIN_PERCENT}) free. Exit 1 when a service is down, the database
+does not answer or the disk is too full, naming each.
+
+Options:
+  --json    one JSON object: ok, checks [{check, ok, detail}], and on the db host database
+            {connections, max_connections, oldest_query_seconds, oldest_query_pid}
+            (default: one line per check)
+EOF
+}
 
 # One JSON string: the text of $1 escaped (our own messages and unit names, never query text).
 json_str() {
@@ -31,10 +49,7 @@ SQL
 cmd_status() {
   local json=0
   case "${1:-}" in
-    --help)
-      echo "usage: nourishctl status [--json]    (exit 1 when a service is down, the database does not answer or the disk is too full)"
-      echo "  --json  one JSON object: ok, checks [{check, ok, detail}], and on the db host database {connections, max_connections, oldest_query_seconds, oldest_query_pid}"
-      return 0 ;;
+    --help) help_status; return 0 ;;
     --json) json=1 ;;
     "") ;;
     *) die "status: unknown option '$1' (--json or --help)" ;;
