@@ -88,7 +88,8 @@ function claimsOf(texts: { doc: string; text: string; code: string[] }[]): Map<s
       }
       for (const tok of line.split(/[\s,;()`'"]+/)) {
         const t = tok.replace(/[.:]+$/, "").replace(/#.*$/, "");
-        if (t.includes("/") && top.has(t.split("/")[0])) c.paths.push(t);
+        if (t.startsWith("../")) c.paths.push(t); // outside the repository: not in a clone
+        else if (t.includes("/") && top.has(t.split("/")[0])) c.paths.push(t);
         else if (top.has(t) && t.includes(".")) c.paths.push(t);
       }
     }
