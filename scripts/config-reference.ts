@@ -1,5 +1,5 @@
-// Prints the README's config reference from the zod schema and the per-environment defaults,
-// so the two cannot drift: test/readme.test.ts fails when README.md differs from this output.
+// Prints docs/CONFIGURATION.md's config reference from the zod schema and the per-environment
+// defaults, so the two cannot drift: test/readme.test.ts fails when docs/CONFIGURATION.md differs.
 // `npm run config-reference` prints it.
 import { z } from "zod";
 import { DEFAULTS, ENVIRONMENTS, PROJECT, SECRET_KEYS, stackConfigSchema } from "../components/config";
@@ -18,7 +18,7 @@ function typeOf(s: JsonSchema): string {
   }
   if (s.oneOf) return `object: ${s.oneOf.map((o) => `\`{ ${Object.keys(o.properties ?? {}).join(", ")} }\``).join(" or ")}`;
   if (s.type === "array") return `list of ${typeOf(s.items ?? {})}`;
-  if (s.type === "integer" || s.type === "number") return `integer ${s.minimum ?? ""}–${s.maximum ?? ""}`;
+  if (s.type === "integer" || s.type === "number") return `${s.type} ${s.minimum ?? ""}–${s.maximum ?? ""}`;
   if (s.type === "string" && s.format) return `string (${s.format})`;
   return s.type ?? "any";
 }
@@ -38,17 +38,19 @@ export function configReference(): string {
     "| --- | --- | --- | --- | --- |",
     "| `aws:region` | string | required | required | AWS region of the stack (the AWS provider's own key) |",
   ];
-  const walk = (parent: JsonSchema, path: string[]) => {
+  // A key of an optional block (rehearsal.source) is required only when the block is set.
+  const walk = (parent: JsonSchema, path: string[], optionalBlock?: string) => {
     for (const [k, s] of Object.entries(parent.properties ?? {})) {
       const p = [...path, k];
       if (s.type === "object" && s.properties) {
-        walk(s, p);
+        walk(s, p, optionalBlock ?? (path.length > 0 && !parent.required?.includes(k) ? p.join(".") : undefined));
         continue;
       }
-      const required = parent.required?.includes(k) ?? false;
+      const required = (parent.required?.includes(k) ?? false) && !optionalBlock;
       const secret = (SECRET_KEYS as readonly string[]).includes(k) ? " **secret**: `pulumi config set --secret`" : "";
       const desc = (s.description ?? "").replace(/\|/g, "\\|");
-      rows.push(`| \`${PROJECT}:${p.join(".")}\` | ${typeOf(s)} | ${defaultAt("staging", p, required)} | ${defaultAt("prod", p, required)} | ${desc}${secret} |`);
+      const [staging, prod] = (["staging", "prod"] as const).map((env) => optionalBlock && parent.required?.includes(k) && defaultAt(env, p, false) === "—" ? `required with \`${optionalBlock}\`` : defaultAt(env, p, required));
+      rows.push(`| \`${PROJECT}:${p.join(".")}\` | ${typeOf(s)} | ${staging} | ${prod} | ${desc}${secret} |`);
     }
   };
   walk(root, []);

@@ -88,11 +88,11 @@ describe("app contract (components/app/contract.ts)", () => {
   });
   after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
 
-  it("README's app contract block is the rendered contract", () => {
-    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
-    const m = /<!-- app-contract:start -->\n([\s\S]*?)\n<!-- app-contract:end -->/.exec(readme);
-    assert.ok(m, "README.md lacks the app-contract markers");
-    assert.equal(m[1], renderAppContract(), "README app contract is stale: paste the output of `npm run -s app-contract`");
+  it("docs/RELEASES.md's app contract block is the rendered contract", () => {
+    const page = fs.readFileSync(path.join(ROOT, "docs/RELEASES.md"), "utf8");
+    const m = /<!-- app-contract:start -->\n([\s\S]*?)\n<!-- app-contract:end -->/.exec(page);
+    assert.ok(m, "docs/RELEASES.md lacks the app-contract markers");
+    assert.equal(m[1], renderAppContract(), "docs/RELEASES.md's app contract is stale: paste the output of `npm run -s app-contract`");
   });
 
   it("every rehearsal artifact holds the required files, none of the refused ones, and names gunicorn", () => {

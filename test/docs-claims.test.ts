@@ -1,8 +1,8 @@
 // Documents claim only what exists: every npm script, nourishctl verb (with its subcommand and
-// options), config key and repository path that README.md, docs/RUNBOOK.md, docs/SECURITY.md and
-// the stack files' comments name is one the package has. Verbs, options and keys are read from the
+// options), config key and repository path that README.md, the pages under docs/ and the stack
+// files' comments name is one the package has; every link between pages reaches a file and a heading. Verbs, options and keys are read from the
 // code (nourishctl's help, the zod schema), so a verb added to scripts/host/lib passes once it is
-// there. The README's invalid-config example is the real output of `npm start` on an invalid stack.
+// there. docs/DEVELOPMENT.md's invalid-config example is the real output of `npm start` on an invalid stack.
 import assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -12,8 +12,14 @@ import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { configReference } from "../scripts/config-reference";
 import { ROOT } from "../scripts/preview/stack-file";
 
-const DOCS = ["README.md", "docs/RUNBOOK.md", "docs/SECURITY.md"];
-const STACK_FILES = fs.readdirSync(ROOT).filter((f) => /^Pulumi\..+\.yaml$/.test(f));
+const DOCS = ["README.md", ...fs.readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)];
+// Pages that are tables rather than reading: no table of contents required.
+const NO_TOC = ["docs/RUNBOOK.md", "docs/BENCHMARKS.md", "docs/SECURITY.md"];
+const FIXTURES = "test/fixtures/promotion";
+const STACK_FILES = [
+  ...fs.readdirSync(ROOT).filter((f) => /^Pulumi\..+\.yaml$/.test(f)),
+  ...fs.readdirSync(path.join(ROOT, FIXTURES)).filter((f) => /^Pulumi\..+\.yaml$/.test(f)).map((f) => `${FIXTURES}/${f}`),
+];
 
 /** What a document says in code: fenced blocks' lines and inline code spans, table pipes unescaped. */
 function codeOf(text: string): string[] {
@@ -28,6 +34,19 @@ function codeOf(text: string): string[] {
 function linksOf(doc: string, text: string): string[] {
   return [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]).filter((t) => !/^(https?:|mailto:|#)/.test(t))
     .map((t) => path.normalize(path.join(path.dirname(doc), t.replace(/#.*$/, ""))));
+}
+
+/** GitHub's anchors for a page's headings (outside code): lower-case, punctuation dropped, spaces to '-', repeats numbered. */
+function anchorsOf(text: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  for (const m of text.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, "").matchAll(/^#{1,6} +(.+?) *#*$/gm)) {
+    const slug = m[1].toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/ /g, "-");
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    out.add(n ? `${slug}-${n}` : slug);
+  }
+  return out;
 }
 
 /** The comments of a YAML file. */
@@ -69,7 +88,8 @@ function claimsOf(texts: { doc: string; text: string; code: string[] }[]): Map<s
       }
       for (const tok of line.split(/[\s,;()`'"]+/)) {
         const t = tok.replace(/[.:]+$/, "").replace(/#.*$/, "");
-        if (t.includes("/") && top.has(t.split("/")[0])) c.paths.push(t);
+        if (t.startsWith("../")) c.paths.push(t); // outside the repository: not in a clone
+        else if (t.includes("/") && top.has(t.split("/")[0])) c.paths.push(t);
         else if (top.has(t) && t.includes(".")) c.paths.push(t);
       }
     }
@@ -107,7 +127,7 @@ describe("documents claim only what exists", () => {
   after(() => fs.rmSync(sandbox, { recursive: true, force: true }));
 
   it("finds claims of every kind in each document", () => {
-    for (const doc of ["README.md", "docs/RUNBOOK.md"]) {
+    for (const doc of ["docs/ONCALL.md", "docs/RUNBOOK.md"]) {
       const c = claims.get(doc)!;
       assert.ok(c.verbs.length > 10 && c.keys.length > 10 && c.paths.length > 5, `${doc}: ${JSON.stringify(c).slice(0, 300)}`);
     }
@@ -162,6 +182,47 @@ describe("documents claim only what exists", () => {
     assert.deepEqual(wrong, []);
   });
 
+  it("every relative link between pages reaches a file, and its #anchor a heading of that page", () => {
+    const wrong: string[] = [];
+    for (const { doc, text } of texts.filter((t) => t.doc.endsWith(".md"))) {
+      for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1];
+        if (/^(https?:|mailto:)/.test(target)) continue;
+        const [file, anchor] = target.split("#");
+        const rel = file ? path.normalize(path.join(path.dirname(doc), file)) : doc;
+        const abs = path.join(ROOT, rel);
+        if (rel.startsWith("..") || !fs.existsSync(abs)) { wrong.push(`${doc}: ${target} (no file ${rel})`); continue; }
+        if (anchor === undefined) continue;
+        if (!rel.endsWith(".md")) { wrong.push(`${doc}: ${target} (an anchor into ${rel}, not a page)`); continue; }
+        if (!anchorsOf(fs.readFileSync(abs, "utf8")).has(anchor)) wrong.push(`${doc}: ${target} (no heading '#${anchor}' in ${rel})`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  it("the README is the front door: at most 250 lines", () => {
+    const lines = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").length - 1;
+    assert.ok(lines <= 250, `README.md has ${lines} lines; details belong in docs/`);
+  });
+
+  it("every docs page but the RUNBOOK, BENCHMARKS and SECURITY tables opens with a table of contents linking each of its sections", () => {
+    const wrong: string[] = [];
+    for (const { doc, text } of texts.filter((t) => t.doc.startsWith("docs/") && !NO_TOC.includes(t.doc))) {
+      const toc = /^Contents:\n\n((?:- \[.*\]\(#.*\)\n)+)/m.exec(text);
+      if (!toc) { wrong.push(`${doc}: no "Contents:" list`); continue; }
+      const sections = [...anchorsOf(text.replace(/^#{3,6} .*$/gm, "").replace(/^# .*$/m, ""))];
+      const linked = new Set([...toc[1].matchAll(/\]\(#([^)]+)\)/g)].map((x) => x[1]));
+      for (const s of sections) if (!linked.has(s)) wrong.push(`${doc}: the contents lack #${s}`);
+      if (text.indexOf(toc[0]) > text.search(/^## /m)) wrong.push(`${doc}: the contents come after a section`);
+    }
+    assert.deepEqual(wrong, []);
+  });
+
+  it("no stack file's comment calls something planned and not built (promotion and the rehearsal are built)", () => {
+    const wrong = texts.filter((t) => STACK_FILES.includes(t.doc) && /\bplanned\b[^.]*\bnot built\b/.test(t.text)).map((t) => t.doc);
+    assert.deepEqual(wrong, []);
+  });
+
   it("every RUNBOOK row names what does it, or 'a person' and what the package offers them", () => {
     const runbook = fs.readFileSync(path.join(ROOT, "docs/RUNBOOK.md"), "utf8");
     const rows = runbook.split("\n").filter((l) => /^\| [A-Z]\d+ \|/.test(l));
@@ -177,10 +238,10 @@ describe("documents claim only what exists", () => {
     assert.deepEqual(wrong, []);
   });
 
-  it("README's invalid-config example is what `npm start` prints for it", function () {
-    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  it("docs/DEVELOPMENT.md's invalid-config example is what `npm start` prints for it", function () {
+    const readme = fs.readFileSync(path.join(ROOT, "docs/DEVELOPMENT.md"), "utf8");
     const m = /<!-- invalid-config:start -->\n([\s\S]*?)\n<!-- invalid-config:end -->/.exec(readme);
-    assert.ok(m, "README.md lacks the invalid-config markers");
+    assert.ok(m, "docs/DEVELOPMENT.md lacks the invalid-config markers");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nlinvalid-"));
     try {
       // The example's stack: prod with the two edits the README names.
@@ -194,16 +255,16 @@ describe("documents claim only what exists", () => {
       assert.equal(r.status, 1, r.stdout + r.stderr);
       assert.equal(r.stdout, "");
       assert.ok(!fs.existsSync(path.join(dir, "out/prod")), "an invalid config wrote a plan");
-      assert.equal(m[1], `\`\`\`\n${r.stderr.trimEnd()}\n\`\`\``, "README's invalid-config example differs from npm start's output");
+      assert.equal(m[1], `\`\`\`\n${r.stderr.trimEnd()}\n\`\`\``, "docs/DEVELOPMENT.md's invalid-config example differs from npm start's output");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it("README's offline promotion example works as written, and labels the mocks' values", function () {
-    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  it("docs/STAGING-AND-PROMOTION.md's offline promotion example works as written, and labels the mocks' values", function () {
+    const readme = fs.readFileSync(path.join(ROOT, "docs/STAGING-AND-PROMOTION.md"), "utf8");
     const m = /<!-- promote-offline:start -->\n```\n([\s\S]*?)\n```\n<!-- promote-offline:end -->/.exec(readme);
-    assert.ok(m, "README.md lacks the promote-offline markers");
+    assert.ok(m, "docs/STAGING-AND-PROMOTION.md lacks the promote-offline markers");
     // A copy of the package (tracked and new files) with this checkout's node_modules.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-promote-example-"));
     try {

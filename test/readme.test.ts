@@ -7,10 +7,19 @@ import { ROOT } from "../scripts/preview/stack-file";
 describe("README", () => {
   const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
 
-  it("keeps the config reference in step with the zod schema", () => {
-    const m = /<!-- config-reference:start -->\n([\s\S]*?)\n<!-- config-reference:end -->/.exec(readme);
-    assert.ok(m, "README.md lacks the config-reference markers");
-    assert.strictEqual(m[1], configReference(), "README config reference is stale: paste the output of `npm run config-reference`");
+  it("keeps the config reference (docs/CONFIGURATION.md) in step with the zod schema", () => {
+    const page = fs.readFileSync(path.join(ROOT, "docs/CONFIGURATION.md"), "utf8");
+    const m = /<!-- config-reference:start -->\n([\s\S]*?)\n<!-- config-reference:end -->/.exec(page);
+    assert.ok(m, "docs/CONFIGURATION.md lacks the config-reference markers");
+    assert.strictEqual(m[1], configReference(), "docs/CONFIGURATION.md's config reference is stale: paste the output of `npm run config-reference`");
+  });
+
+  it("config reference: a fractional key is a number, and a key of an optional block is required only with the block", () => {
+    const row = (key: string) => configReference().split("\n").find((l) => l.startsWith(`| \`nourish-link:${key}\` |`)) ?? "";
+    assert.match(row("monitoring.p95Seconds"), /\| number 0\.05–60 \|/); // takes 0.5
+    assert.match(row("monitoring.longQuerySeconds"), /\| integer 10–86400 \|/);
+    assert.match(row("rehearsal.source.bucket"), /\| string \| required with `rehearsal\.source` \| required with `rehearsal\.source` \|/);
+    assert.match(row("release.version"), /\| string \| required \| required \|/);
   });
 
   it("pins the Pulumi CLI it tells you to install to the @pulumi/pulumi the program is built with", () => {

@@ -47,7 +47,7 @@ function supplyChainProblems(f: string, source: string): string[] {
 }
 
 describe("CI workflows", () => {
-  it("are the three the README describes", () => {
+  it("are the three docs/STAGING-AND-PROMOTION.md describes", () => {
     assert.deepStrictEqual(files(), ["deploy-staging.yml", "promote-prod.yml", "pull-request.yml"]);
   });
 

@@ -1,6 +1,6 @@
 // The app contract: what a release of the Django app must be for the app hosts to run it, what
 // the hosts give it (its environment, the Debian packages under its virtualenv), and what its
-// virtualenv must bring itself. One source of truth: the README's "App contract" block is rendered
+// virtualenv must bring itself. One source of truth: docs/RELEASES.md's "App contract" block is rendered
 // from it (`npm run -s app-contract`), the app hosts' user data installs APP_HOST_PACKAGES, and
 // test/app-contract.test.ts holds the sample app (test/fixtures/dusangire) and the hosts to it.
 // Pure: no Pulumi imports.
@@ -88,7 +88,7 @@ export function appHostPackages(tls: "alb" | "nginx"): string[] {
 const table = (head: string[], rows: string[][]): string =>
   [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 
-/** The README's "App contract" block (between `<!-- app-contract:start -->` and `<!-- app-contract:end -->`). */
+/** docs/RELEASES.md's "App contract" block (between `<!-- app-contract:start -->` and `<!-- app-contract:end -->`). */
 export function renderAppContract(): string {
   return [
     "What the artifact holds at its root (the tarball's, or the git checkout's):",

@@ -11,7 +11,7 @@
 // stack's operator policy: its document on its hosts, the invocations, the tooling) and the
 // Pulumi state of this project in a self-managed S3 backend. Changing the estate (`pulumi up`
 // creates IAM roles, KMS keys, instances) is whatever ci.github.deployPolicyArns attach: that is
-// administrator in effect, and said so in the README.
+// administrator in effect, and said so in docs/STAGING-AND-PROMOTION.md.
 
 export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
 export const GITHUB_OIDC_URL = `https://${GITHUB_OIDC_HOST}`;
