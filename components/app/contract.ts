@@ -78,7 +78,7 @@ export const SYSTEM_PYTHON_PACKAGES: readonly { requirement: string; debian: str
 
 /**
  * The Debian packages an app host's user data installs for its role (awscli and
- * unattended-upgrades come on every host, components/hosts/user-data.ts). certbot only when nginx
+ * curl and unattended-upgrades come on every host, components/hosts/user-data.ts). certbot only when nginx
  * terminates TLS.
  */
 export function appHostPackages(tls: "alb" | "nginx"): string[] {
@@ -110,7 +110,7 @@ export function renderAppContract(): string {
     "",
     table(["Variable", "The host sets", "Meaning"], APP_ENV.map((v) => [`\`${v.name}\``, v.value, v.meaning])),
     "",
-    `What the hosts install (Debian 12): ${appHostPackages("nginx").map((p) => `\`${p}\``).join(", ")} (\`certbot\` only with \`app.tls: nginx\`), and on every host \`awscli\`, \`unattended-upgrades\`. Each release's virtualenv is made by the app user from \`${RELEASE_PYTHON}\` (Python 3.11) with \`--system-site-packages\`, so these satisfy a requirement without installing anything:`,
+    `What the hosts install (Debian 12): ${appHostPackages("nginx").map((p) => `\`${p}\``).join(", ")} (\`certbot\` only with \`app.tls: nginx\`), and on every host \`awscli\`, \`curl\`, \`unattended-upgrades\` (the SSM and CloudWatch agents come from AWS: [AGENTS.md](AGENTS.md)). Each release's virtualenv is made by the app user from \`${RELEASE_PYTHON}\` (Python 3.11) with \`--system-site-packages\`, so these satisfy a requirement without installing anything:`,
     "",
     table(["Requirement", "Debian package", "Version"], SYSTEM_PYTHON_PACKAGES.map((p) => [`\`${p.requirement}\``, `\`${p.debian}\``, p.version])),
     "",
