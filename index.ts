@@ -32,6 +32,8 @@ export = async () => {
     // Only with an ALB (ACM) and a self-managed database: Pulumi warns about undefined outputs.
     ...(site.app.certificateValidationRecords ? { certificateValidationRecords: site.app.certificateValidationRecords } : {}),
     appInstanceIds: site.app.instanceIds,
+    // Every host by role, for `aws ssm start-session --target` and the on-call documents.
+    instanceIds: { app: site.app.instanceIds, ...(site.database.instance ? { db: [site.database.instance.id] } : {}) },
     databaseEndpoint: site.database.endpoint,
     ...(site.database.dataVolumeId ? { databaseDataVolumeId: site.database.dataVolumeId } : {}),
     vpcId: site.network.vpcId,

@@ -42,6 +42,16 @@ describe("estate under mocks", () => {
     assert.strictEqual(ofType(prod, "aws:ec2/subnet:Subnet").length, 4, "two AZs, public and private");
   });
 
+  it("outputs every host's instance id by role, the database host's too (start-session, on-call documents)", () => {
+    for (const r of [prod, staging]) {
+      const byRole = (role: string) => ofType(r, "aws:ec2/instance:Instance").filter((i) => (i.inputs.tags as Record<string, string>)?.role === role).map((i) => i.id).sort();
+      const ids = r.outputs.instanceIds as { app: string[]; db: string[] };
+      assert.deepStrictEqual([...ids.app].sort(), byRole("app"), r.stack);
+      assert.deepStrictEqual(ids.db, byRole("db"), r.stack);
+      assert.strictEqual(ids.db.length, 1, r.stack);
+    }
+  });
+
   it("opens exactly the web entry point, app→db, and nothing else (prod, behind an ALB)", () => {
     assert.deepStrictEqual(ingressRules(prod), [
       "alb 443 from 0.0.0.0/0",

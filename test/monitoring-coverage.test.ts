@@ -13,7 +13,7 @@ import * as fs from "fs";
 import { estateAlarms, WatchedEstate } from "../components/monitoring/alarms";
 import { DISK_FSTYPE, watchedMounts, watchedProcesses } from "../components/monitoring/agent";
 import { LOG_SOURCES, logMetricNamespace } from "../components/monitoring/logs";
-import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH } from "../components/hosts/user-data";
+import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH, NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { hex } from "../scripts/preview/mocks";
 import { hostFiles } from "../scripts/preview/plan";
 import { loadStackConfig, ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
@@ -227,6 +227,36 @@ describe("monitoring: every alarm watches what something publishes, everything p
     for (const g of groups) {
       assert.strictEqual(g.inputs.retentionInDays, base.monitoring.logRetentionDays, `${g.inputs.name}`);
       assert.strictEqual(g.inputs.kmsKeyId, `arn:aws:kms:af-south-1:123456789012:key/${one(prod, "aws:kms/key:Key", "monitoring-logs-key").id}`);
+    }
+  });
+
+  it("every alarm names a RUNBOOK row that exists and a nourishctl verb or SSM document to run, never raw SQL", () => {
+    const runbook = fs.readFileSync("docs/RUNBOOK.md", "utf8");
+    const section = runbook.slice(runbook.indexOf("## Alarms"), runbook.indexOf("\n## ", runbook.indexOf("## Alarms") + 5));
+    // Each row's first cell names its alarm ids in backticks; its last cell says what to do.
+    const rows = section.split("\n").filter((l) => l.startsWith("| `")).map((l) => l.split(" | "));
+    const rowIds = new Set(rows.flatMap((cells) => [...cells[0].matchAll(/`([^`]+)`/g)].map((m) => m[1])));
+    assert.ok(rowIds.has("<host>-cpu-high") && rowIds.has("db-lock-waits"), "the RUNBOOK's Alarms table");
+    const SQL = /\bSELECT\b|\bFROM pg_|pg_(cancel|terminate)_backend/;
+    for (const cells of rows) assert.doesNotMatch(cells[cells.length - 1], SQL, `the RUNBOOK's row ${cells[0]} says to run SQL`);
+    const verbs = new Set([...fs.readFileSync(NOURISHCTL_SOURCE, "utf8").matchAll(/^cmd_([a-z_]+)\(\)/gm)].map((m) => m[1].replace(/_/g, "-")));
+    for (const lib of fs.readdirSync("scripts/host/lib")) {
+      for (const m of fs.readFileSync(`scripts/host/lib/${lib}`, "utf8").matchAll(/^cmd_([a-z_]+)\(\)/gm)) verbs.add(m[1].replace(/_/g, "-"));
+    }
+    for (const { stack, set, r } of runs) {
+      for (const a of ofType(r, ALARM)) {
+        const d = String(a.inputs.alarmDescription);
+        const where = `${stack} ${JSON.stringify(set)} ${a.inputs.name}`;
+        const row = /See docs\/RUNBOOK\.md, "Alarms", `([^`]+)`\.$/.exec(d);
+        assert.ok(row, `${where}: the description does not end by naming its RUNBOOK row: ${d}`);
+        assert.ok(rowIds.has(row[1]), `${where}: RUNBOOK has no Alarms row \`${row[1]}\``);
+        assert.doesNotMatch(d, SQL, `${where}: raw SQL in the description`);
+        // RDS's alarms: AWS runs that database, there is no host to run a verb on; the row says what to do.
+        if (/-rds-/.test(String(a.inputs.name))) continue;
+        const named = [...d.matchAll(/`nourishctl ([a-z-]+)/g)].map((m) => m[1]);
+        assert.ok(named.length > 0 || /document -[a-z-]+/.test(d), `${where}: names no nourishctl verb or SSM document: ${d}`);
+        for (const v of named) assert.ok(verbs.has(v), `${where}: nourishctl has no verb ${v}`);
+      }
     }
   });
 

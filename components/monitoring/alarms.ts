@@ -82,6 +82,17 @@ export function checkAlarmWindow(a: { id: string; period: number; evaluationPeri
   if (a.datapointsToAlarm < 1 || a.datapointsToAlarm > a.evaluationPeriods) throw new Error(`${a.id}: datapointsToAlarm must be 1..evaluationPeriods`);
 }
 
+/**
+ * The row of docs/RUNBOOK.md's "Alarms" table that says what to do about alarm `id`: per-host
+ * alarms share a `<host>-…` row, job failures a `job-failed-<role>-<job>` row. Every description
+ * ends by naming it (test/monitoring-coverage.test.ts resolves each one in the RUNBOOK).
+ */
+export function runbookRow(id: string, perHost: boolean): string {
+  if (perHost) return id.replace(/^(app-\d+|db)-/, "<host>-");
+  return id.replace(/^job-failed-(app|db)-.*$/, "job-failed-<role>-<job>");
+}
+const seeRunbook = (id: string, perHost = false): string => `See docs/RUNBOOK.md, "Alarms", \`${runbookRow(id, perHost)}\`.`;
+
 /** An alarm that fires when a nightly db-host procedure has not reported success for ~26 h. */
 function missingSuccess(config: StackConfig, id: string, metricName: string, what: string, verb: string, unit: string): MetricAlarmSpec<string> {
   const spec: MetricAlarmSpec = {
@@ -90,7 +101,7 @@ function missingSuccess(config: StackConfig, id: string, metricName: string, wha
     alarmDescription:
       `NOURISH LINK ${config.stack}: no successful ${what} on the database host for ${MISSING_WINDOW_HOURS} h ` +
       `(${METRIC_NAMESPACE}/${metricName} missing). On the host: systemctl status ${unit}; journalctl -u ${unit}; ` +
-      `then run \`nourishctl ${verb}\`, which clears the alarm when it succeeds. See docs/RUNBOOK.md.`,
+      `then run \`nourishctl ${verb}\`, which clears the alarm when it succeeds. ${seeRunbook(id)}`,
     namespace: METRIC_NAMESPACE,
     metricName,
     // Exactly what `metric` in nourishctl sends: Stack=$STACK,Role=$ROLE from host.env. No unit:
@@ -141,7 +152,7 @@ export function rehearsalAlarms(config: StackConfig): MetricAlarmSpec[] {
     alarmDescription:
       `NOURISH LINK ${config.stack}: no restore rehearsal of prod's backup has succeeded for ${REHEARSAL_STALE_DAYS} days ` +
       `(${METRIC_NAMESPACE}/RestoreRehearsalAgeSeconds, or the app hosts stopped reporting it). On the database host: journalctl -u nourish-link-restore-rehearsal; ` +
-      "on the app host: journalctl -u nourish-link-restore-rehearsal-verify; then `nourishctl restore-rehearsal --latest` and `nourishctl restore-rehearsal-verify`. See docs/RUNBOOK.md.",
+      "on the app host: journalctl -u nourish-link-restore-rehearsal-verify; then `nourishctl restore-rehearsal --latest` and `nourishctl restore-rehearsal-verify`. " + seeRunbook("restore-rehearsal-stale"),
     namespace: METRIC_NAMESPACE,
     metricName: "RestoreRehearsalAgeSeconds",
     dimensions: { Stack: config.stack, Role: "app" },
@@ -172,7 +183,7 @@ export function uptimeAlarms<D>(config: StackConfig, healthCheckId: D): MetricAl
     alarmDescription:
       `NOURISH LINK ${config.stack}: https://${config.domain}${config.release.healthPath} has not answered Route 53's health checkers for 3 minutes ` +
       "(from outside AWS: DNS, the load balancer or TLS, not only the hosts). Check `nourishctl status` on the app hosts, the ALB's targets, " +
-      "the certificate and the domain's DNS records. See docs/RUNBOOK.md, \"Alarms\", uptime.",
+      "the certificate and the domain's DNS records. " + seeRunbook("uptime"),
     namespace: "AWS/Route53",
     metricName: "HealthCheckStatus",
     dimensions: { HealthCheckId: healthCheckId },
@@ -244,7 +255,7 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
     const full: MetricAlarmSpec<D> = {
       ...spec,
       name: `nourish-link-${config.stack}-${a.id}`,
-      alarmDescription: `NOURISH LINK ${config.stack}: ${means}. ${todo} See docs/RUNBOOK.md, "Alarms", ${a.id.replace(/^(app-\d+|db)-/, "<host>-")}.`,
+      alarmDescription: `NOURISH LINK ${config.stack}: ${means}. ${todo} ${seeRunbook(a.id, estate.hosts.some((h) => a.id.startsWith(`${h.name}-`) && a.dimensions?.InstanceId === h.instanceId))}`,
     };
     const period = spec.period ?? Object.values(spec.expression?.metrics ?? {})[0]?.period;
     checkAlarmWindow({ id: a.id, period: period!, evaluationPeriods: spec.evaluationPeriods, datapointsToAlarm: spec.datapointsToAlarm });
@@ -261,7 +272,7 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
     add({
       id: `${h.name}-status-instance`, ...ec2Stat("StatusCheckFailed_Instance", h.instanceId, "Maximum", 60), evaluationPeriods: 3, datapointsToAlarm: 3,
       threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "missing", ec2Action: "reboot",
-      means: `the instance status check fails ${on} (kernel, memory exhaustion, network config)`, todo: "EC2 reboots it; if it repeats, read the console output (aws ec2 get-console-output).",
+      means: `the instance status check fails ${on} (kernel, memory exhaustion, network config)`, todo: "EC2 reboots it; check it comes back with `nourishctl status`; if it repeats, read the console output (aws ec2 get-console-output).",
     });
     add({
       id: `${h.name}-cpu-high`, ...ec2Stat("CPUUtilization", h.instanceId, "Average", 300), evaluationPeriods: 3, datapointsToAlarm: 3,
@@ -272,7 +283,7 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
       add({
         id: `${h.name}-cpu-credits-low`, ...ec2Stat("CPUCreditBalance", h.instanceId, "Minimum", 300), evaluationPeriods: 3, datapointsToAlarm: 3,
         threshold: m.cpuCreditsMin, comparisonOperator: "LessThanThreshold", treatMissingData: "missing",
-        means: `the burstable instance ${h.name} is running out of CPU credits (below ${m.cpuCreditsMin})`, todo: "It will be throttled to its baseline soon: find the load, or move to a larger or non-burstable type.",
+        means: `the burstable instance ${h.name} is running out of CPU credits (below ${m.cpuCreditsMin})`, todo: "It will be throttled to its baseline soon: find the load (`nourishctl status --json`, top), or move to a larger or non-burstable type.",
       });
     }
     add({
@@ -281,7 +292,7 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
       // The agent's heartbeat: no memory figure means the agent (or the host) stopped reporting.
       treatMissingData: "breaching",
       means: `used memory ${on} averaged above ${m.memoryHighPercent}% for 15 minutes, or the CloudWatch agent stopped reporting`,
-      todo: "`free -h`, `systemctl status amazon-cloudwatch-agent`; gunicorn workers are app.gunicornWorkers.",
+      todo: "`nourishctl status` (says whether the CloudWatch agent runs), `free -h`; gunicorn workers are app.gunicornWorkers.",
     });
     for (const mount of host.mounts(h.role)) {
       const slug = mount === "/" ? "root" : mount.replace(/^\/|\/$/g, "").replace(/\//g, "-");
@@ -290,7 +301,7 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
         statistic: "Maximum", period: 300, evaluationPeriods: 2, datapointsToAlarm: 2,
         threshold: 100 - m.diskFreeMinPercent, comparisonOperator: "GreaterThanThreshold", treatMissingData: "missing",
         means: `${mount} ${on} has less than ${m.diskFreeMinPercent}% free (monitoring.diskFreeMinPercent)`,
-        todo: "`df -h`, `du -xsh /var/log/* /srv/nourish-link/*`; old local backups go after backups.localRetentionDays; grow the volume (app.rootVolumeGb, database.dataVolumeGb).",
+        todo: "`nourishctl status` (disk), `du -xsh /var/log/* /srv/nourish-link/*`; old local backups go after backups.localRetentionDays; grow the volume (app.rootVolumeGb, database.dataVolumeGb).",
       });
     }
     for (const p of host.processes(h.role)) {
@@ -318,7 +329,7 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
     add({
       id: "http-p95", namespace: "AWS/ApplicationELB", metricName: "TargetResponseTime", dimensions: lb, extendedStatistic: "p95", period: 300,
       evaluationPeriods: 3, datapointsToAlarm: 3, threshold: m.p95Seconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
-      means: `95% of requests took longer than ${m.p95Seconds} s for 15 minutes`, todo: "Slow queries (PostgreSQL log, pg_stat_statements), CPU and memory of the hosts.",
+      means: `95% of requests took longer than ${m.p95Seconds} s for 15 minutes`, todo: "`nourishctl db diagnose` on the database host (long queries, top statements), `nourishctl logs access` on an app host (slowest requests), CPU and memory of the hosts.",
     });
     add({
       id: "unhealthy-targets", namespace: "AWS/ApplicationELB", metricName: "UnHealthyHostCount", dimensions: { TargetGroup: estate.alb.targetGroup, LoadBalancer: estate.alb.loadBalancer },
@@ -335,13 +346,13 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
     add({
       id: "http-p95", namespace: logNs, metricName: "HttpRequestTime", dimensions: {}, extendedStatistic: "p95", period: 300,
       evaluationPeriods: 3, datapointsToAlarm: 3, threshold: m.p95Seconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
-      means: `95% of requests took longer than ${m.p95Seconds} s for 15 minutes (nginx access log)`, todo: "Slow queries (PostgreSQL log, pg_stat_statements), CPU and memory of the hosts.",
+      means: `95% of requests took longer than ${m.p95Seconds} s for 15 minutes (nginx access log)`, todo: "`nourishctl db diagnose` on the database host (long queries, top statements), `nourishctl logs access` on an app host (slowest requests), CPU and memory of the hosts.",
     });
   }
   add({
     id: "app-errors", namespace: logNs, metricName: "AppErrors", dimensions: {}, statistic: "Sum", period: 300, evaluationPeriods: 1, datapointsToAlarm: 1,
     threshold: m.errorLinesPer5Min, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
-    means: `more than ${m.errorLinesPer5Min} ERROR/CRITICAL/Traceback lines from gunicorn and Django in 5 minutes`, todo: "Read the app log group (CloudWatch Logs Insights, or `journalctl -u 'nourish-link-app@*'` on a host).",
+    means: `more than ${m.errorLinesPer5Min} ERROR/CRITICAL/Traceback lines from gunicorn and Django in 5 minutes`, todo: "`nourishctl logs errors --since 1h` on an app host counts them by type (document -logs, kind=errors); across hosts, the app log group in CloudWatch Logs Insights.",
   });
 
   if (config.database.managed && estate.rds) {
@@ -372,16 +383,16 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
     });
     add({
       id: "db-lock-waits", ...db("DbLocksWaiting", "Minimum"), evaluationPeriods: 5, datapointsToAlarm: 5, threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "notBreaching",
-      means: "sessions have been waiting for a lock for 5 minutes", todo: "Find the blocker: SELECT pid, pg_blocking_pids(pid), state, xact_start FROM pg_stat_activity WHERE wait_event_type = 'Lock'; pg_terminate_backend(blocker) if it is stuck.",
+      means: "sessions have been waiting for a lock for 5 minutes", todo: "`nourishctl db diagnose` on the database host (document -db-diagnose) shows who blocks whom; `nourishctl db kill-long-queries --older-than 5m --yes` (document -db-kill-long-queries; --terminate for an idle transaction) frees a stuck lock.",
     });
     add({
       id: "db-long-query", ...db("DbOldestQuerySeconds", "Maximum"), evaluationPeriods: 2, datapointsToAlarm: 2, threshold: m.longQuerySeconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
-      means: `a query has been running longer than ${m.longQuerySeconds} s`, todo: "`nourishctl status` names its pid; pg_cancel_backend(pid) if it should not run.",
+      means: `a query has been running longer than ${m.longQuerySeconds} s`, todo: "`nourishctl db diagnose` on the database host (document -db-diagnose) names it; `nourishctl db kill-long-queries --older-than 5m --yes` (document -db-kill-long-queries) cancels it if it should not run.",
     });
     add({
       id: "db-wal-archive-stalled", ...db("DbWalArchiveAgeSeconds", "Maximum"), evaluationPeriods: 5, datapointsToAlarm: 5, threshold: m.walArchiveStallSeconds, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
       means: `a WAL segment has waited more than ${m.walArchiveStallSeconds} s to be archived: point-in-time recovery is falling behind and pg_wal grows`,
-      todo: "`nourishctl pitr info`; SELECT * FROM pg_stat_archiver; the PostgreSQL log shows archive-push's error.",
+      todo: "`nourishctl pitr info` (the newest WAL in the repository); `nourishctl logs db` shows archive-push's error.",
     });
     if (config.backups.enabled) {
       add({
@@ -413,7 +424,7 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
         dimensions: { Stack: config.stack as unknown as D, Role: role as unknown as D, Job: job as unknown as D },
         statistic: "Sum", period: 300, evaluationPeriods: 1, datapointsToAlarm: 1, threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "notBreaching",
         means: `the scheduled job nourish-link-${job} failed on a${role === "app" ? "n app" : " database"} host`,
-        todo: `\`journalctl -u nourish-link-${job}\` on the host, fix, then \`systemctl start nourish-link-${job}\`.`,
+        todo: `\`nourishctl status\` and \`journalctl -u nourish-link-${job}\` on the host, fix, then \`systemctl start nourish-link-${job}\`.`,
       });
     }
   }
