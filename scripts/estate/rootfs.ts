@@ -1,0 +1,35 @@
+// The bare Debian 12 root file system a host boots from: what Debian's AMI has (systemd,
+// cloud-init, openssh-server, ca-certificates), built once by debootstrap through the apt cache and
+// kept under CACHE_DIR/rootfs/<key>, keyed by suite, mirror and package list. Each boot gets an
+// overlay on top of it (boot.ts), so the cached tree stays bare.
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { sh } from "./system";
+
+export const CACHE_DIR = process.env.NOURISH_ESTATE_CACHE ?? "/var/cache/nourish-link";
+export const SUITE = "bookworm";
+export const MIRROR = "http://deb.debian.org/debian";
+export const ROOTFS_PACKAGES = ["systemd", "systemd-sysv", "dbus", "cloud-init", "openssh-server", "ca-certificates",
+  // debootstrap does not resolve virtual packages: python3-cryptography (cloud-init's) needs the cffi backend named.
+  "python3-cffi-backend"];
+
+export function rootfsKey(): string {
+  return createHash("sha256").update(JSON.stringify({ SUITE, MIRROR, ROOTFS_PACKAGES })).digest("hex").slice(0, 16);
+}
+
+/** The cached root file system (built by debootstrap when missing); `proxy` is the apt cache. */
+export function ensureRootfs(proxy: string, log: (s: string) => void = () => undefined): string {
+  const dir = path.join(CACHE_DIR, "rootfs", rootfsKey());
+  if (fs.existsSync(path.join(dir, ".complete"))) return dir;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  log(`debootstrap ${SUITE} (${ROOTFS_PACKAGES.join(", ")}) into ${dir} (once; a few minutes)`);
+  sh("debootstrap", [`--include=${ROOTFS_PACKAGES.join(",")}`, SUITE, tmp, MIRROR], { env: { ...process.env, http_proxy: proxy } });
+  sh("chroot", [tmp, "apt-get", "clean"]);
+  fs.writeFileSync(path.join(tmp, ".complete"), `${new Date().toISOString()}\n`);
+  // Another process may have finished first: its tree is as good as ours.
+  try { fs.renameSync(tmp, dir); } catch { fs.rmSync(tmp, { recursive: true, force: true }); }
+  return dir;
+}
