@@ -24,7 +24,6 @@ import { ensureRootfs, CACHE_DIR } from "./rootfs";
 import { pidAlive, sh, sleep, until } from "./system";
 
 export const STATE_ROOT = "/run/nourish-link-estate";
-const HUB_LINK = "nl-hub";
 const ACNG_PORT = 3142;
 /** Hub addresses: one per estate slot (the test and `npm run estate` may run side by side). */
 export const SLOTS: Record<string, number> = { test: 1, estate: 2 };
@@ -59,16 +58,16 @@ export interface EstateState {
 
 const log = (s: string) => process.stderr.write(`estate: ${s}\n`);
 
-function ensureHub(hub: string): void {
-  if (sh("ip", ["link", "show", HUB_LINK], { allowFail: true }).status !== 0) {
-    sh("ip", ["link", "add", HUB_LINK, "type", "dummy"]);
-    sh("ip", ["link", "set", HUB_LINK, "up"]);
-  }
+/**
+ * The hub addresses (one per slot) on loopback: a host reaches them through its veth (this machine
+ * answers for any of its addresses). Added once and left: the apt cache listens on them.
+ */
+function ensureHub(): void {
+  const have = sh("ip", ["-o", "addr", "show", "dev", "lo"]).stdout;
   for (const n of Object.values(SLOTS)) {
     const a = `10.213.${n}.1/32`;
-    if (!sh("ip", ["-o", "addr", "show", "dev", HUB_LINK]).stdout.includes(` ${a} `)) sh("ip", ["addr", "add", a, "dev", HUB_LINK]);
+    if (!have.includes(` ${a} `)) sh("ip", ["addr", "add", a, "dev", "lo"]);
   }
-  void hub;
 }
 
 /** Debian's apt-cacher-ng on loopback and the hubs, its cache under CACHE_DIR (kept between runs). */
@@ -135,7 +134,7 @@ export async function up(opts: UpOptions): Promise<EstateState> {
   const save = () => fs.writeFileSync(path.join(dir, "state.json"), JSON.stringify(state, null, 2));
   save();
   try {
-    ensureHub(hub);
+    ensureHub();
     const proxy = await ensureAptCache();
     const plan = preview(opts.stack, path.join(dir, "out"));
     const region = String((byType(plan, "aws:ec2/subnet:Subnet")[0]?.inputs.availabilityZone as string | undefined)?.slice(0, -1) ?? "af-south-1");
@@ -149,7 +148,9 @@ export async function up(opts: UpOptions): Promise<EstateState> {
     save();
     // s3rver detached (test/s3.ts ties it to the calling process; the estate outlives npm run estate).
     const s3Port = await freePort();
+    // The hosts sign with the credentials moto's IMDS hands out (test-key): s3rver learns them.
     const s3Script = `const S3rver = require(${JSON.stringify(require.resolve("s3rver"))});
+      require(${JSON.stringify(require.resolve("s3rver/lib/models/account"))}).DUMMY_ACCOUNT.createKeyPair("test-key", "test-secret-key");
       new S3rver({ port: ${s3Port}, address: "127.0.0.1", silent: true, directory: ${JSON.stringify(path.join(dir, "s3"))},
         configureBuckets: ${JSON.stringify(buckets.map((name) => ({ name })))} }).run().then(() => console.log("listening"));`;
     state.pids.s3rver = startDetached(process.execPath, ["-e", s3Script], path.join(dir, "s3rver.log"));
@@ -164,7 +165,7 @@ pid ${dir}/nginx.pid; error_log ${dir}/nginx-logs/error.log; daemon off;
 events {}
 http {
   access_log ${dir}/nginx-logs/access.log; client_body_temp_path ${dir}/nginx-tmp; proxy_temp_path ${dir}/nginx-tmp;
-  client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;
+  client_max_body_size 0; proxy_request_buffering off; proxy_buffering off; server_names_hash_bucket_size 128;
   ssl_certificate ${dir}/aws.crt; ssl_certificate_key ${dir}/aws.key;
   server { listen ${hub}:443 ssl default_server; location / { proxy_pass ${state.motoEndpoint}; proxy_set_header Host $http_host; } }
   server { listen ${hub}:443 ssl; server_name ${s3Names.join(" ")};
@@ -224,7 +225,8 @@ function seedAws(state: EstateState, plan: Plan): void {
     fs.writeFileSync(f, String(o.inputs.content));
   }
   const bucket = objects.find((o) => String(o.inputs.key) === "tooling/current")!.inputs.bucket;
-  sh(AWS_CLI, ["--endpoint-url", state.s3Endpoint, "--region", state.region, "s3", "cp", "--only-show-errors", "--recursive", upload, `s3://${bucket}/`], { env });
+  sh(AWS_CLI, ["--endpoint-url", state.s3Endpoint, "--region", state.region, "s3", "cp", "--only-show-errors", "--recursive", upload, `s3://${bucket}/`],
+    { env: { ...env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" } });
 }
 
 /** The host's namespace: a veth to this machine, its address, a default route to the hub, IMDS. */

@@ -12,7 +12,9 @@ export const SUITE = "bookworm";
 export const MIRROR = "http://deb.debian.org/debian";
 export const ROOTFS_PACKAGES = ["systemd", "systemd-sysv", "dbus", "cloud-init", "openssh-server", "ca-certificates",
   // debootstrap does not resolve virtual packages: python3-cryptography (cloud-init's) needs the cffi backend named.
-  "python3-cffi-backend"];
+  "python3-cffi-backend",
+  // cloud-init's locale module runs update-locale (Debian's cloud images carry it).
+  "locales"];
 
 export function rootfsKey(): string {
   return createHash("sha256").update(JSON.stringify({ SUITE, MIRROR, ROOTFS_PACKAGES })).digest("hex").slice(0, 16);

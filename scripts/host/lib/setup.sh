@@ -41,7 +41,9 @@ setup_data_volume() {
   done
   [ -n "$dev" ] || die "setup: data volume $DATA_VOLUME_ID did not attach within 5 minutes"
   data_volume_prepare "$dev" "$DATA_VOLUME_ID"
-  svc_ctl stop postgresql
+  # The cluster unit itself: stopping the postgresql umbrella returns before the cluster is down
+  # (found by test/boot.test.ts: cp raced the shutdown and lost postmaster.pid).
+  svc_ctl stop "$PG_CLUSTER_UNIT"
   tmp=$(mktemp -d)
   mount "$dev" "$tmp"
   if [ ! -d "$tmp/15/main" ]; then
