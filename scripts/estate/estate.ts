@@ -327,7 +327,10 @@ export async function waitCloudInit(h: HostState, timeoutMs = 30 * 60_000): Prom
   return until(`${h.name}: cloud-init finished`, timeoutMs, () => {
     if (h.nspawnPid && !pidAlive(h.nspawnPid)) throw new Error(`${h.name}: the container exited (see ${h.log})`);
     if (!initPid(h)) return undefined;
-    const s = exec(h, "cloud-init status 2>/dev/null").stdout.match(/status: (\w+)/)?.[1];
+    // cloud-init 22.4 says "error" as soon as one stage failed, while later stages still run:
+    // finished is when the final stage wrote result.json.
+    const r = exec(h, "test -e /run/cloud-init/result.json && cloud-init status 2>/dev/null");
+    const s = r.stdout.match(/status: (\w+)/)?.[1];
     return s && !["running", "not"].includes(s) ? s : undefined;
   }, 2000);
 }
