@@ -74,6 +74,13 @@ export function gitUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The names Pulumi gives a stack's BackupStore buckets (`backups-archive-1a2b3c4`: the component's
+ * name, the bucket's, 7 hex digits). A release bucket must be none of them (the policy pack's
+ * release-not-from-backups checks the plan the same way).
+ */
+export const BACKUP_BUCKET_NAME_RE = /^backups-(archive|pgbackrest|access-logs)-[0-9a-f]{7}$/;
+
 const artifact = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("s3").describe("release tarball in S3"),
@@ -105,6 +112,20 @@ const REHEARSAL_READER_RE = /^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:role\/[A-Za-z0-
 /** RDS's rules for a DBInstanceIdentifier, as stored (lower case). */
 export const RDS_IDENTIFIER_RE = /^[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)$/;
 /** Roles that are superusers or reserved on PostgreSQL and RDS: never the app's. */
+// database.user and database.name are written into pg_hba.conf, where these words are keywords
+// (`all` matches every role, superusers included), or are PostgreSQL's own names: never the app's.
+const KEYWORD = "pg_hba.conf reads it as a keyword that matches other roles or databases, superusers included";
+const PG_HBA_WORDS: Record<string, string> = {
+  all: KEYWORD, sameuser: KEYWORD, samerole: KEYWORD, replication: KEYWORD,
+  public: "PostgreSQL reserves it as a role name", none: "PostgreSQL reserves it as a role name",
+  postgres: "it is PostgreSQL's superuser and maintenance database",
+  template0: "it is one of PostgreSQL's template databases", template1: "it is one of PostgreSQL's template databases",
+};
+const notHbaWord = [
+  (v: string) => !Object.hasOwn(PG_HBA_WORDS, v),
+  { abort: true, error: (iss: { input?: unknown }) => `must not be ${JSON.stringify(iss.input)}: ${PG_HBA_WORDS[String(iss.input)]}` },
+] as const;
+
 export const RESERVED_DB_USERS = ["postgres", "rdsadmin", "rds_superuser", "rdsrepladmin", "rds_replication", "root", "admin", "template0", "template1"];
 
 /**
@@ -141,8 +162,9 @@ export const stackConfigSchema = z.strictObject({
     dataVolumeGb: int(20, 16384).describe("encrypted data volume (or RDS storage)"),
     // 32 at most: restore derives <name>_before_restore_YYYYmmdd_HHMMSS (name + 31), and PostgreSQL
     // truncates identifiers past 63 bytes, which can make a derived name the live database's.
-    name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" }).describe("database name"),
-    user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
+    name: z.string().regex(/^[a-z_][a-z0-9_]{0,31}$/, { error: "must be a PostgreSQL identifier of at most 32 characters (restore derives <name>_before_restore_YYYYmmdd_HHMMSS, which must fit in 63)" })
+      .refine(...notHbaWord).describe("database name"),
+    user: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" }).refine(...notHbaWord)
       .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: `must not be a superuser or reserved role (${"postgres, rdsadmin, rds_superuser, pg_*"}): the app connects with least privilege` }).describe("role the app connects as"),
     masterUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: "must be a PostgreSQL identifier" })
       .refine((u) => !RESERVED_DB_USERS.includes(u) && !/^(pg_|rds_|rds)/.test(u), { error: "must not be a name RDS or PostgreSQL reserves (postgres, rdsadmin, rds_*, pg_*)" })
@@ -189,7 +211,11 @@ export const stackConfigSchema = z.strictObject({
     walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
     backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
     uptimeCheck: z.boolean().describe("a Route 53 health check on https://<domain><release.healthPath> from Route 53's checkers in several regions, every 30 s; its alarm (uptime, in us-east-1 where Route 53 publishes) notifies a topic there with the same emails"),
-    agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot (pinned; journald logs need 1.300070.0 or newer)"),
+    agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot from AWS's regional bucket (pinned; journald logs need 1.300070.0 or newer; docs/AGENTS.md)"),
+  }),
+  agents: z.strictObject({
+    ssmVersion: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, { error: "must be an SSM agent release such as 3.3.3598.0 (four numbers; not latest)" })
+      .describe("SSM agent release installed on every host at first boot from AWS's regional bucket (pinned; Run Command and Session Manager need it; docs/AGENTS.md)"),
   }),
   rehearsal: z.strictObject({
     enabled: z.boolean().optional().describe("restore prod's latest backup into this stack's database on every `pulumi up` with a newer backup, and weekly (default: on for staging with a database host; refused on prod)"),
@@ -296,6 +322,9 @@ function crossKeyProblems(c: any): [string, string][] {
   // What the hosts are sent must pass the SSM document's allowedPattern: refused here, by key,
   // rather than by SSM halfway through a release.
   const artifact = c.release?.artifact;
+  if (artifact?.type === "s3" && typeof artifact.bucket === "string" && BACKUP_BUCKET_NAME_RE.test(artifact.bucket)) {
+    fail("release.artifact.bucket", "must not be a backup bucket of this package (backups-archive-…, backups-pgbackrest-…): the app hosts' read grant would reach its dumps");
+  }
   if (artifact?.type === "s3" && typeof artifact.bucket === "string" && typeof artifact.key === "string" && !PARAMETER_PATTERNS.s3Artifact.test(`s3://${artifact.bucket}/${artifact.key}`)) {
     fail("release.artifact.key", "must be an object key of letters, digits, . _ - + = ~ and /, with no segment starting with . or - (the SSM document refuses anything else)");
   }
@@ -337,6 +366,8 @@ const COMMON: DeepPartial<StackSettings> = {
     http5xxPercent: 5, p95Seconds: 2, errorLinesPer5Min: 10, dbConnectionsPercent: 80, longQuerySeconds: 300, walArchiveStallSeconds: 900,
     backupSizeDropPercent: 50, agentVersion: "1.300070.0",
   },
+  // An SSM agent release of early 2026; docs/AGENTS.md says how to move the pin.
+  agents: { ssmVersion: "3.3.3598.0" },
   release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800 },
   // A week between rehearsals (the manual's weekly restore test) and a day's slack.
   promotion: { maxRehearsalAgeDays: 8 },
@@ -463,10 +494,10 @@ export function parseSettings(raw: Record<string, unknown>, stack: string): Stac
   return result.data;
 }
 
-const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+export const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Paths of keys (at any depth) that could reach an object's prototype. */
-function unsafeKeys(v: unknown, at: PropertyKey[]): PropertyKey[][] {
+export function unsafeKeys(v: unknown, at: PropertyKey[]): PropertyKey[][] {
   if (Array.isArray(v)) return v.flatMap((x, i) => unsafeKeys(x, [...at, i]));
   if (!isPlainObject(v)) return [];
   return Object.keys(v).flatMap((k) => (UNSAFE_KEYS.has(k) ? [[...at, k]] : unsafeKeys(v[k], [...at, k])));

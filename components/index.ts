@@ -33,7 +33,7 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly release: Release;
   /** The role GitHub Actions assumes (with ci.github.repository). */
   readonly ci?: CiRole;
-  /** The emergency procedures as SSM documents, and the hosts' rights for isolate and snapshot. */
+  /** The emergency procedures as SSM documents, and the on-call operator's policy. */
   readonly oncall: OnCall;
   /** Staging's restore rehearsal of prod's latest backup (rehearsal.enabled). */
   readonly rehearsal?: RestoreRehearsal;
@@ -83,11 +83,17 @@ export class NourishLink extends pulumi.ComponentResource {
       tooling,
     }, child);
     if (config.ci.github.repository) this.ci = new CiRole("ci", { config, operatorPolicyArn: this.release.operatorPolicyArn }, child);
-    this.oncall = new OnCall("oncall", {
-      config,
-      hostRoles: [this.app.hostRole.role, ...(this.database.hostRole ? [this.database.hostRole.role] : [])],
-      quarantineSecurityGroupArn: this.network.quarantineSecurityGroupArn,
-    }, child);
+    this.oncall = new OnCall("oncall", { config }, child);
+    // The S3 gateway endpoint reaches AWS's agent buckets and these buckets only: the hosts'
+    // tooling, the backups, pgBackRest's repository, the release artifacts, prod's backups for
+    // the restore rehearsal.
+    const artifact = config.release.artifact;
+    this.network.restrictS3Endpoint("network-s3-policy", [
+      tooling.bucketName,
+      ...(this.backups ? [this.backups.bucketName, this.backups.pgbackrestBucketName] : []),
+      ...(artifact.type === "s3" ? [artifact.bucket] : []),
+      ...(this.rehearsal ? [this.rehearsal.sourceBucket] : []),
+    ]);
     // After every step of the staging release: prod's backup on staging's database, migrated by its release.
     if (this.rehearsal && this.database.instance) {
       this.rehearsal.run({

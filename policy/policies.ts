@@ -8,6 +8,7 @@
 // inside @pulumi/policy and the rule is reported as not applicable, never as passed.
 import { gunzipSync } from "zlib";
 import type { PolicyResource, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { BACKUP_BUCKET_NAME_RE } from "../components/config";
 
 type Props = Record<string, any>;
 /** What a rule needs of a resource: PolicyResource, or the args of validateResource. */
@@ -349,6 +350,24 @@ export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
     })),
 
   // Protection of prod data
+  stackRule("release-not-from-backups", "The app hosts' policies name no backup bucket but through the backup store's own log-archive grant: a release artifact in the backup bucket would give them every dump (no Checkov or cdk-nag equivalent; least privilege, cdk-nag AwsSolutions-IAM5 family)", (all) => {
+    const backupNames = all.filter((r) => r.type === T.bucket && r.urn.includes("nourish-link:backups:BackupStore$") && typeof r.props.bucket === "string").map((r) => r.props.bucket as string);
+    const isBackup = (name: string) => BACKUP_BUCKET_NAME_RE.test(name) || backupNames.includes(name);
+    // The app hosts' roles: instance (tag role=app) → its instance profile → the profile's role.
+    const appInstances = all.filter((r) => (r.type === T.instance || r.type === T.launchTemplate) && r.props.tags?.role === "app");
+    const profiles = appInstances.flatMap((i) => [...deps(i, "iamInstanceProfile"), ...deps(i, "iamInstanceProfile.name"), ...deps(i, "iamInstanceProfile.arn")]);
+    const appRoles = profiles.flatMap((pr) => deps(pr, "role"));
+    const out: [Res, string][] = [];
+    for (const p of all.filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && !r.urn.includes("nourish-link:backups:BackupStore$"))) {
+      if (!appRoles.some((role) => refersTo(p, "role", role)) || typeof p.props.policy !== "string") continue;
+      const statements = ([] as { Resource?: string | string[] }[]).concat(JSON.parse(p.props.policy).Statement);
+      for (const res of statements.flatMap((st) => ([] as string[]).concat(st.Resource ?? []))) {
+        const bucket = /^arn:aws:s3:::([^/]+)/.exec(res)?.[1];
+        if (bucket && isBackup(bucket)) out.push([p, `grants the app hosts ${res}, in a backup bucket (release.artifact.bucket?)`]);
+      }
+    }
+    return out;
+  }),
   stackRule("prod-data-protected", "On prod, data resources (buckets not rebuilt from the repository, volumes, RDS, KMS keys) are protected and retained on delete (cdk-nag/CDK: RemovalPolicy.RETAIN; no Checkov equivalent)", (all) => {
     const rebuilt = rebuiltBuckets(all);
     return all.filter((r) => isProd(r) && ((isBucket(r) && !rebuilt.has(r.urn)) || [T.volume, T.rds, T.key].includes(r.type as never)))

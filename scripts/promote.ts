@@ -47,7 +47,8 @@ function parseArgs(argv: string[]): Args {
 
 /** A stack file's settings, validated as the program would (secure values as placeholders). */
 export function stackSettings(stack: string, root: string): StackSettings {
-  const { config } = readStackFile(stack, root);
+  let config: Record<string, string>;
+  try { ({ config } = readStackFile(stack, root)); } catch (e) { throw new Refusal((e as Error).message); }
   const raw: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) {
     if (!key.startsWith(`${PROJECT}:`)) continue;

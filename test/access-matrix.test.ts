@@ -12,37 +12,62 @@ import { planOf, VARIANTS } from "./variants";
 const A = "allow";
 const D = "deny";
 
-/** prod's matrix: [check, app host, database host, operator (operatorPolicyArn only), whoever runs pulumi up]. */
-const PROD: [string, string, string, string, string][] = [
-  ["read db-password", A, A, D, A],
-  ["read django-secret-key", A, D, D, A],
-  ["read pgbackrest-cipher-pass", D, A, D, A],
-  ["decrypt secrets-key", A, A, D, A],
-  ["decrypt secrets-app-key", A, D, D, A],
-  ["decrypt secrets-backup-key", D, A, D, A],
-  ["decrypt network-flow-logs-key", D, D, D, A],
-  ["decrypt tooling-key", A, A, A, A],
-  ["decrypt volumes-key", D, D, D, A],
-  // The app hosts write their monthly log archive under logs/ (a multipart upload decrypts its
-  // parts' data key); they still cannot read, write or delete a dump.
-  ["decrypt backups-key", A, A, D, A],
-  ["decrypt monitoring-key", D, D, D, A],
-  ["decrypt monitoring-logs-key", D, D, D, A],
-  ["decrypt monitoring-us-east-1-key", D, D, D, A],
-  ["read dumps", D, A, D, A],
-  ["write dumps", D, A, D, A],
-  ["delete dumps", D, D, D, A],
-  ["delete dump versions", D, D, D, A],
-  ["read pgbackrest", D, A, D, A],
-  ["delete pgbackrest", D, A, D, A],
-  ["delete pgbackrest versions", D, D, D, A],
-  ["shell on db host", D, D, D, A],
-  ["shell on app host", D, D, D, A],
+/** prod's matrix: [check, app host, database host, operator (operatorPolicyArn only), on-call operator
+ *  (oncallOperatorPolicyArn only), whoever runs pulumi up]. */
+const PROD: [string, string, string, string, string, string][] = [
+  ["read db-password", A, A, D, D, A],
+  ["read django-secret-key", A, D, D, D, A],
+  ["read pgbackrest-cipher-pass", D, A, D, D, A],
+  ["decrypt secrets-key", A, A, D, D, A],
+  ["decrypt secrets-app-key", A, D, D, D, A],
+  ["decrypt secrets-backup-key", D, A, D, D, A],
+  ["decrypt network-flow-logs-key", D, D, D, D, A],
+  ["decrypt tooling-key", A, A, A, D, A],
+  ["decrypt volumes-key", D, D, D, D, A],
+  // The app hosts write their monthly log archive in one PUT (GenerateDataKey, no Decrypt): they
+  // cannot read, write or delete a dump.
+  ["decrypt backups-key", D, A, D, D, A],
+  ["decrypt monitoring-key", D, D, D, D, A],
+  ["decrypt monitoring-logs-key", D, D, D, D, A],
+  ["decrypt monitoring-us-east-1-key", D, D, D, D, A],
+  ["read dumps", D, A, D, D, A],
+  ["write dumps", D, A, D, D, A],
+  // Write-once and locked as long as kept: nobody, the deployer included, replaces a backup.
+  ["overwrite dumps", D, D, D, D, D],
+  ["write monthly dumps locked too briefly", D, D, D, D, D],
+  ["delete dumps", D, D, D, D, A],
+  ["delete dump versions", D, D, D, D, A],
+  ["read pgbackrest", D, A, D, D, A],
+  ["delete pgbackrest", D, A, D, D, A],
+  ["delete pgbackrest versions", D, D, D, D, A],
+  // Each host archives its logs under its own logs/<role>/<aws:userid>/, and reads none.
+  ["archive logs/app/", A, D, D, D, A],
+  ["archive logs/db/", D, A, D, D, A],
+  ["overwrite own logs", D, D, D, D, D],
+  ["read own logs", D, D, D, D, A],
+  ["read another host's logs", D, D, D, D, A],
+  ["write another host's logs", D, D, D, D, A],
+  ["shell on db host", D, D, D, D, A],
+  ["shell on app host", D, D, D, D, A],
   // The operator runs nourishctl verbs through the stack's document on the stack's hosts and reads
   // the output; it decrypts the tooling it may read, and nothing else: no secret, no backup.
-  ["send release document", D, D, A, A],
-  ["send release document elsewhere", D, D, D, A],
-  ["read command output", D, D, A, A],
+  ["send release document", D, D, A, D, A],
+  ["send release document elsewhere", D, D, D, D, A],
+  ["read command output", D, D, A, A, A],
+  // Isolation and snapshots (issue 20): from outside the host, by the on-call operator only; no
+  // host may touch another (or itself), and the on-call operator not another stack's instance.
+  // IAM cannot narrow ModifyInstanceAttribute to the security groups: the on-call operator may
+  // change the other attributes of this stack's instances too.
+  ["quarantine db host", D, D, D, A, A],
+  ["modify db host attributes", D, D, D, A, A],
+  ["tag db host quarantine", D, D, D, A, A],
+  ["snapshot db host", D, D, D, A, A],
+  ["quarantine app host", D, D, D, A, A],
+  ["modify app host attributes", D, D, D, A, A],
+  ["tag app host quarantine", D, D, D, A, A],
+  ["snapshot app host", D, D, D, A, A],
+  ["quarantine elsewhere", D, D, D, D, A],
+  ["deregister app-targets", D, D, D, A, A],
 ];
 
 function table(m: Matrix): [string, ...string[]][] {
@@ -58,8 +83,8 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     prod = await accessMatrix(plans.get("prod")!);
   });
 
-  it("prod: app host, database host, operator and deployer may do exactly this", () => {
-    assert.deepStrictEqual(prod.principals.map((p) => p.id), ["app", "db", "operator", "deployer"]);
+  it("prod: app host, database host, operator, on-call operator and deployer may do exactly this", () => {
+    assert.deepStrictEqual(prod.principals.map((p) => p.id), ["app", "db", "operator", "oncall", "deployer"]);
     assert.deepStrictEqual(table(prod), PROD);
   });
 
@@ -76,6 +101,14 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
         const may = ["send release document", "read command output", "decrypt tooling-key"].includes(c);
         assert.strictEqual(cell(c, "operator"), may ? A : D, `${name}: operator ${c}`);
       }
+      // Isolation and snapshots: never a host (issue 20), never the release operator (nor CI,
+      // which holds its policy); the on-call operator on this stack's instances only.
+      const incident = m.checks.map((x) => x.id).filter((c) => /^(quarantine|modify|tag|snapshot|deregister) /.test(c));
+      assert.ok(incident.length >= 5, `${name}: the incident checks`);
+      for (const c of incident) {
+        for (const who of m.principals.map((p) => p.id).filter((p) => p !== "deployer" && p !== "oncall")) assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
+        assert.strictEqual(cell(c, "oncall"), c === "quarantine elsewhere" ? D : A, `${name}: on-call operator ${c}`);
+      }
       // With a managed database (no db host) the first app host takes and restores the dumps
       // (lib/backup.sh against RDS): read and write under dumps/, only then, and never delete.
       for (const c of ["read dumps", "write dumps"]) assert.strictEqual(cell(c, "app"), dbHost ? D : A, `${name}: app host ${c}`);
@@ -86,7 +119,17 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       for (const c of ["read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
         assert.strictEqual(cell(c, "app"), D, `${name}: app host may ${c}`);
       }
+      // Backups and log archives are write-once for everyone; a host reads no archived logs and writes no other's.
+      for (const who of m.principals.map((p) => p.id)) {
+        for (const c of ["overwrite dumps", "overwrite own logs"]) assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
+      }
+      for (const who of ["app", ...(dbHost ? ["db"] : [])]) {
+        for (const c of ["read own logs", "read another host's logs", "write another host's logs"]) assert.strictEqual(cell(c, who), D, `${name}: ${who} host may ${c}`);
+      }
+      assert.strictEqual(cell("archive logs/app/", "app"), A, name);
       if (dbHost) {
+        assert.strictEqual(cell("archive logs/app/", "db"), D, `${name}: the database host writes logs/app/`);
+        assert.strictEqual(cell("archive logs/db/", "app"), D, `${name}: an app host writes logs/db/`);
         assert.strictEqual(cell("read django-secret-key", "db"), D, `${name}: the database host reads the Django key`);
         for (const c of ["delete dumps", "delete dump versions", "delete pgbackrest versions"]) assert.strictEqual(cell(c, "db"), D, `${name}: database host may ${c}`);
         assert.strictEqual(cell("read pgbackrest-cipher-pass", "db"), A, `${name}: the database host cannot read its passphrase`);
@@ -103,6 +146,18 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     const m = await accessMatrix(plan);
     assert.strictEqual(m.cells["send release document elsewhere"].operator, A);
     assert.strictEqual(prod.cells["send release document elsewhere"].operator, D);
+  });
+
+  it("sees the overwrite issue 20 fixed: without the write-once statements the database host replaces a dump", async () => {
+    const plan = structuredClone(plans.get("prod")!);
+    const archive = plan.resources.find((r) => r.type === "aws:s3/bucket:Bucket" && r.name === "backups-archive")!;
+    const bp = plan.resources.find((r) => r.type === "aws:s3/bucketPolicy:BucketPolicy" && r.inputs.bucket === archive.id)!;
+    const policy = JSON.parse(String(bp.inputs.policy));
+    policy.Statement = policy.Statement.filter((st: { Sid: string }) => st.Sid !== "DenyOverwritingBackups");
+    bp.inputs.policy = JSON.stringify(policy);
+    const m = await accessMatrix(plan);
+    assert.strictEqual(m.cells["overwrite dumps"].db, A);
+    assert.strictEqual(prod.cells["overwrite dumps"].db, D);
   });
 
   it("sees the leak issue 13 fixed: the passphrase back on the shared key is readable by an app host", async () => {

@@ -172,13 +172,34 @@ describe("nourishctl backup and restore", function () {
     const fake = path.join(root, "fakebin");
     fs.mkdirSync(fake, { recursive: true });
     fs.writeFileSync(path.join(fake, "date"), '#!/bin/sh\n[ "$*" = "-u +%Y%m%d_%H%M%S" ] && { echo 20000301_020000; exit 0; }\nexec /bin/date "$@"\n', { mode: 0o755 });
-    hostEnv({ DJANGO_MANAGE: "printf '[X] orders.0002_order_quantity\\n'" });
+    // As a stack with backups.objectLock writes it (components/backups/index.ts, lockEnv).
+    hostEnv({ DJANGO_MANAGE: "printf '[X] orders.0002_order_quantity\\n'", BACKUP_LOCK_DAYS: "daily=35 monthly=372 logs=365" });
+    const backupOnThe1st = () => run("bash", [NOURISHCTL_SOURCE, "backup"], { env: { ...env, PATH: `${fake}:${env.PATH}` } });
+    let again;
     try {
-      const r = run("bash", [NOURISHCTL_SOURCE, "backup"], { env: { ...env, PATH: `${fake}:${env.PATH}` } });
-      ok(r, "backup on the 1st");
+      ok(backupOnThe1st(), "backup on the 1st");
+      // The same second again: its keys exist, and S3's conditional write refuses to replace them.
+      again = backupOnThe1st();
     } finally {
       hostEnv();
     }
+    assert.notStrictEqual(again.status, 0, "a second backup overwrote the first one's dump");
+    assert.match(again.stderr, /backup failed at step upload: db_backup_20000301_020000\.dump to s3:\/\/\S+\/dumps\/daily\/db_backup_20000301_020000\.dump/);
+    // Every dump and manifest went up as one write-once PUT, locked for as long as its class is
+    // kept (a day spare); the latest.json pointer, rewritten every night, is the one plain PUT.
+    const days = (h: Record<string, string>) => Math.floor((Date.parse(h["x-amz-object-lock-retain-until-date"]) - Date.now()) / 86_400_000);
+    const puts = s3.puts().filter((p) => p.key.includes("20000301_020000"));
+    const first = (key: string) => puts.find((p) => p.key === key)!.headers;
+    for (const [key, lock] of [["dumps/daily/db_backup_20000301_020000.dump", 35], ["dumps/daily/db_backup_20000301_020000.json", 35],
+      ["dumps/monthly/db_backup_20000301_020000.dump", 372], ["dumps/monthly/db_backup_20000301_020000.json", 372]] as const) {
+      const h = first(key);
+      assert.strictEqual(h["if-none-match"], "*", key);
+      assert.strictEqual(h["x-amz-object-lock-mode"], "COMPLIANCE", key);
+      assert.strictEqual(days(h), lock, key);
+      assert.strictEqual(Buffer.from(h["x-amz-checksum-sha256"], "base64").toString("hex"), h["x-amz-meta-sha256"], key);
+    }
+    const latest = s3.puts().filter((p) => p.key === "dumps/daily/latest.json").pop()!;
+    assert.strictEqual(latest.headers["if-none-match"], undefined);
     const keys = s3Keys().filter((k) => k.includes("20000301_020000"));
     assert.deepStrictEqual(keys.sort(), ["dumps/daily/db_backup_20000301_020000.dump", "dumps/daily/db_backup_20000301_020000.json",
       "dumps/monthly/db_backup_20000301_020000.dump", "dumps/monthly/db_backup_20000301_020000.json"]);
@@ -663,6 +684,43 @@ describe("nourishctl backup and restore", function () {
       assert.deepStrictEqual(fs.readdirSync(path.dirname(dbFile)), ["db.sqlite3"]);
     } finally {
       hostEnv();
+    }
+  });
+
+  it("restore --as on prod runs what the dump holds as the app's role: a function the app planted never runs as a superuser", () => {
+    // Planted by the app's role: a CHECK calling a function that, only when its caller is a
+    // superuser, runs a shell command (COPY TO PROGRAM). pg_restore evaluates the CHECK on every row.
+    const markers = fs.mkdtempSync(path.join(os.tmpdir(), "nl-plant-"));
+    fs.chmodSync(markers, 0o777);
+    const marker = path.join(markers, "ran-as-superuser");
+    cluster.psql(`SET ROLE dusangire;
+      CREATE FUNCTION public.nl_plant(what text) RETURNS boolean LANGUAGE plpgsql AS $f$
+      DECLARE su boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
+      BEGIN
+        RAISE WARNING 'nl_plant % ran as % (superuser: %)', what, current_user, su;
+        IF su THEN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'cat > ${marker}'); END IF;
+        RETURN true;
+      END $f$;
+      CREATE TABLE planted (id serial PRIMARY KEY, note text CHECK (public.nl_plant('check')));
+      INSERT INTO planted (note) VALUES ('a'), ('b');`, { db: "dusangire" });
+    hostEnv({ STACK: "prod" });
+    try {
+      ok(ctl("backup"), "backup (planted)");
+      const logBefore = cluster.log().length;
+      const r = ctl("restore", "--latest", "--as", "dusangire_planted");
+      ok(r, "restore --as (planted)");
+      assert.ok(!fs.existsSync(marker), "the planted function ran a shell command as a superuser during the restore");
+      const log = cluster.log().slice(logBefore);
+      assert.match(log, /nl_plant check ran as dusangire \(superuser: f\)/, "the planted CHECK ran during the restore, as the app's role");
+      assert.doesNotMatch(log, /superuser: t/);
+      // Everything restored is the app's (pg_stat_statements' views are the extension's, created by setup's superuser).
+      assert.strictEqual(cluster.psql(`SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class c WHERE relnamespace = 'public'::regnamespace
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`, { db: "dusangire_planted" }), "dusangire");
+      assert.strictEqual(cluster.psql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'", { db: "dusangire_planted" }), "1");
+      assert.strictEqual(cluster.psql("SELECT count(*) FROM planted", { db: "dusangire_planted" }), "2");
+    } finally {
+      hostEnv();
+      fs.rmSync(markers, { recursive: true, force: true });
     }
   });
 });

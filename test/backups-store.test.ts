@@ -163,6 +163,24 @@ describe("BackupStore", () => {
     assert.strictEqual(ofType(staging, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration").length, 0);
   });
 
+  it("keeps every backup and log archive write-once, and with Object Lock locked for as long as its class is kept; hosts learn those days", () => {
+    const statements = bucketPolicy(prod, "backups-archive");
+    const sid = (id: string) => statements.find((s) => s.Sid === id)!;
+    const keys = [`${archiveArn}/dumps/daily/db_backup_*`, `${archiveArn}/dumps/monthly/*`, `${archiveArn}/logs/*`];
+    assert.deepStrictEqual(sid("DenyOverwritingBackups"), { Sid: "DenyOverwritingBackups", Effect: "Deny", Principal: "*", Action: "s3:PutObject", Resource: keys, Condition: { Null: { "s3:if-none-match": "true" } } });
+    assert.deepStrictEqual(sid("DenyBackupsWithoutRetention").Condition, { Null: { "s3:object-lock-remaining-retention-days": "true" } });
+    // prod keeps dailies 35 days, monthlies 12 × 31, logs 365: the lock is at least as long.
+    assert.deepStrictEqual(statements.filter((s) => s.Sid.startsWith("DenyShortRetention")).map((s) => [s.Resource, s.Condition]),
+      keys.map((k, i) => [k, { NumericLessThan: { "s3:object-lock-remaining-retention-days": String([35, 372, 365][i]) } }]));
+    const env = (run: ProgramRun, role: "app" | "db") => hostFiles(run).find((f) => f.role === role && f.path === "/etc/nourish-link/host.env")!.content;
+    for (const role of ["app", "db"] as const) assert.match(env(prod, role), /^BACKUP_LOCK_DAYS="daily=35 monthly=372 logs=365"$/m, role);
+    // Without Object Lock (staging): write-once still, no retention asked for (S3 would refuse it).
+    const st = bucketPolicy(staging, "backups-archive");
+    assert.ok(st.some((s) => s.Sid === "DenyOverwritingBackups"));
+    assert.ok(!st.some((s) => s.Sid.startsWith("DenyShortRetention") || s.Sid === "DenyBackupsWithoutRetention"));
+    assert.doesNotMatch(env(staging, "db"), /BACKUP_LOCK_DAYS/);
+  });
+
   it("protects prod's buckets and never force-destroys them; staging's may go with their contents", () => {
     for (const name of BUCKET_NAMES) {
       const p = one(prod, BUCKET, name);
@@ -174,22 +192,25 @@ describe("BackupStore", () => {
     }
   });
 
-  it("lets the database host put and read dumps, logs and its pgBackRest repository, and delete nothing but pgBackRest's expired files", () => {
+  it("lets the database host put and read dumps and its pgBackRest repository, put (not read) its own logs, and delete nothing but pgBackRest's expired files", () => {
     const s = roleStatements(prod, "database-role");
     for (const st of s) {
       for (const a of list(st.Action)) assert.ok(!a.includes("*"), `wildcard action ${a}`);
-      // Only Describe* (isolate and snapshot look the host up, components/oncall) may name "*":
-      // IAM has no resource-level permission for them.
-      const describeOnly = list(st.Action).every((a) => /^(ec2|elasticloadbalancing):Describe[A-Za-z]+$/.test(a));
-      for (const r of list(st.Resource)) assert.ok((r !== "*" || describeOnly) && !/^arn:aws:s3:::[^/]+\/\*$/.test(r), `wildcard resource ${r}`);
+      // No EC2 or ELB right at all since issue 20 (isolation is the on-call operator's), so no "*".
+      for (const r of list(st.Resource)) assert.ok(r !== "*" && !/^arn:aws:s3:::[^/]+\/\*$/.test(r), `wildcard resource ${r}`);
     }
-    for (const key of [`${archiveArn}/dumps/daily/dusangire-2026-01-01.dump`, `${archiveArn}/dumps/monthly/x.dump`, `${archiveArn}/logs/nginx/2026-01.tar.gz`, `${pgbackrestArn}/pgbackrest/archive/nourish-link/x`]) {
+    // Its own logs/db/<aws:userid>/ (an IAM policy variable): put, never read; no other host's.
+    assert.ok(allows(s, "s3:PutObject", `${archiveArn}/logs/db/\${aws:userid}/logs_archive_202601.tar.gz`));
+    assert.ok(!allows(s, "s3:GetObject", `${archiveArn}/logs/db/\${aws:userid}/logs_archive_202601.tar.gz`));
+    assert.ok(!allows(s, "s3:PutObject", `${archiveArn}/logs/app/x`));
+    for (const key of [`${archiveArn}/dumps/daily/dusangire-2026-01-01.dump`, `${archiveArn}/dumps/monthly/x.dump`, `${pgbackrestArn}/pgbackrest/archive/nourish-link/x`]) {
       assert.ok(allows(s, "s3:PutObject", key), `cannot put ${key}`);
       assert.ok(allows(s, "s3:GetObject", key), `cannot read ${key}`);
       assert.ok(!allows(s, "s3:DeleteObjectVersion", key), `can delete versions of ${key}`);
     }
     for (const key of [`${archiveArn}/dumps/daily/dusangire-2026-01-01.dump`, `${archiveArn}/dumps/monthly/x.dump`, `${archiveArn}/logs/x`]) {
-      for (const action of ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"]) {
+      // (s3:PutObjectRetention it has: an upload's own COMPLIANCE retention, which can only lengthen.)
+      for (const action of ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"]) {
         assert.ok(!allows(s, action, key), `the database host may ${action} ${key}`);
       }
     }
@@ -201,7 +222,7 @@ describe("BackupStore", () => {
     }
     const listing = s.filter((x) => x.Action === "s3:ListBucket" && [archiveArn, pgbackrestArn].includes(String(x.Resource)));
     assert.deepStrictEqual(listing.map((x) => [x.Resource, x.Condition]).sort(), [
-      [archiveArn, { StringLike: { "s3:prefix": ["dumps/*", "logs/*"] } }],
+      [archiveArn, { StringLike: { "s3:prefix": ["dumps/*"] } }],
       [pgbackrestArn, { StringLike: { "s3:prefix": ["pgbackrest/*"] } }],
     ].sort());
     const keyArn = `arn:aws:kms:af-south-1:123456789012:key/${one(prod, "aws:kms/key:Key", "backups-key").id}`;
@@ -216,7 +237,7 @@ describe("BackupStore", () => {
     assert.match(hostFiles(r).find((f) => f.role === "db" && f.path === "/etc/nourish-link/host.env")?.content ?? "", /^PITR=false$/m);
   });
 
-  it("gives the app hosts only the archive bucket's logs/ prefix (monthly log archival): no dump, no pgBackRest, no delete, no passphrase", () => {
+  it("gives the app hosts only a put under their own logs/app/<aws:userid>/ (monthly log archival): no read, no dump, no pgBackRest, no delete, no passphrase", () => {
     const cipher = one(prod, "aws:ssm/parameter:Parameter", "secrets-pgbackrest-cipher-pass");
     const statements = roleStatements(prod, "app-role");
     const app = JSON.stringify(statements);
@@ -226,7 +247,8 @@ describe("BackupStore", () => {
     for (const st of statements) {
       for (const r of list(st.Resource as string | string[])) {
         if (!r.includes(archive)) continue;
-        assert.ok(r.endsWith(`${archive}/logs/*`) || r === `arn:aws:s3:::${archive}`, `${st.Sid}: app role reaches ${r}`);
+        assert.ok(r.endsWith(`${archive}/logs/app/\${aws:userid}/*`), `${st.Sid}: app role reaches ${r}`);
+        for (const a of list(st.Action)) assert.ok(["s3:PutObject", "s3:PutObjectRetention"].includes(a), `${st.Sid}: app role may ${a} in the archive`);
       }
       for (const a of list(st.Action)) assert.ok(!/delete/i.test(a), `${st.Sid} allows ${a}`);
     }

@@ -60,6 +60,14 @@ describe("stack config", () => {
       assert.throws(() => parseSettings(settingsOf("staging"), "dev-alice"), /nourish-link:environment is required for stack 'dev-alice'/);
     });
 
+    it("refuses a release artifact in one of the stack's backup buckets, naming the key: the app hosts would read its dumps", () => {
+      const artifact = (bucket: string) => ({ release: { version: "1.4.2", artifact: { type: "s3", bucket, key: "dumps/daily/nourish-link-1.4.2.tar.gz", sha256: "a".repeat(64) } } });
+      for (const bucket of ["backups-archive-2d95ce0", "backups-pgbackrest-0a1b2c3"]) {
+        rejects("prod", artifact(bucket), /^nourish-link:release\.artifact\.bucket must not be a backup bucket of this package/);
+      }
+      assert.strictEqual(parseSettings(settingsOf("prod", artifact("nourish-link-releases")), "prod").release.artifact.type, "s3");
+    });
+
     it("accepts a git artifact and staging without backups", () => {
       const raw = settingsOf("staging", { backups: { enabled: false, pitr: false } });
       const artifact = { type: "git", url: "https://github.com/nourish-link/dusangire.git", commit: "4c9d381ee11d476062383b684cbe0d11fde4912d", tag: "v1.4.2" };
@@ -146,7 +154,19 @@ describe("stack config", () => {
       });
       it("an unlimited upload size", () => rejects("prod", { app: { clientMaxBodySize: "0" } }, /^nourish-link:app\.clientMaxBodySize must be an nginx size above 0/));
       it("a superuser or reserved database user", () => {
-        for (const user of ["postgres", "rdsadmin", "rds_superuser", "pg_monitor"]) rejects("prod", { database: { user } }, /^nourish-link:database\.user must not be a superuser or reserved role/);
+        for (const user of ["rdsadmin", "rds_superuser", "pg_monitor"]) rejects("prod", { database: { user } }, /^nourish-link:database\.user must not be a superuser or reserved role/);
+        rejects("prod", { database: { user: "postgres" } }, /^nourish-link:database\.user must not be "postgres": it is PostgreSQL's superuser/);
+      });
+      it("a pg_hba.conf keyword or PostgreSQL's reserved name as database user or name (written into pg_hba.conf)", () => {
+        for (const word of ["all", "replication", "sameuser", "samerole", "public", "none", "template0", "template1", "postgres"]) {
+          for (const key of ["user", "name"]) {
+            const found = problems("prod", { database: { [key]: word } });
+            assert.deepStrictEqual(found.filter((p) => p.startsWith(`nourish-link:database.${key} `)).map((p) => p.split(":").slice(0, 2).join(":")),
+              [`nourish-link:database.${key} must not be "${word}"`], found.join("\n"));
+          }
+        }
+        // Words that merely contain a keyword are names like any other.
+        assert.strictEqual(parseSettings(settingsOf("prod", { database: { user: "all_meals", name: "publicity" } }), "prod").database.user, "all_meals");
       });
       it("artifact keys and buckets with wildcards", () => {
         rejects("prod", { release: { artifact: { key: "releases/*" } } }, /^nourish-link:release\.artifact\.key must be a plain object key/);

@@ -25,6 +25,14 @@ function rawMb(param: string, raw: string): number {
   return (Number(raw) * BASE_KB[param]) / 1024;
 }
 
+// Connect over TCP as the app would (psql runs as root here: a client, not the server).
+function tcpPsql(cluster: Cluster, conninfo: string, sql: string, pw: string): { status: number | null; stdout: string; stderr: string } {
+  return run(pgBin("psql"), ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+    `host=127.0.0.1 port=${cluster.port} connect_timeout=5 ${conninfo}`, "-c", sql], {
+    env: { PATH: process.env.PATH, PGPASSWORD: pw },
+  });
+}
+
 describe("database: PostgreSQL tuning (PGTune-style)", () => {
   it("sizes a t3.small, an m6i.large and an r6i.xlarge from RAM and vCPUs", () => {
     assert.deepStrictEqual(postgresTuning(T3_SMALL), {
@@ -96,8 +104,9 @@ describe("database: renderers' input validation", () => {
       .split("\n").filter((l) => l.trim() && !l.startsWith("#")).map((l) => l.trim().split(/\s+/));
     assert.deepStrictEqual(lines, [
       ["local", "all", "postgres", "peer"],
-      ["hostssl", "dusangire", "dusangire", "10.40.1.0/24", "scram-sha-256"],
-      ["hostssl", "dusangire", "dusangire", "10.40.2.0/24", "scram-sha-256"],
+      ["local", "all", '"dusangire"', "peer", "map=nourishctl"],
+      ["hostssl", '"dusangire"', '"dusangire"', "10.40.1.0/24", "scram-sha-256"],
+      ["hostssl", '"dusangire"', '"dusangire"', "10.40.2.0/24", "scram-sha-256"],
       ["host", "all", "all", "0.0.0.0/0", "reject"],
       ["host", "all", "all", "::/0", "reject"],
     ]);
@@ -137,13 +146,7 @@ describe("database: a real PostgreSQL 15 running the rendered conf and pg_hba.co
   const password = "correct horse battery staple";
   after(() => cluster?.stop());
 
-  // Connect over TCP as the app would (psql runs as root here: a client, not the server).
-  function appPsql(conninfo: string, sql: string, pw = password): { status: number | null; stdout: string; stderr: string } {
-    return run(pgBin("psql"), ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-      `host=127.0.0.1 port=${cluster!.port} connect_timeout=5 ${conninfo}`, "-c", sql], {
-      env: { PATH: process.env.PATH, PGPASSWORD: pw },
-    });
-  }
+  const appPsql = (conninfo: string, sql: string, pw = password) => tcpPsql(cluster!, conninfo, sql, pw);
 
   before(async function () {
     cluster = await startAppCluster({ appPassword: password, sizing: T3_SMALL, slowQueryMs: 200 });
@@ -195,5 +198,43 @@ describe("database: a real PostgreSQL 15 running the rendered conf and pg_hba.co
     assert.match(other.stderr, /pg_hba\.conf rejects connection/);
     const su = appPsql("sslmode=require user=postgres dbname=dusangire", "SELECT 1");
     assert.match(su.stderr, /pg_hba\.conf rejects connection/);
+  });
+});
+
+// Config refuses pg_hba.conf's keywords as database.user/name; the renderer quotes both fields all
+// the same, so that a keyword reaching it names one role or database and never widens the app's line.
+describe("database: pg_hba.conf names the app's role and database literally, keywords included", () => {
+  let cluster: Cluster | undefined;
+  const password = "correct horse battery staple";
+  const bossPassword = "another long superuser password";
+  after(() => cluster?.stop());
+
+  before(async function () {
+    cluster = await startAppCluster({ appPassword: password, names: { database: "all", user: "all" } });
+    cluster.psql(`CREATE ROLE boss SUPERUSER LOGIN PASSWORD '${bossPassword}'`);
+  });
+
+  it("renders the names quoted", () => {
+    const app = renderPgHba({ database: "all", user: "all", appCidrs: ["10.40.1.0/24"] }).split("\n").filter((l) => l.startsWith("hostssl"));
+    assert.deepStrictEqual(app.map((l) => l.trim().split(/\s+/)), [["hostssl", '"all"', '"all"', "10.40.1.0/24", "scram-sha-256"]]);
+  });
+
+  it("lets the app role in to its database over TLS", () => {
+    const r = tcpPsql(cluster!, "sslmode=require user=all dbname=all", "SELECT current_user || '@' || current_database()", password);
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(r.stdout.trim(), "all@all");
+  });
+
+  it("does not let a superuser with a password in through the app's line, to any database", () => {
+    for (const db of ["all", "postgres"]) {
+      const r = tcpPsql(cluster!, `sslmode=require user=boss dbname=${db}`, "SELECT 1", bossPassword);
+      assert.notStrictEqual(r.status, 0, `the superuser got in to ${db}: ${r.stdout}`);
+      assert.match(r.stderr, /pg_hba\.conf rejects connection .*user "boss"/);
+    }
+  });
+
+  it("does not let the app role into another database", () => {
+    const r = tcpPsql(cluster!, "sslmode=require user=all dbname=postgres", "SELECT 1", password);
+    assert.match(r.stderr, /pg_hba\.conf rejects connection .*user "all", database "postgres"/);
   });
 });

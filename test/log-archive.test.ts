@@ -1,11 +1,13 @@
 // Monthly log archival against the S3 emulator (s3rver) with the real aws CLI: last month's
-// rotated logs in one archive under logs/, verified in S3 before anything local is removed;
+// rotated logs in one archive under the host's own logs/<role>/<aws:userid>/ (STS: moto_server),
+// sent as one write-once PUT (If-None-Match: *, SHA-256 checked by S3, locked with Object Lock);
 // a failed upload, or an archive already there, removes nothing.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { Moto, startMoto } from "./moto";
 import { AWS_CLI, S3, startS3 } from "./s3";
 import { run } from "./tools";
 
@@ -13,16 +15,18 @@ describe("nourishctl logs archive (s3rver)", () => {
   let root = "";
   const BUCKET = "nl-archive";
   let s3: S3;
+  let moto: Moto;
+  let userid = "";
   const rel = (p: string) => path.join(root, p);
   const log = (p: string, when: string) => {
     fs.mkdirSync(path.dirname(rel(p)), { recursive: true });
     fs.writeFileSync(rel(p), `${p}\n`.repeat(50));
     fs.utimesSync(rel(p), new Date(when), new Date(when));
   };
-  const ctl = (args: string[], bucket = BUCKET) => {
-    fs.writeFileSync(rel("etc/nourish-link/host.env"), `ROLE=db\nSTACK=staging\nREGION=us-east-1\nBACKUP_BUCKET=${bucket}\n`);
+  const ctl = (args: string[], bucket = BUCKET, lock = "BACKUP_LOCK_DAYS='daily=35 monthly=372 logs=365'\n") => {
+    fs.writeFileSync(rel("etc/nourish-link/host.env"), `ROLE=db\nSTACK=staging\nREGION=us-east-1\nBACKUP_BUCKET=${bucket}\n${lock}`);
     return run("bash", [NOURISHCTL_SOURCE, "logs", "archive", ...args], {
-      env: { ...process.env, ...s3.env, NOURISH_ROOT: root, S3_ENDPOINT: s3.endpoint, PATH: `${path.dirname(AWS_CLI)}:${process.env.PATH}` },
+      env: { ...process.env, ...s3.env, NOURISH_ROOT: root, S3_ENDPOINT: s3.endpoint, STS_ENDPOINT: moto.endpoint, PATH: `${path.dirname(AWS_CLI)}:${process.env.PATH}` },
     });
   };
   const october = ["var/log/nourish-link/nginx-access.log.1", "var/log/nourish-link/nginx-access.log.2.gz", "var/log/postgresql/postgresql-15-main.log.1"];
@@ -30,6 +34,9 @@ describe("nourishctl logs archive (s3rver)", () => {
   before(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-logs-"));
     s3 = await startS3({ buckets: [BUCKET] });
+    moto = await startMoto();
+    userid = run(AWS_CLI, ["--endpoint-url", moto.endpoint, "--region", "us-east-1", "sts", "get-caller-identity", "--query", "UserId", "--output", "text"], { env: { ...process.env, ...s3.env } }).stdout.trim();
+    assert.match(userid, /^[A-Za-z0-9:._@-]+$/);
     fs.mkdirSync(rel("etc/nourish-link"), { recursive: true });
     for (const f of october) log(f, "2026-10-15T12:00:00Z");
     log("var/log/nourish-link/nginx-access.log", "2026-10-20T12:00:00Z"); // live: never archived
@@ -37,21 +44,23 @@ describe("nourishctl logs archive (s3rver)", () => {
   });
   after(async () => {
     await s3?.stop();
+    await moto?.stop();
     fs.rmSync(root, { recursive: true, force: true });
   });
 
   it("a failed upload (no such bucket) removes nothing", () => {
     const r = ctl(["202610"], "no-such-bucket");
     assert.strictEqual(r.status, 1);
-    assert.match(r.stderr.trim().split("\n").pop()!, /^nourishctl: logs archive: upload to s3:\/\/no-such-bucket\/logs\/staging\/db\/[^/]+\/logs_archive_202610\.tar\.gz failed; nothing removed$/);
+    assert.match(r.stderr.trim().split("\n").pop()!, /^nourishctl: logs archive: upload to s3:\/\/no-such-bucket\/logs\/db\/[^/]+\/logs_archive_202610\.tar\.gz failed; nothing removed$/);
     for (const f of october) assert.ok(fs.existsSync(rel(f)), `${f} removed`);
   });
 
-  it("archives the month's rotated logs, verifies them in S3, then removes them here; the live log and other months stay", () => {
+  it("archives the month's rotated logs under its own logs/<role>/<aws:userid>/, checked by S3, then removes them here; the live log and other months stay", () => {
     const r = ctl(["202610"]);
     assert.strictEqual(r.status, 0, r.stderr);
-    assert.match(r.stdout, /logs archive: 3 rotated logs from 202610 in s3:\/\/nl-archive\/logs\/staging\/db\/.+\/logs_archive_202610\.tar\.gz \(\d+ bytes, sha256 [0-9a-f]{64}, verified\); removed here/);
+    assert.match(r.stdout, /logs archive: 3 rotated logs from 202610 in s3:\/\/nl-archive\/\S+ \(\d+ bytes, sha256 [0-9a-f]{64}, checked by S3\); removed here/);
     const key = /s3:\/\/nl-archive\/(\S+)/.exec(r.stdout)![1];
+    assert.strictEqual(key, `logs/db/${userid}/logs_archive_202610.tar.gz`);
     const down = path.join(root, "down.tar.gz");
     assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/${key}`, down]).status, 0);
     assert.deepStrictEqual(run("tar", ["-tzf", down]).stdout.trim().split("\n").sort(), [...october].sort());
@@ -60,11 +69,29 @@ describe("nourishctl logs archive (s3rver)", () => {
     assert.ok(fs.existsSync(rel("var/log/nourish-link/nginx-error.log.1")), "November's log was removed");
   });
 
-  it("never overwrites an archive already in the bucket, and removes nothing then", () => {
+  it("sends the archive as one write-once PUT: If-None-Match *, its SHA-256 for S3 to check, COMPLIANCE lock past logs' 365 days", () => {
+    const put = s3.puts().filter((p) => p.bucket === BUCKET && p.key === `logs/db/${userid}/logs_archive_202610.tar.gz`);
+    assert.strictEqual(put.length, 1, "one PUT, no multipart");
+    const h = put[0].headers;
+    assert.strictEqual(h["if-none-match"], "*");
+    assert.strictEqual(h["x-amz-sdk-checksum-algorithm"], "SHA256");
+    assert.strictEqual(Buffer.from(h["x-amz-checksum-sha256"], "base64").toString("hex"), h["x-amz-meta-sha256"]);
+    assert.strictEqual(h["x-amz-object-lock-mode"], "COMPLIANCE");
+    const days = (Date.parse(h["x-amz-object-lock-retain-until-date"]) - Date.now()) / 86_400_000;
+    assert.ok(days > 365 && days < 367, `locked for ${days} days`);
+    // Without Object Lock (no BACKUP_LOCK_DAYS) no retention is asked for: S3 would refuse it.
+    log("var/log/nourish-link/nginx-access.log.3", "2026-08-03T12:00:00Z");
+    assert.strictEqual(ctl(["202608"], BUCKET, "").status, 0);
+    const unlocked = s3.puts().find((p) => p.key.endsWith("logs_archive_202608.tar.gz"))!;
+    assert.strictEqual(unlocked.headers["if-none-match"], "*");
+    assert.strictEqual(unlocked.headers["x-amz-object-lock-mode"], undefined);
+  });
+
+  it("never overwrites an archive already in the bucket (S3 answers 412), and removes nothing then", () => {
     log("var/log/postgresql/postgresql-15-main.log.2", "2026-10-03T12:00:00Z");
     const r = ctl(["202610"]);
-    assert.strictEqual(r.status, 1);
-    assert.match(r.stderr, /logs archive: s3:\/\/nl-archive\/.+ exists already \(sha256 [0-9a-f]{64}\); nothing removed/);
+    assert.strictEqual(r.status, 1, r.stderr);
+    assert.match(r.stderr, /nourishctl: logs archive: s3:\/\/nl-archive\/logs\/db\/\S+\/logs_archive_202610\.tar\.gz exists already; nothing removed\n$/);
     assert.ok(fs.existsSync(rel("var/log/postgresql/postgresql-15-main.log.2")));
   });
 

@@ -2,7 +2,8 @@
 // (schema 2.2) per procedure, each calling one existing nourishctl verb with a fixed argv; their
 // allowedPatterns refuse injection; the rendered scripts pass shellcheck as sh and, run as SSM
 // runs them, hand nourishctl exactly the argv they promise. Also the quarantine group, the
-// endpoints it still reaches, the hosts' incident rights (evaluated offline) and the stack output.
+// endpoints it still reaches, who may isolate and snapshot (evaluated offline: the on-call
+// operator, never a host) and the stack output.
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import * as assert from "assert";
 import * as fs from "fs";
@@ -51,7 +52,7 @@ describe("on-call SSM documents, quarantine and incident rights (Pulumi mocks)",
         }
       }
     }
-    for (const p of ["restart", "db-kill-long-queries", "isolate"]) {
+    for (const p of ["restart", "db-kill-long-queries"]) {
       assert.ok("confirm" in ONCALL_PROCEDURES.find((x) => x.name === p)!.parameters, `${p} is disruptive: it needs confirm=yes`);
     }
   });
@@ -106,20 +107,16 @@ describe("on-call SSM documents, quarantine and incident rights (Pulumi mocks)",
     assert.deepStrictEqual(argv("db-diagnose", {}).argv, ["db", "diagnose", "--older-than", "5m"]);
     assert.deepStrictEqual(argv("db-kill-long-queries", { olderThan: "90s", confirm: "yes" }).argv, ["db", "kill-long-queries", "--older-than", "90s", "--yes"]);
     assert.deepStrictEqual(argv("db-kill-long-queries", { olderThan: "10m", terminate: "yes", confirm: "yes" }).argv, ["db", "kill-long-queries", "--older-than", "10m", "--terminate", "--yes"]);
-    assert.deepStrictEqual(argv("isolate", { confirm: "yes" }).argv, ["isolate", "--yes"]);
-    // A reason with spaces and a colon stays one argument.
-    assert.deepStrictEqual(argv("snapshot", { reason: "incident 42: web shell" }).argv, ["snapshot", "--reason", "incident 42: web shell"]);
     assert.deepStrictEqual(argv("maintenance", { state: "on" }).argv, ["maintenance", "on"]);
   });
 
-  it("the stack output lists a ready-to-paste send-command per procedure, by tag (one instance for isolate and snapshot)", () => {
+  it("the stack output lists a ready-to-paste send-command per procedure, by tag", () => {
     const commands = staging.outputs.oncallCommands as Record<string, string>;
     assert.deepStrictEqual(Object.keys(commands).sort(), ONCALL_PROCEDURES.map((p) => p.name).sort());
     for (const p of ONCALL_PROCEDURES) {
       const c = commands[p.name];
       assert.ok(c.startsWith(`aws ssm send-command --region af-south-1 --document-name nourish-link-staging-${p.name} `), c);
-      if (p.oneHost) assert.match(c, / --instance-ids INSTANCE_ID /);
-      else assert.match(c, new RegExp(` --targets Key=tag:project,Values=nourish-link Key=tag:stack,Values=staging Key=tag:role,Values=${(p.exampleRoles ?? p.roles).join(",")}( |$)`));
+      assert.match(c, new RegExp(` --targets Key=tag:project,Values=nourish-link Key=tag:stack,Values=staging Key=tag:role,Values=${(p.exampleRoles ?? p.roles).join(",")}( |$)`));
       const params = c.match(/--parameters '([^']*)'/);
       if (params) {
         const given = Object.fromEntries(Object.entries(JSON.parse(params[1]) as Record<string, string[]>).map(([k, v]) => [k, v[0]]));
@@ -147,50 +144,64 @@ describe("on-call SSM documents, quarantine and incident rights (Pulumi mocks)",
     }
   });
 
-  it("hosts may quarantine and snapshot themselves, scoped to this stack and the quarantine group, and nothing more", async () => {
-    const q = one(prod, "aws:ec2/securityGroup:SecurityGroup", "network-quarantine");
-    const grants = ofType(prod, "aws:iam/rolePolicy:RolePolicy").filter((g) => g.name.startsWith("oncall-incident-"));
+  it("no host role may write to EC2 or ELB (issue 20): isolation and snapshots are the on-call operator's", () => {
     const roles = ofType(prod, "aws:iam/role:Role").filter((x) => /^(app|database)-role$/.test(x.name));
-    assert.deepStrictEqual(grants.map((g) => g.inputs.role).sort(), roles.map((x) => x.id).sort(), "every host role has the grant");
-    const policy = JSON.parse(String(grants[0].inputs.policy));
+    assert.strictEqual(roles.length, 2);
+    const grants = ofType(prod, "aws:iam/rolePolicy:RolePolicy").filter((g) => roles.some((r) => r.id === g.inputs.role));
+    assert.ok(grants.length > 0);
+    for (const g of grants) {
+      for (const st of JSON.parse(String(g.inputs.policy)).Statement as { Action: string | string[] }[]) {
+        for (const a of ([] as string[]).concat(st.Action)) assert.ok(!/^(ec2|elasticloadbalancing):(?!Describe)/.test(a), `${g.name} grants ${a}`);
+      }
+    }
+  });
+
+  it("the on-call operator may isolate, release and snapshot this stack's instances only, and nothing more", async () => {
+    const policy = JSON.parse(String(one(prod, "aws:iam/policy:Policy", "oncall-operator").inputs.policy));
+    const q = one(prod, "aws:ec2/securityGroup:SecurityGroup", "network-quarantine");
     const quarantineArn = `arn:aws:ec2:af-south-1:${ACCOUNT}:security-group/${q.id}`;
-    assert.strictEqual(policy.Statement.find((s: { Sid: string }) => s.Sid === "OnlyIntoTheQuarantineGroup").Resource, quarantineArn);
     const ec2 = (t: string) => `arn:aws:ec2:af-south-1:${ACCOUNT}:${t}`;
     const allowed = async (action: string, resource: string, context: Record<string, string | string[]> = {}) => {
       const r = await runSimulation({
-        request: { principal: `arn:aws:iam::${ACCOUNT}:role/app-host`, action, resource: { resource, accountId: ACCOUNT }, contextVariables: { "aws:SecureTransport": "true", ...context } },
-        identityPolicies: [{ name: "incident", policy }], serviceControlPolicies: [], resourceControlPolicies: [],
+        request: { principal: `arn:aws:iam::${ACCOUNT}:role/oncall`, action, resource: { resource, accountId: ACCOUNT }, contextVariables: { "aws:SecureTransport": "true", ...context } },
+        identityPolicies: [{ name: "oncall", policy }], serviceControlPolicies: [], resourceControlPolicies: [],
       }, {});
       if (r.resultType === "error") assert.fail(`the evaluator refused ${action} on ${resource}: ${JSON.stringify(r.errors)}`);
       return r.overallResult === "Allowed";
     };
     const ours = { "aws:ResourceTag/project": "nourish-link", "aws:ResourceTag/stack": "prod" };
     const theirs = { "aws:ResourceTag/project": "nourish-link", "aws:ResourceTag/stack": "staging" };
-    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", ec2("instance/i-0123456789abcdef0"), ours), true);
-    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", ec2("instance/i-0123456789abcdef0"), theirs), false, "another stack's instance");
-    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", quarantineArn), true);
-    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", ec2("security-group/sg-0aaaaaaaaaaaaaaaa")), false, "another group");
-    assert.strictEqual(await allowed("ec2:CreateTags", ec2("instance/i-0123456789abcdef0"), { ...ours, "aws:TagKeys": ["quarantine:previous-groups"] }), true);
-    assert.strictEqual(await allowed("ec2:CreateTags", ec2("instance/i-0123456789abcdef0"), { ...ours, "aws:TagKeys": ["stack"] }), false, "rewriting the stack tag");
+    const instance = ec2("instance/i-0123456789abcdef0");
+    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", instance, ours), true);
+    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", instance, theirs), false, "another stack's instance");
+    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", quarantineArn, ours), true);
+    assert.strictEqual(await allowed("ec2:ModifyInstanceAttribute", ec2("security-group/sg-0aaaaaaaaaaaaaaaa"), theirs), false, "another stack's group");
+    for (const action of ["ec2:CreateTags", "ec2:DeleteTags"]) {
+      assert.strictEqual(await allowed(action, instance, { ...ours, "aws:TagKeys": ["quarantine:previous-groups"] }), true, action);
+      assert.strictEqual(await allowed(action, instance, { ...ours, "aws:TagKeys": ["stack"] }), false, `${action} the stack tag`);
+      assert.strictEqual(await allowed(action, instance, { ...theirs, "aws:TagKeys": ["quarantine:since"] }), false, `${action} on another stack`);
+    }
     const tg = `arn:aws:elasticloadbalancing:af-south-1:${ACCOUNT}:targetgroup/app-targets/0123456789abcdef`;
-    assert.strictEqual(await allowed("elasticloadbalancing:DeregisterTargets", tg, ours), true);
-    assert.strictEqual(await allowed("elasticloadbalancing:DeregisterTargets", tg, theirs), false);
-    assert.strictEqual(await allowed("elasticloadbalancing:RegisterTargets", tg, ours), false);
+    for (const action of ["elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:RegisterTargets"]) {
+      assert.strictEqual(await allowed(action, tg, ours), true, action);
+      assert.strictEqual(await allowed(action, tg, theirs), false, action);
+    }
     const snap = "arn:aws:ec2:af-south-1::snapshot/snap-0123456789abcdef0";
     assert.strictEqual(await allowed("ec2:CreateSnapshot", ec2("volume/vol-0123456789abcdef0")), true);
     assert.strictEqual(await allowed("ec2:CreateSnapshot", snap, { "aws:RequestTag/project": "nourish-link", "aws:RequestTag/stack": "prod" }), true);
     assert.strictEqual(await allowed("ec2:CreateSnapshot", snap, { "aws:RequestTag/project": "nourish-link", "aws:RequestTag/stack": "staging" }), false);
     assert.strictEqual(await allowed("ec2:CreateTags", snap, { "ec2:CreateAction": "CreateSnapshot" }), true);
     assert.strictEqual(await allowed("ec2:CreateTags", snap, {}), false, "retagging an existing snapshot");
-    for (const [action, resource] of [["ec2:DeleteSnapshot", snap], ["ec2:StopInstances", ec2("instance/i-0123456789abcdef0")], ["ec2:TerminateInstances", ec2("instance/i-0123456789abcdef0")],
+    for (const [action, resource] of [["ec2:DeleteSnapshot", snap], ["ec2:StopInstances", instance], ["ec2:TerminateInstances", instance],
       ["ec2:AuthorizeSecurityGroupIngress", quarantineArn], ["ec2:ModifySnapshotAttribute", snap]] as const) {
       assert.strictEqual(await allowed(action, resource, ours), false, action);
     }
   });
 
-  it("the on-call operator policy: these documents, this stack's hosts by tag, the invocations; nothing else", () => {
+  it("the on-call operator policy: these documents, this stack's hosts by tag, the invocations, the incident rights; nothing else", () => {
     const policy = JSON.parse(String(one(prod, "aws:iam/policy:Policy", "oncall-operator").inputs.policy));
-    assert.deepStrictEqual(policy.Statement.map((s: { Sid: string }) => s.Sid), ["SendTheOncallDocuments", "SendToThisStacksHosts", "ReadInvocations"]);
+    assert.deepStrictEqual(policy.Statement.map((s: { Sid: string }) => s.Sid), ["SendTheOncallDocuments", "SendToThisStacksHosts", "ReadInvocations",
+      "SeeTheHosts", "MoveThisStacksInstancesBetweenItsGroups", "RecordTheIsolation", "ThisStacksTargetGroups", "SnapshotVolumes", "SnapshotsTaggedWithThisStack", "TagSnapshotsWhenTaken"]);
     assert.deepStrictEqual(policy.Statement[0].Resource, ONCALL_PROCEDURES.map((p) => `arn:aws:ssm:af-south-1:${ACCOUNT}:document/nourish-link-prod-${p.name}`));
     assert.deepStrictEqual(policy.Statement[1].Condition, { StringEquals: { "ssm:resourceTag/project": "nourish-link", "ssm:resourceTag/stack": "prod" } });
     assert.match(String(prod.outputs.oncallOperatorPolicyArn), /^arn:aws:iam::/);

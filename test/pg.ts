@@ -6,7 +6,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PostgresSizing, renderPgHba, renderPostgresqlConf } from "../components/database/postgresql";
+import { PostgresSizing, renderPgHba, renderPgIdent, renderPostgresqlConf } from "../components/database/postgresql";
 import { freePort, selfSignedCert } from "./tools";
 
 /** Debian's postgresql-15 layout; PG_BINDIR overrides it. */
@@ -201,6 +201,8 @@ export interface AppClusterOptions {
   slowQueryMs?: number;
   /** More postgresql.conf, rendered once the cluster's paths are known (archiving, for PITR). */
   extraConf?: (cluster: Cluster) => string;
+  /** The app's database and role (default `dusangire` both), rendered into pg_hba.conf and created. */
+  names?: { database: string; user: string };
 }
 
 /**
@@ -208,6 +210,7 @@ export interface AppClusterOptions {
  * does, with TLS on and the app role and database `dusangire` created.
  */
 export async function startAppCluster(o: AppClusterOptions): Promise<Cluster> {
+  const names = o.names ?? { database: "dusangire", user: "dusangire" };
   const cluster = await createCluster();
   const { cert, key } = selfSignedCert(cluster.root, "localhost");
   // postgres refuses a key readable by others or not owned by it.
@@ -219,10 +222,12 @@ export async function startAppCluster(o: AppClusterOptions): Promise<Cluster> {
       sizing: o.sizing ?? { vcpus: 2, memoryMib: 2048 }, slowQueryMs: o.slowQueryMs ?? 500, port: cluster.port,
       listenAddresses: "127.0.0.1", sslCertFile: cert, sslKeyFile: key,
     }) + (o.extraConf?.(cluster) ?? ""),
-    hba: renderPgHba({ database: "dusangire", user: "dusangire", appCidrs: ["127.0.0.1/32"] }),
+    hba: renderPgHba({ ...names, appCidrs: ["127.0.0.1/32"] }),
+    files: { "data/pg_ident.conf": renderPgIdent({ user: names.user }) },
   });
   // Over the Unix socket as the postgres OS user: the rendered `local all postgres peer` line.
-  cluster.psql(`CREATE ROLE dusangire LOGIN PASSWORD '${o.appPassword.replace(/'/g, "''")}'`);
-  cluster.psql("CREATE DATABASE dusangire OWNER dusangire");
+  // Quoted: the names are identifiers the renderer accepted, a keyword such as "all" included.
+  cluster.psql(`CREATE ROLE "${names.user}" LOGIN PASSWORD '${o.appPassword.replace(/'/g, "''")}'`);
+  cluster.psql(`CREATE DATABASE "${names.database}" OWNER "${names.user}"`);
   return cluster;
 }

@@ -113,7 +113,7 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
     fs.mkdirSync(path.join(root, "var/lib/postgresql"), { recursive: true });
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"),
-      `ROLE=db\nSTACK=test\nREGION=us-east-1\nDB_NAME=dusangire\nPITR=true\nPGBACKREST_BUCKET=${BUCKET}\nPGBACKREST_CIPHER_PARAMETER=/nourish-link/test/pgbackrest-cipher-pass\n`);
+      `ROLE=db\nSTACK=test\nREGION=us-east-1\nDB_NAME=dusangire\nDB_USER=dusangire\nPITR=true\nPGBACKREST_BUCKET=${BUCKET}\nPGBACKREST_CIPHER_PARAMETER=/nourish-link/test/pgbackrest-cipher-pass\n`);
 
     ({ cluster, confPath, settings } = await startPitrCluster(s3, BUCKET, PASS, { appPassword: "pitr-test-password-0123" }));
     cluster.psql("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)", { db: "dusangire" });
@@ -299,6 +299,8 @@ describe("pitr: nourishctl with real pgBackRest, PostgreSQL 15 and S3", () => {
     assert.strictEqual(psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders", "dusangire_pitr"), "1");
     assert.strictEqual(psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "1,2");
     assert.strictEqual(psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'dusangire_pitr'", "postgres"), "dusangire");
+    // Restored as the app's role (never a superuser): what it restored is the app's.
+    assert.strictEqual(psql("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'orders'", "dusangire_pitr"), "dusangire");
     assert.deepStrictEqual(leftovers(), [], "the temporary cluster was not removed");
     // The live cluster still archives (the temporary one never pushed into the repository).
     const check = cluster.asUser("pgbackrest", [`--config=${confPath}`, "--stanza=nourish-link", "check"]);

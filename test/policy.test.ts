@@ -56,6 +56,11 @@ const BREAKS: [string, string, string, (p: Plan) => void][] = [
   ["rds-log-groups", "prod-managed-db", "RDS exporting into a group the stack does not create", (p) => {
     res(p, "aws:cloudwatch/logGroup:LogGroup", "monitoring-logs-rds-upgrade").inputs.name = "/aws/rds/instance/someone-else/upgrade";
   }],
+  ["release-not-from-backups", "prod", "the release artifact read from the backup archive", (p) => {
+    const grant = res(p, "aws:iam/rolePolicy:RolePolicy", "release-artifact-read");
+    const archive = res(p, "aws:s3/bucket:Bucket", "backups-archive");
+    grant.inputs.policy = JSON.stringify({ Version: "2012-10-17", Statement: [{ Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${archive.id}/dumps/daily/*` }] });
+  }],
   ["prod-data-protected", "prod", "prod backup archive not protected", (p) => { res(p, "aws:s3/bucket:Bucket", "backups-archive").options.protect = false; }],
   ["no-plaintext-secrets", "staging", "a database password in the app host's user data", (p) => {
     const i = res(p, "aws:ec2/instance:Instance", "app-0");

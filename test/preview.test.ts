@@ -95,6 +95,31 @@ describe("offline preview (npm start)", () => {
     assert.strictEqual(r.stdout.includes("create"), false, "printed a plan for invalid config");
   });
 
+  it("refuses __proto__, constructor and prototype keys in the stack file, naming the key and the file, and writes nothing", () => {
+    // Pulumi hands the program these keys and the program refuses them: the preview must not drop them
+    // and validate another config than Pulumi would.
+    const cases: [string, (t: string) => string, string][] = [
+      ["nested __proto__", (t) => t.replace("  nourish-link:backups:\n", "  nourish-link:backups:\n    __proto__:\n      enabled: false\n"), "nourish-link:backups.__proto__"],
+      ["a top-level key", (t) => t.replace("  nourish-link:backups:\n", "  nourish-link:__proto__:\n    environment: staging\n  nourish-link:backups:\n"), "nourish-link:__proto__"],
+      ["a key without namespace", (t) => t.replace("  nourish-link:backups:\n", "  __proto__: x\n  nourish-link:backups:\n"), "__proto__"],
+      ["constructor in a list", (t) => t.replace("  nourish-link:backups:\n", "  nourish-link:scratch:\n    - constructor: 1\n  nourish-link:backups:\n"), "nourish-link:scratch[0].constructor"],
+      ["prototype", (t) => t.replace("  nourish-link:backups:\n", "  nourish-link:backups:\n    prototype: {}\n"), "nourish-link:backups.prototype"],
+    ];
+    for (const [what, edit, key] of cases) {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-root-"));
+      fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(root, "Pulumi.yaml"));
+      const text = fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8");
+      assert.notStrictEqual(edit(text), text, what);
+      fs.writeFileSync(path.join(root, "Pulumi.prod.yaml"), edit(text));
+      const r = preview(["--stack", "prod", "--root", root, "--out", path.join(root, "out")]);
+      const wrote = fs.existsSync(path.join(root, "out", "prod"));
+      fs.rmSync(root, { recursive: true, force: true });
+      assert.strictEqual(r.status, 1, `${what}: exit ${r.status}\n${r.stdout.slice(0, 300)}`);
+      assert.strictEqual(r.stderr.trim(), `error: Pulumi.prod.yaml: ${key} is not allowed: __proto__, constructor and prototype are never settings`, what);
+      assert.ok(!wrote, `${what}: wrote a plan`);
+    }
+  });
+
   it("keeps secrets out of everything it writes and prints", () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-root-"));
     fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(root, "Pulumi.yaml"));

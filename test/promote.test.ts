@@ -17,6 +17,7 @@ import { requireTool } from "./tools";
 
 const FIXTURES = path.join(__dirname, "fixtures", "promotion");
 const NOW = "2026-12-01T06:00:00Z";
+const recordedProd = () => fs.readFileSync(path.join(FIXTURES, "Pulumi.prod.yaml"), "utf8");
 const recorded = () => JSON.parse(fs.readFileSync(path.join(FIXTURES, "staging-outputs.json"), "utf8")) as Record<string, any>;
 
 /** A copy of the fixture stack files and the outputs to promote from. */
@@ -194,6 +195,18 @@ describe("Promotion", () => {
       const s = recorded();
       s.releaseArtifact = "[secret]";
       refused(promote(s), /staging's releaseArtifact is a secret/);
+    });
+
+    it("refuses __proto__, constructor and prototype keys in a stack file, naming the key and the file", () => {
+      // Dropped, they would let promotion validate another config than the one Pulumi sees.
+      for (const [edit, key] of [
+        [(t: string) => t.replace("  nourish-link:backups:\n", "  nourish-link:backups:\n    __proto__:\n      enabled: false\n"), "nourish-link:backups.__proto__"],
+        [(t: string) => t.replace("  nourish-link:backups:\n", "  nourish-link:__proto__:\n    promotion:\n      maxRehearsalAgeDays: 90\n  nourish-link:backups:\n"), "nourish-link:__proto__"],
+        [(t: string) => t.replace("  nourish-link:backups:\n", "  nourish-link:backups:\n    constructor: 1\n"), "nourish-link:backups.constructor"],
+      ] as const) {
+        assert.notStrictEqual(edit(recordedProd()), recordedProd());
+        refused(promote(recorded(), { prodEdit: edit }), new RegExp(`^promote: refused: Pulumi\\.prod\\.yaml: ${key.replace(/\./g, "\\.")} is not allowed: __proto__, constructor and prototype are never settings$`));
+      }
     });
 
     it("refuses outputs that are not JSON or cannot be read, naming the file", () => {

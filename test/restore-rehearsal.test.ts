@@ -176,4 +176,72 @@ describe("nourishctl restore-rehearsal: prod's backup into staging's live databa
     // The app keeps its access (owner and grants as in the dump).
     assert.strictEqual(cluster.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'dusangire'"), "dusangire");
   });
+
+  it("a manifest whose time carries SQL (the dump and its checksum untouched) is refused naming the field; nothing runs, staging's database exactly as it was", () => {
+    const manifestKey = backupKey.replace(/\.dump$/, ".json");
+    const good = path.join(dir, "good-time.json");
+    assert.strictEqual(s3.aws(["s3", "cp", `s3://${PROD_BUCKET}/${manifestKey}`, good]).status, 0);
+    const manifest = JSON.parse(fs.readFileSync(good, "utf8"));
+    const markers = fs.mkdtempSync(path.join(os.tmpdir(), "nl-time-"));
+    fs.chmodSync(markers, 0o777);
+    const marker = path.join(markers, "pwned");
+    // `date -d` reads this as the plain time: it ignores text in parentheses.
+    const time = `${manifest.time} (x'; COPY (SELECT 1) TO PROGRAM 'touch ${marker}'; --)`;
+    assert.strictEqual(run("date", ["-u", "-d", time, "+%s"]).status, 0, "date -d accepts the hostile time");
+    fs.writeFileSync(path.join(dir, "hostile.json"), JSON.stringify({ ...manifest, time }));
+    upload(path.join(dir, "hostile.json"), manifestKey);
+    const before = { dbs: databases(), staging: state(STAGING_DB) };
+    try {
+      const r = ctl(stagingRoot, "restore-rehearsal", "--key", backupKey, "--sha256", backupSha);
+      assert.notStrictEqual(r.status, 0, "a manifest with SQL in its time was accepted");
+      assert.match(r.stderr.trim().split("\n").pop()!, new RegExp(`^nourishctl: restore: the manifest of ${backupKey} has a time that is not YYYY-MM-DDTHH:MM:SSZ; refusing it$`));
+      assert.ok(!fs.existsSync(marker), "the manifest's SQL ran");
+      assert.deepStrictEqual(databases(), before.dbs);
+      assert.deepStrictEqual(state(STAGING_DB), before.staging);
+    } finally {
+      upload(good, manifestKey);
+      fs.rmSync(markers, { recursive: true, force: true });
+    }
+  });
+
+  it("runs the dump and the scrub as the app's role: a function the app planted in prod never runs as a superuser", () => {
+    // Planted in prod by the app's role: a CHECK (evaluated by pg_restore on every row) and a
+    // trigger on a scrubbed table (fired by the scrub's UPDATE), both calling a function that, only
+    // when its caller is a superuser, runs a shell command (COPY TO PROGRAM).
+    const markers = fs.mkdtempSync(path.join(os.tmpdir(), "nl-plant-"));
+    fs.chmodSync(markers, 0o777);
+    const marker = path.join(markers, "ran-as-superuser");
+    cluster.psql(`SET ROLE dusangire;
+      CREATE FUNCTION public.nl_plant(what text) RETURNS boolean LANGUAGE plpgsql AS $f$
+      DECLARE su boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
+      BEGIN
+        RAISE WARNING 'nl_plant % ran as % (superuser: %)', what, current_user, su;
+        IF su THEN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'cat > ${marker}'); END IF;
+        RETURN true;
+      END $f$;
+      CREATE FUNCTION public.nl_plant_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$
+      BEGIN PERFORM public.nl_plant('trigger'); RETURN NEW; END $f$;
+      CREATE TRIGGER nl_plant BEFORE UPDATE ON families FOR EACH ROW EXECUTE FUNCTION public.nl_plant_trigger();
+      CREATE TABLE planted (id serial PRIMARY KEY, note text CHECK (public.nl_plant('check')));
+      INSERT INTO planted (note) VALUES ('a');`, { db: PROD_DB });
+    const b = ctl(prodRoot, "backup");
+    assert.strictEqual(b.status, 0, b.stderr);
+    const key = b.stdout.trim().split("\n").pop()!;
+    const sha = JSON.parse(s3.aws(["s3", "cp", `s3://${PROD_BUCKET}/dumps/daily/latest.json`, "-"]).stdout).sha256;
+    const logBefore = cluster.log().length;
+    stagingEnv({ REHEARSAL_SCRUB_COLUMNS: "families.email" });
+    try {
+      const r = ctl(stagingRoot, "restore-rehearsal", "--key", key, "--sha256", sha);
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.ok(!fs.existsSync(marker), "the planted function ran a shell command as a superuser");
+      const log = cluster.log().slice(logBefore);
+      assert.match(log, /nl_plant check ran as dusangire \(superuser: f\)/, "the CHECK ran during the restore, as the app's role");
+      assert.match(log, /nl_plant trigger ran as dusangire \(superuser: f\)/, "the trigger ran during the scrub, as the app's role");
+      assert.doesNotMatch(log, /superuser: t/);
+      assert.strictEqual(cluster.psql("SELECT count(*) FROM families WHERE email LIKE 'scrubbed-%'", { db: STAGING_DB }), "3000");
+    } finally {
+      stagingEnv();
+      fs.rmSync(markers, { recursive: true, force: true });
+    }
+  });
 });

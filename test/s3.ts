@@ -18,6 +18,8 @@ export interface S3 {
   env: Record<string, string>;
   /** Runs `aws s3api|s3 …` against it. */
   aws(args: string[]): { status: number | null; stdout: string; stderr: string };
+  /** Every PUT of an object it received so far (bucket, key, request headers in lower case), oldest first. */
+  puts(): { bucket: string; key: string; headers: Record<string, string> }[];
   stop(): Promise<void>;
 }
 
@@ -41,11 +43,29 @@ async function waitForLine(child: ChildProcess, pattern: RegExp, what: string): 
 export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promise<S3> {
   assert.ok(fs.existsSync(AWS_CLI), `${AWS_CLI} is missing: apt-get install -y awscli (scripts/workstation/debian-packages.txt)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-s3-"));
+  const putLog = path.join(dir, "puts.jsonl");
+  // What s3rver lacks and S3 does: a PUT with If-None-Match: * of a key that exists fails with 412
+  // PreconditionFailed (conditional writes). Every object PUT (not its parts) is recorded to putLog.
+  // Bucket policies and Object Lock are not enforced here: those are the IAM evaluator's to prove.
   const script = `
+    const fs = require("fs");
     const S3rver = require(${JSON.stringify(require.resolve("s3rver"))});
-    new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: ${JSON.stringify(path.join(dir, "data"))},
-      configureBuckets: ${JSON.stringify(opts.buckets.map((name) => ({ name })))} })
-      .run().then(({ port }) => console.log("listening " + port));`;
+    const s3 = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: ${JSON.stringify(path.join(dir, "data"))},
+      configureBuckets: ${JSON.stringify(opts.buckets.map((name) => ({ name })))} });
+    s3.middleware.unshift(async (ctx, next) => {
+      const m = /^\\/([^/]+)\\/(.+)$/.exec(ctx.path);
+      if (ctx.method === "PUT" && m && !ctx.query.partNumber && !ctx.headers["x-amz-copy-source"]) {
+        const [bucket, key] = [m[1], decodeURIComponent(m[2])];
+        fs.appendFileSync(${JSON.stringify(putLog)}, JSON.stringify({ bucket, key, headers: ctx.headers }) + "\\n");
+        if (ctx.headers["if-none-match"] === "*" && await s3.store.existsObject(bucket, key)) {
+          ctx.status = 412; ctx.type = "application/xml";
+          ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>';
+          return;
+        }
+      }
+      await next();
+    });
+    s3.run().then(({ port }) => console.log("listening " + port));`;
   const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "pipe"] });
   const port = Number((await waitForLine(child, /listening (\d+)/, "s3rver"))[1]);
   const endpoint = `http://127.0.0.1:${port}`;
@@ -87,6 +107,7 @@ export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promi
   return {
     endpoint, port, tlsPort, env,
     aws: (args) => run(AWS_CLI, ["--endpoint-url", endpoint, ...args], { env: { ...process.env, ...env } }),
+    puts: () => (fs.existsSync(putLog) ? fs.readFileSync(putLog, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []),
     async stop() {
       await stopChild(nginx);
       await stopChild(child);

@@ -11,7 +11,7 @@ import { ROOT } from "../scripts/preview/stack-file";
 
 const DIR = path.join(ROOT, ".github", "workflows");
 type Step = { uses?: string; run?: string; with?: Record<string, string>; env?: Record<string, string>; name?: string };
-type Job = { environment?: string; permissions?: Record<string, string>; steps: Step[] };
+type Job = { environment?: string; permissions?: Record<string, string>; steps: Step[]; uses?: string };
 type Workflow = { on: Record<string, unknown>; permissions?: Record<string, string>; jobs: Record<string, Job> };
 
 const files = () => fs.readdirSync(DIR).filter((f) => f.endsWith(".yml")).sort();
@@ -19,6 +19,31 @@ const text = (f: string) => fs.readFileSync(path.join(DIR, f), "utf8");
 const wf = (f: string) => parse(text(f)) as Workflow;
 const steps = (w: Workflow) => Object.values(w.jobs).flatMap((j) => j.steps);
 const uses = (w: Workflow, action: string) => steps(w).filter((s) => s.uses?.split("@")[0] === action);
+
+/**
+ * What is wrong with a workflow's supply chain: a third-party action (or reusable workflow) not
+ * pinned to a full commit SHA with its tag in a comment (a tag can be moved to other code), and a
+ * checkout that leaves the job's token in .git/config for npm ci's install scripts and the program.
+ */
+function supplyChainProblems(f: string, source: string): string[] {
+  const problems: string[] = [];
+  const w = parse(source) as Workflow;
+  const used = Object.values(w.jobs).flatMap((j) => [j.uses, ...(j.steps ?? []).map((s) => s.uses)]).filter((u): u is string => !!u);
+  for (const u of used) {
+    if (u.startsWith("./")) continue; // an action of this repository, pinned by the checkout itself
+    if (!/^[\w.-]+\/[\w./-]+@[0-9a-f]{40}$/.test(u)) problems.push(`${f}: ${u} is not pinned to a full commit SHA`);
+    const line = source.split("\n").find((l) => l.includes(`uses: ${u}`));
+    if (!line || !/ # v\d+\.\d+\.\d+$/.test(line)) problems.push(`${f}: ${u} has no "# vX.Y.Z" comment naming its tag`);
+  }
+  for (const [name, job] of Object.entries(w.jobs)) {
+    const runsCode = (job.steps ?? []).some((s) => /\bnpm (ci|test|run)\b|\.ci\/run/.test(s.run ?? "") || s.uses?.startsWith("pulumi/actions@"));
+    if (!runsCode) continue;
+    for (const s of job.steps.filter((x) => x.uses?.startsWith("actions/checkout@"))) {
+      if ((s.with as Record<string, unknown> | undefined)?.["persist-credentials"] !== false) problems.push(`${f}: job ${name} checks out with persist-credentials left on`);
+    }
+  }
+  return problems;
+}
 
 describe("CI workflows", () => {
   it("are the three the README describes", () => {
@@ -101,6 +126,21 @@ describe("CI workflows", () => {
         if (s.with?.command) assert.strictEqual(s.env?.PULUMI_CONFIG_PASSPHRASE, "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
       }
     }
+  });
+
+  it("pin every third-party action to a commit SHA (tag in a comment), and never persist the checkout's token where npm ci or the program runs", () => {
+    for (const f of files()) assert.deepStrictEqual(supplyChainProblems(f, text(f)), [], f);
+    // The check sees a moved-back tag, a missing comment and a token left in .git/config.
+    const t = text("deploy-staging.yml");
+    const checkout = /uses: actions\/checkout@([0-9a-f]{40}) # (v[\d.]+)\n\s+with:\n\s+persist-credentials: false\n/.exec(t);
+    assert.ok(checkout, "deploy-staging.yml: the checkout step as expected");
+    assert.deepStrictEqual(supplyChainProblems("x", t.replace(`@${checkout[1]}`, "@v4")), ["x: actions/checkout@v4 is not pinned to a full commit SHA"]);
+    assert.deepStrictEqual(supplyChainProblems("x", t.replace(` # ${checkout[2]}`, "")), [`x: actions/checkout@${checkout[1]} has no "# vX.Y.Z" comment naming its tag`]);
+    assert.deepStrictEqual(supplyChainProblems("x", t.replace("persist-credentials: false", "persist-credentials: true")), ["x: job staging checks out with persist-credentials left on"]);
+    // Prod's pull request is pushed with the step's own token through gh, not one left by the checkout.
+    const push = wf("promote-prod.yml").jobs.prod.steps.find((s) => /git push/.test(s.run ?? ""));
+    assert.match(push?.run ?? "", /gh auth setup-git\n[^]*git push origin "\$branch"/);
+    assert.strictEqual(push?.env?.GH_TOKEN, "${{ github.token }}");
   });
 
   it("never expand ${{ }} inside a shell script (values reach run: through env)", () => {

@@ -80,8 +80,8 @@ export class AppHosts extends pulumi.ComponentResource {
     this.hostRole = new HostRole(`${name}-role`, { config, role: "app" }, { parent: this });
     args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "app");
     args.tooling.grantRead(`${name}-tooling`, this.hostRole.role);
-    // `nourishctl logs archive`: put (never delete) under logs/ only.
-    args.backups?.grantWrite(`${name}-logs`, this.hostRole.role, ["logs/"]);
+    // `nourishctl logs archive`: put (never read, never delete) under its own logs/app/<aws:userid>/ only.
+    args.backups?.grantLogArchive(`${name}-logs`, this.hostRole.role, "app");
     // A managed database has no host of ours: the first app host takes the pre-release backup and
     // is where it is restored (`nourishctl backup` / `restore --key` against RDS), so only then do
     // the app hosts put and read dumps/ (never delete: the grant has no delete).
@@ -101,7 +101,7 @@ export class AppHosts extends pulumi.ComponentResource {
     const masterEnv = args.masterUserSecretArn?.apply((arn): Record<string, string> => ({ DB_MASTER_SECRET_ARN: arn })) ?? pulumi.output<Record<string, string>>({});
     const archiveEnv = args.backups
       ? pulumi.all([args.backups.bucketName, args.backups.kmsKeyArn]).apply(([bucket, key]): Record<string, string> => ({
-        BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key,
+        BACKUP_BUCKET: bucket, BACKUP_KMS_KEY_ARN: key, ...args.backups!.hostEnv,
         ...(managed ? { BACKUP_LOCAL_DAYS: String(config.backups.localRetentionDays) } : {}),
       }))
       : pulumi.output<Record<string, string>>({});

@@ -3,9 +3,10 @@
 // Three buckets, all versioned, public access blocked, ACLs disabled, TLS only:
 // - archive:    dumps/ (nourishctl's logical dumps: dumps/daily/, dumps/monthly/) and logs/
 //               (archived host logs), SSE-KMS with the backup key, aged by lifecycle rules from
-//               `backups` config and, with backups.objectLock, under S3 Object Lock in COMPLIANCE
-//               mode for backups.retentionDays: nobody, root and a compromised host included, can
-//               delete or overwrite a backup before it has aged out.
+//               `backups` config. Backups and log archives are write-once (the bucket policy wants
+//               If-None-Match: * on their keys) and, with backups.objectLock, under S3 Object Lock
+//               in COMPLIANCE mode, each upload for as long as its class is kept (lockDays): nobody,
+//               root and a compromised host included, can delete or overwrite one before it has aged out.
 // - pgbackrest: pgBackRest's repository (pgbackrest/), SSE-KMS with the same key, no Object Lock
 //               and no expiration rule. Why a bucket of its own: Object Lock's default retention
 //               is bucket-wide (it cannot be scoped to a prefix), and pgBackRest expires its own
@@ -31,7 +32,8 @@ import { StackConfig } from "../config";
 import { rehearsalBucketStatements, rehearsalKeyStatements } from "../rehearsal/plan";
 import {
   accessLogBucketPolicy, accessLogLifecycleRules, archiveLifecycleRules, BackupPrefix, encryptedBucketPolicy,
-  BucketArns, grantStatements, objectLockRetention, pgbackrestDeleteStatements, pgbackrestLifecycleRules, policyDocument, Statement,
+  BucketArns, grantStatements, HostRoleName, lockDays, logArchiveStatements, objectLockRetention, pgbackrestDeleteStatements, pgbackrestLifecycleRules,
+  policyDocument, Statement, writeOnceStatements,
 } from "./policy";
 
 export type { BackupPrefix } from "./policy";
@@ -55,6 +57,8 @@ export class BackupStore extends pulumi.ComponentResource {
   readonly kmsKeyArn: pulumi.Output<string>;
   /** Whether the archive bucket is under Object Lock. */
   readonly objectLock: boolean;
+  /** host.env entries of every host that writes the archive: how long each upload is locked. */
+  readonly hostEnv: Record<string, string>;
 
   constructor(name: string, args: BackupStoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:backups:BackupStore", name, {}, opts);
@@ -100,8 +104,9 @@ export class BackupStore extends pulumi.ComponentResource {
     }
 
     for (const [id, bucket, done] of [[`${name}-archive`, archive, a], [`${name}-pgbackrest`, pgbackrest, p]] as const) {
-      // Rehearsal readers get dumps/ of the archive, never the pgBackRest repository.
-      const extra = (b: string) => (bucket === archive ? rehearsalBucketStatements(b, readers) : []);
+      // The archive's backups are write-once and locked as long as kept; rehearsal readers get its
+      // dumps/, never the pgBackRest repository.
+      const extra = (b: string) => (bucket === archive ? [...writeOnceStatements(b, config.backups), ...rehearsalBucketStatements(b, readers)] : []);
       new aws.s3.BucketPolicy(`${id}-policy`, {
         bucket: bucket.id,
         policy: pulumi.jsonStringify(pulumi.all([bucket.arn, key.arn]).apply(([b, k]) => {
@@ -131,6 +136,7 @@ export class BackupStore extends pulumi.ComponentResource {
     this.accessLogBucketName = accessLogs.bucket;
     this.kmsKeyArn = key.arn;
     this.objectLock = retention !== undefined;
+    this.hostEnv = lockEnv(config.backups);
     this.registerOutputs({
       bucketName: this.bucketName, pgbackrestBucketName: this.pgbackrestBucketName,
       accessLogBucketName: this.accessLogBucketName, kmsKeyArn: this.kmsKeyArn,
@@ -150,6 +156,11 @@ export class BackupStore extends pulumi.ComponentResource {
     return this.grant(name, role, (arns) => grantStatements(arns, "read", prefixes));
   }
 
+  /** `nourishctl logs archive` of a `role` host: put its own logs/<role>/<aws:userid>/ archives, read none. */
+  grantLogArchive(name: string, role: aws.iam.Role, hostRole: HostRoleName): aws.iam.RolePolicy {
+    return this.grant(name, role, (arns) => logArchiveStatements(arns, hostRole));
+  }
+
   /** s3:DeleteObject under pgbackrest/ only: what `pgbackrest expire` needs, nothing more. */
   grantPgbackrestDelete(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
     return this.grant(name, role, (arns) => pgbackrestDeleteStatements(arns));
@@ -162,4 +173,15 @@ export class BackupStore extends pulumi.ComponentResource {
         .apply(([archive, pgbackrest, kmsKey]) => policyDocument(statements({ archive, pgbackrest, kmsKey })))),
     }, { parent: this });
   }
+}
+
+/**
+ * What nourishctl needs to lock each upload for as long as it is kept (empty without Object Lock:
+ * S3 refuses retention on a bucket without it): BACKUP_LOCK_DAYS, the classes of lockDays as
+ * "daily=35 monthly=372 logs=365".
+ */
+export function lockEnv(b: Parameters<typeof lockDays>[0]): Record<string, string> {
+  if (!b.objectLock) return {};
+  const name = (pattern: string) => pattern.startsWith("dumps/daily/") ? "daily" : pattern.startsWith("dumps/monthly/") ? "monthly" : "logs";
+  return { BACKUP_LOCK_DAYS: lockDays(b).map((c) => `${name(c.pattern)}=${c.days}`).join(" ") };
 }

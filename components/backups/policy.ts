@@ -117,9 +117,67 @@ export function accessLogLifecycleRules(): LifecycleRule[] {
   ];
 }
 
-/** Object Lock default retention: COMPLIANCE (nobody, root included, can shorten it) for as long as a daily is kept. */
+/**
+ * Object Lock default retention: COMPLIANCE (nobody, root included, can shorten it) for as long as a
+ * daily is kept. The floor: objects written without a retention of their own (the latest.json
+ * pointer) get it; every backup and archive is uploaded with its own, as long as it is kept
+ * (lockDays), and the bucket policy refuses one with less (writeOnceStatements).
+ */
 export function objectLockRetention(b: BackupSettings): { mode: "COMPLIANCE"; days: number } | undefined {
   return b.objectLock ? { mode: "COMPLIANCE", days: b.retentionDays } : undefined;
+}
+
+/**
+ * The archive's write-once keys, each class with the days it is kept (the lifecycle rules above):
+ * daily dumps and their manifests, monthly dumps, archived logs. Not dumps/daily/latest.json, the
+ * pointer `backup` rewrites every night.
+ */
+export function lockDays(b: BackupSettings): { pattern: string; days: number }[] {
+  return [
+    { pattern: `${DAILY_PREFIX}db_backup_*`, days: b.retentionDays },
+    ...(b.monthlyRetentionMonths > 0 ? [{ pattern: `${MONTHLY_PREFIX}*`, days: b.monthlyRetentionMonths * 31 }] : []),
+    { pattern: `${LOGS_PREFIX}*`, days: LOG_RETENTION_DAYS },
+  ];
+}
+
+/**
+ * Bucket-policy statements of the archive that make backups and archives write-once and, with
+ * Object Lock, locked for as long as they are kept. They deny, to every principal:
+ * - a PutObject on a write-once key without `If-None-Match: *` (S3 conditional writes: the put
+ *   fails with 412 when the key exists), so nobody overwrites an existing dump, manifest or log
+ *   archive. UploadPart and CreateMultipartUpload are authorised as s3:PutObject and carry no
+ *   If-None-Match, so these keys take single PUTs only (nourishctl's s3_put_once; 5 GiB at most);
+ * - with Object Lock, a PutObject on such a key whose own retention (x-amz-object-lock-retain-until-
+ *   date) is absent or ends before the class is expired (`s3:object-lock-remaining-retention-days`).
+ */
+export function writeOnceStatements(bucketArn: string, b: BackupSettings): Statement[] {
+  const classes = lockDays(b);
+  const statements: Statement[] = [{
+    Sid: "DenyOverwritingBackups",
+    Effect: "Deny",
+    Principal: "*",
+    Action: "s3:PutObject",
+    Resource: classes.map((c) => `${bucketArn}/${c.pattern}`),
+    Condition: { Null: { "s3:if-none-match": "true" } },
+  }];
+  if (!b.objectLock) return statements;
+  statements.push({
+    Sid: "DenyBackupsWithoutRetention",
+    Effect: "Deny",
+    Principal: "*",
+    Action: "s3:PutObject",
+    Resource: classes.map((c) => `${bucketArn}/${c.pattern}`),
+    Condition: { Null: { "s3:object-lock-remaining-retention-days": "true" } },
+  });
+  classes.forEach((c, i) => statements.push({
+    Sid: `DenyShortRetention${i}`,
+    Effect: "Deny",
+    Principal: "*",
+    Action: "s3:PutObject",
+    Resource: `${bucketArn}/${c.pattern}`,
+    Condition: { NumericLessThan: { "s3:object-lock-remaining-retention-days": String(c.days) } },
+  }));
+  return statements;
 }
 
 export interface Statement {
@@ -265,15 +323,17 @@ export function grantStatements(arns: BucketArns, access: Access, prefixes: read
     byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), p]);
   }
   const verb = access === "write" ? "Write" : "Read";
-  const objectActions = access === "write"
-    ? ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+  // In the archive a write carries its own retention (x-amz-object-lock-*), which S3 authorises as
+  // s3:PutObjectRetention; COMPLIANCE retention can be lengthened, never shortened.
+  const objectActions = (bucket: string) => access === "write"
+    ? ["s3:GetObject", "s3:PutObject", ...(bucket === arns.archive ? ["s3:PutObjectRetention"] : []), "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
     : ["s3:GetObject"];
   const statements: Statement[] = [];
   [...byBucket.entries()].sort(([a], [b]) => a.localeCompare(b)).forEach(([bucket, ps], i) => {
     const sorted = [...ps].sort();
     statements.push(
       { Sid: `List${verb}Backups${i}`, Effect: "Allow", Action: "s3:ListBucket", Resource: bucket, Condition: { StringLike: { "s3:prefix": sorted.map((p) => `${p}*`) } } },
-      { Sid: `${verb}BackupObjects${i}`, Effect: "Allow", Action: objectActions, Resource: sorted.map((p) => `${bucket}/${p}*`) },
+      { Sid: `${verb}BackupObjects${i}`, Effect: "Allow", Action: objectActions(bucket), Resource: sorted.map((p) => `${bucket}/${p}*`) },
     );
   });
   statements.push({
@@ -283,6 +343,29 @@ export function grantStatements(arns: BucketArns, access: Access, prefixes: read
     Resource: arns.kmsKey,
   });
   return statements;
+}
+
+export type HostRoleName = "app" | "db";
+
+/**
+ * Where a host archives its logs: logs/<role>/<aws:userid>/. For an instance's role session
+ * aws:userid is `<role id>:<instance id>` (AWS sets it; the host reads it with `aws sts
+ * get-caller-identity`), so each instance has a prefix of its own that IAM can name.
+ */
+export function logArchivePrefix(role: HostRoleName, userId: string): string {
+  return `${LOGS_PREFIX}${role}/${userId}/`;
+}
+
+/**
+ * `nourishctl logs archive`: PutObject (with its retention) under the host's own prefix
+ * logs/<role>/${aws:userid}/ and GenerateDataKey with the backup key; no read, no list, no
+ * multipart (the archive is one PUT), so a host neither reads nor writes another host's logs.
+ */
+export function logArchiveStatements(arns: BucketArns, role: HostRoleName): Statement[] {
+  return [
+    { Sid: "ArchiveOwnLogs", Effect: "Allow", Action: ["s3:PutObject", "s3:PutObjectRetention"], Resource: `${arns.archive}/${logArchivePrefix(role, "${aws:userid}")}*` },
+    { Sid: "ArchiveOwnLogsKey", Effect: "Allow", Action: "kms:GenerateDataKey", Resource: arns.kmsKey },
+  ];
 }
 
 /**

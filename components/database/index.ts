@@ -15,7 +15,7 @@ import type { RestoreRehearsal } from "../rehearsal";
 import { monitoringHostFiles } from "../monitoring/host";
 import { ARCHIVE_CONF_PATH, MAX_ARCHIVE_TIMEOUT_SECONDS, PGBACKREST_TEMPLATE_PATH, pitrRetention, renderArchiveSettings, renderPgbackrestConf } from "./pgbackrest";
 import { RDS_LOG_EXPORTS, rdsIdentifier } from "./rds";
-import { PG_HBA_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPostgresqlConf } from "./postgresql";
+import { PG_HBA_PATH, PG_IDENT_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPgIdent, renderPostgresqlConf } from "./postgresql";
 
 export interface DatabaseArgs {
   config: StackConfig;
@@ -140,9 +140,10 @@ export class Database extends pulumi.ComponentResource {
     args.secrets.grantRead(`${name}-secrets`, this.hostRole.role, "db", { pgbackrestCipher: backups !== undefined });
     const pitr = backups !== undefined && config.backups.pitr;
     if (backups) {
-      // Put and read its dumps, archived logs and pgBackRest repository; never delete a dump or a
-      // log (nor any object version). The one exception is pgBackRest's `expire`, with PITR on.
-      backups.grantWrite(`${name}-backups`, this.hostRole.role, ["dumps/", "logs/", "pgbackrest/"]);
+      // Put and read its dumps and pgBackRest repository, put (never read) its own archived logs;
+      // never delete a dump or a log (nor any object version). The one exception is pgBackRest's `expire`, with PITR on.
+      backups.grantWrite(`${name}-backups`, this.hostRole.role, ["dumps/", "pgbackrest/"]);
+      backups.grantLogArchive(`${name}-logs`, this.hostRole.role, "db");
       if (pitr) backups.grantPgbackrestDelete(`${name}-pgbackrest-expire`, this.hostRole.role);
     }
     // What `nourishctl restore-rehearsal` reads: prod's bucket, and the columns to scrub.
@@ -162,6 +163,7 @@ export class Database extends pulumi.ComponentResource {
           BACKUP_MONTHLY_RETENTION_MONTHS: String(config.backups.monthlyRetentionMonths),
           PITR: String(pitr),
           PGBACKREST_CIPHER_PARAMETER: cipherParameter,
+          ...backups.hostEnv,
         }))
       : pulumi.output<Record<string, string>>({ PITR: "false" });
 
@@ -178,6 +180,7 @@ export class Database extends pulumi.ComponentResource {
     const files: pulumi.Output<HostFile[]> = pulumi.all([sizing, volume.id, args.secrets.dbPasswordParameter, backupEnv, rehearsalEnv]).apply(([s, volumeId, passwordParameter, backupVars, rehearsalVars]) => [
       { path: POSTGRESQL_CONF_PATH, content: renderPostgresqlConf({ sizing: s, slowQueryMs: db.slowQueryMs, sslCertFile: SSL_CERT, sslKeyFile: SSL_KEY }), owner: "root:root" },
       { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
+      { path: PG_IDENT_PATH, content: renderPgIdent({ user: db.user }) },
       hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars, ...rehearsalVars }),
       ...scheduleFiles(config, "db"),
       ...monitoringHostFiles(config, "db"),

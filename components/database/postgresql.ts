@@ -39,6 +39,9 @@ export interface PgHbaSettings {
 /** Where the snippet lands on the host; Debian's postgresql.conf has `include_dir = 'conf.d'`. */
 export const POSTGRESQL_CONF_PATH = "/etc/postgresql/15/main/conf.d/nourish-link.conf";
 export const PG_HBA_PATH = "/etc/postgresql/15/main/pg_hba.conf";
+export const PG_IDENT_PATH = "/etc/postgresql/15/main/pg_ident.conf";
+/** The pg_ident.conf map by which nourishctl (the postgres OS user) logs in as the app's role. */
+export const PG_IDENT_MAP = "nourishctl";
 
 const MIN_MEMORY_MIB = 512;
 
@@ -153,8 +156,12 @@ export function renderPostgresqlConf(s: PostgresConfSettings): string {
   return lines.join("\n") + "\n";
 }
 
-// Names as Django and the manual use them; anything fancier would need quoting in pg_hba.conf.
+// Names as Django and the manual use them: nothing in them needs escaping inside pg_hba.conf's quotes.
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+// Quoted, a pg_hba.conf keyword (all, sameuser, samerole, replication) matches only the role or
+// database of that name: config refuses those names, and the file never reads them as keywords.
+const quoted = (name: string): string => `"${name}"`;
 
 function cidr(where: string, value: string): string {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(typeof value === "string" ? value : "");
@@ -184,11 +191,30 @@ export function renderPgHba(s: PgHbaSettings): string {
     row("# TYPE", "DATABASE", "USER", "ADDRESS", "METHOD"),
     "# Operators and nourishctl act as the postgres OS user over the local socket.",
     row("local", "all", "postgres", "", "peer"),
+    "# nourishctl restores and checks a dump as the app's role, never as a superuser: the postgres",
+    "# OS user may log in as it over the local socket (pg_ident.conf, map nourishctl).",
+    row("local", "all", quoted(s.user), "", `peer map=${PG_IDENT_MAP}`),
     "# The app: TLS and SCRAM only, from its own subnets, to its own database.",
-    ...cidrs.map((c) => row("hostssl", s.database, s.user, c, "scram-sha-256")),
+    ...cidrs.map((c) => row("hostssl", quoted(s.database), quoted(s.user), c, "scram-sha-256")),
     "# Everything else over TCP, including any plaintext attempt, is refused.",
     row("host", "all", "all", "0.0.0.0/0", "reject"),
     row("host", "all", "all", "::/0", "reject"),
+    "",
+  ].join("\n");
+}
+
+/**
+ * pg_ident.conf: the postgres OS user (nourishctl on the database host) may log in as the app's
+ * role, so that a restore runs what a dump holds with the app's rights, not a superuser's.
+ */
+export function renderPgIdent(s: { user: string }): string {
+  if (typeof s.user !== "string" || !IDENTIFIER.test(s.user)) {
+    throw new Error(`user must be a lower-case SQL identifier (a-z, 0-9, _), got ${JSON.stringify(s.user)}`);
+  }
+  return [
+    "# Managed by nourish-link-infra (Pulumi). Local edits are overwritten on the next deploy.",
+    "# MAPNAME       SYSTEM-USERNAME  PG-USERNAME",
+    `${PG_IDENT_MAP.padEnd(15)} postgres         ${s.user}`,
     "",
   ].join("\n");
 }

@@ -1,11 +1,12 @@
 // What every host's cloud-init carries besides its role's part: the host environment nourishctl
-// reads, awscli (SSM, S3) and security updates, then nourishctl fetched and `nourishctl setup`.
+// reads, awscli (SSM, S3), curl (the agents) and security updates, then nourishctl fetched and
+// `nourishctl setup`, which installs the SSM and CloudWatch agents first.
 import * as fs from "fs";
 import * as path from "path";
 import { StackConfig } from "../config";
 import { CloudInitPart, HostFile, renderCloudInit } from "./cloud-init";
 import { renderEnvFile } from "./env-file";
-import { agentEnv } from "../monitoring/agent";
+import { agentsEnv } from "./agents";
 
 export const NOURISHCTL_SOURCE = path.resolve(__dirname, "..", "..", "scripts", "host", "nourishctl");
 export const NOURISHCTL_LIB_SOURCE = path.join(path.dirname(NOURISHCTL_SOURCE), "lib");
@@ -40,8 +41,8 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
   const vars: Record<string, string> = {
     ROLE: role, STACK: config.stack, REGION: config.region,
     DISK_FREE_MIN_PERCENT: String(config.monitoring.diskFreeMinPercent),
-    // The CloudWatch agent's pinned version (and its signing key's fingerprint, when vendored).
-    ...agentEnv(config),
+    // The SSM and CloudWatch agents' pinned versions (nourishctl agent install, status).
+    ...agentsEnv(config),
     // What `nourishctl release` reads on an app host: how many releases to keep, what must answer 200.
     ...(role === "app" ? { KEEP_RELEASES: String(config.release.keepReleases), HEALTH_PATH: config.release.healthPath } : {}),
     ...extra,
@@ -55,7 +56,8 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
  */
 export function renderHostCloudInit(config: StackConfig, role: "app" | "db", part: CloudInitPart, install: string[]): string {
   const common: CloudInitPart = {
-    packages: ["awscli", "unattended-upgrades"],
+    // curl fetches the SSM and CloudWatch agents (nourishctl agent install).
+    packages: ["awscli", "curl", "unattended-upgrades"],
     runcmd: [...install, `${NOURISHCTL_PATH} setup`],
   };
   const doc = renderCloudInit({

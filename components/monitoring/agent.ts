@@ -4,7 +4,6 @@
 // Dimensions are chosen so alarms can name them exactly: omit_hostname drops `host`, every metric
 // gets InstanceId, disks drop `device` (an NVMe name can change across reboots) and keep `path`
 // and `fstype`.
-import * as fs from "fs";
 import * as path from "path";
 import { StackConfig } from "../config";
 import { LOG_SOURCES, logGroupName } from "./logs";
@@ -66,26 +65,5 @@ export function renderAgentConfig(config: StackConfig, role: "app" | "db"): Reco
   };
 }
 
-/** Where AWS's package signing key would be vendored, with its fingerprint as AWS publishes it. */
+/** The agent's vendored configuration schema (test/agent.test.ts validates the rendered config with it). */
 export const AGENT_VENDOR_DIR = path.resolve(__dirname, "..", "..", "vendor", "amazon-cloudwatch-agent");
-export const AGENT_KEY_PATH = "/usr/local/share/nourish-link/amazon-cloudwatch-agent.gpg";
-
-/**
- * AWS's signing key for the agent package and its pinned fingerprint, when both are vendored
- * (`amazon-cloudwatch-agent.gpg` and `signing-key-fingerprint` beside the schema). Not vendored
- * yet: they could not be obtained here (see vendor/amazon-cloudwatch-agent/SOURCE.md), so hosts
- * install no agent and `nourishctl setup` says why.
- */
-export function agentSigningKey(dir = AGENT_VENDOR_DIR): { key: string; fingerprint: string } | undefined {
-  const keyFile = path.join(dir, "amazon-cloudwatch-agent.gpg");
-  const fprFile = path.join(dir, "signing-key-fingerprint");
-  if (!fs.existsSync(keyFile) || !fs.existsSync(fprFile)) return undefined;
-  const fingerprint = fs.readFileSync(fprFile, "utf8").replace(/\s+/g, "").toUpperCase();
-  if (!/^[0-9A-F]{40}$/.test(fingerprint)) throw new Error(`${fprFile}: not a 40-digit key fingerprint`);
-  return { key: fs.readFileSync(keyFile, "utf8"), fingerprint };
-}
-
-/** host.env variables `nourishctl agent install` reads. */
-export function agentEnv(config: StackConfig, signing = agentSigningKey()): Record<string, string> {
-  return { AGENT_VERSION: config.monitoring.agentVersion, ...(signing ? { AGENT_KEY_FINGERPRINT: signing.fingerprint } : {}) };
-}

@@ -4,12 +4,11 @@
 import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
 import { restartDropIns } from "../hosts/restart";
-import { AGENT_CONFIG_PATH, AGENT_KEY_PATH, agentSigningKey, renderAgentConfig } from "./agent";
+import { AGENT_CONFIG_PATH, renderAgentConfig } from "./agent";
 
-export function monitoringHostFiles(config: StackConfig, role: "app" | "db", signing = agentSigningKey()): HostFile[] {
+export function monitoringHostFiles(config: StackConfig, role: "app" | "db"): HostFile[] {
   return [
     ...restartDropIns(role),
     { path: AGENT_CONFIG_PATH, content: JSON.stringify(renderAgentConfig(config, role), null, 1) + "\n" },
-    ...(signing ? [{ path: AGENT_KEY_PATH, content: signing.key }] : []),
   ];
 }

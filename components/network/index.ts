@@ -3,13 +3,14 @@
 // and, behind an ALB, the app hosts. Security groups open exactly: 80/443 to the web entry point,
 // 80 from the ALB to the app hosts, 5432 from the app hosts to the database, 22 from the admin
 // CIDRs only when network.sshAccess is on (otherwise SSM Session Manager). A quarantine group
-// (no ingress; HTTPS to the VPC's SSM and Logs endpoints only) for nourishctl isolate. VPC flow logs on.
+// (no ingress; HTTPS to the VPC's SSM and Logs endpoints only) for `npm run incident -- isolate`. VPC flow logs on.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config";
 import { keyPolicy, logsServiceStatement } from "../keys/policy";
 import { subnetCidrs } from "./cidr";
 import { flowLogTrustPolicy } from "./flow-logs";
+import { s3EndpointPolicy } from "./s3-endpoint";
 
 export interface NetworkArgs {
   config: StackConfig;
@@ -28,9 +29,10 @@ export class Network extends pulumi.ComponentResource {
   readonly albSecurityGroupId?: pulumi.Output<string>;
   readonly appSecurityGroupId: pulumi.Output<string>;
   readonly dbSecurityGroupId: pulumi.Output<string>;
-  /** nourishctl isolate moves a host here (tag Name=nourish-link-<stack>-quarantine, which it looks up). */
+  /** `npm run incident -- isolate` moves a host here (tag Name=nourish-link-<stack>-quarantine, which it looks up). */
   readonly quarantineSecurityGroupId: pulumi.Output<string>;
-  readonly quarantineSecurityGroupArn: pulumi.Output<string>;
+  private readonly s3Endpoint: aws.ec2.VpcEndpoint;
+  private readonly region: string;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:network:Network", name, {}, opts);
@@ -72,8 +74,9 @@ export class Network extends pulumi.ComponentResource {
       new aws.ec2.RouteTableAssociation(`${name}-private-${i}`, { subnetId: s.id, routeTableId: privateRt.id }, parent);
       return s;
     });
-    // Backups and release artifacts go to S3 without crossing the NAT gateway.
-    new aws.ec2.VpcEndpoint(`${name}-s3`, {
+    // Backups, release artifacts and the agents' packages go to S3 without crossing the NAT
+    // gateway; restrictS3Endpoint limits which buckets.
+    this.s3Endpoint = new aws.ec2.VpcEndpoint(`${name}-s3`, {
       vpcId: vpc.id, serviceName: `com.amazonaws.${config.region}.s3`, vpcEndpointType: "Gateway", routeTableIds: [privateRt.id, publicRt.id],
     }, parent);
 
@@ -114,17 +117,17 @@ export class Network extends pulumi.ComponentResource {
       }
     }
 
-    // Quarantine (nourishctl isolate, a security incident): no ingress at all; egress only HTTPS
+    // Quarantine (`npm run incident -- isolate`, a security incident): no ingress at all; egress only HTTPS
     // inside the VPC, which reaches nothing but the interface endpoints below. The host keeps
     // running for forensics, is still reachable through SSM and still ships its logs, and can
     // reach nothing else (no NAT, no S3 gateway: its route to S3 is by prefix list, not the VPC).
-    const quarantine = group("quarantine", "NOURISH LINK quarantine: no ingress; HTTPS to the VPC's SSM and CloudWatch Logs endpoints only");
-    egress("quarantine-out", quarantine, 443, { cidr: net.vpcCidr }, "HTTPS to the VPC's interface endpoints (SSM, CloudWatch Logs)");
+    const quarantine = group("quarantine", "NOURISH LINK quarantine: no ingress; HTTPS to the SSM and CloudWatch Logs endpoints in the VPC only");
+    egress("quarantine-out", quarantine, 443, { cidr: net.vpcCidr }, "HTTPS to the interface endpoints in the VPC (SSM, CloudWatch Logs)");
     // Interface endpoints for what a quarantined host still needs: SSM (Run Command, Session
     // Manager) and CloudWatch Logs. Private DNS makes every host of the VPC use them. One subnet:
     // an endpoint costs per subnet and hour, and these carry little traffic.
     const endpoints = group("endpoints", "NOURISH LINK interface endpoints (SSM, CloudWatch Logs)");
-    ingress("endpoints-https", endpoints, 443, { cidr: net.vpcCidr }, "HTTPS from the VPC's hosts");
+    ingress("endpoints-https", endpoints, 443, { cidr: net.vpcCidr }, "HTTPS from the hosts in the VPC");
     for (const service of ["ssm", "ssmmessages", "ec2messages", "logs"]) {
       new aws.ec2.VpcEndpoint(`${name}-${service}`, {
         vpcId: vpc.id, serviceName: `com.amazonaws.${config.region}.${service}`, vpcEndpointType: "Interface",
@@ -159,14 +162,24 @@ export class Network extends pulumi.ComponentResource {
       vpcId: vpc.id, trafficType: "ALL", logDestinationType: "cloud-watch-logs", logDestination: flowLogs.arn, iamRoleArn: flowRole.arn,
     }, parent);
 
+    this.region = config.region;
     this.vpcId = vpc.id;
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
     this.privateSubnetIds = privateSubnets.map((s) => s.id);
     this.appSecurityGroupId = app.id;
     this.dbSecurityGroupId = db.id;
     this.quarantineSecurityGroupId = quarantine.id;
-    // Built from the id: the form IAM matches for a security group (security-group/sg-…).
-    this.quarantineSecurityGroupArn = pulumi.interpolate`arn:aws:ec2:${config.region}:${account}:security-group/${quarantine.id}`;
     this.registerOutputs({ vpcId: this.vpcId, publicSubnetIds: this.publicSubnetIds, privateSubnetIds: this.privateSubnetIds });
+  }
+
+  /**
+   * Limits the S3 gateway endpoint to AWS's agent buckets and `buckets` (this stack's own, known
+   * once the components that own them exist): no other bucket in the region is reachable from the VPC.
+   */
+  restrictS3Endpoint(name: string, buckets: pulumi.Input<string>[]): aws.ec2.VpcEndpointPolicy {
+    return new aws.ec2.VpcEndpointPolicy(name, {
+      vpcEndpointId: this.s3Endpoint.id,
+      policy: pulumi.all(buckets).apply((b) => JSON.stringify(s3EndpointPolicy(this.region, b))),
+    }, { parent: this });
   }
 }

@@ -27,8 +27,6 @@ export interface OncallProcedure {
   roles: ("app" | "db")[];
   /** The roles the example targets, when narrower than `roles` (its parameters suit one role). */
   exampleRoles?: ("app" | "db")[];
-  /** One host at a time (by instance id), not every host of a role. */
-  oneHost?: boolean;
   parameters: Record<string, OncallParameter>;
   /** The script after the assignments: POSIX sh, "$ctl" is nourishctl, parameters are "$name". */
   run: string[];
@@ -90,23 +88,6 @@ export const ONCALL_PROCEDURES: readonly OncallProcedure[] = [
     ],
   },
   {
-    name: "isolate", description: "nourishctl isolate --yes (security incident): quarantine security group, out of the load balancer, kept running; prints the undo",
-    roles: ["app", "db"], oneHost: true,
-    parameters: { confirm: CONFIRM },
-    example: { confirm: "yes" },
-    run: ['exec "$ctl" isolate --yes'],
-  },
-  {
-    name: "snapshot", description: "nourishctl snapshot --reason TEXT: EBS snapshots of every volume of the host, tagged with the reason and the time",
-    roles: ["app", "db"], oneHost: true,
-    parameters: {
-      // nourishctl's SNAPSHOT_REASON_RE, without a leading space or '-'.
-      reason: { description: "why (a tag value): letters, digits, spaces and + = . _ : / @ -", pattern: "^[A-Za-z0-9][A-Za-z0-9 +=._:/@-]{0,199}$", default: "on-call snapshot" },
-    },
-    example: { reason: "incident 2026-12-01" },
-    run: ['exec "$ctl" snapshot --reason "$reason"'],
-  },
-  {
     name: "maintenance", description: "nourishctl maintenance on|off|status: the maintenance page nginx serves",
     roles: ["app"],
     parameters: { state: { description: "on, off or status", pattern: "^(on|off|status)$" } },
@@ -163,9 +144,7 @@ export function substituteOncall(p: OncallProcedure, params: Record<string, stri
 
 /** A ready-to-paste `aws ssm send-command` for a procedure, targeting the stack's hosts by tag. */
 export function sendCommandExample(p: OncallProcedure, a: { documentName: string; region: string; project: string; stack: string }): string {
-  const target = p.oneHost
-    ? "--instance-ids INSTANCE_ID"
-    : `--targets Key=tag:project,Values=${a.project} Key=tag:stack,Values=${a.stack} Key=tag:role,Values=${(p.exampleRoles ?? p.roles).join(",")}`;
+  const target = `--targets Key=tag:project,Values=${a.project} Key=tag:stack,Values=${a.stack} Key=tag:role,Values=${(p.exampleRoles ?? p.roles).join(",")}`;
   const params = Object.keys(p.example).length ? ` --parameters '${JSON.stringify(Object.fromEntries(Object.entries(p.example).map(([k, v]) => [k, [v]])))}'` : "";
   return `aws ssm send-command --region ${a.region} --document-name ${a.documentName} ${target}${params} --comment 'nourish-link on-call: ${p.name}'`;
 }

@@ -1,18 +1,16 @@
 // OnCall: the manual's emergency procedures one document away (issue 14). One SSM Command
-// document per procedure (documents.ts), the policy that lets a person send them to this stack's
-// hosts, and the hosts' own rights for isolate and snapshot (policy.ts). Also what an operator
-// pastes: one `aws ssm send-command` per procedure, targeting the hosts by tag.
+// document per procedure (documents.ts), and the policy that lets a person send them to this
+// stack's hosts and isolate and snapshot its instances from outside (policy.ts; the hosts get no
+// EC2 or ELB write right, issue 20). Also what an operator pastes: one `aws ssm send-command` per
+// procedure, targeting the hosts by tag.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, StackConfig } from "../config";
 import { ONCALL_PROCEDURES, renderOncallDocument, sendCommandExample } from "./documents";
-import { hostIncidentPolicy, oncallOperatorPolicy } from "./policy";
+import { oncallOperatorPolicy } from "./policy";
 
 export interface OnCallArgs {
   config: StackConfig;
-  /** The host roles (app, and db unless the database is managed): they run isolate and snapshot. */
-  hostRoles: aws.iam.Role[];
-  quarantineSecurityGroupArn: pulumi.Input<string>;
 }
 
 export class OnCall extends pulumi.ComponentResource {
@@ -43,16 +41,12 @@ export class OnCall extends pulumi.ComponentResource {
 
     const account = aws.getCallerIdentityOutput({}, parent).accountId;
     this.operatorPolicyArn = new aws.iam.Policy(`${name}-operator`, {
-      description: `nourish-link ${config.stack}: run the on-call procedures through SSM on this stack's hosts`,
+      description: `nourish-link ${config.stack}: run the on-call procedures through SSM on this stack's hosts; isolate and snapshot them`,
       policy: pulumi.all([account, ...documents.map(({ doc }) => doc.arn)]).apply(([accountId, ...documentArns]) => JSON.stringify(oncallOperatorPolicy({
         documentArns, accountId, region: config.region, project: PROJECT, stack: config.stack,
       }))),
     }, parent).arn;
 
-    const incident = pulumi.all([account, args.quarantineSecurityGroupArn]).apply(([accountId, quarantineGroupArn]) => JSON.stringify(hostIncidentPolicy({
-      accountId, quarantineGroupArn, region: config.region, project: PROJECT, stack: config.stack,
-    })));
-    args.hostRoles.forEach((role, i) => new aws.iam.RolePolicy(`${name}-incident-${i}`, { role: role.id, policy: incident }, parent));
     this.registerOutputs({ documentNames: this.documentNames, commands: this.commands, operatorPolicyArn: this.operatorPolicyArn });
   }
 }

@@ -30,12 +30,14 @@ export function managedPolicies(): Map<string, ManagedPolicy> {
 const list = <X>(v: X | X[] | undefined): X[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 const doc = (v: unknown): PolicyDoc | undefined => (typeof v === "string" ? JSON.parse(v) : (v as PolicyDoc | undefined));
 
-/** An instance's tags (its own and the provider's default tags) as SendCommand's condition keys see them. */
-function hostTags(arns: PlanArns, instance: PlanResource): Record<string, string> {
-  const provider = arns.plan.resources.find((r) => r.type === "pulumi:providers:aws");
-  const tags = { ...(JSON.parse(String(provider?.inputs.defaultTags ?? "{}")).tags ?? {}), ...(instance.inputs.tags as Record<string, string> | undefined) } as Record<string, string>;
-  return Object.fromEntries(Object.entries(tags).map(([k, v]) => [`ssm:resourceTag/${k}`, v]));
+/** A resource's tags (its own and the provider's default tags) as condition keys `<prefix>/<key>`. */
+function resourceTags(arns: PlanArns, r: PlanResource, prefix = "aws:ResourceTag"): Record<string, string> {
+  const provider = arns.plan.resources.find((x) => x.type === "pulumi:providers:aws");
+  const tags = { ...(JSON.parse(String(provider?.inputs.defaultTags ?? "{}")).tags ?? {}), ...(r.inputs.tags as Record<string, string> | undefined) } as Record<string, string>;
+  return Object.fromEntries(Object.entries(tags).map(([k, v]) => [`${prefix}/${k}`, v]));
 }
+/** An instance's tags as SendCommand's condition keys see them. */
+const hostTags = (arns: PlanArns, instance: PlanResource) => resourceTags(arns, instance, "ssm:resourceTag");
 
 /** Where the plan's resources are, as ARNs (the mocks' ids are the ones AWS would use). */
 export class PlanArns {
@@ -74,6 +76,10 @@ export class PlanArns {
 
 export interface Principal { id: string; label: string; arn: string; policies: { name: string; policy: PolicyDoc }[] }
 
+/** In a request's resource, the evaluated principal's aws:userid (an instance role session: <role id>:<instance id>). */
+const SELF = "{self}";
+const userid = (who: Principal) => `AROA${who.id.toUpperCase().replace(/[^A-Z0-9]/g, "")}ROLEID:i-0${who.id.replace(/[^a-z0-9]/g, "")}0instance`;
+
 /** A role of the plan with its inline policies and attached managed policies (vendored). */
 function rolePrincipal(arns: PlanArns, id: string, label: string, role: PlanResource): Principal {
   const managed = managedPolicies();
@@ -92,7 +98,8 @@ function rolePrincipal(arns: PlanArns, id: string, label: string, role: PlanReso
 /**
  * Who is evaluated: the two host roles; the operator, a principal holding only the stack's operator
  * policy (`operatorPolicyArn`: people who release, roll back and run procedures without changing
- * the estate); the CI role when the stack has one (with what this package grants it: the release
+ * the estate); the on-call operator (`oncallOperatorPolicyArn`: the on-call documents, isolation
+ * and snapshots); the CI role when the stack has one (with what this package grants it: the release
  * transport and the state; its deploy policies are the user's); and whoever runs `pulumi up`. That
  * needs IAM and KMS administration, so it is evaluated as an account principal with
  * AdministratorAccess, to show what resource and key policies still refuse it.
@@ -103,6 +110,9 @@ export function principals(arns: PlanArns): Principal[] {
   if (db) out.push(rolePrincipal(arns, "db", "database host role", db));
   const operator = arns.get("aws:iam/policy:Policy", "release-operator");
   out.push({ id: "operator", label: "operator (operatorPolicyArn only)", arn: `arn:aws:iam::${arns.account}:role/nourish-link-operator`, policies: [{ name: operator.name, policy: doc(operator.inputs.policy)! }] });
+  // On call: the on-call documents, and isolation and snapshots from outside the host (npm run incident).
+  const oncall = arns.get("aws:iam/policy:Policy", "oncall-operator");
+  out.push({ id: "oncall", label: "on-call operator (oncallOperatorPolicyArn only)", arn: `arn:aws:iam::${arns.account}:role/nourish-link-oncall`, policies: [{ name: oncall.name, policy: doc(oncall.inputs.policy)! }] });
   // The CI role (ci.github.repository), as this package creates it: before any deploy policy.
   const ci = arns.find("aws:iam/role:Role", "ci-role");
   if (ci) out.push(rolePrincipal(arns, "ci", "CI role (GitHub OIDC; without ci.github.deployPolicyArns)", ci));
@@ -141,14 +151,33 @@ export function checks(arns: PlanArns): Check[] {
     const decrypt = { action: "kms:Decrypt", resource: arns.keyArn(backupKey), resourcePolicy: keyPolicy(backupKey) };
     const dump = object("backups-archive", "dumps/daily/db_backup_20260101_020000.dump");
     const repo = object("backups-pgbackrest", "pgbackrest/archive/main/15-1/0000000100000000/000000010000000000000001.zst");
+    const monthly = object("backups-archive", "dumps/monthly/db_backup_20260101_020000.dump");
+    // What a write-once PUT with its own retention carries (nourishctl's s3_put_once).
+    const newObject = { "s3:if-none-match": "*" };
+    const retained = (days: number) => ({ "s3:object-lock-remaining-retention-days": String(days) });
+    // An archive key under logs/<role>/: the evaluated principal's own aws:userid (SELF), or another instance's.
+    const logKey = (role: string, who = SELF) => object("backups-archive", `logs/${role}/${who}/logs_archive_202601.tar.gz`);
+    const another = "AROAANOTHERHOSTROLE0:i-0another0host000";
     out.push(
       { id: "read dumps", label: "read a backup dump (s3:GetObject under dumps/, and Decrypt)", requests: [{ action: "s3:GetObject", ...dump }, decrypt] },
-      { id: "write dumps", label: "write a backup dump (s3:PutObject under dumps/, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...dump }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "write dumps", label: "write a new backup dump (s3:PutObject under dumps/ with If-None-Match: * and its retention, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...dump, context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "overwrite dumps", label: "overwrite an existing dump's key (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...dump, context: retained(400) }] },
+      { id: "write monthly dumps locked too briefly", label: "write a new monthly dump locked for less than it is kept (35 days)", requests: [{ action: "s3:PutObject", ...monthly, context: { ...newObject, ...retained(35) } }] },
       { id: "delete dumps", label: "delete a backup dump (s3:DeleteObject)", requests: [{ action: "s3:DeleteObject", ...dump }] },
       { id: "delete dump versions", label: "delete a dump's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...dump }] },
       { id: "read pgbackrest", label: "read pgBackRest's repository (s3:GetObject under pgbackrest/, and Decrypt)", requests: [{ action: "s3:GetObject", ...repo }, decrypt] },
       { id: "delete pgbackrest", label: "delete a pgBackRest file (s3:DeleteObject: pgbackrest expire)", requests: [{ action: "s3:DeleteObject", ...repo }] },
       { id: "delete pgbackrest versions", label: "delete a pgBackRest file's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...repo }] },
+    );
+    // Archived logs: each host writes a new archive under its own logs/<role>/<aws:userid>/ only.
+    for (const role of ["app", "db"]) {
+      out.push({ id: `archive logs/${role}/`, label: `write a new log archive under logs/${role}/<own aws:userid>/ (If-None-Match: *, retention 400 days, and GenerateDataKey)`, requests: [{ action: "s3:PutObject", ...logKey(role), context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] });
+    }
+    out.push(
+      { id: "overwrite own logs", label: "overwrite a log archive under logs/app/<own aws:userid>/ (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...logKey("app"), context: retained(400) }] },
+      { id: "read own logs", label: "read a log archive under logs/app/<own aws:userid>/ (s3:GetObject)", requests: [{ action: "s3:GetObject", ...logKey("app") }] },
+      { id: "read another host's logs", label: "read another instance's log archive (s3:GetObject under logs/app/<another>/)", requests: [{ action: "s3:GetObject", ...logKey("app", another) }] },
+      { id: "write another host's logs", label: "write a new archive under another instance's logs/app/<another>/", requests: [{ action: "s3:PutObject", ...logKey("app", another), context: { ...newObject, ...retained(400) } }] },
     );
   }
   // Arbitrary shell on a host: SendCommand authorises the document and the instance. (AWS names
@@ -175,6 +204,37 @@ export function checks(arns: PlanArns): Check[] {
     { id: "send release document elsewhere", label: "send it to an instance of another stack (tag stack differs)", requests: [{ action: "ssm:SendCommand", resource: documentArn }, { action: "ssm:SendCommand", resource: `arn:aws:ec2:${arns.region}:${arns.account}:instance/i-0another0stack00`, context: { ...hostTags(arns, app0), "ssm:resourceTag/stack": "another-stack" } }] },
     { id: "read command output", label: "read a command's output (ssm:GetCommandInvocation)", requests: [{ action: "ssm:GetCommandInvocation", resource: "*" }] },
   );
+  out.push(...incidentChecks(arns));
+  return out;
+}
+
+/** What a host could do to the others before issue 20 (isolation and snapshots, npm run incident). */
+function incidentChecks(arns: PlanArns): Check[] {
+  const out: Check[] = [];
+  const quarantine = arns.get("aws:ec2/securityGroup:SecurityGroup", "network-quarantine");
+  const group = { action: "ec2:ModifyInstanceAttribute", resource: `arn:aws:ec2:${arns.region}:${arns.account}:security-group/${quarantine.id}`, context: resourceTags(arns, quarantine) };
+  const hosts = arns.plan.resources.filter((r) => r.type === "aws:ec2/instance:Instance")
+    .filter((r, n, all) => all.findIndex((x) => (x.inputs.tags as Record<string, string>)?.role === (r.inputs.tags as Record<string, string>)?.role) === n);
+  for (const i of hosts) {
+    const role = (i.inputs.tags as Record<string, string>).role;
+    const instance = { resource: arns.instanceArn(i), context: resourceTags(arns, i) };
+    out.push(
+      { id: `quarantine ${role} host`, label: `move the ${role} host into the quarantine group (ec2:ModifyInstanceAttribute)`, requests: [{ action: "ec2:ModifyInstanceAttribute", ...instance }, group] },
+      { id: `modify ${role} host attributes`, label: `change the ${role} host's user data or termination protection (ec2:ModifyInstanceAttribute)`, requests: [{ action: "ec2:ModifyInstanceAttribute", ...instance }] },
+      { id: `tag ${role} host quarantine`, label: `write the ${role} host's quarantine:* tags (ec2:CreateTags)`, requests: [{ action: "ec2:CreateTags", ...instance, context: { ...instance.context, "aws:TagKeys": "quarantine:previous-groups" } }] },
+      {
+        id: `snapshot ${role} host`, label: `snapshot the ${role} host's volume (ec2:CreateSnapshot)`,
+        requests: [{ action: "ec2:CreateSnapshot", resource: `arn:aws:ec2:${arns.region}:${arns.account}:volume/vol-0123456789abcdef0` },
+          { action: "ec2:CreateSnapshot", resource: `arn:aws:ec2:${arns.region}::snapshot/snap-0123456789abcdef0`, context: Object.fromEntries(Object.entries(resourceTags(arns, i, "aws:RequestTag")).filter(([k]) => /\/(project|stack)$/.test(k))) }],
+      },
+    );
+  }
+  const other = { resource: `arn:aws:ec2:${arns.region}:${arns.account}:instance/i-0another0stack00`, context: { ...resourceTags(arns, hosts[0]), "aws:ResourceTag/stack": "another-stack" } };
+  out.push({ id: "quarantine elsewhere", label: "move an instance of another stack into the quarantine group (tag stack differs)", requests: [{ action: "ec2:ModifyInstanceAttribute", ...other }, group] });
+  for (const tg of arns.plan.resources.filter((r) => r.type === "aws:lb/targetGroup:TargetGroup")) {
+    const arn = `arn:aws:elasticloadbalancing:${arns.region}:${arns.account}:targetgroup/${String(tg.inputs.name ?? tg.name).slice(0, 32)}/0123456789abcdef`;
+    out.push({ id: `deregister ${tg.name}`, label: `take a host out of ${tg.name} (elasticloadbalancing:DeregisterTargets)`, requests: [{ action: "elasticloadbalancing:DeregisterTargets", resource: arn, context: resourceTags(arns, tg) }] });
+  }
   return out;
 }
 
@@ -183,7 +243,7 @@ export interface Matrix { principals: Principal[]; checks: Check[]; cells: Recor
 
 async function decide(arns: PlanArns, who: Principal, r: Request): Promise<boolean> {
   const result = await runSimulation({
-    request: { principal: who.arn, action: r.action, resource: { resource: r.resource, accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true", ...r.context } },
+    request: { principal: who.arn, action: r.action, resource: { resource: r.resource.replace(SELF, userid(who)), accountId: arns.account }, contextVariables: { "aws:SecureTransport": "true", "aws:userid": userid(who), ...r.context } },
     identityPolicies: who.policies,
     serviceControlPolicies: [],
     resourceControlPolicies: [],

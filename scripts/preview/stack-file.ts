@@ -4,6 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
+import { UNSAFE_KEYS, unsafeKeys } from "../../components/config";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 /** What a `secure:` value reads as in the offline preview. */
@@ -61,6 +62,14 @@ export function readStackFile(stack: string, root = ROOT): StackFileConfig {
     doc = parse(fs.readFileSync(file, "utf8"));
   } catch (e) {
     throw new Error(`Pulumi.${stack}.yaml: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  // Copied into plain objects below, `__proto__` would vanish (it sets the copy's prototype), and
+  // the preview and promotion would validate another config than the one Pulumi hands the program.
+  const unsafe = Object.entries(doc?.config ?? {}).flatMap(([key, raw]) => UNSAFE_KEYS.has(key.slice(key.indexOf(":") + 1))
+    ? [key]
+    : unsafeKeys(raw, []).map((p) => key + p.map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("")));
+  if (unsafe.length) {
+    throw new Error(`Pulumi.${stack}.yaml: ${unsafe.join(", ")} ${unsafe.length > 1 ? "are" : "is"} not allowed: __proto__, constructor and prototype are never settings`);
   }
   const config: Record<string, string> = {};
   const secretKeys: string[] = [];

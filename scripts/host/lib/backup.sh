@@ -49,9 +49,17 @@ bk_ext() { if [ -n "${SQLITE_PATH:-}" ]; then echo sqlite3; else echo dump; fi; 
 bk_bucket() { [ -n "${BACKUP_BUCKET:-}" ] || die "$1: BACKUP_BUCKET is not set in $HOST_ENV"; echo "$BACKUP_BUCKET"; }
 
 # psql as the superuser: unaligned, tuples only, stop at the first error. $1 is the database.
+# Only for the catalogue (create, rename, drop databases): never on a restored database's data.
 bk_psql() {
   local db="$1"; shift
   pg_admin psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+# The same as the app's role (pg_app, not a superuser): every statement that reads or writes what a
+# database holds (row counts, migration state, a rehearsal's scrub), so nothing the app planted in
+# it (a trigger, a CHECK, a view calling a function) runs with more rights than the app's.
+bk_app_psql() {
+  local db="$1"; shift
+  pg_app psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" "$@"
 }
 
 # A required tool, or a one-line reason naming its Debian package.
@@ -84,9 +92,9 @@ bk_migrations() {
   local rows
   if [ "$1" = pg ]; then
     local has
-    has=$(bk_psql "$2" -c "SELECT to_regclass('public.django_migrations') IS NOT NULL") || return 1
+    has=$(bk_app_psql "$2" -c "SELECT to_regclass('public.django_migrations') IS NOT NULL") || return 1
     [ "$has" = t ] || { echo "{}"; return 0; }
-    rows=$(bk_psql "$2" -F '|' -c "$q") || return 1
+    rows=$(bk_app_psql "$2" -F '|' -c "$q") || return 1
   else
     local has
     has=$(sqlite3 "$2" "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='django_migrations'") || return 1
@@ -337,9 +345,12 @@ PY
   # Step: upload (dump, then manifest) and verify-upload (size and checksum as S3 reports them).
   local prefixes=("dumps/daily") p
   [ "${ts:6:2}" = 01 ] && prefixes+=("dumps/monthly")
+  # Write-once (If-None-Match), checked by S3 against the SHA-256, and locked for as long as the
+  # class is kept (s3_put_once): neither this host nor anyone else can overwrite it afterwards.
   for p in "${prefixes[@]}"; do
-    local key="$p/$name.$ext" mkey="$p/$name.json" head
-    if ! aws_cli s3 cp --only-show-errors --metadata "sha256=$sha" "$dir/$name.$ext" "s3://$bucket/$key" >&2; then
+    local key="$p/$name.$ext" mkey="$p/$name.json" head days msha
+    days=$(lock_days "${p#dumps/}")
+    if ! s3_put_once "$bucket" "$key" "$dir/$name.$ext" "$sha" "$days"; then
       die "backup failed at step upload: $name.$ext to s3://$bucket/$key (local copy kept in $dir)"
     fi
     head=$(aws_cli s3api head-object --bucket "$bucket" --key "$key" --query '[ContentLength, Metadata.sha256]' --output text 2>&1) || head=""
@@ -347,7 +358,8 @@ PY
       aws_cli s3 rm --only-show-errors "s3://$bucket/$key" >/dev/null 2>&1 || true
       die "backup failed at step verify-upload: s3://$bucket/$key reports '${head//	/ }', expected size $size sha256 $sha"
     fi
-    if ! aws_cli s3 cp --only-show-errors --content-type application/json "$dir/$name.json" "s3://$bucket/$mkey" >&2; then
+    msha=$(sha256sum "$dir/$name.json" | cut -d' ' -f1)
+    if ! s3_put_once "$bucket" "$mkey" "$dir/$name.json" "$msha" "$days" application/json; then
       aws_cli s3 rm --only-show-errors "s3://$bucket/$key" >/dev/null 2>&1 || true
       die "backup failed at step upload: manifest s3://$bucket/$mkey (dump removed again; local copy kept in $dir)"
     fi
@@ -521,7 +533,7 @@ bk_cleanup_restore() {
 bk_check_db() {
   local db="$1" tables_file="$2" want_migrations="$3" label="$4" manifest="${5:-}" counts present missing got msg
   local counts_file="$BK_TMPDIR/counts.json"
-  bk_psql "$db" -c "
+  bk_app_psql "$db" -c "
     SELECT json_object_agg(name, n ORDER BY name) FROM (
       SELECT n.nspname || '.' || c.relname AS name,
              (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s %I.%I',
@@ -552,6 +564,72 @@ for k, v in json.load(open(sys.argv[1])).items(): print(k.replace("\n", "\\n") +
   fi
 }
 
+# The role restores run as (pg_app's), by name; dies when it is a superuser, or cannot log in.
+bk_app_role() {
+  local what="$1" row
+  row=$(bk_app_psql postgres <<<"SELECT current_user || ' ' || rolsuper FROM pg_roles WHERE rolname = current_user" 2>&1) \
+    || die "$what: cannot log in as the app's role ${DB_USER:-} (pg_hba.conf and pg_ident.conf map nourishctl): ${row##*$'\n'}"
+  [ "${row#* }" = false ] || die "$what: the app's role ${row% *} is a superuser; restores run as a role that is not one; nothing changed"
+  echo "${row% *}"
+}
+
+# Restores dump $1 into the new, empty database $2 (owned by the app's role) as the app's role:
+# pg_restore --no-owner, so every object is the app's and whatever the dump runs while it is
+# restored (a CHECK, a default, an index expression calling a function) runs with the app's rights,
+# never a superuser's. Grants are restored as the dump has them. The one exception is extensions,
+# and none of their code comes from the dump: the superuser (pg_admin) creates each extension the
+# dump names, from the server's own scripts, in schema public of the still empty database; the
+# restore skips the dump's EXTENSION entries and their comments (only an extension's owner may
+# comment on it). $3: the backup's name, for messages.
+bk_restore_dump() {
+  local src="$1" db="$2" label="$3" list="$BK_TMPDIR/restore.list" ext err
+  bk_app_role restore >/dev/null || exit 1
+  pg_restore --list "$src" > "$list.all" 2>/dev/null || die "restore: pg_restore --list cannot read $label"
+  # List lines are "ID; TABLEOID OID TYPE SCHEMA NAME OWNER" (pg_restore prints newlines in names as spaces).
+  awk '$4 == "EXTENSION" && $5 == "-" || $4 == "COMMENT" && $5 == "-" && $6 == "EXTENSION" { print ";" $0; next } { print }' "$list.all" > "$list" \
+    || die "restore: cannot write $list"
+  chmod 0644 "$list"
+  while IFS= read -r ext; do
+    [[ "$ext" =~ ^[a-z0-9_-]{1,63}$ ]] || die "restore: backup $label names an extension '$ext' that is not an extension name; nothing restored"
+    bk_psql "$db" -v e="$ext" <<<"SELECT format('CREATE EXTENSION IF NOT EXISTS %I SCHEMA public', :'e')"$'\n\\gexec' >/dev/null \
+      || die "restore: cannot create extension $ext (named by backup $label) in $db"
+  done < <(awk '$4 == "EXTENSION" && $5 == "-" { print $6 }' "$list.all")
+  # The list on descriptor 3: pg_restore (as the postgres OS user) cannot open BACKUP_DIR's files.
+  err=$(pg_app pg_restore --exit-on-error --single-transaction --no-owner --use-list=/dev/fd/3 --dbname="$db" < "$src" 3< "$list" 2>&1) \
+    || die "restore: pg_restore of $label into $db failed: $(printf '%s\n' "$err" | awk '/[Ee][Rr][Rr][Oo][Rr]/ && !n { print; n = 1 } END { if (!n) print "(no message)" }')"
+}
+
+# Every manifest field a restore or rehearsal uses, against its exact form, before anything
+# happens: the manifest is read from a bucket, and a field that goes on (into a database's
+# comment, a metric, a JSON summary) must be what `backup` wrote. Dies naming the field.
+IFS= read -r -d '' BK_MANIFEST_PY <<'PY' || true
+import json, re, sys
+path, label = sys.argv[1:3]
+try:
+    m = json.load(open(path))
+except ValueError:
+    print(f"the manifest of {label} is not valid JSON"); sys.exit(1)
+if not isinstance(m, dict):
+    print(f"the manifest of {label} is not a JSON object"); sys.exit(1)
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+def bad(field, why):
+    print(f"the manifest of {label} has a {field} that is not {why}; refusing it"); sys.exit(1)
+if not (isinstance(m.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", m["sha256"])):
+    bad("sha256", "64 lower-case hex digits")
+if not (isinstance(m.get("time"), str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", m["time"])):
+    bad("time", "YYYY-MM-DDTHH:MM:SSZ")
+mig = m.get("migrations", {})
+if not (isinstance(mig, dict) and all(isinstance(k, str) and NAME.fullmatch(k) and isinstance(v, str) and NAME.fullmatch(v) for k, v in mig.items())):
+    bad("migrations", '{"app": "migration"} (letters, digits, _ . -)')
+rc = m.get("row_counts")
+if rc is not None and not (isinstance(rc, dict) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in rc.values())):
+    bad("row_counts", '{"schema.table": rows}')
+PY
+bk_manifest_check() {
+  local manifest="$1" label="$2" what="$3" msg
+  msg=$(python3 -c "$BK_MANIFEST_PY" "$manifest" "$label" 2>&1) || die "$what: ${msg##*$'\n'}"
+}
+
 bk_db_exists() {
   [ "$(bk_psql postgres -v d="$1" <<<"SELECT count(*) FROM pg_database WHERE datname = :'d'")" = 1 ]
 }
@@ -566,7 +644,7 @@ bk_keep_as() {
     db_drop "$name" || die "restore: cannot drop the previous restore copy $name"
     say "restore: replaced the previous restore copy $name"
   fi
-  bk_psql postgres -c "ALTER DATABASE \"$tmpdb\" RENAME TO \"$name\"" >/dev/null || die "restore: cannot rename $tmpdb to $name"
+  bk_psql postgres -v a="$tmpdb" -v b="$name" <<<'ALTER DATABASE :"a" RENAME TO :"b"' >/dev/null || die "restore: cannot rename $tmpdb to $name"
   BK_RESTORE_DB=""
 }
 
@@ -576,7 +654,7 @@ bk_keep_as() {
 bk_swap() {
   local tmpdb="$1" live="$2" kept="$3"
   if bk_db_exists "$live"; then
-    bk_psql postgres -c "ALTER DATABASE \"$live\" WITH ALLOW_CONNECTIONS false" >/dev/null \
+    bk_psql postgres -v d="$live" <<<'ALTER DATABASE :"d" WITH ALLOW_CONNECTIONS false' >/dev/null \
       || die "restore: swap failed: cannot close $live to new connections (nothing changed)"
     if ! bk_psql postgres -v d="$live" >/dev/null <<'SQL'
 SELECT set_config('nl.live', :'d', false);
@@ -589,26 +667,26 @@ DO $$ BEGIN
 END $$;
 SQL
     then
-      bk_psql postgres -c "ALTER DATABASE \"$live\" WITH ALLOW_CONNECTIONS true" >/dev/null 2>&1 || true
+      bk_psql postgres -v d="$live" <<<'ALTER DATABASE :"d" WITH ALLOW_CONNECTIONS true' >/dev/null 2>&1 || true
       die "restore: swap failed: cannot terminate the connections to $live (nothing changed)"
     fi
-    if ! bk_psql postgres >/dev/null <<SQL
+    if ! bk_psql postgres -v live="$live" -v kept="$kept" -v tmpdb="$tmpdb" >/dev/null <<'SQL'
 BEGIN;
-ALTER DATABASE "$live" RENAME TO "$kept";
-ALTER DATABASE "$tmpdb" RENAME TO "$live";
+ALTER DATABASE :"live" RENAME TO :"kept";
+ALTER DATABASE :"tmpdb" RENAME TO :"live";
 COMMIT;
 SQL
     then
       # The transaction undid the first rename; let the live database serve again.
-      bk_psql postgres -c "ALTER DATABASE \"$live\" WITH ALLOW_CONNECTIONS true" >/dev/null 2>&1 || true
+      bk_psql postgres -v d="$live" <<<'ALTER DATABASE :"d" WITH ALLOW_CONNECTIONS true' >/dev/null 2>&1 || true
       die "restore: swap failed: renaming $live to $kept and $tmpdb to $live was rolled back; $live is unchanged and serving"
     fi
     BK_RESTORE_DB=""
-    bk_psql postgres -c "ALTER DATABASE \"$kept\" WITH ALLOW_CONNECTIONS true" >/dev/null \
+    bk_psql postgres -v d="$kept" <<<'ALTER DATABASE :"d" WITH ALLOW_CONNECTIONS true' >/dev/null \
       || say "restore: warning: $kept still refuses connections (ALTER DATABASE \"$kept\" WITH ALLOW_CONNECTIONS true)"
     say "restore: swapped: the previous $live is kept as $kept; $live now holds the restored data (drop the old one with: nourishctl restore-cleanup $kept)"
   else
-    bk_psql postgres -c "ALTER DATABASE \"$tmpdb\" RENAME TO \"$live\"" >/dev/null || die "restore: cannot rename $tmpdb to $live"
+    bk_psql postgres -v a="$tmpdb" -v b="$live" <<<'ALTER DATABASE :"a" RENAME TO :"b"' >/dev/null || die "restore: cannot rename $tmpdb to $live"
     BK_RESTORE_DB=""
     say "restore: there was no database $live; the restored one is now $live"
   fi
@@ -661,8 +739,10 @@ cmd_restore() {
         cat <<EOF
 usage: nourishctl restore (--latest | --key KEY | --file PATH | --at TIMESTAMP) [--as NAME] [--replace-live --yes]
   Verifies the backup's SHA-256 against its manifest before touching any database, restores it into
-  a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> (pg_restore --exit-on-error
-  --single-transaction, owners and grants as in the dump), checks it (tables of the dump present,
+  a new database ${DB_NAME:-\$DB_NAME}_restore_<UTC timestamp> owned by the app's role, as that role,
+  never a superuser (pg_restore --exit-on-error --single-transaction --no-owner, grants as in the
+  dump; the dump's extensions created first from the server's own scripts), checks it as that role
+  (tables of the dump present,
   each table's row count equal to the manifest's row_counts, migration state equal to the
   manifest's; a manifest from before row_counts: counts printed, not compared, said once), then:
     --as NAME       keeps the checked copy as database NAME (staging, rehearsals); no swap;
@@ -743,6 +823,7 @@ EOF
       [ "$named" = "$BK_EXPECT_SHA256" ] || die "restore: backup $label has sha256 $named, not the $BK_EXPECT_SHA256 it was named by; refusing it"
     fi
     say "restore: $label: sha256 matches its manifest"
+    bk_manifest_check "$manifest" "$label" restore
   fi
 
   if [ -n "${SQLITE_PATH:-}" ]; then
@@ -756,7 +837,7 @@ EOF
   # database it closed to new connections just before its swap, and its half-restored database.
   local old
   if [ "$(bk_psql postgres -v d="$db" <<<"SELECT NOT datallowconn FROM pg_database WHERE datname = :'d'")" = t ]; then
-    bk_psql postgres -c "ALTER DATABASE \"$db\" WITH ALLOW_CONNECTIONS true" >/dev/null || die "restore: cannot reopen $db to connections"
+    bk_psql postgres -v d="$db" <<<'ALTER DATABASE :"d" WITH ALLOW_CONNECTIONS true' >/dev/null || die "restore: cannot reopen $db to connections"
     say "restore: reopened $db to connections (closed by an interrupted restore)"
   fi
   # Exactly <db>_restore_YYYYmmdd_HHMMSS (we hold the exclusive lock: no other restore uses one).
@@ -766,9 +847,6 @@ EOF
     say "restore: dropped $old, left by an interrupted restore"
   done
 
-  local owner
-  owner=$(bk_psql postgres -v d="$db" <<<"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'d'")
-  owner="${owner:-${DB_USER:-postgres}}"
   if [ -n "$at" ]; then
     # pitr_restore_to_db drops its target itself when it fails; from here on it is ours to drop.
     pitr_restore_to_db "$at" "$tmpdb" || die "restore: point-in-time restore to $at into $tmpdb failed"
@@ -776,19 +854,19 @@ EOF
     BK_RESTORE_DB="$tmpdb"
     bk_check_db "$tmpdb" "" "" "$label"
   else
-    bk_psql postgres -c "CREATE DATABASE \"$tmpdb\" OWNER \"$owner\" TEMPLATE template0" >/dev/null \
+    local owner
+    owner=$(bk_app_role restore) || exit 1
+    bk_psql postgres -v d="$tmpdb" -v o="$owner" <<<"SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0', :'d', :'o')"$'\n\\gexec' >/dev/null \
       || die "restore: cannot create database $tmpdb"
     BK_RESTORE_DB="$tmpdb"
-    # Step: restore. Ownership and grants as the dump has them (the app role keeps its tables).
-    local err
-    err=$(pg_admin pg_restore --exit-on-error --single-transaction --dbname="$tmpdb" < "$src" 2>&1) \
-      || die "restore: pg_restore of $label into $tmpdb failed: $(printf '%s\n' "$err" | awk '/[Ee][Rr][Rr][Oo][Rr]/ && !n { print; n = 1 } END { if (!n) print "(no message)" }')"
+    # Step: restore, as the app's role (every object the app's, whatever the dump runs runs as it).
+    bk_restore_dump "$src" "$tmpdb" "$label"
     bk_dump_tables "$src" > "$BK_TMPDIR/tables" || die "restore: cannot read the tables of $label: $(tail -n 1 "$BK_TMPDIR/tables")"
     local want
     want=$(bk_json_get "$manifest" migrations) || die "restore: manifest of $label is not valid JSON"
     bk_check_db "$tmpdb" "$BK_TMPDIR/tables" "$want" "$label" "$manifest"
   fi
-  bk_psql postgres -c "COMMENT ON DATABASE \"$tmpdb\" IS 'nourishctl restore of ${label//\'/} at $ts'" >/dev/null || true
+  bk_psql postgres -v d="$tmpdb" -v c="nourishctl restore of $label at $ts" <<<"COMMENT ON DATABASE :\"d\" IS :'c'" >/dev/null || true
   # A caller's last step on the checked copy before anyone sees it (restore-rehearsal: scrubbing).
   if [ -n "${BK_BEFORE_SWAP:-}" ]; then "$BK_BEFORE_SWAP" "$tmpdb" "$label"; fi
 

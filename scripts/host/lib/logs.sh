@@ -227,7 +227,7 @@ cmd_logs() {
       echo "  DURATION: a number and s, m, h or d (30m, 2h, 1d)"
       echo "usage: nourishctl logs archive [YYYYMM]    (default: last month)"
       echo "  archives rotated logs (*.1, *.gz, …) last written in that month from ${LOG_ARCHIVE_DIRS[*]}"
-      echo "  to s3://\$BACKUP_BUCKET/logs/<stack>/<role>/<host>/logs_archive_YYYYMM.tar.gz; removes them here once S3 has them"
+      echo "  to s3://\$BACKUP_BUCKET/logs/<role>/<aws:userid>/logs_archive_YYYYMM.tar.gz (write-once); removes them here once S3 has them"
       [ -n "${1:-}" ] && return 0
       die "logs: say archive" ;;
     archive) shift ;;
@@ -246,7 +246,7 @@ cmd_logs() {
       \( -name '*.log.[0-9]*' -o -name '*.gz' \) ! -name 'logs_archive_*' -newermt "$start" ! -newermt "$end" -print0 | sort -z)
   done
   if [ "${#files[@]}" -eq 0 ]; then say "logs archive: no rotated logs from $month; nothing to do"; return 0; fi
-  local work name key sha size head
+  local work name key sha size
   work=$(mktemp -d) || die "logs archive: cannot create a temp dir"
   # shellcheck disable=SC2064
   trap "rm -rf '$work'" EXIT
@@ -254,15 +254,17 @@ cmd_logs() {
   tar -czf "$work/$name" -C "${ROOT:-/}" -- "${files[@]}" || die "logs archive: tar failed; nothing removed"
   sha=$(sha256sum "$work/$name" | cut -d' ' -f1)
   size=$(stat -c %s "$work/$name")
-  key="logs/${STACK:-unknown}/$ROLE/$(hostname -s)/$name"
-  # An archive already there is never overwritten (Object Lock keeps it on prod anyway).
-  if head=$(aws_cli s3api head-object --bucket "$bucket" --key "$key" --query 'Metadata.sha256' --output text 2>/dev/null); then
-    die "logs archive: s3://$bucket/$key exists already (sha256 $head); nothing removed"
-  fi
-  aws_cli s3 cp --only-show-errors --metadata "sha256=$sha" "$work/$name" "s3://$bucket/$key" >&2 \
-    || die "logs archive: upload to s3://$bucket/$key failed; nothing removed"
-  head=$(aws_cli s3api head-object --bucket "$bucket" --key "$key" --query '[ContentLength, Metadata.sha256]' --output text 2>&1) || head=""
-  [ "$head" = "$size	$sha" ] || die "logs archive: s3://$bucket/$key reports '${head//	/ }', expected size $size sha256 $sha; nothing removed"
+  # This host's own prefix, logs/<role>/<aws:userid>/: the only place its role may write, and it
+  # may read none (components/backups/policy.ts, logArchiveStatements).
+  local userid rc=0
+  userid=$(aws_userid 2>&1) || userid="${userid//$'\n'/ }"
+  [[ "$userid" =~ ^[A-Za-z0-9:._@-]+$ ]] || die "logs archive: cannot tell this host's AWS identity (sts get-caller-identity: $userid); nothing removed"
+  key="logs/$ROLE/$userid/$name"
+  # One PUT with If-None-Match (an archive already there is never overwritten) and SHA-256 (S3
+  # refuses the PUT unless it received exactly this file), locked for as long as logs are kept.
+  s3_put_once "$bucket" "$key" "$work/$name" "$sha" "$(lock_days logs)" || rc=$?
+  [ "$rc" -ne 2 ] || die "logs archive: s3://$bucket/$key exists already; nothing removed"
+  [ "$rc" -eq 0 ] || die "logs archive: upload to s3://$bucket/$key failed; nothing removed"
   for f in "${files[@]}"; do rm -f -- "${ROOT:-}/$f"; done
-  say "logs archive: ${#files[@]} rotated logs from $month in s3://$bucket/$key ($size bytes, sha256 $sha, verified); removed here"
+  say "logs archive: ${#files[@]} rotated logs from $month in s3://$bucket/$key ($size bytes, sha256 $sha, checked by S3); removed here"
 }

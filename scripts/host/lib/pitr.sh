@@ -266,13 +266,13 @@ pitr_restore_to_db() (
 
   pg_admin "$PG_BINDIR/pg_dump" -h "$work" -p 5432 -Fc -f "$work/db.dump" "$DB_NAME" \
     || die "restore: pg_dump of $DB_NAME from the temporary cluster failed"
-  owner=$(tmp_psql -d postgres -v db="$DB_NAME" <<<"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'db'") \
-    || die "restore: cannot read the owner of $DB_NAME"
-  pg_admin psql -X -q -v ON_ERROR_STOP=1 -v db="$target" -v owner="${owner:-postgres}" >/dev/null <<<"SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0', :'db', :'owner')"$'\n\\gexec' \
+  # Restored as the app's role, into a database it owns (lib/backup.sh, bk_restore_dump): what the
+  # app's database holds runs with the app's rights, never a superuser's.
+  owner=$(bk_app_role restore) || exit 1
+  pg_admin psql -X -q -v ON_ERROR_STOP=1 -v db="$target" -v owner="$owner" >/dev/null <<<"SELECT format('CREATE DATABASE %I OWNER %I TEMPLATE template0', :'db', :'owner')"$'\n\\gexec' \
     || die "restore: cannot create database $target"
   created=1
-  pg_admin "$PG_BINDIR/pg_restore" --exit-on-error -d "$target" < "$work/db.dump" \
-    || die "restore: pg_restore into $target failed"
+  BK_TMPDIR="$work" bk_restore_dump "$work/db.dump" "$target" "$DB_NAME as of $target_time"
   done_ok=1
   say "restore: $target holds $DB_NAME as of $target_time (left for you to check and swap)"
 )

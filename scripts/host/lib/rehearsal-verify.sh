@@ -69,7 +69,8 @@ EOF
     && started=$(rr_field "$record" started) && restore_seconds=$(rr_field "$record" restore_seconds); }; then
     die "restore-rehearsal-verify: the rehearsal record on the live database is incomplete: '$record'"
   fi
-  [[ "$key" =~ $BK_KEY_RE && "$sha" =~ ^[0-9a-f]{64}$ && "$started" =~ ^[0-9]+$ && "$restore_seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] \
+  [[ "$key" =~ $BK_KEY_RE && "$sha" =~ ^[0-9a-f]{64}$ && "$started" =~ ^[0-9]+$ && "$restore_seconds" =~ ^[0-9]+(\.[0-9]+)?$
+     && "$backup_time" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] \
     || die "restore-rehearsal-verify: the rehearsal record on the live database is malformed: '$record'"
   rel_lock "restore-rehearsal-verify"
   # Prod's schema to staging's release: what the next prod release will do to prod's data.

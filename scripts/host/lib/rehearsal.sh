@@ -18,6 +18,8 @@ VERBS+=("restore-rehearsal|restore prod's backup (--key K --sha256 S, or --lates
 
 RR_COLUMN_RE='^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$'
 RR_RECORD_PREFIX="nourishctl restore-rehearsal"
+# A backup's time as `backup` writes it in the manifest (and the rehearsal in its record).
+RR_TIME_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
 
 # The pointer `nourishctl backup` writes last in the source bucket: prints "KEY SHA256".
 rr_latest() {
@@ -31,12 +33,13 @@ print(p["key"], p["sha256"])
 PY
 }
 
-# BK_BEFORE_SWAP of the restore: scrub the checked copy before the app can see it.
+# BK_BEFORE_SWAP of the restore: scrub the checked copy before the app can see it, as the app's
+# role (bk_app_psql): a trigger the app put on a scrubbed table runs with the app's rights only.
 rr_scrub() {
   local db="$1" label="$2" col table column type
   for col in ${REHEARSAL_SCRUB_COLUMNS:-}; do
     table="${col%%.*}"; column="${col#*.}"
-    type=$(bk_psql "$db" -v t="$table" -v c="$column" <<<"SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :'t' AND column_name = :'c'") \
+    type=$(bk_app_psql "$db" -v t="$table" -v c="$column" <<<"SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :'t' AND column_name = :'c'") \
       || die "restore-rehearsal: cannot read the columns of $db"
     [ -n "$type" ] || die "restore-rehearsal: scrub column $col (rehearsal.scrubColumns) does not exist in backup $label; nothing swapped in"
     case "$type" in
@@ -44,7 +47,7 @@ rr_scrub() {
       *) die "restore-rehearsal: scrub column $col is $type; only text columns can be scrubbed (rehearsal.scrubColumns); nothing swapped in" ;;
     esac
     # A digest keeps distinct values distinct (unique constraints hold) and says nothing of the value.
-    bk_psql "$db" -v t="$table" -v c="$column" >/dev/null <<'SQL' || die "restore-rehearsal: scrubbing $col failed; nothing swapped in"
+    bk_app_psql "$db" -v t="$table" -v c="$column" >/dev/null <<'SQL' || die "restore-rehearsal: scrubbing $col failed; nothing swapped in"
 SELECT format('UPDATE public.%I SET %I = left(''scrubbed-'' || md5(%I::text), %s) WHERE %I IS NOT NULL',
   :'t', :'c', :'c', (SELECT coalesce(character_maximum_length, 41) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = :'t' AND column_name = :'c'), :'c')
 \gexec
@@ -108,11 +111,13 @@ EOF
   db=$(bk_db) || exit 1
   BACKUP_BUCKET="$REHEARSAL_SOURCE_BUCKET" BK_EXPECT_SHA256="$sha" BK_BEFORE_SWAP=rr_scrub cmd_restore --key "$key"
   local backup_time restore_seconds age
+  # The restore checked the manifest's fields (bk_manifest_check); checked again where it is used.
   backup_time=$(bk_json_get "$BK_TMPDIR/$(basename "${key%.*}").json" time 2>/dev/null) || backup_time=""
-  [ -n "$backup_time" ] || die "restore-rehearsal: the manifest of $key has no time"
+  [[ "$backup_time" =~ $RR_TIME_RE ]] || die "restore-rehearsal: the manifest of $key has a time that is not YYYY-MM-DDTHH:MM:SSZ"
   restore_seconds=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
   age=$(( ${started%.*} - $(date -u -d "$backup_time" +%s) ))
-  bk_psql postgres -c "COMMENT ON DATABASE \"$db\" IS '$RR_RECORD_PREFIX key=$key sha256=$sha backup_time=$backup_time started=${started%.*} restore_seconds=$restore_seconds'" >/dev/null \
+  bk_psql postgres -v d="$db" -v c="$RR_RECORD_PREFIX key=$key sha256=$sha backup_time=$backup_time started=${started%.*} restore_seconds=$restore_seconds" \
+    <<<"COMMENT ON DATABASE :\"d\" IS :'c'" >/dev/null \
     || die "restore-rehearsal: cannot record the rehearsal on database $db"
   say "restore-rehearsal: $key is the live $db after $restore_seconds s (backup age ${age} s); finish on the app host: nourishctl restore-rehearsal-verify"
   printf '{"phase": "restored", "backupKey": "%s", "backupSha256": "%s", "backupTime": "%s", "restoreSeconds": %s, "backupAgeSeconds": %s}\n' \

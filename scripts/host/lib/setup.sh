@@ -200,12 +200,15 @@ cmd_setup() {
     say "setup app-env: $ROOT/etc/nourish-link/app.env rewritten from SSM; gunicorn reads it when it next starts (the next release or rollback)"
     return 0
   fi
+  # The SSM and CloudWatch agents first (lib/agent.sh): Session Manager then reaches a host whose
+  # setup fails further on.
+  setup_agents
   case "$ROLE" in
     db) db_lock setup exclusive; setup_db ;;
     app) setup_app ;;
     *) die "ROLE is not set in $HOST_ENV (app or db)" ;;
   esac
   enable_timers
-  # The CloudWatch agent (lib/agent.sh): pinned version, signature checked.
-  if declare -F agent_setup_hook >/dev/null; then agent_setup_hook; fi
+  # An agent that did not install fails the boot here, in one line naming it and why.
+  setup_agents_verdict
 }

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by nourishctl, which provides die, say, svc_active, pg_admin and the host.env values.
 
-VERBS+=("status|the morning checklist: the role's services running (the PostgreSQL cluster itself on the db host), connections and the oldest query, disk at least DISK_FREE_MIN_PERCENT free; --json for machines")
+VERBS+=("status|the morning checklist: the role's services running (the PostgreSQL cluster itself on the db host), the SSM and CloudWatch agents installed and running, connections and the oldest query, disk at least DISK_FREE_MIN_PERCENT free; --json for machines")
 
 # One JSON string: the text of $1 escaped (our own messages and unit names, never query text).
 json_str() {
@@ -39,7 +39,7 @@ cmd_status() {
     "") ;;
     *) die "status: unknown option '$1' (--json or --help)" ;;
   esac
-  local failed=0 s free services mounts="/" checks=() db_json="" numbers conn max oldest pid
+  local failed=0 s free services mounts="/" checks=() db_json="" numbers conn max oldest pid detail
   # check NAME OK DETAIL: one line for people, one entry for --json.
   check() {
     checks+=("{\"check\":$(json_str "$1"),\"ok\":$2,\"detail\":$(json_str "$3")}")
@@ -54,6 +54,11 @@ cmd_status() {
   [ "$ROLE" = db ] && mounts="/ $DATA_MOUNT"
   for s in $services; do
     if svc_active "$s"; then check "$s" true "$s is running"; else check "$s" false "$s is not running"; fi
+  done
+  # The SSM and CloudWatch agents (lib/agent.sh), each pinned in host.env: installed and running.
+  for s in "${AGENTS[@]}"; do
+    [ -n "$(agent_version "$s")" ] || continue
+    if detail=$(agent_state "$s"); then check "$(agent_pkg "$s")" true "$detail"; else check "$(agent_pkg "$s")" false "$detail"; fi
   done
   if [ "$ROLE" = db ]; then
     # A running unit is not yet a database that answers (starting up, out of connections).
