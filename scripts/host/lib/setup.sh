@@ -53,7 +53,11 @@ setup_data_volume() {
   umount "$tmp"
   rmdir "$tmp"
   grep -q "LABEL=pgdata" /etc/fstab || echo "LABEL=pgdata $DATA_MOUNT ext4 defaults,nofail,noatime 0 2" >> /etc/fstab
-  mount "$DATA_MOUNT"
+  # The device just checked, not the fstab line: LABEL= resolves through udev's by-label link,
+  # which may not exist yet right after mkfs, and with nofail `mount` then mounts nothing and
+  # succeeds (seen by test/boot.test.ts: PostgreSQL went on writing to the root volume).
+  mount -o noatime "$dev" "$DATA_MOUNT"
+  mountpoint -q "$DATA_MOUNT" || die "setup: data volume $DATA_VOLUME_ID ($dev) is not mounted at $DATA_MOUNT; not starting PostgreSQL"
 }
 
 setup_db() {
