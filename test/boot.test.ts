@@ -5,6 +5,8 @@
 // packages' install and nourishctl setup.
 import * as assert from "assert";
 import { down, EstateState, exec, HostState, reboot, up, waitCloudInit } from "../scripts/estate/estate";
+import { sh, until } from "../scripts/estate/system";
+import { AWS_CLI } from "./s3";
 import { requireTool } from "./tools";
 
 const TOOLS = ["debootstrap", "systemd-nspawn", "apt-cacher-ng", "nft", "nsenter", "losetup", "moto_server", "nginx", "openssl", "curl"];
@@ -37,6 +39,21 @@ function assertTimers(h: HostState): void {
   }
 }
 
+/** The agents `nourishctl setup` installed (stand-ins served at AWS's bucket names), each unit active. */
+function assertAgents(h: HostState): void {
+  ok(h, "nourishctl agent status");
+  for (const u of ["amazon-ssm-agent", "amazon-cloudwatch-agent"]) {
+    assert.strictEqual(ok(h, `systemctl is-active ${u}`).trim(), "active", `${h.role}: ${u}`);
+  }
+}
+
+/** The data volume (ext4 on the loop device bound at its EBS path) is what is mounted at /var/lib/postgresql. */
+function assertDataVolume(h: HostState): void {
+  assert.match(ok(h, "findmnt -n -o FSTYPE,SOURCE /var/lib/postgresql"), /^ext4\s/);
+  assert.strictEqual(ok(h, "blkid -s LABEL -o value \"$(findmnt -n -o SOURCE /var/lib/postgresql)\"").trim(), "pgdata");
+  assert.match(ok(h, "runuser -u postgres -- psql -Atqc 'SHOW data_directory'"), /^\/var\/lib\/postgresql\/15\/main/);
+}
+
 describe("hosts boot from their user data on a bare Debian 12 with real systemd and cloud-init (staging)", function () {
   this.timeout(60 * 60_000);
   let estate: EstateState;
@@ -61,9 +78,13 @@ describe("hosts boot from their user data on a bare Debian 12 with real systemd 
     const h = host("db");
     assert.strictEqual(ok(h, "systemctl --failed --no-legend --no-pager").trim(), "");
     assert.strictEqual(ok(h, "systemctl is-active postgresql@15-main").trim(), "active");
-    assert.match(ok(h, "findmnt -n -o SOURCE,FSTYPE /var/lib/postgresql"), /ext4/);
+    assertDataVolume(h);
     assert.strictEqual(ok(h, "runuser -u postgres -- psql -Atqc \"SELECT 1 FROM pg_database WHERE datname = 'dusangire'\"").trim(), "1");
     assertTimers(h);
+  });
+
+  it("db: both AWS agents installed at the pinned versions from AWS's bucket names, their units active", () => {
+    assertAgents(host("db"));
   });
 
   it("db: after a reboot cloud-init is done again and nothing failed", async () => {
@@ -73,5 +94,44 @@ describe("hosts boot from their user data on a bare Debian 12 with real systemd 
     assert.deepStrictEqual(cloudInitComplaints(h), []);
     assert.strictEqual(ok(h, "systemctl --failed --no-legend --no-pager").trim(), "");
     assert.strictEqual(ok(h, "systemctl is-active postgresql@15-main").trim(), "active");
+    // The fstab line setup wrote mounts the data volume again (not the root volume's old copy).
+    assertDataVolume(h);
+    assert.strictEqual(ok(h, "runuser -u postgres -- psql -Atqc \"SELECT 1 FROM pg_database WHERE datname = 'dusangire'\"").trim(), "1");
+    assertTimers(h);
+    assertAgents(h);
+  });
+
+  it("db: Restart= brings PostgreSQL's cluster back after SIGKILL", async () => {
+    const h = host("db");
+    const before = ok(h, "systemctl show -P MainPID postgresql@15-main").trim();
+    assert.notStrictEqual(before, "0");
+    ok(h, `kill -KILL ${before}`);
+    await until("postgresql@15-main restarted by systemd", 120_000, () => {
+      const pid = exec(h, "systemctl show -P MainPID postgresql@15-main").stdout.trim();
+      return pid !== "0" && pid !== before && exec(h, "runuser -u postgres -- psql -Atqc 'SELECT 1'").stdout.trim() === "1";
+    }, 1000);
+    assert.strictEqual(ok(h, "systemctl is-active postgresql@15-main").trim(), "active");
+    assert.match(ok(h, "systemctl show -P NRestarts postgresql@15-main"), /^[1-9]/);
+  });
+
+  it("db: a job that fails publishes its JobFailed metric through OnFailure=, read back from the CloudWatch stand-in", async () => {
+    const h = host("db");
+    // vacuum fails while the cluster is stopped (as it would on EC2), then the cluster comes back.
+    ok(h, "systemctl stop postgresql@15-main");
+    try {
+      assert.notStrictEqual(exec(h, "systemctl start nourish-link-vacuum.service").status, 0, "vacuum did not fail with the cluster stopped");
+      const env = { ...process.env, AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_EC2_METADATA_DISABLED: "true" };
+      const found = await until("JobFailed for vacuum in CloudWatch", 120_000, () => {
+        const r = sh(AWS_CLI, ["--endpoint-url", estate.motoEndpoint, "--region", estate.region, "cloudwatch", "list-metrics", "--namespace", "NourishLink",
+          "--metric-name", "JobFailed", "--dimensions", "Name=Job,Value=vacuum", "--output", "json"], { env, allowFail: true });
+        const metrics = r.status === 0 ? (JSON.parse(r.stdout) as { Metrics: { Dimensions: { Name: string; Value: string }[] }[] }).Metrics : [];
+        return metrics.length ? metrics : undefined;
+      }, 2000);
+      const dims = Object.fromEntries(found[0].Dimensions.map((d) => [d.Name, d.Value]));
+      assert.deepStrictEqual(dims, { Stack: estate.stack, Role: "db", Job: "vacuum" });
+      assert.strictEqual(ok(h, "systemctl show -P Result nourish-link-job-failed@vacuum").trim(), "success");
+    } finally {
+      ok(h, "systemctl start postgresql@15-main");
+    }
   });
 });

@@ -3,21 +3,33 @@
 //
 // Each host is a bare Debian 12 (rootfs.ts) booted by systemd-nspawn with systemd as PID 1, in a
 // network namespace of its own, given its user-data.yaml through cloud-init's NoCloud seed. AWS is
-// stood in on the "hub", an address of this machine (a dummy link) that each host reaches over its
+// stood in on the "hub", an address of this machine (on loopback) that each host reaches over its
 // veth: nginx with a certificate of a throwaway CA answers https://<AWS service>.<region>.amazonaws.com
 // and sends S3 names to s3rver, the rest to moto_server; moto also answers the instance metadata
-// (169.254.169.254 is DNAT'ed to it inside the host's namespace). Nothing outside this machine is
-// reachable from a host except Debian's archive, through the apt cache (apt-cacher-ng).
+// (169.254.169.254 is DNAT'ed to it, through nginx, inside the host's namespace; nginx adds the one
+// path moto lacks, iam/security-credentials without the slash, which pgBackRest asks for). Nothing
+// outside this machine is reachable from a host except Debian's archive, through the apt cache.
 //
 // Seams the real user data does not carry, written into each host's overlay before it boots:
 // /etc/hosts (AWS names to the hub, the database's private DNS name to its host), the CA in the
 // trust store, apt's proxy, cloud-init's datasource (NoCloud) with its network config disabled (the
-// namespace is configured from outside, as EC2's DHCP would), and the data volume as a device node
-// under /dev/disk/by-id (what EC2's udev rules name it).
+// namespace is configured from outside, as EC2's DHCP would), the data volume as a device node
+// under /dev/disk/by-id (what EC2's udev rules name it), and a unit that mounts /etc/fstab's ext4
+// lines with mount(8) early in each boot: in a container systemd-fstab-generator ignores device
+// lines ("Running in a container, ignoring fstab device entry", /sys is read-only), so without it
+// the `LABEL=pgdata` line `nourishctl setup` wrote would not mount the data volume after a reboot.
+// The line itself is still what mounts it: the unit first makes the /dev/disk/by-label links udev
+// would (no udev in a container), so libblkid resolves LABEL=pgdata as on EC2.
+//
+// No seam for the AWS agents: their stand-in packages (test/agent-debs.ts) are served at AWS's
+// real bucket names and keys (components/hosts/agents.ts) by the same S3 stand-in, so a host
+// fetches the URLs it would fetch on EC2.
 import { spawn } from "child_process";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { agentPackage, AgentName } from "../../components/hosts/agents";
+import { buildAgentStandIns } from "../../test/agent-debs";
 import { AWS_CLI } from "../../test/s3";
 import { freePort } from "../../test/tools";
 import { ensureRootfs, CACHE_DIR } from "./rootfs";
@@ -40,6 +52,8 @@ export interface HostState {
   root: string;
   lower: string;
   nspawnPid?: number;
+  /** When nspawn was last started (ms since the epoch): waitCloudInit reports the boot's seconds from it. */
+  bootedAt?: number;
   loop?: string;
   log: string;
 }
@@ -52,6 +66,8 @@ export interface EstateState {
   region: string;
   pids: Record<string, number>;
   motoEndpoint: string;
+  /** The instance metadata the hosts' 169.254.169.254 reaches: moto's, through nginx. */
+  imdsEndpoint: string;
   s3Endpoint: string;
   hosts: HostState[];
 }
@@ -117,6 +133,16 @@ function awsCertificate(dir: string, names: string[]): void {
   o(["x509", "-req", "-in", `${dir}/aws.csr`, "-CA", `${dir}/ca.crt`, "-CAkey", `${dir}/ca.key`, "-CAcreateserial", "-out", `${dir}/aws.crt`, "-days", "2", "-extfile", `${dir}/aws.ext`]);
 }
 
+/**
+ * The role credentials document EC2's metadata service serves, with the keys moto's IMDS hands out
+ * (and s3rver learns), valid for a day as moto's are.
+ */
+function imdsCredentials(): string {
+  const iso = (d: Date) => d.toISOString().replace(/\.\d+Z$/, "Z");
+  return JSON.stringify({ Code: "Success", LastUpdated: iso(new Date()), Type: "AWS-HMAC", AccessKeyId: "test-key",
+    SecretAccessKey: "test-secret-key", Token: "test-session-token", Expiration: iso(new Date(Date.now() + 86400_000)) });
+}
+
 export interface UpOptions {
   stack: string;
   slot: keyof typeof SLOTS;
@@ -130,7 +156,7 @@ export async function up(opts: UpOptions): Promise<EstateState> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const hub = `10.213.${SLOTS[opts.slot]}.1`;
-  const state: EstateState = { slot: opts.slot, stack: opts.stack, dir, hub, region: "", pids: {}, motoEndpoint: "", s3Endpoint: "", hosts: [] };
+  const state: EstateState = { slot: opts.slot, stack: opts.stack, dir, hub, region: "", pids: {}, motoEndpoint: "", imdsEndpoint: "", s3Endpoint: "", hosts: [] };
   const save = () => fs.writeFileSync(path.join(dir, "state.json"), JSON.stringify(state, null, 2));
   save();
   try {
@@ -139,7 +165,7 @@ export async function up(opts: UpOptions): Promise<EstateState> {
     const plan = preview(opts.stack, path.join(dir, "out"));
     const region = String((byType(plan, "aws:ec2/subnet:Subnet")[0]?.inputs.availabilityZone as string | undefined)?.slice(0, -1) ?? "af-south-1");
     state.region = region;
-    const buckets = byType(plan, "aws:s3/bucket:Bucket").map((b) => b.id);
+    const buckets = [...byType(plan, "aws:s3/bucket:Bucket").map((b) => b.id), ...agentBuckets(region)];
 
     // AWS stand-ins: moto_server (every API but S3, and IMDS) and s3rver, behind one TLS nginx.
     const motoPort = await freePort();
@@ -159,6 +185,8 @@ export async function up(opts: UpOptions): Promise<EstateState> {
     const s3Names = [`s3.${region}.amazonaws.com`, ...buckets.map((b) => `${b}.s3.${region}.amazonaws.com`)];
     const otherNames = ["ssm", "monitoring", "logs", "ec2", "sts", "kms", "ec2messages", "ssmmessages", "sns", "elasticloadbalancing"].map((s) => `${s}.${region}.amazonaws.com`);
     awsCertificate(dir, [...s3Names, ...otherNames]);
+    const imdsPort = await freePort();
+    state.imdsEndpoint = `http://${hub}:${imdsPort}`;
     for (const d of ["nginx-tmp", "nginx-logs"]) fs.mkdirSync(path.join(dir, d));
     fs.writeFileSync(path.join(dir, "nginx.conf"), `
 pid ${dir}/nginx.pid; error_log ${dir}/nginx-logs/error.log; daemon off;
@@ -167,6 +195,12 @@ http {
   access_log ${dir}/nginx-logs/access.log; client_body_temp_path ${dir}/nginx-tmp; proxy_temp_path ${dir}/nginx-tmp;
   client_max_body_size 0; proxy_request_buffering off; proxy_buffering off; server_names_hash_bucket_size 128;
   ssl_certificate ${dir}/aws.crt; ssl_certificate_key ${dir}/aws.key;
+  # Instance metadata: moto's, but the role's credentials as EC2 gives them (moto's lack the Code
+  # field pgBackRest requires) and the role's name also without the slash (pgBackRest asks so).
+  server { listen ${hub}:${imdsPort};
+    location = /latest/meta-data/iam/security-credentials { proxy_pass ${state.motoEndpoint}/latest/meta-data/iam/security-credentials/; }
+    location = /latest/meta-data/iam/security-credentials/default-role { default_type text/plain; return 200 '${imdsCredentials()}'; }
+    location / { proxy_pass ${state.motoEndpoint}; } }
   server { listen ${hub}:443 ssl default_server; location / { proxy_pass ${state.motoEndpoint}; proxy_set_header Host $http_host; } }
   server { listen ${hub}:443 ssl; server_name ${s3Names.join(" ")};
     location / { proxy_pass ${state.s3Endpoint}; proxy_set_header Host $http_host; } }
@@ -177,6 +211,7 @@ http {
     await until("s3 stand-in behind nginx", 30000, () => sh("curl", ["-s", "-o", "/dev/null", "--cacert", `${dir}/ca.crt`, "--resolve", `s3.${region}.amazonaws.com:443:${hub}`, `https://s3.${region}.amazonaws.com/`], { allowFail: true }).status === 0, 200);
 
     seedAws(state, plan);
+    await seedAgents(state);
 
     const rootfs = ensureRootfs(proxy, log);
     const roles = opts.roles ?? ["db", "app"];
@@ -229,6 +264,30 @@ function seedAws(state: EstateState, plan: Plan): void {
     { env: { ...env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" } });
 }
 
+/** The buckets AWS serves its agents' packages from (components/hosts/agents.ts). */
+function agentBuckets(region: string): string[] {
+  return (["ssm", "cloudwatch"] as AgentName[]).map((a) => agentPackage(a, region, "x").bucket);
+}
+
+/**
+ * Stand-ins for AWS's agent packages (test/agent-debs.ts) at the versions the stack pins, put at
+ * AWS's own bucket and key, so each host downloads exactly the URL it would on EC2.
+ */
+async function seedAgents(state: EstateState): Promise<void> {
+  const version = (k: string) => {
+    const vs = ["db", "app"].map((r) => hostEnvValue(state, r, k)).filter((v): v is string => Boolean(v));
+    if (!vs.length || new Set(vs).size !== 1) throw new Error(`estate: ${k} is not one value in the hosts' host.env (${vs.join(", ") || "absent"})`);
+    return vs[0];
+  };
+  const versions = { ssm: version("SSM_AGENT_VERSION"), cloudwatch: version("CLOUDWATCH_AGENT_VERSION") };
+  const debs = await buildAgentStandIns(path.join(state.dir, "agent-debs"), versions);
+  const env = { ...process.env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_EC2_METADATA_DISABLED: "true" };
+  for (const a of ["ssm", "cloudwatch"] as AgentName[]) {
+    const p = agentPackage(a, state.region, versions[a]);
+    sh(AWS_CLI, ["--endpoint-url", state.s3Endpoint, "--region", state.region, "s3", "cp", "--only-show-errors", debs[a], `s3://${p.bucket}/${p.key}`], { env });
+  }
+}
+
 /** The host's namespace: a veth to this machine, its address, a default route to the hub, IMDS. */
 function network(state: EstateState, h: HostState): void {
   const ns = (args: string[]) => sh("ip", ["netns", "exec", h.netns, ...args]);
@@ -245,8 +304,8 @@ function network(state: EstateState, h: HostState): void {
   sh("ip", ["route", "add", `${h.address}/32`, "dev", h.veth]);
   // Hosts reach each other through this machine (app → db), on these links only.
   sh("sysctl", ["-q", "-w", `net.ipv4.conf.${h.veth}.forwarding=1`]);
-  const moto = new URL(state.motoEndpoint);
-  ns(["nft", `add table ip nourish; add chain ip nourish out { type nat hook output priority -100; }; add rule ip nourish out ip daddr 169.254.169.254 tcp dport 80 dnat to ${moto.hostname}:${moto.port}`]);
+  const imds = new URL(state.imdsEndpoint);
+  ns(["nft", `add table ip nourish; add chain ip nourish out { type nat hook output priority -100; }; add rule ip nourish out ip daddr 169.254.169.254 tcp dport 80 dnat to ${imds.hostname}:${imds.port}`]);
 }
 
 /** The overlay the host boots from, its NoCloud seed and the seams (see the header). */
@@ -266,7 +325,7 @@ function prepareRoot(state: EstateState, h: HostState, plan: Plan, instances: Re
   w("etc/cloud/cloud.cfg.d/90-nourish-estate.cfg", "# nourish-link estate seam: NoCloud seed; the namespace's network is set from outside.\ndatasource_list: [ NoCloud, None ]\nnetwork: {config: disabled}\n");
   w("etc/apt/apt.conf.d/90nourish-estate-proxy", `// nourish-link estate seam: Debian's archive through the apt cache on this machine.\nAcquire::http::Proxy "http://${state.hub}:${ACNG_PORT}";\n`);
   const region = state.region;
-  const buckets = byType(plan, "aws:s3/bucket:Bucket").map((b) => b.id);
+  const buckets = [...byType(plan, "aws:s3/bucket:Bucket").map((b) => b.id), ...agentBuckets(region)];
   const awsNames = [`s3.${region}.amazonaws.com`, ...buckets.map((b) => `${b}.s3.${region}.amazonaws.com`),
     ...["ssm", "monitoring", "logs", "ec2", "sts", "kms", "ec2messages", "ssmmessages", "sns", "elasticloadbalancing"].map((s) => `${s}.${region}.amazonaws.com`)];
   // The database's private DNS name (DB_HOST in the app's host.env) resolves to the db host here.
@@ -276,6 +335,21 @@ function prepareRoot(state: EstateState, h: HostState, plan: Plan, instances: Re
   w("etc/hosts", ["127.0.0.1 localhost", `${h.address} ip-${h.address.replace(/\./g, "-")}`, ...peers, `${state.hub} ${awsNames.join(" ")}`, "::1 localhost ip6-localhost ip6-loopback", ""].join("\n"));
   w("usr/local/share/ca-certificates/nourish-estate.crt", fs.readFileSync(path.join(state.dir, "ca.crt"), "utf8"));
   sh("chroot", [h.root, "update-ca-certificates"]);
+  // /etc/fstab's ext4 lines mounted each boot (see the header: the container's fstab generator
+  // skips them, and no udev makes /dev/disk/by-label links for libblkid to find LABEL= lines by).
+  w("usr/local/sbin/nourish-estate-fstab", [
+    "#!/bin/sh", "# nourish-link estate seam: udev's /dev/disk/by-label links for the attached volumes, then fstab's ext4 lines.",
+    "set -eu", "mkdir -p /dev/disk/by-label",
+    "for d in /dev/disk/by-id/*; do", "  [ -b \"$d\" ] || continue", "  l=$(blkid -o value -s LABEL \"$d\" || true)",
+    "  [ -z \"$l\" ] || ln -sf \"$d\" \"/dev/disk/by-label/$l\"", "done", "exec mount --all --types ext4", ""].join("\n"), 0o755);
+  w("etc/systemd/system/nourish-estate-fstab.service", [
+    "# nourish-link estate seam: systemd-fstab-generator ignores device lines in a container; mount(8) reads them instead.",
+    "[Unit]", "Description=Mount /etc/fstab's ext4 lines (estate seam)", "DefaultDependencies=no",
+    "After=systemd-remount-fs.service", "Before=local-fs.target", "",
+    "[Service]", "Type=oneshot", "RemainAfterExit=yes", "ExecStart=/usr/local/sbin/nourish-estate-fstab", "",
+    "[Install]", "WantedBy=local-fs.target", ""].join("\n"));
+  fs.mkdirSync(path.join(h.root, "etc/systemd/system/local-fs.target.wants"), { recursive: true });
+  fs.symlinkSync("../nourish-estate-fstab.service", path.join(h.root, "etc/systemd/system/local-fs.target.wants/nourish-estate-fstab.service"));
   // The data volume (db): a sparse file on a loop device, at the path EC2's udev rules give it.
   const volume = byType(plan, "aws:ebs/volume:Volume")[0];
   if (h.role === "db" && volume) {
@@ -305,6 +379,7 @@ function nspawnArgs(state: EstateState, h: HostState, plan?: Plan): string[] {
 }
 
 export function boot(state: EstateState, h: HostState): void {
+  h.bootedAt = Date.now();
   h.nspawnPid = startDetached("systemd-nspawn", nspawnArgs(state, h), h.log, { PATH: process.env.PATH, SYSTEMD_NSPAWN_LOCK: "0" });
 }
 
@@ -324,7 +399,7 @@ export function exec(h: HostState, script: string, allowFail = true): { status: 
 
 /** Waits for cloud-init to finish on the host: its `status` line (done, error, …). */
 export async function waitCloudInit(h: HostState, timeoutMs = 30 * 60_000): Promise<string> {
-  return until(`${h.name}: cloud-init finished`, timeoutMs, () => {
+  const status = await until(`${h.name}: cloud-init finished`, timeoutMs, () => {
     if (h.nspawnPid && !pidAlive(h.nspawnPid)) throw new Error(`${h.name}: the container exited (see ${h.log})`);
     if (!initPid(h)) return undefined;
     // cloud-init 22.4 says "error" as soon as one stage failed, while later stages still run:
@@ -333,6 +408,8 @@ export async function waitCloudInit(h: HostState, timeoutMs = 30 * 60_000): Prom
     const s = r.stdout.match(/status: (\w+)/)?.[1];
     return s && !["running", "not"].includes(s) ? s : undefined;
   }, 2000);
+  if (h.bootedAt) log(`${h.name}: cloud-init ${status} ${((Date.now() - h.bootedAt) / 1000).toFixed(0)} s after nspawn started`);
+  return status;
 }
 
 /** Stops a host's systemd cleanly (poweroff), then nspawn by signal if it will not go. */
