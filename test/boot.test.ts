@@ -110,6 +110,20 @@ describe("hosts boot from their user data on a bare Debian 12 with real systemd 
     assert.strictEqual(ok(h, "systemctl is-active nginx").trim(), "active");
     assertAgents(h);
     assertTimers(h);
+    ok(h, "nourishctl status");
+  });
+
+  it("app: Restart= brings nginx back after SIGKILL", async () => {
+    const h = host("app");
+    const before = ok(h, "systemctl show -P MainPID nginx").trim();
+    assert.notStrictEqual(before, "0");
+    ok(h, `kill -KILL ${before}`);
+    await until("nginx restarted by systemd", 120_000, () => {
+      const pid = exec(h, "systemctl show -P MainPID nginx").stdout.trim();
+      return pid !== "0" && pid !== before && exec(h, "systemctl is-active nginx").stdout.trim() === "active";
+    }, 1000);
+    assert.match(ok(h, "systemctl show -P NRestarts nginx"), /^[1-9]/);
+    assert.match(ok(h, "curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1/"), /^[1-5]\d\d$/);
   });
 
   it("db: Restart= brings PostgreSQL's cluster back after SIGKILL", async () => {
