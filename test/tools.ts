@@ -36,6 +36,12 @@ export const PACKAGE_OF: Record<string, string> = {
   sha256sum: "coreutils",
   python3: "python3",
   sqlite3: "sqlite3",
+  debootstrap: "debootstrap",
+  "systemd-nspawn": "systemd-container",
+  "apt-cacher-ng": "apt-cacher-ng",
+  nft: "nftables",
+  nsenter: "util-linux",
+  losetup: "mount",
 };
 
 /** Tools that are not Debian packages: how to get them instead. */

@@ -53,7 +53,9 @@ setup_data_volume() {
   done
   [ -n "$dev" ] || die "setup: data volume $DATA_VOLUME_ID did not attach within 5 minutes"
   data_volume_prepare "$dev" "$DATA_VOLUME_ID"
-  svc_ctl stop postgresql
+  # The cluster unit itself: stopping the postgresql umbrella returns before the cluster is down
+  # (found by test/boot.test.ts: cp raced the shutdown and lost postmaster.pid).
+  svc_ctl stop "$PG_CLUSTER_UNIT"
   tmp=$(mktemp -d)
   mount "$dev" "$tmp"
   if [ ! -d "$tmp/15/main" ]; then
@@ -63,7 +65,11 @@ setup_data_volume() {
   umount "$tmp"
   rmdir "$tmp"
   grep -q "LABEL=pgdata" /etc/fstab || echo "LABEL=pgdata $DATA_MOUNT ext4 defaults,nofail,noatime 0 2" >> /etc/fstab
-  mount "$DATA_MOUNT"
+  # The device just checked, not the fstab line: LABEL= resolves through udev's by-label link,
+  # which may not exist yet right after mkfs, and with nofail `mount` then mounts nothing and
+  # succeeds (seen by test/boot.test.ts: PostgreSQL went on writing to the root volume).
+  mount -o noatime "$dev" "$DATA_MOUNT"
+  mountpoint -q "$DATA_MOUNT" || die "setup: data volume $DATA_VOLUME_ID ($dev) is not mounted at $DATA_MOUNT; not starting PostgreSQL"
 }
 
 setup_db() {

@@ -1,0 +1,162 @@
+// The first `pulumi up` works: the committed staging stack's hosts boot from their rendered user
+// data on a bare Debian 12 (debootstrap) with systemd as PID 1 (systemd-nspawn), cloud-init reading
+// the NoCloud seed, AWS stood in by moto_server and s3rver behind TLS (scripts/estate/estate.ts).
+// Cold, the root file system and the apt cache are built first (minutes); warm, a boot is the
+// packages' install and nourishctl setup.
+import * as assert from "assert";
+import { down, EstateState, exec, HostState, reboot, up, waitCloudInit } from "../scripts/estate/estate";
+import { sh, until } from "../scripts/estate/system";
+import { AWS_CLI } from "./s3";
+import { requireTool } from "./tools";
+
+const TOOLS = ["debootstrap", "systemd-nspawn", "apt-cacher-ng", "nft", "nsenter", "losetup", "moto_server", "nginx", "openssl", "curl"];
+
+/** cloud-init's log lines at WARNING or above, and the user data's own warnings in its output log. */
+function cloudInitComplaints(h: HostState): string[] {
+  const r = exec(h, "grep -hE ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log; grep -hiE 'nourishctl: (warning|error)|nourish-link: first boot stopped|^E: ' /var/log/cloud-init-output.log");
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+function ok(h: HostState, script: string): string {
+  const r = exec(h, script);
+  assert.strictEqual(r.status, 0, `${h.role}: ${script}: exit ${r.status}: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+/** Each nourish-link timer of the host's plan listed by systemd, next elapse where its OnCalendar says. */
+function assertTimers(h: HostState): void {
+  const files = ok(h, "ls /etc/systemd/system/ | grep '^nourish-link-.*\\.timer$'").trim().split("\n");
+  assert.ok(files.length >= 3, `${h.role}: only ${files.length} timers`);
+  const listed = ok(h, "systemctl list-timers --all --no-legend --no-pager 'nourish-link-*'");
+  for (const t of files) {
+    assert.match(listed, new RegExp(`\\s${t.replace(/\./g, "\\.")}\\s`), `${h.role}: ${t} is not listed by systemctl list-timers`);
+    const cal = ok(h, `sed -n 's/^OnCalendar=//p' /etc/systemd/system/${t}`).trim();
+    const delay = ok(h, `systemd-analyze timespan "$(sed -n 's/^RandomizedDelaySec=//p' /etc/systemd/system/${t})" | sed -n 's/.*μs: //p'`).trim();
+    const expected = Number(ok(h, `date -d "$(systemd-analyze calendar '${cal}' | sed -n 's/^ *Next elapse: //p')" +%s`).trim());
+    const next = Number(ok(h, `systemctl show -P NextElapseUSecRealtime ${t} | xargs -I{} date -d {} +%s`).trim());
+    const spread = Math.ceil(Number(delay) / 1e6);
+    assert.ok(next >= expected && next <= expected + spread + 60, `${h.role}: ${t} next elapses at ${next}, its OnCalendar '${cal}' says ${expected} (+ up to ${spread} s)`);
+  }
+}
+
+/** The agents `nourishctl setup` installed (stand-ins served at AWS's bucket names), each unit active. */
+function assertAgents(h: HostState): void {
+  ok(h, "nourishctl agent status");
+  for (const u of ["amazon-ssm-agent", "amazon-cloudwatch-agent"]) {
+    assert.strictEqual(ok(h, `systemctl is-active ${u}`).trim(), "active", `${h.role}: ${u}`);
+  }
+}
+
+/** The data volume (ext4 on the loop device bound at its EBS path) is what is mounted at /var/lib/postgresql. */
+function assertDataVolume(h: HostState): void {
+  assert.match(ok(h, "findmnt -n -o FSTYPE,SOURCE /var/lib/postgresql"), /^ext4\s/);
+  assert.strictEqual(ok(h, "blkid -s LABEL -o value \"$(findmnt -n -o SOURCE /var/lib/postgresql)\"").trim(), "pgdata");
+  assert.match(ok(h, "runuser -u postgres -- psql -Atqc 'SHOW data_directory'"), /^\/var\/lib\/postgresql\/15\/main/);
+}
+
+describe("hosts boot from their user data on a bare Debian 12 with real systemd and cloud-init (staging)", function () {
+  this.timeout(60 * 60_000);
+  let estate: EstateState;
+  const host = (role: string) => estate.hosts.find((h) => h.role === role)!;
+
+  before(async () => {
+    assert.strictEqual(process.getuid?.(), 0, "the boot test makes network namespaces and boots containers: run it as root");
+    for (const t of TOOLS) requireTool(t);
+    estate = await up({ stack: "staging", slot: "test", roles: ["db", "app"] });
+  });
+  after(async () => {
+    await down("test");
+  });
+
+  it("db: cloud-init finishes with status done, no warning or error, on first boot", async () => {
+    const h = host("db");
+    assert.strictEqual(await waitCloudInit(h), "done", exec(h, "cloud-init status --long; tail -40 /var/log/cloud-init-output.log").stdout);
+    assert.deepStrictEqual(cloudInitComplaints(h), []);
+  });
+
+  it("db: no failed unit; PostgreSQL's cluster active on the data volume; each timer of the plan listed with its next elapse", () => {
+    const h = host("db");
+    assert.strictEqual(ok(h, "systemctl --failed --no-legend --no-pager").trim(), "");
+    assert.strictEqual(ok(h, "systemctl is-active postgresql@15-main").trim(), "active");
+    assertDataVolume(h);
+    assert.strictEqual(ok(h, "runuser -u postgres -- psql -Atqc \"SELECT 1 FROM pg_database WHERE datname = 'dusangire'\"").trim(), "1");
+    assertTimers(h);
+  });
+
+  it("db: both AWS agents installed at the pinned versions from AWS's bucket names, their units active", () => {
+    assertAgents(host("db"));
+  });
+
+  it("db: after a reboot cloud-init is done again and nothing failed", async () => {
+    const h = host("db");
+    await reboot(estate, h);
+    assert.strictEqual(await waitCloudInit(h), "done");
+    assert.deepStrictEqual(cloudInitComplaints(h), []);
+    assert.strictEqual(ok(h, "systemctl --failed --no-legend --no-pager").trim(), "");
+    assert.strictEqual(ok(h, "systemctl is-active postgresql@15-main").trim(), "active");
+    // The fstab line setup wrote mounts the data volume again (not the root volume's old copy).
+    assertDataVolume(h);
+    assert.strictEqual(ok(h, "runuser -u postgres -- psql -Atqc \"SELECT 1 FROM pg_database WHERE datname = 'dusangire'\"").trim(), "1");
+    assertTimers(h);
+    assertAgents(h);
+  });
+
+  it("app: cloud-init done; its one complaint our Let's Encrypt warning (no route out here); nginx active; no failed unit", async () => {
+    const h = host("app");
+    assert.strictEqual(await waitCloudInit(h), "done", exec(h, "cloud-init status --long; tail -40 /var/log/cloud-init-output.log").stdout);
+    const domain = ok(h, ". /etc/nourish-link/host.env && echo \"$DOMAIN\"").trim();
+    assert.deepStrictEqual(cloudInitComplaints(h), [`nourishctl: warning: Let's Encrypt refused ${domain} (does its DNS point here yet?); serving a self-signed certificate, re-run 'nourishctl setup'`]);
+    assert.strictEqual(ok(h, "systemctl --failed --no-legend --no-pager").trim(), "");
+    assert.strictEqual(ok(h, "systemctl is-active nginx").trim(), "active");
+    assertAgents(h);
+    assertTimers(h);
+    ok(h, "nourishctl status");
+  });
+
+  it("app: Restart= brings nginx back after SIGKILL", async () => {
+    const h = host("app");
+    const before = ok(h, "systemctl show -P MainPID nginx").trim();
+    assert.notStrictEqual(before, "0");
+    ok(h, `kill -KILL ${before}`);
+    await until("nginx restarted by systemd", 120_000, () => {
+      const pid = exec(h, "systemctl show -P MainPID nginx").stdout.trim();
+      return pid !== "0" && pid !== before && exec(h, "systemctl is-active nginx").stdout.trim() === "active";
+    }, 1000);
+    assert.match(ok(h, "systemctl show -P NRestarts nginx"), /^[1-9]/);
+    assert.match(ok(h, "curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1/"), /^[1-5]\d\d$/);
+  });
+
+  it("db: Restart= brings PostgreSQL's cluster back after SIGKILL", async () => {
+    const h = host("db");
+    const before = ok(h, "systemctl show -P MainPID postgresql@15-main").trim();
+    assert.notStrictEqual(before, "0");
+    ok(h, `kill -KILL ${before}`);
+    await until("postgresql@15-main restarted by systemd", 120_000, () => {
+      const pid = exec(h, "systemctl show -P MainPID postgresql@15-main").stdout.trim();
+      return pid !== "0" && pid !== before && exec(h, "runuser -u postgres -- psql -Atqc 'SELECT 1'").stdout.trim() === "1";
+    }, 1000);
+    assert.strictEqual(ok(h, "systemctl is-active postgresql@15-main").trim(), "active");
+    assert.match(ok(h, "systemctl show -P NRestarts postgresql@15-main"), /^[1-9]/);
+  });
+
+  it("db: a job that fails publishes its JobFailed metric through OnFailure=, read back from the CloudWatch stand-in", async () => {
+    const h = host("db");
+    // vacuum fails while the cluster is stopped (as it would on EC2), then the cluster comes back.
+    ok(h, "systemctl stop postgresql@15-main");
+    try {
+      assert.notStrictEqual(exec(h, "systemctl start nourish-link-vacuum.service").status, 0, "vacuum did not fail with the cluster stopped");
+      const env = { ...process.env, AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_EC2_METADATA_DISABLED: "true" };
+      const found = await until("JobFailed for vacuum in CloudWatch", 120_000, () => {
+        const r = sh(AWS_CLI, ["--endpoint-url", estate.motoEndpoint, "--region", estate.region, "cloudwatch", "list-metrics", "--namespace", "NourishLink",
+          "--metric-name", "JobFailed", "--dimensions", "Name=Job,Value=vacuum", "--output", "json"], { env, allowFail: true });
+        const metrics = r.status === 0 ? (JSON.parse(r.stdout) as { Metrics: { Dimensions: { Name: string; Value: string }[] }[] }).Metrics : [];
+        return metrics.length ? metrics : undefined;
+      }, 2000);
+      const dims = Object.fromEntries(found[0].Dimensions.map((d) => [d.Name, d.Value]));
+      assert.deepStrictEqual(dims, { Stack: estate.stack, Role: "db", Job: "vacuum" });
+      assert.strictEqual(ok(h, "systemctl show -P Result nourish-link-job-failed@vacuum").trim(), "success");
+    } finally {
+      ok(h, "systemctl start postgresql@15-main");
+    }
+  });
+});
