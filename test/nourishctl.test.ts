@@ -25,6 +25,19 @@ describe("nourishctl", () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
+  it("pastes no value into SQL: values reach psql as variables (:'name'), never inside the text (issue 20)", () => {
+    // A shell expansion inside an SQL literal or argument ('$X', => $x) on a line that builds SQL.
+    // DB_SECTIONS are db.sh's own constant section names, not values.
+    const sqlish = /\b(SELECT|WHERE|hashtext|make_interval|COMMENT ON|usename|datname|ALTER|CREATE|UPDATE)\b/;
+    const pasted = /'\$\{?(?!DB_SECTIONS\[)[A-Za-z_]|=> \$[A-Za-z_]/;
+    const dir = path.dirname(NOURISHCTL_SOURCE);
+    const files = ["nourishctl", ...fs.readdirSync(path.join(dir, "lib")).map((f) => `lib/${f}`)];
+    const found = files.flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").split("\n")
+      .map((line, n) => ({ where: `scripts/host/${f}:${n + 1}`, line }))
+      .filter(({ line }) => !/^\s*#/.test(line) && sqlish.test(line) && pasted.test(line)));
+    assert.deepStrictEqual(found, []);
+  });
+
   it("has --help for every verb and refuses an unknown one by name", () => {
     assert.match(ctl("help").stdout, /status/);
     assert.strictEqual(ctl("status", "--help").status, 0);

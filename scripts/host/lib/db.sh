@@ -45,8 +45,8 @@ SELECT pid, usename AS "user", datname AS database, state, application_name AS a
        left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS query
   FROM pg_stat_activity
  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-   AND ((state = 'active' AND now() - query_start > make_interval(secs => $secs))
-        OR (state LIKE 'idle in transaction%' AND now() - xact_start > make_interval(secs => $secs)))
+   AND ((state = 'active' AND now() - query_start > make_interval(secs => :'secs'::int))
+        OR (state LIKE 'idle in transaction%' AND now() - xact_start > make_interval(secs => :'secs'::int)))
    $user_filter
  ORDER BY greatest(now() - query_start, now() - xact_start) DESC
 SQL
@@ -89,8 +89,17 @@ db_diagnose_sections() {
 
 # psql on DB_NAME that never queues behind a lock: the tables it reads may be locked by the very
 # sessions it is diagnosing (sizes come from pg_class's page counts, which take no lock).
-db_psql() { pg_admin psql -X -q -v ON_ERROR_STOP=1 -d "$DB_NAME" -c "SET lock_timeout = '5s'" "$@"; }
-db_scalar() { db_psql -A -t -c "$1"; }
+#
+# db_psql [PSQL OPTION…] SQL: the SQL goes in on stdin, because psql interpolates variables there
+# and not in -c. Every value reaches it as a psql variable (:'secs', :'who', :'dbname', :'action'
+# from DB_SECS, DB_WHO, DB_NAME, DB_ACTION), never pasted into the text.
+db_psql() {
+  local sql="${*: -1}"
+  pg_admin psql -X -q -v ON_ERROR_STOP=1 -d "$DB_NAME" -v secs="${DB_SECS:-0}" -v who="${DB_WHO:-}" \
+    -v dbname="$DB_NAME" -v action="${DB_ACTION:-}" "${@:1:$#-1}" -f - <<<"SET lock_timeout = '5s';
+$sql"
+}
+db_scalar() { db_psql -A -t "$1"; }
 
 # 30s, 5m, 2h (or plain seconds) → seconds; dies naming the option otherwise.
 db_duration() {
@@ -119,9 +128,10 @@ db_diagnose() {
                   FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
                  ORDER BY total_exec_time DESC LIMIT 10"
   fi
+  DB_SECS="$secs"
   db_diagnose_sections "$secs" "$statements"
   if [ -n "$json" ]; then
-    local parts=("'database', $(db_literal "$DB_NAME")" "'threshold_seconds', $secs" "'max_connections', current_setting('max_connections')::int")
+    local parts=("'database', :'dbname'" "'threshold_seconds', :'secs'::int" "'max_connections', current_setting('max_connections')::int")
     for ((i = 0; i < ${#DB_SECTIONS[@]}; i++)); do
       if [ -n "${DB_SQL[i]}" ]; then parts+=("'${DB_SECTIONS[i]}', (SELECT coalesce(json_agg(t), '[]') FROM (${DB_SQL[i]}) t)")
       else parts+=("'${DB_SECTIONS[i]}', NULL"); fi
@@ -138,12 +148,10 @@ db_diagnose() {
       echo "(pg_stat_statements is not installed in $DB_NAME: nourishctl setup creates it)"
       continue
     fi
-    db_psql -P footer=off -P null='-' -c "${DB_SQL[i]}" || die "db diagnose: cannot query $DB_NAME"
+    db_psql -P footer=off -P null='-' "${DB_SQL[i]}" || die "db diagnose: cannot query $DB_NAME"
   done
 }
 
-# A SQL string literal.
-db_literal() { printf "'%s'" "${1//\'/\'\'}"; }
 
 db_kill_long_queries() {
   local secs="" terminate="" yes="" json="" user="${DB_USER:-}" all=""
@@ -162,7 +170,7 @@ db_kill_long_queries() {
   local filter=""
   if [ -z "$all" ]; then
     [[ "$user" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "db kill-long-queries: '--user ${user}' is not a database role name (default DB_USER from host.env); nothing changed"
-    filter="AND usename = $(db_literal "$user")"
+    filter="AND usename = :'who'"
   fi
   # One statement selects and acts, so what it names is exactly what it signalled (no pid reused
   # between a listing and a kill). Cancel stops the running statement; an idle transaction holds
@@ -173,16 +181,17 @@ db_kill_long_queries() {
   fi
   local verb="cancel"
   [ -n "$terminate" ] && verb="terminate"
+  DB_SECS="$secs" DB_WHO="$user" DB_ACTION="${yes:+$verb}"
   local sql
   sql="SELECT l.*, $action AS signalled FROM ($(db_long_running_sql "$secs" "$filter")) l"
   local out
   if [ -n "$json" ]; then
-    out=$(db_scalar "SELECT json_build_object('action', $(db_literal "${yes:+$verb}"), 'threshold_seconds', $secs, 'sessions', (SELECT coalesce(json_agg(t), '[]') FROM ($sql) t))") \
+    out=$(db_scalar "SELECT json_build_object('action', :'action', 'threshold_seconds', :'secs'::int, 'sessions', (SELECT coalesce(json_agg(t), '[]') FROM ($sql) t))") \
       || die "db kill-long-queries: cannot query $DB_NAME"
     echo "$out"
     return 0
   fi
-  out=$(db_psql -A -t -F $'\t' -c "$sql") || die "db kill-long-queries: cannot query $DB_NAME"
+  out=$(db_psql -A -t -F $'\t' "$sql") || die "db kill-long-queries: cannot query $DB_NAME"
   local n=0 pid u db state qs ts q sig
   while IFS=$'\t' read -r pid u db state _ qs ts q sig; do
     [ -n "$pid" ] || continue
