@@ -2,7 +2,9 @@
 // every committed stack and variant passes every rule, and each rule catches a deliberately bad
 // resource (a copy of the plan with one thing broken).
 import * as assert from "assert";
-import { spawn } from "child_process";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { gzipSync } from "zlib";
 import { plaintextSecret, policies } from "../policy/policies";
@@ -135,3 +137,39 @@ describe("policy pack (policy/)", function () {
     assert.match(String(plaintextSecret("postgresql://app:pw@db/x")), /database URL/);
   });
 });
+
+describe("npm run policy (the pack without the Pulumi CLI)", function () {
+  const policyCli = (args: string[]) => spawnSync("node", ["-r", "esbuild-register", path.join(ROOT, "scripts", "policy-check.ts"), ...args], { cwd: ROOT, encoding: "utf8", timeout: 180_000 });
+
+  it("--help prints its usage; an unknown argument or a --plan that is not there is refused in one line", () => {
+    const help = policyCli(["--help"]);
+    assert.strictEqual(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^usage: npm run policy \[-- --stack <staging\|prod> \| --plan <plan\.json>\]/);
+    const bad = policyCli(["--stak", "prod"]);
+    assert.strictEqual(bad.status, 2);
+    assert.match(bad.stderr, /^policy: unknown argument '--stak'/);
+    const missing = policyCli(["--plan", path.join(ROOT, "out", "no-such-stack", "plan.json")]);
+    assert.strictEqual(missing.status, 2);
+    assert.match(missing.stderr, /^policy: --plan \S+ does not exist$/m);
+  });
+
+  it("checks the stack as it is now, never a plan an earlier preview left in out/; --plan checks the file named", async () => {
+    // A stale, failing plan where an earlier `npm start` would have left it: --stack ignores it.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-policy-"));
+    try {
+      const stale = path.join(dir, "plan.json");
+      const plan = await planOf("staging");
+      (res(plan, "aws:ec2/instance:Instance", "app-0").inputs.metadataOptions as Record<string, unknown>).httpTokens = "optional";
+      fs.writeFileSync(stale, JSON.stringify(plan));
+      const now = policyCli(["--stack", "staging"]);
+      assert.strictEqual(now.status, 0, now.stderr);
+      assert.match(now.stdout, /^policy: stack staging \(previewed now\) passes every rule$/m);
+      const named = policyCli(["--plan", stale]);
+      assert.strictEqual(named.status, 1, named.stdout);
+      assert.match(named.stderr, new RegExp(`^policy: \\d+ violation\\(s\\) in ${stale.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:`, "m"));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
