@@ -8,7 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
-import { Cluster, PG_BINDIR, pgBin, startAppCluster } from "./pg";
+import { Cluster, PG_BINDIR, pgBin, startAppCluster, superuserProbe } from "./pg";
 import { AWS_CLI, S3, startS3 } from "./s3";
 import { requireTool, run } from "./tools";
 
@@ -690,17 +690,9 @@ describe("nourishctl backup and restore", function () {
   it("restore --as on prod runs what the dump holds as the app's role: a function the app planted never runs as a superuser", () => {
     // Planted by the app's role: a CHECK calling a function that, only when its caller is a
     // superuser, runs a shell command (COPY TO PROGRAM). pg_restore evaluates the CHECK on every row.
-    const markers = fs.mkdtempSync(path.join(os.tmpdir(), "nl-plant-"));
-    fs.chmodSync(markers, 0o777);
-    const marker = path.join(markers, "ran-as-superuser");
+    const { marker, sql: plantSql, dispose } = superuserProbe();
     cluster.psql(`SET ROLE dusangire;
-      CREATE FUNCTION public.nl_plant(what text) RETURNS boolean LANGUAGE plpgsql AS $f$
-      DECLARE su boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
-      BEGIN
-        RAISE WARNING 'nl_plant % ran as % (superuser: %)', what, current_user, su;
-        IF su THEN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'cat > ${marker}'); END IF;
-        RETURN true;
-      END $f$;
+      ${plantSql}
       CREATE TABLE planted (id serial PRIMARY KEY, note text CHECK (public.nl_plant('check')));
       INSERT INTO planted (note) VALUES ('a'), ('b');`, { db: "dusangire" });
     hostEnv({ STACK: "prod" });
@@ -720,7 +712,7 @@ describe("nourishctl backup and restore", function () {
       assert.strictEqual(cluster.psql("SELECT count(*) FROM planted", { db: "dusangire_planted" }), "2");
     } finally {
       hostEnv();
-      fs.rmSync(markers, { recursive: true, force: true });
+      dispose();
     }
   });
 });

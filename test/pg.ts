@@ -231,3 +231,23 @@ export async function startAppCluster(o: AppClusterOptions): Promise<Cluster> {
   cluster.psql(`CREATE DATABASE "${names.database}" OWNER "${names.user}"`);
   return cluster;
 }
+
+/**
+ * A function the app's role can plant, `public.nl_plant(what)`: it logs who ran it (`nl_plant
+ * WHAT ran as ROLE (superuser: t|f)` in the server log) and, only when its caller is a superuser,
+ * runs a shell command (COPY TO PROGRAM) that creates `marker`. `sql` creates it (run it after
+ * `SET ROLE <app role>`); `dispose` removes the marker's directory.
+ */
+export function superuserProbe(): { marker: string; sql: string; dispose: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-plant-"));
+  fs.chmodSync(dir, 0o777);
+  const marker = path.join(dir, "ran-as-superuser");
+  const sql = `CREATE FUNCTION public.nl_plant(what text) RETURNS boolean LANGUAGE plpgsql AS $f$
+      DECLARE su boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
+      BEGIN
+        RAISE WARNING 'nl_plant % ran as % (superuser: %)', what, current_user, su;
+        IF su THEN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'cat > ${marker}'); END IF;
+        RETURN true;
+      END $f$;`;
+  return { marker, sql, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}

@@ -8,7 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
-import { Cluster, PG_BINDIR, startAppCluster } from "./pg";
+import { Cluster, PG_BINDIR, startAppCluster, superuserProbe } from "./pg";
 import { AWS_CLI, S3, startS3 } from "./s3";
 import { requireTool, run } from "./tools";
 
@@ -208,17 +208,9 @@ describe("nourishctl restore-rehearsal: prod's backup into staging's live databa
     // Planted in prod by the app's role: a CHECK (evaluated by pg_restore on every row) and a
     // trigger on a scrubbed table (fired by the scrub's UPDATE), both calling a function that, only
     // when its caller is a superuser, runs a shell command (COPY TO PROGRAM).
-    const markers = fs.mkdtempSync(path.join(os.tmpdir(), "nl-plant-"));
-    fs.chmodSync(markers, 0o777);
-    const marker = path.join(markers, "ran-as-superuser");
+    const { marker, sql: plantSql, dispose } = superuserProbe();
     cluster.psql(`SET ROLE dusangire;
-      CREATE FUNCTION public.nl_plant(what text) RETURNS boolean LANGUAGE plpgsql AS $f$
-      DECLARE su boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
-      BEGIN
-        RAISE WARNING 'nl_plant % ran as % (superuser: %)', what, current_user, su;
-        IF su THEN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'cat > ${marker}'); END IF;
-        RETURN true;
-      END $f$;
+      ${plantSql}
       CREATE FUNCTION public.nl_plant_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$
       BEGIN PERFORM public.nl_plant('trigger'); RETURN NEW; END $f$;
       CREATE TRIGGER nl_plant BEFORE UPDATE ON families FOR EACH ROW EXECUTE FUNCTION public.nl_plant_trigger();
@@ -241,7 +233,7 @@ describe("nourishctl restore-rehearsal: prod's backup into staging's live databa
       assert.strictEqual(cluster.psql("SELECT count(*) FROM families WHERE email LIKE 'scrubbed-%'", { db: STAGING_DB }), "3000");
     } finally {
       stagingEnv();
-      fs.rmSync(markers, { recursive: true, force: true });
+      dispose();
     }
   });
 });
