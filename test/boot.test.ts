@@ -4,6 +4,11 @@
 // Cold, the root file system and the apt cache are built first (minutes); warm, a boot is the
 // packages' install and nourishctl setup.
 import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { DocumentParams, substitute } from "../components/release/document";
+import { renderReleaseSource, RELEASE_SOURCE_PATH } from "../components/release/source";
+import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
 import { down, EstateState, exec, HostState, reboot, up, waitCloudInit } from "../scripts/estate/estate";
 import { sh, until } from "../scripts/estate/system";
 import { AWS_CLI } from "./s3";
@@ -60,6 +65,34 @@ function assertDataVolume(h: HostState): void {
   assert.match(ok(h, "findmnt -n -o FSTYPE,SOURCE /var/lib/postgresql"), /^ext4\s/);
   assert.strictEqual(ok(h, "blkid -s LABEL -o value \"$(findmnt -n -o SOURCE /var/lib/postgresql)\"").trim(), "pgdata");
   assert.match(ok(h, "runuser -u postgres -- psql -Atqc 'SHOW data_directory'"), /^\/var\/lib\/postgresql\/15\/main/);
+}
+
+
+/** The staging plan's release SSM document, as `pulumi up` creates it, and the tooling bucket it names. */
+function planned(estate: EstateState): { doc: Record<string, unknown>; toolingBucket: string } {
+  const plan = JSON.parse(fs.readFileSync(path.join(estate.dir, "out", estate.stack, "plan.json"), "utf8")) as { resources: { type: string; inputs: Record<string, unknown> }[] };
+  // The release document is the one with a verb parameter (the on-call documents have their own).
+  const doc = plan.resources.filter((r) => r.type === "aws:ssm/document:Document").map((r) => JSON.parse(String(r.inputs.content)) as { parameters: Record<string, unknown> })
+    .find((d) => "verb" in d.parameters)!;
+  const current = plan.resources.find((r) => r.type === "aws:s3/bucketObjectv2:BucketObjectv2" && r.inputs.key === "tooling/current")!;
+  return { doc, toolingBucket: String(current.inputs.bucket) };
+}
+
+/** The document's script for `params`, run by sh inside the host from a file, as SSM's agent runs aws:runShellScript. */
+function send(h: HostState, doc: Record<string, unknown>, params: DocumentParams): string {
+  const script = Buffer.from(substitute(doc, params)).toString("base64");
+  const r = exec(h, `f=$(mktemp /tmp/ssm-script.XXXXXX) && echo ${script} | base64 -d > "$f" && sh "$f" 2>&1; rc=$?; rm -f "$f"; exit $rc`);
+  assert.strictEqual(r.status, 0, `${h.role}: ${params.verb} ${params.version ?? ""}: exit ${r.status}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+/** GET `urlPath` through this host's nginx as the ALB (or a browser) reaches it: status, X-Release, body. */
+function throughNginx(h: HostState, urlPath: string): { code: string; release: string; body: string } {
+  const r = exec(h, `. /etc/nourish-link/host.env; u=\${APP_LOCAL_URL:-}; [ -n "$u" ] || { [ "\${TLS:-alb}" = nginx ] && u=https://127.0.0.1 || u=http://127.0.0.1; }
+    curl -sk --max-time 10 -D /tmp/nl-headers -o /tmp/nl-body -H "Host: $DOMAIN" -H "X-Forwarded-Proto: https" "$u${urlPath}" >/dev/null
+    awk 'NR==1 { print $2 }' /tmp/nl-headers; sed -n 's/^[Xx]-[Rr]elease: *//p' /tmp/nl-headers | tr -d '\r'; cat /tmp/nl-body`);
+  const [code = "", release = "", ...body] = r.stdout.split("\n");
+  return { code, release, body: body.join("\n") };
 }
 
 describe("hosts boot from their user data on a bare Debian 12 with real systemd and cloud-init (staging)", function () {
@@ -166,5 +199,73 @@ describe("hosts boot from their user data on a bare Debian 12 with real systemd 
     } finally {
       ok(h, "systemctl start postgresql@15-main");
     }
+  });
+
+  describe("app: a release and a rollback through the SSM document's own script, served through nginx", () => {
+    let doc: Record<string, unknown>;
+    let toolingBucket: string;
+    let v1: Artifact;
+    let v2: Artifact;
+    // A backup key `nourishctl backup` could write: the switch records it for a rollback (no backup is taken here).
+    const backupKey = "dumps/daily/db_backup_20261201_020000.dump";
+
+    before(() => {
+      ({ doc, toolingBucket } = planned(estate));
+      const built = buildArtifacts(path.join(estate.dir, "artifacts"));
+      [v1, v2] = (["v1", "v2"] as const).map((n) => built.find((a) => a.name === n)!);
+      const env = { ...process.env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
+      for (const a of [v1, v2]) {
+        sh(AWS_CLI, ["--endpoint-url", estate.s3Endpoint, "--region", estate.region, "s3", "cp", "--only-show-errors", a.file, `s3://${toolingBucket}/releases/nourish-link-${a.version}.tar.gz`], { env });
+      }
+    });
+
+    /** Seam: release.version and release.artifact set, the release source file the stack's tooling-install writes. */
+    const nameRelease = (h: HostState, a: Artifact) => ok(h, `echo ${Buffer.from(renderReleaseSource(a.version, { type: "s3", bucket: toolingBucket, key: `releases/nourish-link-${a.version}.tar.gz`, sha256: a.sha256 })).toString("base64")} | base64 -d > ${RELEASE_SOURCE_PATH}`);
+
+    /** The release steps in the order `pulumi up` runs them on one app host (components/release/steps.ts). */
+    function release(h: HostState, a: Artifact): string {
+      nameRelease(h, a);
+      for (const verb of ["release-fetch", "release-migrate", "release-collectstatic"] as const) send(h, doc, { verb, version: a.version });
+      send(h, doc, { verb: "release-switch", version: a.version, backupKey });
+      return send(h, doc, { verb: "release-verify", version: a.version });
+    }
+
+    function assertServes(h: HostState, version: string): void {
+      const health = throughNginx(h, ok(h, ". /etc/nourish-link/host.env && echo \"${HEALTH_PATH:-/health/}\"").trim());
+      assert.strictEqual(health.code, "200", health.body);
+      assert.strictEqual((JSON.parse(health.body) as { version: string }).version, version);
+      const page = throughNginx(h, "/");
+      assert.strictEqual(page.code, "200", page.body);
+      assert.strictEqual(page.release, version);
+    }
+
+    it("release 1.0.0 then 1.1.0 (fetch, migrate, collectstatic, switch, verify): each served through nginx", () => {
+      const h = host("app");
+      assert.match(release(h, v1), /release verify: 1\.0\.0 answers through nginx/);
+      assertServes(h, "1.0.0");
+      assert.match(release(h, v2), /release verify: 1\.1\.0 answers through nginx/);
+      assertServes(h, "1.1.0");
+    });
+
+    it("rollback: back to 1.0.0, served through nginx, 1.1.0's migration reversed", () => {
+      const h = host("app");
+      assert.match(send(h, doc, { verb: "rollback" }), /rollback: 1\.0\.0 is serving \(was 1\.1\.0;.*migrations: reversed/);
+      assertServes(h, "1.0.0");
+      assert.strictEqual(ok(h, "readlink /srv/nourish-link/current | xargs basename").trim(), "1.0.0");
+    });
+
+    it("Restart= brings the live gunicorn back after SIGKILL; the app socket answers through nginx again", async () => {
+      const h = host("app");
+      const unit = "nourish-link-app@1.0.0";
+      const before = ok(h, `systemctl show -P MainPID ${unit}`).trim();
+      assert.notStrictEqual(before, "0");
+      ok(h, `kill -KILL ${before}`);
+      await until(`${unit} restarted by systemd, answering through nginx`, 120_000, () => {
+        const pid = exec(h, `systemctl show -P MainPID ${unit}`).stdout.trim();
+        return pid !== "0" && pid !== before && throughNginx(h, "/health/").code === "200";
+      }, 1000);
+      assert.match(ok(h, `systemctl show -P NRestarts ${unit}`), /^[1-9]/);
+      assertServes(h, "1.0.0");
+    });
   });
 });
