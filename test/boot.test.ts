@@ -213,6 +213,7 @@ describe("hosts boot from their user data on a bare Debian 12 with real systemd 
       ({ doc, toolingBucket } = planned(estate));
       const built = buildArtifacts(path.join(estate.dir, "artifacts"));
       [v1, v2] = (["v1", "v2"] as const).map((n) => built.find((a) => a.name === n)!);
+      // In the tooling bucket: release.artifact's bucket is not the stack's, so the estate does not stand it in.
       const env = { ...process.env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
       for (const a of [v1, v2]) {
         sh(AWS_CLI, ["--endpoint-url", estate.s3Endpoint, "--region", estate.region, "s3", "cp", "--only-show-errors", a.file, `s3://${toolingBucket}/releases/nourish-link-${a.version}.tar.gz`], { env });
