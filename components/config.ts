@@ -177,7 +177,7 @@ export const stackConfigSchema = z.strictObject({
     enabled: z.boolean().describe("nightly dumps and WAL archiving; required on prod"),
     schedule: schedule.describe("when the nightly backup runs (systemd OnCalendar)"),
     retentionDays: int(1, 3650).describe("days daily backups are kept"),
-    monthlyRetentionMonths: int(0, 120).describe("months monthly backups are kept in a colder storage class"),
+    monthlyRetentionMonths: int(0, 120).describe("months monthly backups (a copy of the 1st's) are kept in a colder storage class; 0 takes none"),
     localRetentionDays: int(0, 90).describe("days a local copy stays in backups/ on the database host"),
     pitr: z.boolean().describe("continuous WAL archiving with pgBackRest for point-in-time recovery"),
     objectLock: z.boolean().describe("S3 Object Lock (compliance mode) on the backup bucket"),

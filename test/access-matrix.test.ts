@@ -35,6 +35,9 @@ const PROD: [string, string, string, string, string, string][] = [
   // Write-once and locked as long as kept: nobody, the deployer included, replaces a backup.
   ["overwrite dumps", D, D, D, D, D],
   ["write monthly dumps locked too briefly", D, D, D, D, D],
+  // Nor locks one longer than kept: COMPLIANCE cannot be shortened, and a century is billed.
+  ["write dumps locked too long", D, D, D, D, D],
+  ["extend a dump's lock", D, D, D, D, D],
   ["delete dumps", D, D, D, D, A],
   ["delete dump versions", D, D, D, D, A],
   ["read pgbackrest", D, A, D, D, A],
@@ -130,7 +133,9 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       }
       // Backups and log archives are write-once for everyone; a host reads no archived logs and writes no other's.
       for (const who of m.principals.map((p) => p.id)) {
-        for (const c of ["overwrite dumps", "overwrite own logs"]) assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
+        for (const c of ["overwrite dumps", "overwrite own logs", ...(cell("write dumps locked too long", who) ? ["write dumps locked too long", "extend a dump's lock"] : [])]) {
+          assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
+        }
       }
       for (const who of ["app", ...(dbHost ? ["db"] : [])]) {
         for (const c of ["read own logs", "read another host's logs", "write another host's logs"]) assert.strictEqual(cell(c, who), D, `${name}: ${who} host may ${c}`);

@@ -210,6 +210,21 @@ describe("nourishctl backup and restore", function () {
     assert.deepStrictEqual(s3Keys().filter((k) => k.includes("20000301")), []);
   });
 
+  it("takes no monthly copy on the 1st when backups.monthlyRetentionMonths is 0 (none would ever expire)", () => {
+    const fake = path.join(root, "fakebin");
+    fs.mkdirSync(fake, { recursive: true });
+    fs.writeFileSync(path.join(fake, "date"), '#!/bin/sh\n[ "$*" = "-u +%Y%m%d_%H%M%S" ] && { echo 20000401_020000; exit 0; }\nexec /bin/date "$@"\n', { mode: 0o755 });
+    hostEnv({ BACKUP_MONTHLY_RETENTION_MONTHS: "0" });
+    try {
+      ok(run("bash", [NOURISHCTL_SOURCE, "backup"], { env: { ...env, PATH: `${fake}:${env.PATH}` } }), "backup on the 1st");
+    } finally {
+      hostEnv();
+    }
+    assert.deepStrictEqual(s3Keys().filter((k) => k.includes("20000401_020000")).sort(),
+      ["dumps/daily/db_backup_20000401_020000.dump", "dumps/daily/db_backup_20000401_020000.json"]);
+    s3.aws(["s3", "rm", `s3://${BUCKET}/dumps/`, "--recursive", "--exclude", "*", "--include", "*db_backup_20000401_020000.*"]);
+  });
+
   it("restores the latest backup --as a copy with identical rows and content; re-running replaces the copy", () => {
     const before = databases();
     const r = ctl("restore", "--latest", "--as", "dusangire_copy");

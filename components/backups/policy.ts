@@ -127,6 +127,9 @@ export function objectLockRetention(b: BackupSettings): { mode: "COMPLIANCE"; da
   return b.objectLock ? { mode: "COMPLIANCE", days: b.retentionDays } : undefined;
 }
 
+/** Days beyond its class an upload may be locked: s3_put_once's spare day and S3's rounding up. */
+export const RETENTION_SPARE_DAYS = 2;
+
 /**
  * The archive's write-once keys, each class with the days it is kept (the lifecycle rules above):
  * daily dumps and their manifests, monthly dumps, archived logs. Not dumps/daily/latest.json, the
@@ -148,7 +151,8 @@ export function lockDays(b: BackupSettings): { pattern: string; days: number }[]
  *   archive. UploadPart and CreateMultipartUpload are authorised as s3:PutObject and carry no
  *   If-None-Match, so these keys take single PUTs only (nourishctl's s3_put_once; 5 GiB at most);
  * - with Object Lock, a PutObject on such a key whose own retention (x-amz-object-lock-retain-until-
- *   date) is absent or ends before the class is expired (`s3:object-lock-remaining-retention-days`).
+ *   date) is absent or ends before the class is expired (`s3:object-lock-remaining-retention-days`),
+ *   and a PutObject or PutObjectRetention that locks any key longer than its class is kept.
  */
 export function writeOnceStatements(bucketArn: string, b: BackupSettings): Statement[] {
   const classes = lockDays(b);
@@ -177,6 +181,25 @@ export function writeOnceStatements(bucketArn: string, b: BackupSettings): State
     Resource: `${bucketArn}/${c.pattern}`,
     Condition: { NumericLessThan: { "s3:object-lock-remaining-retention-days": String(c.days) } },
   }));
+  // And no longer: COMPLIANCE retention can never be shortened, so a host (or a stolen key) that
+  // locked objects for a century would bill storage nobody can remove. A class may be locked its
+  // days plus RETENTION_SPARE_DAYS (s3_put_once adds one); any other key, the longest class.
+  classes.forEach((c, i) => statements.push({
+    Sid: `DenyLongRetention${i}`,
+    Effect: "Deny",
+    Principal: "*",
+    Action: ["s3:PutObject", "s3:PutObjectRetention"],
+    Resource: `${bucketArn}/${c.pattern}`,
+    Condition: { NumericGreaterThan: { "s3:object-lock-remaining-retention-days": String(c.days + RETENTION_SPARE_DAYS) } },
+  }));
+  statements.push({
+    Sid: "DenyLongRetentionAnyKey",
+    Effect: "Deny",
+    Principal: "*",
+    Action: ["s3:PutObject", "s3:PutObjectRetention"],
+    Resource: `${bucketArn}/*`,
+    Condition: { NumericGreaterThan: { "s3:object-lock-remaining-retention-days": String(Math.max(...classes.map((c) => c.days)) + RETENTION_SPARE_DAYS) } },
+  });
   return statements;
 }
 

@@ -159,14 +159,24 @@ export function checks(arns: PlanArns): Check[] {
     // What a write-once PUT with its own retention carries (nourishctl's s3_put_once).
     const newObject = { "s3:if-none-match": "*" };
     const retained = (days: number) => ({ "s3:object-lock-remaining-retention-days": String(days) });
+    // How long each class is kept (the archive's lifecycle rules): s3_put_once locks that plus a day.
+    const rules = (arns.find("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-archive-lifecycle")?.inputs.rules ?? []) as { id: string; expiration?: { days?: number } }[];
+    const kept = (id: string) => rules.find((r) => r.id === id)?.expiration?.days ?? 0;
+    const locked = arns.find("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration", "backups-archive-object-lock") !== undefined;
+    const [dailyLock, logsLock] = [kept("daily-dumps") + 1, kept("archived-logs") + 1];
     // An archive key under logs/<role>/: the evaluated principal's own aws:userid (SELF), or another instance's.
     const logKey = (role: string, who = SELF) => object("backups-archive", `logs/${role}/${who}/logs_archive_202601.tar.gz`);
     const another = "AROAANOTHERHOSTROLE0:i-0another0host000";
     out.push(
       { id: "read dumps", label: "read a backup dump (s3:GetObject under dumps/, and Decrypt)", requests: [{ action: "s3:GetObject", ...dump }, decrypt] },
-      { id: "write dumps", label: "write a new backup dump (s3:PutObject under dumps/ with If-None-Match: * and its retention, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...dump, context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
-      { id: "overwrite dumps", label: "overwrite an existing dump's key (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...dump, context: retained(400) }] },
+      { id: "write dumps", label: "write a new backup dump (s3:PutObject under dumps/ with If-None-Match: * and its retention, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...dump, context: { ...newObject, ...retained(dailyLock) } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "overwrite dumps", label: "overwrite an existing dump's key (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...dump, context: retained(dailyLock) }] },
       { id: "write monthly dumps locked too briefly", label: "write a new monthly dump locked for less than it is kept (35 days)", requests: [{ action: "s3:PutObject", ...monthly, context: { ...newObject, ...retained(35) } }] },
+      // With Object Lock only (S3 refuses a retention on a bucket without it).
+      ...(locked ? [
+        { id: "write dumps locked too long", label: "write a new daily dump locked for a century (36500 days; COMPLIANCE cannot be shortened)", requests: [{ action: "s3:PutObject", ...dump, context: { ...newObject, ...retained(36500) } }] },
+        { id: "extend a dump's lock", label: "lengthen an existing dump's lock to a century (s3:PutObjectRetention)", requests: [{ action: "s3:PutObjectRetention", ...dump, context: retained(36500) }] },
+      ] : []),
       { id: "delete dumps", label: "delete a backup dump (s3:DeleteObject)", requests: [{ action: "s3:DeleteObject", ...dump }] },
       { id: "delete dump versions", label: "delete a dump's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...dump }] },
       { id: "read pgbackrest", label: "read pgBackRest's repository (s3:GetObject under pgbackrest/, and Decrypt)", requests: [{ action: "s3:GetObject", ...repo }, decrypt] },
@@ -175,13 +185,13 @@ export function checks(arns: PlanArns): Check[] {
     );
     // Archived logs: each host writes a new archive under its own logs/<role>/<aws:userid>/ only.
     for (const role of ["app", "db"]) {
-      out.push({ id: `archive logs/${role}/`, label: `write a new log archive under logs/${role}/<own aws:userid>/ (If-None-Match: *, retention 400 days, and GenerateDataKey)`, requests: [{ action: "s3:PutObject", ...logKey(role), context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] });
+      out.push({ id: `archive logs/${role}/`, label: `write a new log archive under logs/${role}/<own aws:userid>/ (If-None-Match: *, retention as kept, and GenerateDataKey)`, requests: [{ action: "s3:PutObject", ...logKey(role), context: { ...newObject, ...retained(logsLock) } }, { ...decrypt, action: "kms:GenerateDataKey" }] });
     }
     out.push(
-      { id: "overwrite own logs", label: "overwrite a log archive under logs/app/<own aws:userid>/ (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...logKey("app"), context: retained(400) }] },
+      { id: "overwrite own logs", label: "overwrite a log archive under logs/app/<own aws:userid>/ (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...logKey("app"), context: retained(logsLock) }] },
       { id: "read own logs", label: "read a log archive under logs/app/<own aws:userid>/ (s3:GetObject)", requests: [{ action: "s3:GetObject", ...logKey("app") }] },
       { id: "read another host's logs", label: "read another instance's log archive (s3:GetObject under logs/app/<another>/)", requests: [{ action: "s3:GetObject", ...logKey("app", another) }] },
-      { id: "write another host's logs", label: "write a new archive under another instance's logs/app/<another>/", requests: [{ action: "s3:PutObject", ...logKey("app", another), context: { ...newObject, ...retained(400) } }] },
+      { id: "write another host's logs", label: "write a new archive under another instance's logs/app/<another>/", requests: [{ action: "s3:PutObject", ...logKey("app", another), context: { ...newObject, ...retained(logsLock) } }] },
     );
   }
   // Arbitrary shell on a host: SendCommand authorises the document and the instance. (AWS names

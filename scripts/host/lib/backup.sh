@@ -37,7 +37,8 @@ usage: nourishctl backup
   pg_dump -Fc of \$DB_NAME (or, with SQLITE_PATH, a consistent copy of the SQLite file) to
   BACKUP_DIR/db_backup_YYYYMMDD_HHMMSS.dump (UTC) with a JSON manifest (.json: time, size, duration,
   server version, sha256, migration state, tables, row_counts, tool versions); both uploaded to
-  s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st), manifest last, then checked;
+  s3://\$BACKUP_BUCKET/dumps/daily/ (and dumps/monthly/ on the 1st, unless
+  BACKUP_MONTHLY_RETENTION_MONTHS is 0), manifest last, then checked;
   then dumps/daily/latest.json ({key, sha256, size, time}) names it.
   row_counts ({"schema.table": rows}) are counted in the file just written (the dump's COPY data,
   or the SQLite copy), so they are the backup's own; a failed count fails the backup (step count).
@@ -410,7 +411,9 @@ PY
 
   # Step: upload (dump, then manifest) and verify-upload (size and checksum as S3 reports them).
   local prefixes=("dumps/daily") p
-  [ "${ts:6:2}" = 01 ] && prefixes+=("dumps/monthly")
+  # A monthly copy on the 1st, unless backups.monthlyRetentionMonths is 0: no lifecycle rule or
+  # lock would ever expire it, so a copy taken then would be kept forever.
+  [ "${ts:6:2}" = 01 ] && [ "${BACKUP_MONTHLY_RETENTION_MONTHS:-1}" != 0 ] && prefixes+=("dumps/monthly")
   # Write-once (If-None-Match), checked by S3 against the SHA-256, and locked for as long as the
   # class is kept (s3_put_once): neither this host nor anyone else can overwrite it afterwards.
   for p in "${prefixes[@]}"; do
