@@ -106,12 +106,14 @@ describe("CI role (GitHub Actions through OIDC)", () => {
     this.timeout(300_000);
     const noDeploy = await runStack("prod", { set: { ci: CI_EXAMPLE } });
     const m = await accessMatrix(toPlan(noDeploy));
-    assert.deepStrictEqual(m.principals.map((p) => p.id), ["app", "db", "operator", "oncall", "ci", "deployer"]);
-    const allowed = m.checks.filter((c) => m.cells[c.id].ci === "allow").map((c) => c.id);
+    assert.deepStrictEqual(m.principals.map((p) => p.id), ["app", "db", "operator", "oncall", "ci", "publisher", "deployer"]);
+    const allowed = (who: string) => m.checks.filter((c) => m.cells[c.id][who] === "allow").map((c) => c.id);
     // The operator's rights (it runs the releases through the stack's document): the tooling hosts
-    // install, the document on this stack's instances, its output; no secret, no backup, no shell,
-    // no isolation or snapshot (the incident checks, issue 20).
-    assert.deepStrictEqual(allowed, ["decrypt tooling-key", "send release document", "read command output"]);
+    // install, the document on this stack's instances, its output, publishing a new release; no
+    // secret, no backup, no shell, no isolation or snapshot (the incident checks, issue 20).
+    assert.deepStrictEqual(allowed("ci"), ["decrypt tooling-key", "decrypt releases-key", "send release document", "read command output", "read a release", "upload a release"]);
+    // The app repository's publisher (ci.github.appRepository): a new release under releases/, nothing else.
+    assert.deepStrictEqual(allowed("publisher"), ["decrypt releases-key", "read a release", "upload a release"]);
     const doc = fs.readFileSync(path.join(ROOT, "docs", "SECURITY.md"), "utf8");
     const start = "<!-- access-matrix-ci:start -->";
     const shown = doc.slice(doc.indexOf(start) + start.length, doc.indexOf("<!-- access-matrix-ci:end -->")).trim();
