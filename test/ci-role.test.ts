@@ -3,15 +3,16 @@
 // nothing else unless deploy policies are named; its column in the access matrix.
 import * as assert from "assert";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { ciStatePolicy } from "../components/ci/policy";
 import { accessMatrix, renderMatrix } from "../scripts/access/matrix";
 import { CI_EXAMPLE } from "../scripts/access-matrix";
 import { toPlan } from "../scripts/preview/plan";
-import { ROOT } from "../scripts/preview/stack-file";
+import { readStackFile, ROOT } from "../scripts/preview/stack-file";
 import { checkPlan } from "../policy/plan";
 import { ACCOUNT_ID } from "../scripts/preview/mocks";
-import { ofType, one, programError, ProgramRun, runStack } from "./harness";
+import { ofType, one, programError, ProgramRun, runProgram, runStack } from "./harness";
 
 const ROLE = "aws:iam/role:Role";
 const PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider";
@@ -63,6 +64,23 @@ describe("CI role (GitHub Actions through OIDC)", () => {
     const sub = trustOf(runs.stagingCi).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"];
     for (const other of [`repo:${REPO}:pull_request`, `repo:${REPO}:ref:refs/heads/main`, `repo:${REPO}:environment:prod`, "repo:someone/nourish-link-infra:environment:staging"]) assert.notStrictEqual(other, sub);
     assert.ok(!JSON.stringify(trustOf(runs.stagingCi)).includes("StringLike") && !JSON.stringify(trustOf(runs.stagingCi)).includes("*"));
+  });
+
+  it("the committed stacks' commented CI example, uncommented, creates the CI and publisher roles (staging naming prod's OIDC provider)", async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ci-example-"));
+    for (const f of ["Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.staging.yaml"]) {
+      const text = fs.readFileSync(path.join(ROOT, f), "utf8");
+      const uncommented = text.replace(/^  # (nourish-link:ci:|  github:|    \w+: .*)$/gm, "  $1").replace("ACCOUNT", ACCOUNT_ID);
+      if (f !== "Pulumi.yaml") assert.notStrictEqual(uncommented, text, `${f} has no commented ci.github example`);
+      fs.writeFileSync(path.join(tmp, f), uncommented);
+    }
+    for (const stack of ["prod", "staging"]) {
+      const { config, secretKeys } = readStackFile(stack, tmp);
+      const r = await runProgram({ stack, config, secretKeys });
+      assert.deepStrictEqual(["ciRoleArn", "releasePublisherRoleArn"].map((o) => String(r.outputs[o])), [`arn:aws:iam::${ACCOUNT_ID}:role/nourish-link-${stack}-ci`, `arn:aws:iam::${ACCOUNT_ID}:role/nourish-link-${stack}-publisher`]);
+      assert.strictEqual(ofType(r, PROVIDER).length, stack === "prod" ? 1 : 0, stack);
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it("ci.github.environment names another GitHub environment", async () => {
