@@ -72,6 +72,12 @@ describe("releases bucket", () => {
     ]);
   });
 
+  it("staging's CI role may read prod's stack state: its deploy reads prod's outputs", async () => {
+    const r = await runStack("staging", { set: { ci: { github: { repository: "nourishlink/nourish-link-infra", stateBucket: "nourish-link-pulumi-state" } } } });
+    const state = json(one(r, POLICY, "ci-state").inputs.policy);
+    assert.deepStrictEqual(state.Statement.find((s: { Sid: string }) => s.Sid === "ReadOtherStacksOutputs").Resource, ["arn:aws:s3:::nourish-link-pulumi-state/.pulumi/stacks/nourish-link/prod.json*"]);
+  });
+
   it("staging refuses a release.artifact.bucket that is not prod's releaseBucket output, in one line naming the key", async () => {
     const err = await programError(runStack("staging", { set: { release: { artifact: { bucket: "someone-elses-releases" } } } }));
     assert.strictEqual(err.split("\n").filter((l) => l.includes("release.artifact.bucket")).length, 1);

@@ -46,8 +46,9 @@ export class CiRole extends pulumi.ComponentResource {
         role: role.id,
         policy: JSON.stringify(ciStatePolicy({
           bucket: gh.stateBucket, project: PROJECT, stack: config.stack,
-          // Promotion reads staging's outputs from the prod job.
-          readStacks: config.environment === "prod" ? ["staging"] : [],
+          // Promotion reads staging's outputs from the prod job; staging's program reads prod's
+          // (the releases bucket and the rehearsal's backups, through its StackReference).
+          readStacks: config.environment === "prod" ? ["staging"] : ["prod"],
         })),
       }, { parent: this });
     }
