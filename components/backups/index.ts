@@ -18,8 +18,9 @@
 //               deletes a (protected) bucket. Its safety net is versioning: the database role may
 //               delete under pgbackrest/ (see grantPgbackrestDelete) but not delete versions, so a
 //               deleted file stays recoverable for NONCURRENT_VERSION_DAYS.
-// - access-logs: S3 server access logs of the two buckets above (and of the releases bucket). SSE-S3, because S3 log delivery
-//               cannot write to a bucket whose default encryption is SSE-KMS.
+// - access-logs: S3 server access logs of the two buckets above and of those `alsoLog` names (the
+//               releases bucket). SSE-S3, because S3 log delivery cannot write to a bucket whose
+//               default encryption is SSE-KMS.
 //
 // On prod the buckets and the key are `protect`ed and never forceDestroy; staging may be torn
 // down with its contents. Access is granted per prefix with grantWrite / grantRead, in the style
