@@ -24,6 +24,10 @@ export = async () => {
     operatorPolicyArn: site.release.operatorPolicyArn,
     // What the workflows' configure-aws-credentials assumes (with ci.github.repository).
     ...(site.ci ? { ciRoleArn: site.ci.roleArn, previewRoleArn: site.ci.previewRoleArn } : {}),
+    // What the app repository's release-artifact workflow assumes (with ci.github.appRepository).
+    ...(site.ci?.publisherRoleArn ? { releasePublisherRoleArn: site.ci.publisherRoleArn } : {}),
+    // Prod's releases bucket and key: staging reads them through its StackReference (docs/RELEASES.md).
+    ...(site.releaseBucket ? { releaseBucket: site.releaseBucket.bucketName, releaseKmsKeyArn: site.releaseBucket.kmsKeyArn } : {}),
     // The emergency procedures: one SSM document each, a ready-to-paste send-command per
     // procedure (hosts by tag; isolate and snapshot one instance), the policy that allows them.
     oncallCommands: site.oncall.commands,

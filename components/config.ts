@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { calendarProblem, isOnCalendar } from "./schedules/calendar";
 import { cidrRange, isNetworkAddress, SUBNET_PREFIX } from "./network/cidr";
-import { ARTIFACT_PATTERNS, SEMVER } from "./release/patterns";
+import { ARTIFACT_PATTERNS, RELEASES_PREFIX, SEMVER } from "./release/patterns";
 
 export const PROJECT = "nourish-link";
 export const ENVIRONMENTS = ["staging", "prod"] as const;
@@ -81,7 +81,7 @@ export const BACKUP_BUCKET_NAME_RE = /^backups-(archive|pgbackrest|access-logs)-
 const artifact = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("s3").describe("release tarball in S3"),
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name such as nourish-link-releases (no wildcard)" }).describe("bucket holding release tarballs (the stack has none of its own); the app hosts may read the key's folder"),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "must be an S3 bucket name such as nourish-link-releases (no wildcard)" }).describe("the releases bucket: prod creates it with this name; staging must name prod's (its releaseBucket output); the app hosts may read the key's folder"),
     // The key lands in an IAM policy's Resource (the app hosts' read grant): a wildcard there
     // would grant more than the one release folder.
     key: z.string().regex(/^[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()\/-]*$/, { error: "must be a plain object key such as releases/nourish-link-1.4.2.tar.gz: letters, digits and !_.'()-/ only, no wildcard (* ? [ ]), no leading /" })
@@ -241,6 +241,8 @@ export const stackConfigSchema = z.strictObject({
     github: z.strictObject({
       repository: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { error: "must be a GitHub repository as owner/name, such as nourishlink/nourish-link-infra (no wildcard)" }).optional()
         .describe("GitHub repository whose Actions may deploy this stack: creates the CI role (stack output ciRoleArn); unset: no CI role"),
+      appRepository: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { error: "must be a GitHub repository as owner/name, such as nourishlink/nourish-link (no wildcard)" }).optional()
+        .describe("the app's GitHub repository: jobs of its main branch may assume the publisher role (stack output releasePublisherRoleArn), which only puts new releases in the releases bucket; needs ci.github.repository"),
       environment: z.string().regex(/^[A-Za-z0-9_.-]{1,255}$/, { error: "must be a GitHub environment name (letters, digits, . _ -; no wildcard)" }).optional()
         .describe("the GitHub environment whose jobs may assume the CI role (default: the stack's environment, staging or prod)"),
       oidcProviderArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/, { error: "must be the ARN of the account's GitHub OIDC provider (arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com)" }).optional()
@@ -324,6 +326,10 @@ function crossKeyProblems(c: any): [string, string][] {
   if (artifact?.type === "s3" && typeof artifact.bucket === "string" && BACKUP_BUCKET_NAME_RE.test(artifact.bucket)) {
     fail("release.artifact.bucket", "must not be a backup bucket of this package (backups-archive-…, backups-pgbackrest-…): the app hosts' read grant would reach its dumps");
   }
+  if (artifact?.type === "s3" && typeof artifact.key === "string" && !artifact.key.startsWith(RELEASES_PREFIX)) {
+    fail("release.artifact.key", `must be under ${RELEASES_PREFIX} (the only folder of the releases bucket the app hosts may read), such as ${RELEASES_PREFIX}1.4.2/nourish-link-1.4.2.tar.gz`);
+  }
+  if (c.ci?.github?.appRepository !== undefined && c.ci?.github?.repository === undefined) fail("ci.github.appRepository", "requires ci.github.repository (the publisher role uses the CI role's GitHub OIDC provider)");
   if (artifact?.type === "s3" && typeof artifact.bucket === "string" && typeof artifact.key === "string" && !ARTIFACT_PATTERNS.s3Object.test(`s3://${artifact.bucket}/${artifact.key}`)) {
     fail("release.artifact.key", "must be an object key of letters, digits, . _ - + = ~ and /, with no segment starting with . or -");
   }

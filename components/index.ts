@@ -14,6 +14,7 @@ import { Network } from "./network";
 import { OnCall } from "./oncall";
 import { Release } from "./release";
 import { RestoreRehearsal } from "./rehearsal";
+import { prodReleaseBucket, ReleaseBucket, ReleaseBucketRef } from "./releases";
 import { AppSecrets } from "./secrets";
 
 export interface NourishLinkArgs {
@@ -37,6 +38,10 @@ export class NourishLink extends pulumi.ComponentResource {
   readonly oncall: OnCall;
   /** Staging's restore rehearsal of prod's latest backup (rehearsal.enabled). */
   readonly rehearsal?: RestoreRehearsal;
+  /** The releases bucket (an s3 release.artifact): prod's own; on staging, prod's read through its outputs. */
+  readonly releases?: ReleaseBucketRef;
+  /** Prod's releases bucket, the resource (prod only). */
+  readonly releaseBucket?: ReleaseBucket;
 
   constructor(name: string, args: NourishLinkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:index:NourishLink", name, {}, opts);
@@ -53,7 +58,13 @@ export class NourishLink extends pulumi.ComponentResource {
     const tooling = new HostTooling("tooling", { config }, child);
     const volumeKey = new VolumeKey("volumes-key", { config }, child);
     // With database.managed RDS keeps its own backups; the store still holds archived logs.
-    if (config.backups.enabled) this.backups = new BackupStore("backups", { config }, child);
+    if (config.release.artifact.type === "s3") {
+      if (config.environment === "prod") this.releases = this.releaseBucket = new ReleaseBucket("releases", { config }, child);
+      else this.releases = prodReleaseBucket("releases", config, this);
+    }
+    if (config.backups.enabled) {
+      this.backups = new BackupStore("backups", { config, alsoLog: this.releaseBucket ? [{ id: "releases", bucket: this.releaseBucket.bucket }] : [] }, child);
+    }
     // Prod's backups, found before the database host that reads them.
     if (config.rehearsal.enabled) this.rehearsal = new RestoreRehearsal("rehearsal", { config }, child);
     // App hosts sit in the private subnets behind an ALB, in the first public subnet otherwise.
@@ -81,8 +92,9 @@ export class NourishLink extends pulumi.ComponentResource {
       app: this.app.instances.map((instance) => ({ instance })),
       appRole: this.app.hostRole.role,
       tooling,
+      releases: this.releases,
     }, child);
-    if (config.ci.github.repository) this.ci = new CiRole("ci", { config, operatorPolicyArn: this.release.operatorPolicyArn }, child);
+    if (config.ci.github.repository) this.ci = new CiRole("ci", { config, operatorPolicyArn: this.release.operatorPolicyArn, releases: this.releases }, child);
     this.oncall = new OnCall("oncall", { config }, child);
     // The S3 gateway endpoint reaches AWS's agent buckets and these buckets only: the hosts'
     // tooling, the backups, pgBackRest's repository, the release artifacts, prod's backups for

@@ -6,8 +6,8 @@ import { runProgram } from "./preview/run";
 import { readStackFile } from "./preview/stack-file";
 import { accessMatrix, renderMatrix } from "./access/matrix";
 
-/** The CI settings `--ci` evaluates (an example repository and state bucket; no deploy policy). */
-export const CI_EXAMPLE = { github: { repository: "nourishlink/nourish-link-infra", stateBucket: "nourish-link-pulumi-state" } };
+/** The CI settings `--ci` evaluates (example repositories and state bucket; no deploy policy). */
+export const CI_EXAMPLE = { github: { repository: "nourishlink/nourish-link-infra", stateBucket: "nourish-link-pulumi-state", appRepository: "nourishlink/nourish-link" } };
 
 async function main() {
   const args = process.argv.slice(2);

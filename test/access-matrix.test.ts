@@ -4,7 +4,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { accessMatrix, managedPolicies, Matrix, renderMatrix, unknownActions } from "../scripts/access/matrix";
+import { accessMatrix, allows, managedPolicies, Matrix, PlanArns, principals, releaseChecks, releaseKeyOf, releasesOf, renderMatrix, unknownActions } from "../scripts/access/matrix";
 import { Plan } from "../scripts/preview/plan";
 import { ROOT } from "../scripts/preview/stack-file";
 import { planOf, VARIANTS } from "./variants";
@@ -24,6 +24,8 @@ const PROD: [string, string, string, string, string, string][] = [
   ["decrypt network-flow-logs-key", D, D, D, D, A],
   ["decrypt tooling-key", A, A, A, D, A],
   ["decrypt volumes-key", D, D, D, D, A],
+  // The releases bucket's key: the app hosts read releases, operators (and CI) publish them.
+  ["decrypt releases-key", A, D, A, D, A],
   // The app hosts write their monthly log archive in one PUT (GenerateDataKey, no Decrypt): they
   // cannot read, write or delete a dump.
   ["decrypt backups-key", D, A, D, D, A],
@@ -62,6 +64,14 @@ const PROD: [string, string, string, string, string, string][] = [
   ["fetch a release from another bucket", D, D, D, D, D],
   ["fetch a release from another repository", D, D, D, D, D],
   ["change the release source", D, D, D, D, A],
+  // The releases bucket (prod's; staging's app hosts read it too, below): the app hosts read
+  // releases/ only; operators publish new keys there; nobody, the deployer included, overwrites one.
+  ["read a release", A, D, A, D, A],
+  ["read outside releases/", D, D, D, D, A],
+  ["upload a release", D, D, A, D, A],
+  ["overwrite a release", D, D, D, D, D],
+  ["delete a release", D, D, D, D, A],
+  ["delete a release version", D, D, D, D, A],
   // Isolation and snapshots (issue 20): from outside the host, by the on-call operator only; no
   // host may touch another (or itself), and the on-call operator not another stack's instance.
   // IAM cannot narrow ModifyInstanceAttribute to the security groups: the on-call operator may
@@ -106,7 +116,7 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       const dbHost = m.principals.some((p) => p.id === "db");
       // The operator: the release document to this stack's hosts and its output, no secret, no backup.
       for (const c of m.checks.map((x) => x.id)) {
-        const may = ["send release document", "read command output", "decrypt tooling-key"].includes(c);
+        const may = ["send release document", "read command output", "decrypt tooling-key", "decrypt releases-key", "read a release", "upload a release"].includes(c);
         assert.strictEqual(cell(c, "operator"), may ? A : D, `${name}: operator ${c}`);
       }
       // Isolation and snapshots: never a host (issue 20), never the release operator (nor CI,
@@ -160,6 +170,31 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
     const m = await accessMatrix(plan);
     assert.strictEqual(m.cells["send release document elsewhere"].operator, A);
     assert.strictEqual(prod.cells["send release document elsewhere"].operator, D);
+  });
+
+  it("sees a release overwritten without the releases bucket's write-once statement", async () => {
+    const plan = structuredClone(plans.get("prod")!);
+    const bp = plan.resources.find((r) => r.type === "aws:s3/bucketPolicy:BucketPolicy" && r.name === "releases-bucket-policy")!;
+    const policy = JSON.parse(String(bp.inputs.policy));
+    policy.Statement = policy.Statement.filter((st: { Sid: string }) => st.Sid !== "DenyOverwritingReleases");
+    bp.inputs.policy = JSON.stringify(policy);
+    const m = await accessMatrix(plan);
+    assert.strictEqual(m.cells["overwrite a release"].operator, A);
+    assert.strictEqual(prod.cells["overwrite a release"].operator, D);
+  });
+
+  it("staging's app host reads prod's releases (releases/ only); staging's operator publishes there; its database host neither", async () => {
+    const staging = plans.get("staging")!;
+    const target = releasesOf(plans.get("prod")!)!;
+    assert.strictEqual(releasesOf(staging), undefined, "staging creates no releases bucket");
+    const who = Object.fromEntries(principals(new PlanArns(staging)).map((p) => [p.id, p]));
+    // The release staging runs, in prod's bucket under prod's bucket and key policies.
+    const checks = Object.fromEntries(releaseChecks({ ...target, currentKey: releaseKeyOf(staging)! }).map((c) => [c.id, c]));
+    const may = async (p: string, c: string) => (await allows(staging, who[p], checks[c])) ? A : D;
+    assert.deepStrictEqual(
+      await Promise.all(["read a release", "read outside releases/", "upload a release", "overwrite a release", "delete a release"].map(async (c) => [c, await may("app", c), await may("db", c), await may("operator", c)])),
+      [["read a release", A, D, A], ["read outside releases/", D, D, D], ["upload a release", D, D, A], ["overwrite a release", D, D, D], ["delete a release", D, D, D]],
+    );
   });
 
   it("sees the overwrite issue 20 fixed: without the write-once statements the database host replaces a dump", async () => {

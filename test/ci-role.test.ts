@@ -3,15 +3,16 @@
 // nothing else unless deploy policies are named; its column in the access matrix.
 import * as assert from "assert";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { ciStatePolicy } from "../components/ci/policy";
 import { accessMatrix, renderMatrix } from "../scripts/access/matrix";
 import { CI_EXAMPLE } from "../scripts/access-matrix";
 import { toPlan } from "../scripts/preview/plan";
-import { ROOT } from "../scripts/preview/stack-file";
+import { readStackFile, ROOT } from "../scripts/preview/stack-file";
 import { checkPlan } from "../policy/plan";
 import { ACCOUNT_ID } from "../scripts/preview/mocks";
-import { ofType, one, programError, ProgramRun, runStack } from "./harness";
+import { ofType, one, programError, ProgramRun, runProgram, runStack } from "./harness";
 
 const ROLE = "aws:iam/role:Role";
 const PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider";
@@ -65,6 +66,23 @@ describe("CI role (GitHub Actions through OIDC)", () => {
     assert.ok(!JSON.stringify(trustOf(runs.stagingCi)).includes("StringLike") && !JSON.stringify(trustOf(runs.stagingCi)).includes("*"));
   });
 
+  it("the committed stacks' commented CI example, uncommented, creates the CI and publisher roles (staging naming prod's OIDC provider)", async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ci-example-"));
+    for (const f of ["Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.staging.yaml"]) {
+      const text = fs.readFileSync(path.join(ROOT, f), "utf8");
+      const uncommented = text.replace(/^  # (nourish-link:ci:|  github:|    \w+: .*)$/gm, "  $1").replace("ACCOUNT", ACCOUNT_ID);
+      if (f !== "Pulumi.yaml") assert.notStrictEqual(uncommented, text, `${f} has no commented ci.github example`);
+      fs.writeFileSync(path.join(tmp, f), uncommented);
+    }
+    for (const stack of ["prod", "staging"]) {
+      const { config, secretKeys } = readStackFile(stack, tmp);
+      const r = await runProgram({ stack, config, secretKeys });
+      assert.deepStrictEqual(["ciRoleArn", "releasePublisherRoleArn"].map((o) => String(r.outputs[o])), [`arn:aws:iam::${ACCOUNT_ID}:role/nourish-link-${stack}-ci`, `arn:aws:iam::${ACCOUNT_ID}:role/nourish-link-${stack}-publisher`]);
+      assert.strictEqual(ofType(r, PROVIDER).length, stack === "prod" ? 1 : 0, stack);
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
   it("ci.github.environment names another GitHub environment", async () => {
     const r = await runStack("prod", { set: { ci: { github: { repository: REPO, environment: "production" } } } });
     assert.deepStrictEqual(trustOf(r).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"], `repo:${REPO}:environment:production`);
@@ -106,12 +124,14 @@ describe("CI role (GitHub Actions through OIDC)", () => {
     this.timeout(300_000);
     const noDeploy = await runStack("prod", { set: { ci: CI_EXAMPLE } });
     const m = await accessMatrix(toPlan(noDeploy));
-    assert.deepStrictEqual(m.principals.map((p) => p.id), ["app", "db", "operator", "oncall", "ci", "deployer"]);
-    const allowed = m.checks.filter((c) => m.cells[c.id].ci === "allow").map((c) => c.id);
+    assert.deepStrictEqual(m.principals.map((p) => p.id), ["app", "db", "operator", "oncall", "ci", "publisher", "deployer"]);
+    const allowed = (who: string) => m.checks.filter((c) => m.cells[c.id][who] === "allow").map((c) => c.id);
     // The operator's rights (it runs the releases through the stack's document): the tooling hosts
-    // install, the document on this stack's instances, its output; no secret, no backup, no shell,
-    // no isolation or snapshot (the incident checks, issue 20).
-    assert.deepStrictEqual(allowed, ["decrypt tooling-key", "send release document", "read command output"]);
+    // install, the document on this stack's instances, its output, publishing a new release; no
+    // secret, no backup, no shell, no isolation or snapshot (the incident checks, issue 20).
+    assert.deepStrictEqual(allowed("ci"), ["decrypt tooling-key", "decrypt releases-key", "send release document", "read command output", "read a release", "upload a release"]);
+    // The app repository's publisher (ci.github.appRepository): a new release under releases/, nothing else.
+    assert.deepStrictEqual(allowed("publisher"), ["decrypt releases-key", "read a release", "upload a release"]);
     const doc = fs.readFileSync(path.join(ROOT, "docs", "SECURITY.md"), "utf8");
     const start = "<!-- access-matrix-ci:start -->";
     const shown = doc.slice(doc.indexOf(start) + start.length, doc.indexOf("<!-- access-matrix-ci:end -->")).trim();

@@ -61,7 +61,7 @@ describe("stack config", () => {
     });
 
     it("refuses a release artifact in one of the stack's backup buckets, naming the key: the app hosts would read its dumps", () => {
-      const artifact = (bucket: string) => ({ release: { version: "1.4.2", artifact: { type: "s3", bucket, key: "dumps/daily/nourish-link-1.4.2.tar.gz", sha256: "a".repeat(64) } } });
+      const artifact = (bucket: string) => ({ release: { version: "1.4.2", artifact: { type: "s3", bucket, key: "releases/1.4.2/nourish-link-1.4.2.tar.gz", sha256: "a".repeat(64) } } });
       for (const bucket of ["backups-archive-2d95ce0", "backups-pgbackrest-0a1b2c3"]) {
         rejects("prod", artifact(bucket), /^nourish-link:release\.artifact\.bucket must not be a backup bucket of this package/);
       }

@@ -13,7 +13,8 @@ import { Release, STEP_COMMAND } from "../components/release";
 import { PARAMETER_NAMES, VERBS } from "../components/release/document";
 import { RELEASE_SOURCE_PATH, renderReleaseSource } from "../components/release/source";
 import { Artifact, backupKeyFrom, releasePlan, shq, stackToolingFiles, toolingHash, toolingManifest, TOOLING_DIR } from "../components/release/steps";
-import { ACCOUNT_ID } from "../scripts/preview/mocks";
+import { releasePublishStatements } from "../components/releases/policy";
+import { ACCOUNT_ID, PROD_RELEASE_KEY_ARN } from "../scripts/preview/mocks";
 import { hostFiles, toPlan } from "../scripts/preview/plan";
 import { one, programError, ProgramRun, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
 import { run } from "./tools";
@@ -167,7 +168,10 @@ describe("Release through SSM Run Command", () => {
     const pointer = urn("aws:s3/bucketObjectv2:BucketObjectv2", "tooling-current");
     for (const h of ["db", "app-0", "app-1"]) assert.ok(byName(prod).get(`release-tooling-install-${h}`)!.dependsOn.includes(pointer), h);
     const grant = one(prod, "aws:iam/rolePolicy:RolePolicy", "release-artifact-read");
-    assert.deepStrictEqual(JSON.parse(String(grant.inputs.policy)).Statement, [{ Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/releases/*` }]);
+    assert.deepStrictEqual(JSON.parse(String(grant.inputs.policy)).Statement, [
+      { Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/releases/*` },
+      { Sid: "DecryptReleaseArtifacts", Effect: "Allow", Action: "kms:Decrypt", Resource: prod.outputs.releaseKmsKeyArn },
+    ]);
     for (const i of [0, 1]) assert.ok(byName(prod).get(`release-fetch-app-${i}`)!.dependsOn.includes(grant.urn));
   });
 
@@ -204,6 +208,8 @@ describe("Release through SSM Run Command", () => {
           { Sid: "ReadInvocations", Effect: "Allow", Action: ["ssm:GetCommandInvocation", "ssm:ListCommandInvocations"], Resource: "*" },
           { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${toolingArn}/tooling/*` },
           { Sid: "DecryptTooling", Effect: "Allow", Action: "kms:Decrypt", Resource: `arn:aws:kms:af-south-1:${ACCOUNT_ID}:key/${one(r, "aws:kms/key:Key", "tooling-key").id}` },
+          // Publishing to prod's releases bucket (staging names it through its StackReference).
+          ...releasePublishStatements({ bucketArn: `arn:aws:s3:::${BUCKET}`, kmsKeyArn: PROD_RELEASE_KEY_ARN }),
         ],
       }, stack);
     }

@@ -47,8 +47,8 @@ function supplyChainProblems(f: string, source: string): string[] {
 }
 
 describe("CI workflows", () => {
-  it("are the three docs/STAGING-AND-PROMOTION.md describes", () => {
-    assert.deepStrictEqual(files(), ["deploy-staging.yml", "promote-prod.yml", "pull-request.yml"]);
+  it("are the four docs/STAGING-AND-PROMOTION.md and docs/RELEASES.md describe", () => {
+    assert.deepStrictEqual(files(), ["deploy-staging.yml", "promote-prod.yml", "pull-request.yml", "release-artifact.yml"]);
   });
 
   it("validate against GitHub's workflow schema (@action-validator/core), which catches a broken one", () => {
@@ -78,7 +78,7 @@ describe("CI workflows", () => {
         if (s.with?.["pulumi-version-file"]) assert.ok(fs.existsSync(path.join(ROOT, s.with["pulumi-version-file"])), f);
       }
     }
-    assert.deepStrictEqual([...named].sort(), ["diff", "promote"]);
+    assert.deepStrictEqual([...named].sort(), ["artifact", "diff", "promote"]);
     // The loop over stacks in the PR diff names them in a `for`: both must exist.
     assert.match(text("pull-request.yml"), /for stack in staging prod; do/);
     // .ci/run is what runs the suite: it must still call npm test.
@@ -174,6 +174,29 @@ describe("CI workflows", () => {
     const push = wf("promote-prod.yml").jobs.prod.steps.find((s) => /git push/.test(s.run ?? ""));
     assert.match(push?.run ?? "", /gh auth setup-git\n[^]*git push origin "\$branch"/);
     assert.strictEqual(push?.env?.GH_TOKEN, "${{ github.token }}");
+  });
+
+  it("release-artifact: an app repository calls it; it builds from the app's checkout, publishes with the publisher role and opens the staging deploy pull request", () => {
+    const w = wf("release-artifact.yml");
+    assert.deepStrictEqual(Object.keys(w.on), ["workflow_call"]);
+    const call = w.on.workflow_call as { inputs: Record<string, { required?: boolean }>; secrets: Record<string, { required?: boolean }> };
+    assert.deepStrictEqual(Object.keys(call.inputs).sort(), ["app-ref", "aws-region", "infra-ref", "infra-repository", "version"]);
+    assert.deepStrictEqual(Object.entries(call.secrets).map(([k, v]) => [k, v.required]), [["publisher-role-arn", true], ["infra-token", true]]);
+    const job = w.jobs.publish;
+    // The publisher role trusts repo:OWNER/APP:ref:refs/heads/main: a job in an environment would get another subject.
+    assert.strictEqual(job.environment, undefined);
+    assert.strictEqual(w.permissions?.["id-token"], "write");
+    assert.ok(!/aws-access-key-id|aws-secret-access-key|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY/i.test(text("release-artifact.yml")));
+    assert.deepStrictEqual(uses(w, "aws-actions/configure-aws-credentials").map((s) => s.with?.["role-to-assume"]), ["${{ secrets.publisher-role-arn }}"]);
+    const checkouts = uses(w, "actions/checkout").map((s) => [s.with?.path, s.with?.repository ?? "(caller)"]);
+    assert.deepStrictEqual(checkouts, [["app", "(caller)"], ["infra", "${{ inputs.infra-repository }}"]]);
+    const order = job.steps.map((s) => (/npm run artifact -- "\$\{args\[@\]\}"/.test(s.run ?? "") ? "artifact" : /gh pr create/.test(s.run ?? "") ? "pull request" : s.uses?.startsWith("aws-actions") ? "credentials" : undefined)).filter(Boolean);
+    assert.deepStrictEqual(order, ["credentials", "artifact", "pull request"]);
+    const build = job.steps.find((s) => /npm run artifact/.test(s.run ?? ""))!;
+    assert.match(build.run!, /args=\(--app \.\.\/app --publish --stack staging\)/);
+    const pr = job.steps.find((s) => /gh pr create/.test(s.run ?? ""))!;
+    assert.match(pr.run!, /git diff --quiet -- Pulumi\.staging\.yaml[^]*gh auth setup-git\n\s*git push origin "\$branch"/);
+    assert.strictEqual(pr.env?.GH_TOKEN, "${{ secrets.infra-token }}");
   });
 
   it("never expand ${{ }} inside a shell script (values reach run: through env)", () => {

@@ -18,8 +18,9 @@
 //               deletes a (protected) bucket. Its safety net is versioning: the database role may
 //               delete under pgbackrest/ (see grantPgbackrestDelete) but not delete versions, so a
 //               deleted file stays recoverable for NONCURRENT_VERSION_DAYS.
-// - access-logs: S3 server access logs of the two buckets above. SSE-S3, because S3 log delivery
-//               cannot write to a bucket whose default encryption is SSE-KMS.
+// - access-logs: S3 server access logs of the two buckets above and of those `alsoLog` names (the
+//               releases bucket). SSE-S3, because S3 log delivery cannot write to a bucket whose
+//               default encryption is SSE-KMS.
 //
 // On prod the buckets and the key are `protect`ed and never forceDestroy; staging may be torn
 // down with its contents. Access is granted per prefix with grantWrite / grantRead, in the style
@@ -40,6 +41,8 @@ export type { BackupPrefix } from "./policy";
 
 export interface BackupStoreArgs {
   config: StackConfig;
+  /** Other buckets of the stack whose server access logs go to the access-log bucket too (the releases bucket), by id. */
+  alsoLog?: { id: string; bucket: aws.s3.Bucket }[];
 }
 
 const ACCESS_LOG_PREFIX = "s3/";
@@ -115,12 +118,13 @@ export class BackupStore extends pulumi.ComponentResource {
         })),
       }, { parent: this, dependsOn: [done.publicAccess] });
     }
+    const logged = args.alsoLog ?? [];
     const logPolicy = new aws.s3.BucketPolicy(`${name}-access-logs-policy`, {
       bucket: accessLogs.id,
-      policy: pulumi.jsonStringify(pulumi.all([accessLogs.arn, archive.arn, pgbackrest.arn, account])
-        .apply(([logs, ar, pg, acct]) => accessLogBucketPolicy(logs, ACCESS_LOG_PREFIX, [ar, pg], acct))),
+      policy: pulumi.jsonStringify(pulumi.all([accessLogs.arn, account, archive.arn, pgbackrest.arn, ...logged.map((x) => x.bucket.arn)])
+        .apply(([logs, acct, ...sources]) => accessLogBucketPolicy(logs, ACCESS_LOG_PREFIX, sources, acct))),
     }, { parent: this, dependsOn: [l.publicAccess] });
-    for (const [id, bucket] of [["archive", archive], ["pgbackrest", pgbackrest]] as const) {
+    for (const { id, bucket } of [{ id: "archive", bucket: archive }, { id: "pgbackrest", bucket: pgbackrest }, ...logged]) {
       new aws.s3.BucketLogging(`${name}-${id}-logging`, {
         bucket: bucket.id,
         targetBucket: accessLogs.id,

@@ -156,14 +156,7 @@ export function lockDays(b: BackupSettings): { pattern: string; days: number }[]
  */
 export function writeOnceStatements(bucketArn: string, b: BackupSettings): Statement[] {
   const classes = lockDays(b);
-  const statements: Statement[] = [{
-    Sid: "DenyOverwritingBackups",
-    Effect: "Deny",
-    Principal: "*",
-    Action: "s3:PutObject",
-    Resource: classes.map((c) => `${bucketArn}/${c.pattern}`),
-    Condition: { Null: { "s3:if-none-match": "true" } },
-  }];
+  const statements: Statement[] = [denyOverwriting("DenyOverwritingBackups", classes.map((c) => `${bucketArn}/${c.pattern}`))];
   if (!b.objectLock) return statements;
   statements.push({
     Sid: "DenyBackupsWithoutRetention",
@@ -201,6 +194,15 @@ export function writeOnceStatements(bucketArn: string, b: BackupSettings): State
     Condition: { NumericGreaterThan: { "s3:object-lock-remaining-retention-days": String(Math.max(...classes.map((c) => c.days)) + RETENTION_SPARE_DAYS) } },
   });
   return statements;
+}
+
+/**
+ * Write-once keys: deny, to every principal, a PutObject on `resources` without `If-None-Match: *`
+ * (S3 conditional writes: the put fails with 412 when the key exists). Multipart uploads carry no
+ * If-None-Match, so such keys take single PUTs only (5 GiB at most).
+ */
+export function denyOverwriting(sid: string, resources: string[]): Statement {
+  return { Sid: sid, Effect: "Deny", Principal: "*", Action: "s3:PutObject", Resource: resources, Condition: { Null: { "s3:if-none-match": "true" } } };
 }
 
 export interface Statement {

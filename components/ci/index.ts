@@ -6,12 +6,15 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, StackConfig } from "../config";
-import { ciStatePolicy, ciTrustPolicy, GITHUB_OIDC_URL, previewPolicy, previewTrustPolicy, STS_AUDIENCE } from "./policy";
+import { releasePublishStatements } from "../releases/policy";
+import { ciStatePolicy, ciTrustPolicy, GITHUB_OIDC_URL, previewPolicy, previewTrustPolicy, publisherTrustPolicy, STS_AUDIENCE } from "./policy";
 
 export interface CiRoleArgs {
   config: StackConfig;
   /** The stack's release operator policy: the release transport CI drives. */
   operatorPolicyArn: pulumi.Input<string>;
+  /** The releases bucket: with ci.github.appRepository, the publisher role may put new releases there. */
+  releases?: { bucketArn: pulumi.Input<string>; kmsKeyArn: pulumi.Input<string> };
 }
 
 export class CiRole extends pulumi.ComponentResource {
@@ -19,6 +22,8 @@ export class CiRole extends pulumi.ComponentResource {
   readonly providerArn: pulumi.Output<string>;
   /** The read-only role pull requests of the repository preview this stack with (`pulumi preview --diff`). */
   readonly previewRoleArn: pulumi.Output<string>;
+  /** With ci.github.appRepository: the role the app repository's main branch publishes releases with. */
+  readonly publisherRoleArn?: pulumi.Output<string>;
 
   constructor(name: string, args: CiRoleArgs, opts?: pulumi.ComponentResourceOptions) {
     super("nourish-link:ci:CiRole", name, {}, opts);
@@ -41,8 +46,9 @@ export class CiRole extends pulumi.ComponentResource {
         role: role.id,
         policy: JSON.stringify(ciStatePolicy({
           bucket: gh.stateBucket, project: PROJECT, stack: config.stack,
-          // Promotion reads staging's outputs from the prod job.
-          readStacks: config.environment === "prod" ? ["staging"] : [],
+          // Promotion reads staging's outputs from the prod job; staging's program reads prod's
+          // (the releases bucket and the rehearsal's backups, through its StackReference).
+          readStacks: config.environment === "prod" ? ["staging"] : ["prod"],
         })),
       }, { parent: this });
     }
@@ -61,6 +67,20 @@ export class CiRole extends pulumi.ComponentResource {
         readStacks: config.environment === "staging" ? ["prod"] : [],
       })),
     }, { parent: this });
+    if (gh.appRepository && args.releases) {
+      const publisher = new aws.iam.Role(`${name}-publisher`, {
+        name: `${PROJECT}-${config.stack}-publisher`,
+        description: `GitHub Actions of ${gh.appRepository}, branch main: publish nourish-link releases (new keys under releases/ only)`,
+        assumeRolePolicy: providerArn.apply((arn) => JSON.stringify(publisherTrustPolicy({ providerArn: arn, repository: gh.appRepository! }))),
+        maxSessionDuration: 3600,
+      }, { parent: this });
+      new aws.iam.RolePolicy(`${name}-publisher`, {
+        role: publisher.id,
+        policy: pulumi.jsonStringify(pulumi.all([args.releases.bucketArn, args.releases.kmsKeyArn])
+          .apply(([bucketArn, kmsKeyArn]) => ({ Version: "2012-10-17", Statement: releasePublishStatements({ bucketArn, kmsKeyArn }) }))),
+      }, { parent: this });
+      this.publisherRoleArn = publisher.arn;
+    }
     this.roleArn = role.arn;
     this.providerArn = providerArn;
     this.previewRoleArn = preview.arn;

@@ -78,6 +78,20 @@ export function previewTrustPolicy(a: { providerArn: string; repository: string 
 }
 
 /**
+ * The publisher role's trust: GitHub's token for a job of the app repository on its main branch
+ * (subject `repo:OWNER/NAME:ref:refs/heads/main`, a job without a GitHub environment: the reusable
+ * workflow release-artifact.yml declares none). Another branch, a tag, a pull request or a fork
+ * gets another subject.
+ */
+export function publisherTrustPolicy(a: { providerArn: string; repository: string }): PolicyDocument {
+  const doc = ciTrustPolicy({ providerArn: a.providerArn, repository: a.repository, environment: "-" });
+  const st = doc.Statement[0] as { Sid: string; Condition: { StringEquals: Record<string, string> } };
+  st.Sid = "MainBranchOfTheAppRepository";
+  st.Condition.StringEquals[`${GITHUB_OIDC_HOST}:sub`] = `repo:${a.repository}:ref:refs/heads/main`;
+  return doc;
+}
+
+/**
  * What `pulumi preview --diff` needs and nothing that changes anything or reads data: describe,
  * get and list the configuration of the services the stack uses (never S3 objects, SSM parameter
  * values or secrets, never a write), and, with a state bucket, read this stack's checkpoint (and

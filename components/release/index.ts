@@ -36,6 +36,8 @@ export interface ReleaseArgs {
   /** The app hosts' role: it gets read access to an S3 artifact. */
   appRole: aws.iam.Role;
   tooling: HostTooling;
+  /** The releases bucket (prod's own, or prod's read by staging): the app hosts decrypt with its key, operators publish to it. */
+  releases?: { bucketArn: pulumi.Input<string>; kmsKeyArn: pulumi.Input<string> };
   /** The host tooling whose hash the release installs; default the repository's scripts/host (tests: a copy). */
   toolingDir?: string;
 }
@@ -77,8 +79,9 @@ export class Release extends pulumi.ComponentResource {
     const caller = aws.getCallerIdentityOutput({}, { parent: this });
     const operator = new aws.iam.Policy(`${name}-operator`, {
       description: `nourish-link ${config.stack}: run nourishctl procedures through SSM on this stack's hosts`,
-      policy: pulumi.all([document.arn, caller.accountId, args.tooling.bucketArn, args.tooling.kmsKeyArn]).apply(([documentArn, accountId, toolingBucketArn, toolingKeyArn]) => JSON.stringify(operatorPolicy({
+      policy: pulumi.all([document.arn, caller.accountId, args.tooling.bucketArn, args.tooling.kmsKeyArn, args.releases?.bucketArn, args.releases?.kmsKeyArn]).apply(([documentArn, accountId, toolingBucketArn, toolingKeyArn, releasesBucketArn, releasesKeyArn]) => JSON.stringify(operatorPolicy({
         documentArn, accountId, toolingBucketArn, toolingKeyArn, region: config.region, project: PROJECT, stack: config.stack,
+        releases: releasesBucketArn && releasesKeyArn ? { bucketArn: releasesBucketArn, kmsKeyArn: releasesKeyArn } : undefined,
       }))),
     }, { parent: this });
 
@@ -88,15 +91,15 @@ export class Release extends pulumi.ComponentResource {
     const grant = artifact.type === "s3"
       ? new aws.iam.RolePolicy(`${name}-artifact-read`, {
         role: args.appRole.id,
-        policy: JSON.stringify({
+        policy: pulumi.jsonStringify(pulumi.output(args.releases?.kmsKeyArn).apply((kmsKeyArn) => ({
           Version: "2012-10-17",
           Statement: [{
             Sid: "ReadReleaseArtifacts",
             Effect: "Allow",
             Action: "s3:GetObject",
             Resource: `arn:aws:s3:::${artifact.bucket}/${artifact.key.includes("/") ? `${artifact.key.slice(0, artifact.key.lastIndexOf("/"))}/*` : artifact.key}`,
-          }],
-        }),
+          }, ...(kmsKeyArn ? [{ Sid: "DecryptReleaseArtifacts", Effect: "Allow", Action: "kms:Decrypt", Resource: kmsKeyArn }] : [])],
+        }))),
       }, { parent: this })
       : undefined;
 

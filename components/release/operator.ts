@@ -2,6 +2,8 @@
 // policy. Pure: names and ARNs in, the policy document out (tests compare it statement by
 // statement). SendCommand is allowed for this stack's document only, and only on instances that
 // carry this stack's tags; reading invocations has no resource-level permission in IAM (hence "*").
+// With the releases bucket, operators also publish releases to it (new keys under releases/ only).
+import { ReleaseBucketArns, releasePublishStatements } from "../releases/policy";
 
 export interface OperatorPolicyArgs {
   /** arn:aws:ssm:REGION:ACCOUNT:document/NAME of this stack's nourishctl document. */
@@ -13,6 +15,8 @@ export interface OperatorPolicyArgs {
   /** The tooling bucket's ARN and its KMS key: operators may read what the hosts install. */
   toolingBucketArn: string;
   toolingKeyArn: string;
+  /** The releases bucket and its key: operators (and the CI role, which attaches this policy) publish releases. */
+  releases?: ReleaseBucketArns;
 }
 
 /** Sending a document only to instances with this stack's tags, and reading what it did: the half
@@ -38,6 +42,7 @@ export function operatorPolicy(a: OperatorPolicyArgs): { Version: string; Statem
       ...stackHostsStatements(a),
       { Sid: "ReadTooling", Effect: "Allow", Action: "s3:GetObject", Resource: `${a.toolingBucketArn}/tooling/*` },
       { Sid: "DecryptTooling", Effect: "Allow", Action: "kms:Decrypt", Resource: a.toolingKeyArn },
+      ...(a.releases ? releasePublishStatements(a.releases).map((st) => ({ ...st })) : []),
     ],
   };
 }

@@ -16,3 +16,6 @@ export const ARTIFACT_PATTERNS = {
   gitUrl: new RegExp(`^(https://${HOST}(:[0-9]+)?(/${SEGMENT})+|ssh://(git@)?${HOST}(:[0-9]+)?(/${SEGMENT})+|git@${HOST}:${SEGMENT}(/${SEGMENT})*)$`),
   tag: new RegExp(`^${TAG_PART}(/${TAG_PART})*$`),
 } as const;
+
+/** The only folder of the releases bucket anyone may read or publish to (components/releases). */
+export const RELEASES_PREFIX = "releases/";

@@ -116,6 +116,9 @@ export function principals(arns: PlanArns): Principal[] {
   // The CI role (ci.github.repository), as this package creates it: before any deploy policy.
   const ci = arns.find("aws:iam/role:Role", "ci-role");
   if (ci) out.push(rolePrincipal(arns, "ci", "CI role (GitHub OIDC; without ci.github.deployPolicyArns)", ci));
+  // The app repository's publisher role (ci.github.appRepository).
+  const publisher = arns.find("aws:iam/role:Role", "ci-publisher");
+  if (publisher) out.push(rolePrincipal(arns, "publisher", "publisher role (ci.github.appRepository)", publisher));
   const admin = managedPolicies().get("arn:aws:iam::aws:policy/AdministratorAccess")!;
   out.push({ id: "deployer", label: "operator / CI running pulumi up (AdministratorAccess)", arn: `arn:aws:iam::${arns.account}:role/nourish-link-deployer`, policies: [{ name: admin.name, policy: admin.document }] });
   return out;
@@ -231,8 +234,47 @@ export function checks(arns: PlanArns): Check[] {
     { id: "fetch a release from another repository", label: "make an app host fetch a release from a git repository the stack does not name (release-fetch with a git source)", requests: sourced({ gitUrl: "https://attacker.example/evil.git", commit: "4c9d381ee11d476062383b684cbe0d11fde4912d" }) },
     ...(tooling ? [{ id: "change the release source", label: "change the release source the hosts install (s3:PutObject under tooling/ of the tooling bucket)", requests: [{ action: "s3:PutObject", resource: `${arns.bucketArn(tooling)}/tooling/${"0".repeat(64)}/host/etc/release-source.env`, resourcePolicy: toolingPolicy ? doc(toolingPolicy.inputs.policy) : undefined, context: { "s3:x-amz-server-side-encryption": "aws:kms" } }] }] : []),
   );
+  const releases = releasesOf(arns.plan);
+  if (releases) out.push(...releaseChecks(releases));
   out.push(...incidentChecks(arns));
   return out;
+}
+
+/** Prod's releases bucket as a request sees it: where, its bucket policy, its key and key policy, the current release's key. */
+export interface ReleasesTarget { bucketArn: string; bucketPolicy?: PolicyDoc; keyArn: string; keyPolicy?: PolicyDoc; currentKey: string }
+
+/** The plan's releases bucket (prod's), or undefined. */
+export function releasesOf(plan: Plan): ReleasesTarget | undefined {
+  const arns = new PlanArns(plan);
+  const bucket = arns.find("aws:s3/bucket:Bucket", "releases-bucket");
+  if (!bucket) return undefined;
+  const key = arns.get("aws:kms/key:Key", "releases-key");
+  const policy = arns.referrers("aws:s3/bucketPolicy:BucketPolicy", "bucket", bucket)[0];
+  const artifact = releaseKeyOf(plan);
+  if (!artifact) throw new Error("access matrix: the plan has a releases bucket but its release source names no RELEASE_S3_KEY");
+  return { bucketArn: arns.bucketArn(bucket), bucketPolicy: policy ? doc(policy.inputs.policy) : undefined, keyArn: arns.keyArn(key), keyPolicy: doc(key.inputs.policy), currentKey: artifact };
+}
+
+/** The release the stack runs: the key the release source its hosts install names (RELEASE_S3_KEY). */
+export function releaseKeyOf(plan: Plan): string | undefined {
+  const source = plan.resources.find((r) => r.type === "aws:s3/bucketObjectv2:BucketObjectv2" && r.name === "tooling-host-etc-release-source-env");
+  return /^RELEASE_S3_KEY=(.+)$/m.exec(String(source?.inputs.content))?.[1];
+}
+
+/** Reading, publishing, overwriting and deleting a release in the releases bucket (docs/RELEASES.md). */
+export function releaseChecks(t: ReleasesTarget): Check[] {
+  const object = (key: string) => ({ resource: `${t.bucketArn}/${key}`, resourcePolicy: t.bucketPolicy });
+  const decrypt = { action: "kms:Decrypt", resource: t.keyArn, resourcePolicy: t.keyPolicy };
+  const current = object(t.currentKey);
+  const next = object("releases/9.9.9/nourish-link-9.9.9.tar.gz");
+  return [
+    { id: "read a release", label: `read the release the stack runs (s3:GetObject ${t.currentKey} in the releases bucket, and Decrypt)`, requests: [{ action: "s3:GetObject", ...current }, decrypt] },
+    { id: "read outside releases/", label: "read an object outside releases/ in the releases bucket (s3:GetObject)", requests: [{ action: "s3:GetObject", ...object("uploads/notes.txt") }, decrypt] },
+    { id: "upload a release", label: "upload a new release (s3:PutObject under releases/ with If-None-Match: *, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...next, context: { "s3:if-none-match": "*" } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+    { id: "overwrite a release", label: "overwrite an existing release (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...current }] },
+    { id: "delete a release", label: "delete a release (s3:DeleteObject)", requests: [{ action: "s3:DeleteObject", ...current }] },
+    { id: "delete a release version", label: "delete a release's object version (s3:DeleteObjectVersion)", requests: [{ action: "s3:DeleteObjectVersion", ...current }] },
+  ];
 }
 
 /** What a host could do to the others before issue 20 (isolation and snapshots, npm run incident). */
@@ -290,6 +332,13 @@ async function decide(arns: PlanArns, who: Principal, r: Request): Promise<boole
   }, {});
   if (result.resultType === "error") throw new Error(`access matrix: the evaluator refused ${r.action} on ${r.resource} for ${who.id}: ${JSON.stringify(result.errors)}`);
   return result.overallResult === "Allowed";
+}
+
+/** Whether `who` may do everything `c` needs (account: the plan's). */
+export async function allows(plan: Plan, who: Principal, c: Check): Promise<boolean> {
+  const arns = new PlanArns(plan);
+  for (const r of c.requests) if (!(await decide(arns, who, r))) return false;
+  return true;
 }
 
 /** Evaluates every principal against every check of the plan. */

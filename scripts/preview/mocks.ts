@@ -13,6 +13,10 @@ export function hex(seed: string, len: number): string {
 /** Prod's backup bucket and key as the prod stack exports them, and the latest backup in it (02:00 in Kigali is 00:00 UTC). */
 export const PROD_BACKUP_BUCKET = `backups-archive-${hex("prod:aws:s3/bucket:Bucketbackups-archive", 7)}`;
 export const PROD_BACKUP_KEY_ARN = `arn:aws:kms:af-south-1:${ACCOUNT_ID}:key/${hex("prod-backups-key", 8)}-${hex("prod-backups-key1", 4)}-${hex("prod-backups-key2", 4)}-${hex("prod-backups-key3", 4)}-${hex("prod-backups-key4", 12)}`;
+/** Prod's releases bucket (Pulumi.prod.yaml's release.artifact.bucket) and its key, as prod exports them. */
+export const PROD_RELEASE_BUCKET = "nourish-link-releases";
+// The same key id the prod plan gives its releases-key (mockId), so both plans name one key.
+export const PROD_RELEASE_KEY_ARN = `arn:aws:kms:af-south-1:${ACCOUNT_ID}:key/${mockId("aws:kms/key:Key", "releases-key")}`;
 export const PROD_LATEST_BACKUP = { key: "dumps/daily/db_backup_20261128_000012.dump", sha256: hex("prod backup 2026-11-28", 64), size: 48213750, time: "2026-11-28T00:00:12Z" };
 
 /** EC2 ids carry a type prefix and 17 hex digits; other resources are known by name or ARN. */
@@ -102,7 +106,9 @@ export class AwsMocks implements pulumi.runtime.Mocks {
   constructor(private readonly region: string) {}
 
   newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
-    const id = args.id || mockId(args.type, args.name);
+    // A bucket's id is its name: the one the program gives, or the auto-name.
+    const named = args.type === "aws:s3/bucket:Bucket" && typeof args.inputs.bucket === "string" ? args.inputs.bucket : undefined;
+    const id = args.id || named || mockId(args.type, args.name);
     const state: Record<string, unknown> = { ...args.inputs, ...autoNames(args.type, args.name, args.inputs) };
     // A resource with an explicit provider lives in that provider's region (the uptime alarm's us-east-1).
     if (args.type === "pulumi:providers:aws" && typeof args.inputs.region === "string") this.providerRegions.set(id, args.inputs.region);
@@ -191,7 +197,7 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       }
       case "pulumi:pulumi:StackReference":
         // The prod stack's outputs the rehearsal reads, as `pulumi stack output --stack prod` gives them.
-        state.outputs = { backupBucket: PROD_BACKUP_BUCKET, backupKmsKeyArn: PROD_BACKUP_KEY_ARN };
+        state.outputs = { backupBucket: PROD_BACKUP_BUCKET, backupKmsKeyArn: PROD_BACKUP_KEY_ARN, releaseBucket: PROD_RELEASE_BUCKET, releaseKmsKeyArn: PROD_RELEASE_KEY_ARN };
         state.secretOutputNames = [];
         break;
       case "random:index/randomPassword:RandomPassword":
