@@ -192,6 +192,8 @@ export const stackConfigSchema = z.strictObject({
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
     weeklyReportSchedule: schedule.describe("weekly `nourishctl report weekly` on every app host: `manage.py check --deploy` and outdated packages of the live release (DeployCheckIssues, OutdatedPackages)"),
     logArchiveSchedule: schedule.describe("monthly `nourishctl logs archive` on every host: last month's rotated logs to the backup bucket's logs/ prefix (only with backups.enabled)"),
+    dbCheckSchedule: schedule.describe("weekly `nourishctl db check` on the database host: pg_amcheck of the app's tables and B-tree indexes, DbCorruption to CloudWatch (self-managed database only)"),
+    verifyAllBackupsSchedule: schedule.describe("monthly `nourishctl backups verify --all`: every retained backup downloaded and checked against its manifest, not only the latest (only with backups.enabled)"),
   }),
   monitoring: z.strictObject({
     alertEmails: z.array(z.email({ error: "must be an email address", pattern: /^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$/ })).max(10).describe("who alarms notify; at least one on prod"),
@@ -359,6 +361,8 @@ const COMMON: DeepPartial<StackSettings> = {
     verifyBackupSchedule: "Sun *-*-* 04:00:00",
     logArchiveSchedule: "*-*-01 04:30:00",
     weeklyReportSchedule: "Sun *-*-* 22:00:00",
+    dbCheckSchedule: "Wed *-*-* 03:00:00",
+    verifyAllBackupsSchedule: "*-*-02 05:00:00",
   },
   monitoring: {
     alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85, cpuCreditsMin: 20, memoryHighPercent: 90,

@@ -394,6 +394,14 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
       means: `a WAL segment has waited more than ${m.walArchiveStallSeconds} s to be archived: point-in-time recovery is falling behind and pg_wal grows`,
       todo: "`nourishctl pitr info` (the newest WAL in the repository); `nourishctl logs db` shows archive-push's error.",
     });
+    // `nourishctl db check` (weekly, pg_amcheck): any problem is corruption. Its state holds from one
+    // check to the next; a check that does not run raises job-failed-db-db-check instead.
+    add({
+      id: "db-corruption", namespace: METRIC_NAMESPACE, metricName: "DbCorruption", dimensions: dims, statistic: "Maximum", period: 86400,
+      evaluationPeriods: 1, datapointsToAlarm: 1, threshold: 0, comparisonOperator: "GreaterThanThreshold", treatMissingData: "ignore",
+      means: "the weekly `nourishctl db check` (pg_amcheck) found corrupted pages, tuples or index entries in the app's database",
+      todo: "`nourishctl db check` on the database host names each; keep every backup (they are under retention), `nourishctl backups verify --all`, then restore the newest good one (`nourishctl restore`) or rebuild a corrupted index (REINDEX).",
+    });
     if (config.backups.enabled) {
       add({
         id: "db-backup-size-drop",
