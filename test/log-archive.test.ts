@@ -8,7 +8,9 @@ import * as os from "os";
 import * as path from "path";
 import { appHostFiles } from "../components/app";
 import { APP_PATHS } from "../components/app/paths";
+import { JOURNALD_DROPIN_PATH } from "../components/hosts/journald";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { monitoringHostFiles } from "../components/monitoring/host";
 import { loadStackConfig } from "./harness";
 import { writeJournal } from "./journal";
 import { Moto, startMoto } from "./moto";
@@ -199,5 +201,26 @@ describe("logs kept whole: a month of real logrotate, and the journal, in the mo
     // The app host's archive has no PostgreSQL in it (a month apart: archives are write-once).
     const prev = new Date(); prev.setMonth(prev.getMonth() - 2);
     assert.match(ctl([yyyymm(prev)]).stdout, /no rotated logs or journal from \d{6}; nothing to do/);
+  });
+});
+
+describe("journald's cap: the hosts' journald.conf.d drop-in, read by a real systemd-journald", () => {
+  let dir = "";
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-journald-")); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("caps the persistent journal at monitoring.journalMaxMb on every host (journald reports the max it took)", async () => {
+    const config = await loadStackConfig("prod", { set: { monitoring: { journalMaxMb: 256 } } });
+    for (const role of ["app", "db"] as const) {
+      const files = monitoringHostFiles(config, role).filter((f) => f.path === JOURNALD_DROPIN_PATH);
+      assert.strictEqual(files.length, 1, `${role}: no journald drop-in`);
+      const conf = path.join(dir, `${role}.conf.d`);
+      fs.mkdirSync(conf);
+      fs.writeFileSync(path.join(conf, path.basename(JOURNALD_DROPIN_PATH)), files[0].content);
+      const said = writeJournal(path.join(dir, `${role}-journal`), [{ unit: "nourish-link-status.service", message: "ok" }], conf);
+      assert.match(said, /System Journal \(\/var\/log\/journal\/[0-9a-f]+\) is [\d.]+[KMG], max 256\.0M,/, said);
+    }
+    // Without the drop-in journald takes its own default (10% of the file system): the cap is ours.
+    assert.doesNotMatch(writeJournal(path.join(dir, "default-journal"), []), /max 256\.0M/);
   });
 });

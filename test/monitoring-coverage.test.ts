@@ -88,7 +88,7 @@ function published(r: ProgramRun, stack: string): Map<string, { m: Metric; by: s
     const env = Object.fromEntries((files.get("/etc/nourish-link/host.env") ?? "").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2).map((v) => v.replace(/^"|"$/g, "")) as [string, string]));
     assert.strictEqual(env.STACK, stack);
     const ctl = files.get(NOURISHCTL_PATH) ?? "";
-    const call = /aws (?:"\$\{ep\[@\]\}" )?cloudwatch put-metric-data[^\n]*\\\n[^\n]*/.exec(ctl)?.[0] ?? "";
+    const call = /aws cloudwatch put-metric-data[^\n]*\\\n[^\n]*/.exec(ctl)?.[0] ?? "";
     assert.match(call, /--namespace NourishLink\b/);
     assert.match(call, /--dimensions "Stack=\$STACK,Role=\$ROLE"/);
     const dims = { Stack: env.STACK, Role: env.ROLE };

@@ -413,6 +413,18 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
     }
   }
 
+  // `nourishctl status` (the morning check, every host) publishes /var/log's size: rotation keeps
+  // logs until the monthly archive has them, so a failed archive shows here before the disk fills.
+  for (const role of ["app", "db"] as const) {
+    if (!estate.hosts.some((h) => h.role === role)) continue;
+    add({
+      id: `log-volume-${role}`, namespace: METRIC_NAMESPACE, metricName: "LogVolumeBytes", dimensions: { Stack: config.stack as unknown as D, Role: role as unknown as D },
+      statistic: "Maximum", period: 86400, evaluationPeriods: 1, datapointsToAlarm: 1, threshold: m.logVolumeMaxMb * 1048576, comparisonOperator: "GreaterThanThreshold", treatMissingData: "ignore",
+      means: `/var/log on ${role === "app" ? "an app host" : "the database host"} holds more than ${m.logVolumeMaxMb} MB (monitoring.logVolumeMaxMb)`,
+      todo: "`nourishctl status` on the host names the largest file; `journalctl -u nourish-link-log-archive` (did last month's archive fail?), `nourishctl logs archive YYYYMM`.",
+    });
+  }
+
   // `nourishctl report weekly` on the app hosts: the manual's weekly security check. Its state
   // holds from one report to the next (missing data between them is ignored); a report that does
   // not run raises job-failed-app-weekly-report instead.
