@@ -197,6 +197,9 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
     });
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), "ROLE=db\nDB_NAME=dusangire\nSTACK=staging\nREGION=af-south-1\n");
+    fs.mkdirSync(path.join(root, "var/log/postgresql"), { recursive: true });
+    fs.writeFileSync(path.join(root, "var/log/postgresql/postgresql-15-main.log"), "x".repeat(5000));
+    fs.writeFileSync(path.join(root, "var/log/syslog"), "y".repeat(100));
     // A bloated table: the largest one, with half its rows deleted and autovacuum off.
     cluster.psql("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, repeat('meal ', 20) FROM generate_series(1, 20000) g; ANALYZE orders; DELETE FROM orders WHERE id % 2 = 0", { db: "dusangire" });
     cluster.psql("CREATE TABLE menu (id int PRIMARY KEY); INSERT INTO menu VALUES (1)", { db: "dusangire" });
@@ -227,6 +230,9 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
     assert.ok(m.DbDeadTuplePercentMax >= 45 && m.DbDeadTuplePercentMax <= 55, `dead tuples ${m.DbDeadTuplePercentMax}%`);
     assert.ok(m.DbCacheHitPercent > 50 && m.DbCacheHitPercent <= 100, `cache hit ${m.DbCacheHitPercent}`);
     assert.strictEqual(m.DbSizeBytes, Number(cluster!.psql("SELECT pg_database_size('dusangire')")));
+    // /var/log: its size as du counts it, and its largest file.
+    assert.strictEqual(m.LogVolumeBytes, Number(run("du", ["-sb", path.join(root, "var/log")]).stdout.split("\t")[0]));
+    assert.strictEqual(m.LogLargestFileBytes, 5000);
     // Archiving fails: a segment waits, and the age counts from the server's start (none archived yet).
     assert.ok(m.DbWalArchiveAgeSeconds >= 2, `archive age ${m.DbWalArchiveAgeSeconds}`);
   });

@@ -13,7 +13,7 @@ the PostgreSQL cluster itself on the database host), the SSM and CloudWatch agen
 running, the database's connections and oldest query, that every data mount has at least
 DISK_FREE_MIN_PERCENT (${DISK_FREE_MIN_PERCENT}) free, and that /var/log (rotated logs and the journal)
 holds at most LOG_VOLUME_MAX_MB (${LOG_VOLUME_MAX_MB}) MB, naming its largest file; publishes
-LogVolumeBytes (the log-volume alarm). Exit 1 when a service is down, the database does not answer,
+LogVolumeBytes (the log-volume alarm) and LogLargestFileBytes. Exit 1 when a service is down, the database does not answer,
 the disk is too full or the logs too big, naming each.
 
 Options:
@@ -110,6 +110,7 @@ cmd_status() {
   else check logs false "$detail, above LOG_VOLUME_MAX_MB $LOG_VOLUME_MAX_MB MB"; fi
   logs_json="{\"bytes\":$log_bytes,\"largest_file\":$(json_str "$log_file"),\"largest_bytes\":$log_largest}"
   metric LogVolumeBytes "$log_bytes" || echo "nourishctl: status: could not publish LogVolumeBytes" >&2
+  metric LogLargestFileBytes "$log_largest" || echo "nourishctl: status: could not publish LogLargestFileBytes" >&2
   if [ "$json" -eq 1 ]; then
     local ok=true IFS=,
     [ "$failed" -eq 0 ] || ok=false
