@@ -192,6 +192,8 @@ export const stackConfigSchema = z.strictObject({
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
     weeklyReportSchedule: schedule.describe("weekly `nourishctl report weekly` on every app host: `manage.py check --deploy` and outdated packages of the live release (DeployCheckIssues, OutdatedPackages)"),
     logArchiveSchedule: schedule.describe("monthly `nourishctl logs archive` on every host: last month's rotated logs to the backup bucket's logs/ prefix (only with backups.enabled)"),
+    dbCheckSchedule: schedule.describe("weekly `nourishctl db check` on the database host: pg_amcheck of the app's tables and B-tree indexes, DbCorruption to CloudWatch (self-managed database only)"),
+    verifyAllBackupsSchedule: schedule.describe("monthly `nourishctl backups verify --all`: every retained backup downloaded and checked against its manifest, not only the latest (only with backups.enabled)"),
   }),
   monitoring: z.strictObject({
     alertEmails: z.array(z.email({ error: "must be an email address", pattern: /^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$/ })).max(10).describe("who alarms notify; at least one on prod"),
@@ -200,6 +202,8 @@ export const stackConfigSchema = z.strictObject({
     cpuCreditsMin: int(0, 1000).describe("alarm when a burstable (t*) host's CPU credit balance falls below this"),
     memoryHighPercent: int(50, 99).describe("alarm when a host's used memory averages above this for 15 minutes (RDS: freeable memory below the rest)"),
     logRetentionDays: logRetention.describe("days host logs (nginx, gunicorn, PostgreSQL, nourishctl jobs) are kept in CloudWatch Logs"),
+    journalMaxMb: int(64, 10240).describe("journald's cap on each host's persistent journal (SystemMaxUse, a journald.conf.d drop-in); the monthly `nourishctl logs archive` keeps the month's journal of the app and the database in the bucket"),
+    logVolumeMaxMb: int(100, 100000).describe("`nourishctl status` fails, and the log-volume alarm fires, when /var/log on a host holds more than this (status names the largest file)"),
     http5xxPercent: int(1, 100).describe("alarm when more than this share of requests fail with 5xx over 5 minutes (twice in a row)"),
     p95Seconds: z.number().min(0.05).max(60).describe("alarm when the 95th percentile response time stays above this many seconds for 15 minutes"),
     errorLinesPer5Min: int(1, 100000).describe("alarm when gunicorn and Django log more ERROR/CRITICAL/Traceback lines than this in 5 minutes"),
@@ -365,11 +369,13 @@ const COMMON: DeepPartial<StackSettings> = {
     verifyBackupSchedule: "Sun *-*-* 04:00:00",
     logArchiveSchedule: "*-*-01 04:30:00",
     weeklyReportSchedule: "Sun *-*-* 22:00:00",
+    dbCheckSchedule: "Wed *-*-* 03:00:00",
+    verifyAllBackupsSchedule: "*-*-02 05:00:00",
   },
   monitoring: {
     alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85, cpuCreditsMin: 20, memoryHighPercent: 90,
     http5xxPercent: 5, p95Seconds: 2, errorLinesPer5Min: 10, dbConnectionsPercent: 80, longQuerySeconds: 300, walArchiveStallSeconds: 900,
-    backupSizeDropPercent: 50, agentVersion: "1.300070.0",
+    backupSizeDropPercent: 50, agentVersion: "1.300070.0", journalMaxMb: 1024, logVolumeMaxMb: 4096,
   },
   // An SSM agent release of early 2026; docs/AGENTS.md says how to move the pin.
   agents: { ssmVersion: "3.3.3598.0" },

@@ -94,7 +94,7 @@ describe("nourishctl status on the database host, against a real PostgreSQL 15",
     const doc = JSON.parse(j.stdout);
     assert.strictEqual(doc.ok, true);
     assert.strictEqual(doc.role, "db");
-    assert.deepStrictEqual(doc.checks.map((c: { check: string }) => c.check), ["postgresql@15-main", "connections", "disk /", "disk /var/lib/postgresql"]);
+    assert.deepStrictEqual(doc.checks.map((c: { check: string }) => c.check), ["postgresql@15-main", "connections", "disk /", "disk /var/lib/postgresql", "logs"]);
     const sleeper = cluster!.psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%'");
     assert.strictEqual(doc.database.oldest_query_pid, Number(sleeper));
     assert.ok(doc.database.oldest_query_seconds >= 1, j.stdout);
@@ -122,6 +122,33 @@ describe("nourishctl status on the database host, against a real PostgreSQL 15",
     // Back up for whoever runs next; the crash is recovered from WAL.
     cluster!.start();
     assert.strictEqual(ctl("status").status, 0);
+  });
+
+  it("gives /var/log's size and its largest file, publishes LogVolumeBytes, and fails above LOG_VOLUME_MAX_MB", () => {
+    const env = path.join(root, "etc/nourish-link/host.env");
+    const before = fs.readFileSync(env, "utf8");
+    fs.mkdirSync(path.join(root, "var/log/postgresql"), { recursive: true });
+    fs.writeFileSync(path.join(root, "var/log/postgresql/postgresql-15-main.log.1"), Buffer.alloc(3 * 1048576, 0x61));
+    fs.writeFileSync(path.join(root, "var/log/small.log"), "x\n");
+    try {
+      const ok = ctl("status");
+      assert.strictEqual(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /ok: \/var\/log holds 3 MB; largest file \/var\/log\/postgresql\/postgresql-15-main\.log\.1 \(3 MB\)/);
+      // What `du -sb` counts (directories included), published for the log-volume alarm.
+      assert.strictEqual(fs.readFileSync(path.join(root, "var/lib/nourish-link/metrics/LogVolumeBytes"), "utf8").trim(), run("du", ["-sb", path.join(root, "var/log")]).stdout.split("\t")[0]);
+      fs.writeFileSync(env, `${before}LOG_VOLUME_MAX_MB=2\n`);
+      const j = ctl("status", "--json");
+      assert.strictEqual(j.status, 1);
+      const doc = JSON.parse(j.stdout);
+      assert.strictEqual(doc.logs.largest_file, "/var/log/postgresql/postgresql-15-main.log.1");
+      assert.strictEqual(doc.logs.largest_bytes, 3 * 1048576);
+      assert.ok(doc.logs.bytes >= 3 * 1048576);
+      assert.deepStrictEqual(doc.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { detail: string }) => c.detail),
+        ["/var/log holds 3 MB; largest file /var/log/postgresql/postgresql-15-main.log.1 (3 MB), above LOG_VOLUME_MAX_MB 2 MB"]);
+    } finally {
+      fs.writeFileSync(env, before);
+      fs.rmSync(path.join(root, "var/log"), { recursive: true, force: true });
+    }
   });
 
   it("refuses an unknown option by name", () => {
@@ -170,6 +197,9 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
     });
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
     fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), "ROLE=db\nDB_NAME=dusangire\nSTACK=staging\nREGION=af-south-1\n");
+    fs.mkdirSync(path.join(root, "var/log/postgresql"), { recursive: true });
+    fs.writeFileSync(path.join(root, "var/log/postgresql/postgresql-15-main.log"), "x".repeat(5000));
+    fs.writeFileSync(path.join(root, "var/log/syslog"), "y".repeat(100));
     // A bloated table: the largest one, with half its rows deleted and autovacuum off.
     cluster.psql("CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, repeat('meal ', 20) FROM generate_series(1, 20000) g; ANALYZE orders; DELETE FROM orders WHERE id % 2 = 0", { db: "dusangire" });
     cluster.psql("CREATE TABLE menu (id int PRIMARY KEY); INSERT INTO menu VALUES (1)", { db: "dusangire" });
@@ -200,6 +230,9 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
     assert.ok(m.DbDeadTuplePercentMax >= 45 && m.DbDeadTuplePercentMax <= 55, `dead tuples ${m.DbDeadTuplePercentMax}%`);
     assert.ok(m.DbCacheHitPercent > 50 && m.DbCacheHitPercent <= 100, `cache hit ${m.DbCacheHitPercent}`);
     assert.strictEqual(m.DbSizeBytes, Number(cluster!.psql("SELECT pg_database_size('dusangire')")));
+    // /var/log: its size as du counts it, and its largest file.
+    assert.strictEqual(m.LogVolumeBytes, Number(run("du", ["-sb", path.join(root, "var/log")]).stdout.split("\t")[0]));
+    assert.strictEqual(m.LogLargestFileBytes, 5000);
     // Archiving fails: a segment waits, and the age counts from the server's start (none archived yet).
     assert.ok(m.DbWalArchiveAgeSeconds >= 2, `archive age ${m.DbWalArchiveAgeSeconds}`);
   });

@@ -6,10 +6,16 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { appHostFiles } from "../components/app";
+import { APP_PATHS } from "../components/app/paths";
+import { JOURNALD_DROPIN_PATH } from "../components/hosts/journald";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
+import { monitoringHostFiles } from "../components/monitoring/host";
+import { loadStackConfig } from "./harness";
+import { writeJournal } from "./journal";
 import { Moto, startMoto } from "./moto";
 import { AWS_CLI, S3, startS3 } from "./s3";
-import { run } from "./tools";
+import { requireTool, run } from "./tools";
 
 describe("nourishctl logs archive (s3rver)", () => {
   let root = "";
@@ -99,6 +105,122 @@ describe("nourishctl logs archive (s3rver)", () => {
     assert.match(ctl(["2026-10"]).stderr, /logs archive: '2026-10' is not a month \(YYYYMM\)/);
     const r = ctl(["202609"]);
     assert.strictEqual(r.status, 0, r.stderr);
-    assert.match(r.stdout, /no rotated logs from 202609; nothing to do/);
+    assert.match(r.stdout, /no rotated logs or journal from 202609; nothing to do/);
+  });
+});
+
+// The whole chain on real tools: Debian's logrotate rotating with the app host's stanza every day
+// of a month (forced runs, a state file, each day's log dated that day), then the month's archive;
+// and the month's journal, written by a real systemd-journald, exported into the same archive.
+describe("logs kept whole: a month of real logrotate, and the journal, in the monthly archive (s3rver)", () => {
+  let root = "";
+  const BUCKET = "nl-whole";
+  let s3: S3;
+  let moto: Moto;
+  const rel = (p: string) => path.join(root, p);
+  const ymd = (d: Date) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  const yyyymm = (d: Date) => ymd(d).slice(0, 7).replace("-", "");
+  const ctl = (args: string[], role = "app") => {
+    fs.writeFileSync(rel("etc/nourish-link/host.env"), `ROLE=${role}\nSTACK=staging\nREGION=us-east-1\nBACKUP_BUCKET=${BUCKET}\n`);
+    return run("bash", [NOURISHCTL_SOURCE, "logs", "archive", ...args], {
+      env: { ...process.env, ...s3.env, NOURISH_ROOT: root, S3_ENDPOINT: s3.endpoint, STS_ENDPOINT: moto.endpoint, PATH: `${path.dirname(AWS_CLI)}:${process.env.PATH}` },
+    });
+  };
+  /** The archive of `key` downloaded and unpacked; returns its directory. */
+  const unpack = (key: string) => {
+    const dir = fs.mkdtempSync(path.join(root, "down-"));
+    assert.strictEqual(s3.aws(["s3", "cp", `s3://${BUCKET}/${key}`, path.join(dir, "a.tar.gz")]).status, 0);
+    assert.strictEqual(run("tar", ["-xzf", path.join(dir, "a.tar.gz"), "-C", dir]).status, 0);
+    return dir;
+  };
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "nl-whole-"));
+    fs.mkdirSync(rel("etc/nourish-link"), { recursive: true });
+    s3 = await startS3({ buckets: [BUCKET] });
+    moto = await startMoto();
+  });
+  after(async () => {
+    await s3?.stop();
+    await moto?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("keeps every day of last month through daily rotation past the 14-day mark, and archives the month whole", async () => {
+    requireTool("logrotate");
+    const logs = rel("var/log/nourish-link");
+    fs.mkdirSync(logs, { recursive: true });
+    const conf = path.join(root, "logrotate.conf");
+    // The app host's own stanza (its file on the host, rendered for a stack with backups), on this sandbox's path.
+    const stack = appHostFiles(await loadStackConfig("staging"), 2, {}).find((f) => f.path === "/etc/logrotate.d/nourish-link")!.content;
+    fs.writeFileSync(conf, stack.replace(`${APP_PATHS.logDir}/*.log`, `${logs}/*.log`)); 
+    const now = new Date();
+    const first = new Date(now.getFullYear(), now.getMonth() - 1, 1, 12);
+    const days: string[] = [];
+    // Every day from the 1st of last month to yesterday: that day's lines, dated that day, then the night's rotation.
+    for (let d = new Date(first); ymd(d) < ymd(now); d.setDate(d.getDate() + 1)) {
+      const live = path.join(logs, "nginx-access.log");
+      fs.appendFileSync(live, `{"time":"${ymd(d)}T12:00:00Z","status":200}\n`.repeat(20));
+      fs.utimesSync(live, d, d);
+      const r = run("logrotate", ["--force", "--state", path.join(root, "logrotate.state"), conf]);
+      assert.strictEqual(r.status, 0, r.stderr);
+      if (d.getMonth() === first.getMonth()) days.push(ymd(d));
+    }
+    const rotated = fs.readdirSync(logs).filter((f) => f !== "nginx-access.log");
+    assert.ok(rotated.length >= days.length, `logrotate kept ${rotated.length} files of ${days.length}+ days`);
+    const r = ctl([yyyymm(first)]);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const key = /s3:\/\/nl-whole\/(\S+)/.exec(r.stdout)![1];
+    const dir = unpack(key);
+    const text = run("sh", ["-c", `cd '${dir}/var/log/nourish-link' && for f in *; do case "$f" in *.gz) zcat "$f" ;; *) cat "$f" ;; esac; done`]).stdout;
+    const seen = [...new Set([...text.matchAll(/"time":"(\d{4}-\d\d-\d\d)T/g)].map((m) => m[1]))].sort();
+    // Whole: every day of the month (the 1st's lines sit in the file rotated that night, dated the 1st).
+    assert.deepStrictEqual(seen.filter((d) => d.startsWith(ymd(first).slice(0, 7))), days);
+    // Removed here exactly what the archive holds; this month's rotated logs stay for next month's.
+    for (const f of fs.readdirSync(path.join(dir, "var/log/nourish-link"))) assert.ok(!fs.existsSync(path.join(logs, f)) || fs.statSync(path.join(logs, f)).mtime.getMonth() !== first.getMonth(), `${f} kept after upload`);
+    assert.ok(fs.existsSync(path.join(logs, "nginx-access.log")), "the live log was removed");
+  });
+
+  it("exports the month's journal of the app and the jobs (and the cluster on the db host) into the archive, and nothing else", () => {
+    writeJournal(rel("var/log/journal"), [
+      { unit: "nourish-link-app@8000.service", message: "[ERROR] gunicorn said something", identifier: "gunicorn" },
+      { unit: "nourish-link-backup.service", message: "nourishctl: backup: done" },
+      { unit: "postgresql@15-main.service", message: "Started PostgreSQL Cluster 15-main." },
+      { unit: "cron.service", message: "not ours" },
+    ]);
+    const month = yyyymm(new Date());
+    const r = ctl([month], "db");
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stdout, /and 3 journal lines from \d{6} in s3:\/\//);
+    const dir = unpack(/s3:\/\/nl-whole\/(\S+)/.exec(r.stdout)![1]);
+    const journal = run("zcat", [path.join(dir, `journal/db_journal_${month}.log.gz`)]).stdout;
+    assert.match(journal, /gunicorn\[\d+\]: \[ERROR\] gunicorn said something/);
+    assert.match(journal, /nourishctl: backup: done/);
+    assert.match(journal, /Started PostgreSQL Cluster 15-main\./);
+    assert.doesNotMatch(journal, /not ours/);
+    // The app host's archive has no PostgreSQL in it (a month apart: archives are write-once).
+    const prev = new Date(); prev.setMonth(prev.getMonth() - 2);
+    assert.match(ctl([yyyymm(prev)]).stdout, /no rotated logs or journal from \d{6}; nothing to do/);
+  });
+});
+
+describe("journald's cap: the hosts' journald.conf.d drop-in, read by a real systemd-journald", () => {
+  let dir = "";
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-journald-")); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("caps the persistent journal at monitoring.journalMaxMb on every host (journald reports the max it took)", async () => {
+    const config = await loadStackConfig("prod", { set: { monitoring: { journalMaxMb: 256 } } });
+    for (const role of ["app", "db"] as const) {
+      const files = monitoringHostFiles(config, role).filter((f) => f.path === JOURNALD_DROPIN_PATH);
+      assert.strictEqual(files.length, 1, `${role}: no journald drop-in`);
+      const conf = path.join(dir, `${role}.conf.d`);
+      fs.mkdirSync(conf);
+      fs.writeFileSync(path.join(conf, path.basename(JOURNALD_DROPIN_PATH)), files[0].content);
+      const said = writeJournal(path.join(dir, `${role}-journal`), [{ unit: "nourish-link-status.service", message: "ok" }], conf);
+      assert.match(said, /System Journal \(\/var\/log\/journal\/[0-9a-f]+\) is [\d.]+[KMG], max 256\.0M,/, said);
+    }
+    // Without the drop-in journald takes its own default (10% of the file system): the cap is ours.
+    assert.doesNotMatch(writeJournal(path.join(dir, "default-journal"), []), /max 256\.0M/);
   });
 });

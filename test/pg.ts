@@ -92,8 +92,11 @@ function track(c: Cluster): void {
   }
 }
 
-/** initdb a new cluster (not started). Call start() to run it, stop() in an after hook. */
-export async function createCluster(): Promise<Cluster> {
+/**
+ * initdb a new cluster (not started). Call start() to run it, stop() in an after hook.
+ * `initdbOptions`: more initdb options (the db host's createcluster.conf initdb_options).
+ */
+export async function createCluster(initdbOptions: string[] = []): Promise<Cluster> {
   const initdb = pgBin("initdb");
   const pgCtl = pgBin("pg_ctl");
   const postgres = pgBin("postgres");
@@ -123,7 +126,7 @@ export async function createCluster(): Promise<Cluster> {
   };
 
   const init = asUser(initdb, ["-D", dataDir, "-U", SUPERUSER, "--auth-local=peer", "--auth-host=scram-sha-256",
-    "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+    "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions", ...initdbOptions]);
   if (init.status !== 0) {
     fs.rmSync(root, { recursive: true, force: true });
     assert.fail(`initdb failed (${init.status}): ${init.stderr}`);
@@ -203,6 +206,8 @@ export interface AppClusterOptions {
   extraConf?: (cluster: Cluster) => string;
   /** The app's database and role (default `dusangire` both), rendered into pg_hba.conf and created. */
   names?: { database: string; user: string };
+  /** More initdb options (createCluster). */
+  initdbOptions?: string[];
 }
 
 /**
@@ -211,7 +216,7 @@ export interface AppClusterOptions {
  */
 export async function startAppCluster(o: AppClusterOptions): Promise<Cluster> {
   const names = o.names ?? { database: "dusangire", user: "dusangire" };
-  const cluster = await createCluster();
+  const cluster = await createCluster(o.initdbOptions);
   const { cert, key } = selfSignedCert(cluster.root, "localhost");
   // postgres refuses a key readable by others or not owned by it.
   fs.chmodSync(key, 0o600);

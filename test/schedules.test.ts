@@ -119,9 +119,9 @@ describe("schedules: systemd timers for the manual's procedures", () => {
   });
 
   it("puts database jobs on the database host only, and none for a managed database", async () => {
-    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive", "pitr-backup"]);
-    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "backup", "verify-backup", "log-archive"]);
-    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "metrics", "restore-rehearsal"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive", "pitr-backup"]);
+    assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive"]);
+    assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "restore-rehearsal"]);
     assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "weekly-report"]);
     assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "weekly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);

@@ -42,6 +42,10 @@ export const PACKAGE_OF: Record<string, string> = {
   nft: "nftables",
   nsenter: "util-linux",
   losetup: "mount",
+  unshare: "util-linux",
+  logger: "bsdutils",
+  journalctl: "systemd",
+  pg_createcluster: "postgresql",
 };
 
 /** Tools that are not Debian packages: how to get them instead. */

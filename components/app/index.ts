@@ -13,7 +13,7 @@ import { Network } from "../network";
 import { AppSecrets } from "../secrets";
 import { BackupStore } from "../backups";
 import { GUNICORN_SERVICE_NAME, gunicornWorkers, renderGunicornService } from "./gunicorn";
-import { NGINX_REOPEN_LOGS, renderLogrotate } from "./logrotate";
+import { NGINX_REOPEN_LOGS, renderLogrotate, rotatedLogDays } from "./logrotate";
 import { renderMaintenancePage } from "./maintenance";
 import { NGINX_HTTP_CONF_PATH, NGINX_SITE_PATH, renderNginxHttpConf, renderNginxSite } from "./nginx";
 import { appHostPackages } from "./contract";
@@ -51,7 +51,7 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
       content: renderNginxSite({ domain: config.domain, tls, clientMaxBodySize: config.app.clientMaxBodySize, healthPath: config.release.healthPath }),
     },
     { path: `/etc/systemd/system/${GUNICORN_SERVICE_NAME}`, content: renderGunicornService({ workers }) },
-    { path: "/etc/logrotate.d/nourish-link", content: renderLogrotate({ paths: [`${APP_PATHS.logDir}/*.log`], days: 14, postrotate: NGINX_REOPEN_LOGS }) },
+    { path: "/etc/logrotate.d/nourish-link", content: renderLogrotate({ paths: [`${APP_PATHS.logDir}/*.log`], days: rotatedLogDays(config.backups.enabled), postrotate: NGINX_REOPEN_LOGS }) },
     { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
     hostEnv(config, "app", env),
     ...scheduleFiles(config, "app"),

@@ -1,6 +1,17 @@
 // logrotate stanza for the app host's logs.
 import { safeValue } from "./paths";
 
+/**
+ * Days a rotated log stays on an app host. With the monthly archive (backups.enabled) rotation
+ * must not delete a log before `nourishctl logs archive` has it in the bucket: the archive runs on
+ * the 1st, when the month's oldest log is 31 days old, and deletes what S3 has checked; 62 days
+ * leave a failed run a month to be rerun (`logs archive YYYYMM`) before anything is lost. Without
+ * an archive, two weeks (the manual's).
+ */
+export function rotatedLogDays(archived: boolean): number {
+  return archived ? 62 : 14;
+}
+
 /** postrotate for nginx logs: USR1 makes the master reopen its log files. */
 export const NGINX_REOPEN_LOGS = "[ -s /run/nginx.pid ] && kill -USR1 $(cat /run/nginx.pid) || true";
 

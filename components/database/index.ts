@@ -15,7 +15,7 @@ import type { RestoreRehearsal } from "../rehearsal";
 import { monitoringHostFiles } from "../monitoring/host";
 import { ARCHIVE_CONF_PATH, MAX_ARCHIVE_TIMEOUT_SECONDS, PGBACKREST_TEMPLATE_PATH, pitrRetention, renderArchiveSettings, renderPgbackrestConf } from "./pgbackrest";
 import { RDS_LOG_EXPORTS, rdsIdentifier } from "./rds";
-import { PG_HBA_PATH, PG_IDENT_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderPgHba, renderPgIdent, renderPostgresqlConf } from "./postgresql";
+import { CREATECLUSTER_DROPIN_PATH, PG_HBA_PATH, PG_IDENT_PATH, POSTGRESQL_CONF_PATH, postgresTuning, renderCreateClusterConf, renderPgHba, renderPgIdent, renderPostgresqlConf } from "./postgresql";
 
 export interface DatabaseArgs {
   config: StackConfig;
@@ -180,6 +180,8 @@ export class Database extends pulumi.ComponentResource {
     const files: pulumi.Output<HostFile[]> = pulumi.all([sizing, volume.id, args.secrets.dbPasswordParameter, backupEnv, rehearsalEnv]).apply(([s, volumeId, passwordParameter, backupVars, rehearsalVars]) => [
       { path: POSTGRESQL_CONF_PATH, content: renderPostgresqlConf({ sizing: s, slowQueryMs: db.slowQueryMs, sslCertFile: SSL_CERT, sslKeyFile: SSL_KEY }), owner: "root:root" },
       { path: PG_HBA_PATH, content: renderPgHba({ database: db.name, user: db.user, appCidrs: args.appCidrs }) },
+      // Data checksums on the cluster the postgresql package creates (written before it is installed).
+      { path: CREATECLUSTER_DROPIN_PATH, content: renderCreateClusterConf(), owner: "root:root" },
       { path: PG_IDENT_PATH, content: renderPgIdent({ user: db.user }) },
       hostEnv(config, "db", { DB_NAME: db.name, DB_USER: db.user, DB_PASSWORD_PARAMETER: passwordParameter, DATA_VOLUME_ID: volumeId, ...backupVars, ...rehearsalVars }),
       ...scheduleFiles(config, "db"),

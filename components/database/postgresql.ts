@@ -218,3 +218,22 @@ export function renderPgIdent(s: { user: string }): string {
     "",
   ].join("\n");
 }
+
+/**
+ * pg_createcluster's settings for every cluster created on the db host, in the include_dir of
+ * Debian's own /etc/postgresql-common/createcluster.conf (its conffile stays the package's). Written
+ * before the postgresql package is installed (cloud-init's write_files runs first), so the main
+ * cluster the package creates already has them: data checksums, which make PostgreSQL refuse a page
+ * the disk changed under it (an ERROR naming the block) instead of reading garbage. They can only be
+ * chosen at initdb (or with pg_checksums on a stopped cluster).
+ */
+export const CREATECLUSTER_DROPIN_PATH = "/etc/postgresql-common/createcluster.d/nourish-link.conf";
+export const INITDB_OPTIONS = ["--data-checksums"] as const;
+
+export function renderCreateClusterConf(): string {
+  return [
+    "# Managed by nourish-link-infra (components/database/postgresql.ts). Read by pg_createcluster.",
+    `initdb_options = '${INITDB_OPTIONS.join(" ")}'`,
+    "",
+  ].join("\n");
+}

@@ -41,6 +41,7 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
   const vars: Record<string, string> = {
     ROLE: role, STACK: config.stack, REGION: config.region,
     DISK_FREE_MIN_PERCENT: String(config.monitoring.diskFreeMinPercent),
+    LOG_VOLUME_MAX_MB: String(config.monitoring.logVolumeMaxMb),
     // The SSM and CloudWatch agents' pinned versions (nourishctl agent install, status).
     ...agentsEnv(config),
     // What `nourishctl release` reads on an app host: how many releases to keep, what must answer 200.

@@ -394,6 +394,14 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
       means: `a WAL segment has waited more than ${m.walArchiveStallSeconds} s to be archived: point-in-time recovery is falling behind and pg_wal grows`,
       todo: "`nourishctl pitr info` (the newest WAL in the repository); `nourishctl logs db` shows archive-push's error.",
     });
+    // `nourishctl db check` (weekly, pg_amcheck): any problem is corruption. Its state holds from one
+    // check to the next; a check that does not run raises job-failed-db-db-check instead.
+    add({
+      id: "db-corruption", namespace: METRIC_NAMESPACE, metricName: "DbCorruption", dimensions: dims, statistic: "Maximum", period: 86400,
+      evaluationPeriods: 1, datapointsToAlarm: 1, threshold: 0, comparisonOperator: "GreaterThanThreshold", treatMissingData: "ignore",
+      means: "the weekly `nourishctl db check` (pg_amcheck) found corrupted pages, tuples or index entries in the app's database",
+      todo: "`nourishctl db check` on the database host names each; keep every backup (they are under retention), `nourishctl backups verify --all`, then restore the newest good one (`nourishctl restore`) or rebuild a corrupted index (REINDEX).",
+    });
     if (config.backups.enabled) {
       add({
         id: "db-backup-size-drop",
@@ -403,6 +411,18 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
         todo: "`nourishctl backups list` (sizes), row counts of the big tables; keep the older backups (they are under retention).",
       });
     }
+  }
+
+  // `nourishctl status` (the morning check, every host) publishes /var/log's size: rotation keeps
+  // logs until the monthly archive has them, so a failed archive shows here before the disk fills.
+  for (const role of ["app", "db"] as const) {
+    if (!estate.hosts.some((h) => h.role === role)) continue;
+    add({
+      id: `log-volume-${role}`, namespace: METRIC_NAMESPACE, metricName: "LogVolumeBytes", dimensions: { Stack: config.stack as unknown as D, Role: role as unknown as D },
+      statistic: "Maximum", period: 86400, evaluationPeriods: 1, datapointsToAlarm: 1, threshold: m.logVolumeMaxMb * 1048576, comparisonOperator: "GreaterThanThreshold", treatMissingData: "ignore",
+      means: `/var/log on ${role === "app" ? "an app host" : "the database host"} holds more than ${m.logVolumeMaxMb} MB (monitoring.logVolumeMaxMb)`,
+      todo: "`nourishctl status` on the host names the largest file; `journalctl -u nourish-link-log-archive` (did last month's archive fail?), `nourishctl logs archive YYYYMM`.",
+    });
   }
 
   // `nourishctl report weekly` on the app hosts: the manual's weekly security check. Its state

@@ -90,6 +90,11 @@ export function dashboardBody<D>(config: StackConfig, estate: WatchedEstate<D>):
   }
   // The weekly report of the live release (lib/report.sh).
   const app = (name: string): WidgetMetric<D> => [METRIC_NAMESPACE, name, "Stack", config.stack as unknown as D, "Role", "app" as unknown as D];
+  // /var/log per role (nourishctl status on every host, metrics on the database host): rotated logs
+  // wait for the monthly archive; the log-volume alarms watch LogVolumeBytes.
+  const logRoles = (["app", "db"] as const).filter((r) => estate.hosts.some((h) => h.role === r));
+  if (logRoles.length) widget("Logs: /var/log and its largest file (bytes)", "Maximum", logRoles.flatMap((r): WidgetMetric<D>[] => ["LogVolumeBytes", "LogLargestFileBytes"].map((n): WidgetMetric<D> =>
+    [METRIC_NAMESPACE, n, "Stack", config.stack as unknown as D, "Role", r as unknown as D, { label: `${r} ${n}` }])), 3600);
   if (estate.hosts.some((h) => h.role === "app")) widget("Weekly: deploy check issues, outdated packages", "Maximum", [app("DeployCheckIssues"), app("OutdatedPackages")], 604800);
   // Restore rehearsals (staging): every app host carries the verb that publishes these; on prod,
   // where it refuses to run, the widget stays empty.

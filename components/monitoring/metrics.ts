@@ -21,5 +21,8 @@ export const DB_METRICS = [
   "DbCacheHitPercent",
   "DbSizeBytes",
   "DbWalArchiveAgeSeconds",
+  // /var/log's size and its largest file (status_log_sizes, lib/status.sh).
+  "LogVolumeBytes",
+  "LogLargestFileBytes",
 ] as const;
 export type DbMetric = (typeof DB_METRICS)[number];

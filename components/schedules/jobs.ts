@@ -34,6 +34,8 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
       { id: "vacuum", description: "weekly VACUUM ANALYZE", onCalendar: m.vacuumSchedule, timezone: tz, verb: ["maintain", "vacuum"], after: pg },
       { id: "reindex", description: "monthly REINDEX and ANALYZE", onCalendar: m.reindexSchedule, timezone: tz, verb: ["maintain", "reindex"], after: pg },
     );
+    // The manual's "corruption": pg_amcheck of the app's database, weekly (lib/db.sh); DbCorruption's alarm.
+    jobs.push({ id: "db-check", description: "weekly pg_amcheck of the app's database", onCalendar: m.dbCheckSchedule, timezone: tz, verb: ["db", "check"], after: pg, randomizedDelay: "15min" });
     // The database's health numbers for the alarms and the dashboard (scripts/host/lib/metrics.sh).
     jobs.push({ id: "metrics", description: "database metrics to CloudWatch", onCalendar: DB_METRICS_SCHEDULE, timezone: tz, verb: ["metrics"], after: pg, randomizedDelay: "0", accuracy: "1s" });
     if (config.backups.enabled) {
@@ -41,6 +43,8 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
       // The manual's weekly backup verification: the newest dump in the bucket downloaded, its
       // SHA-256 checked against its manifest, and read back with pg_restore --list (no server needed).
       jobs.push({ id: "verify-backup", description: "weekly verification of the latest backup", onCalendar: m.verifyBackupSchedule, timezone: tz, verb: ["backups", "verify", "--latest"], randomizedDelay: "15min" });
+      // Monthly, every retained backup: one corrupted in the bucket is found before a restore needs it.
+      jobs.push({ id: "verify-all-backups", description: "monthly verification of every retained backup", onCalendar: m.verifyAllBackupsSchedule, timezone: tz, verb: ["backups", "verify", "--all"], randomizedDelay: "15min" });
     }
     if (config.backups.enabled) jobs.push(logArchive);
     // The manual's weekly restore test: prod's latest backup into this (staging) database (lib/rehearsal.sh).

@@ -49,20 +49,23 @@ usage: nourishctl backup
 Options: none.
 EOF
 }
-VERBS+=("backups|oncall|'backups list' (newest first), 'backups verify [--key K | --latest]'")
+VERBS+=("backups|oncall|'backups list' (newest first), 'backups verify [--key K | --latest | --all]'")
 help_backups() {
   cat <<EOF
 nourishctl backups - the backups in the bucket
 
 usage: nourishctl backups list
-       nourishctl backups verify [--key KEY | --latest]
+       nourishctl backups verify [--key KEY | --latest | --all]
 
   list     key, size, time, manifest or NO-MANIFEST; newest first
   verify   download, check SHA-256 against the manifest, pg_restore --list
 
 Options:
   --key KEY   verify that backup
-  --latest    verify the one dumps/daily/latest.json names (the default)
+  --latest    verify the newest complete backup (the default)
+  --all       verify every backup the bucket holds (daily and monthly), one at a time; goes on
+              past a bad one and exits 1 naming each (a backup without a manifest is one). Its
+              timer runs it monthly.
 EOF
 }
 VERBS+=("restore|oncall|restore a backup into a new database, check it, swap it in (or keep it --as NAME)")
@@ -535,6 +538,33 @@ bk_fetch() {
   echo "$dir/$base"
 }
 
+# Every backup in the bucket, one download at a time (the temp dir emptied after each): its SHA-256
+# against its manifest and pg_restore --list. Names every bad one; exit 1 if any.
+bk_verify_all() {
+  local bucket="$1" list key size time manifest n=0 bad=() why
+  list=$(bk_list "$bucket") || exit 1
+  [ -n "$list" ] || die "backups verify: no backups in s3://$bucket/dumps/"
+  mkdir -p "$(bk_dir)"
+  BK_TMPDIR=$(mktemp -d "$(bk_dir)/.verify.XXXXXX") || die "backups verify: cannot create a temp dir in $(bk_dir)"
+  trap bk_cleanup_tmpdir EXIT
+  while IFS=$'\t' read -r key size time manifest; do
+    n=$((n + 1))
+    if [ "$manifest" != manifest ]; then
+      bad+=("$key"); echo "nourishctl: backups verify: FAILED: $key has no manifest: cannot verify it" >&2; continue
+    fi
+    # Each check in a subshell: its die ends that backup's check, not the run.
+    if why=$( { file=$(bk_fetch "$bucket" "$key" "$BK_TMPDIR" "backups verify") && bk_check_file "$file" "${file%.*}.json" "$key" "backups verify"; } 2>&1 >/dev/null); then
+      say "backups verify: ok: $key ($size bytes, $time)"
+    else
+      why=${why##*$'\n'}
+      bad+=("$key"); echo "nourishctl: backups verify: FAILED: ${why#nourishctl: backups verify: }" >&2
+    fi
+    find "$BK_TMPDIR" -mindepth 1 -delete
+  done <<<"$list"
+  [ "${#bad[@]}" -eq 0 ] || die "backups verify: ${#bad[@]} of $n backups failed: ${bad[*]}"
+  say "backups verify: all $n backups in s3://$bucket/dumps/ match their manifests and are readable"
+}
+
 bk_cleanup_tmpdir() {
   [ -n "${BK_TMPDIR:-}" ] && rm -rf "$BK_TMPDIR"
   return 0
@@ -557,11 +587,13 @@ cmd_backups() {
         case "$1" in
           --key) [ $# -ge 2 ] || die "backups verify: --key needs a key"; key="$2"; latest=0; shift 2 ;;
           --latest) latest=1; shift ;;
+          --all) latest=all; shift ;;
           *) die "backups verify: unknown option '$1'" ;;
         esac
       done
       bucket=$(bk_bucket "backups verify") || exit 1
       bk_need python3 python3
+      if [ "$latest" = all ]; then bk_verify_all "$bucket"; return; fi
       if [ "$latest" -eq 1 ] && [ -z "$key" ]; then key=$(bk_latest_key "$bucket" "backups verify") || exit 1; fi
       mkdir -p "$(bk_dir)"
       BK_TMPDIR=$(mktemp -d "$(bk_dir)/.verify.XXXXXX") || die "backups verify: cannot create a temp dir in $(bk_dir)"

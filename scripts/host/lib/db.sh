@@ -7,13 +7,14 @@
 # and most bloated, which statements cost most; and cancelling the long queries, naming each one.
 # Each section is one SELECT, shown as a table or (--json) as one JSON document.
 
-VERBS+=("db|oncall|'db diagnose': locks, long queries, connections; 'db kill-long-queries'")
+VERBS+=("db|oncall|'db diagnose': locks, long queries, connections; 'db kill-long-queries'; 'db check' (weekly)")
 help_db() {
   cat <<EOF
 nourishctl db - what the database is doing, and cancelling what has run too long
 
 usage: nourishctl db diagnose [--older-than DURATION] [--json]
        nourishctl db kill-long-queries --older-than DURATION [--terminate] [--user NAME | --all-users] [--json] --yes
+       nourishctl db check
 
   diagnose: connections by state against max_connections, sessions waiting for a lock with the
   session that blocks each, queries running (or transactions open) longer than --older-than,
@@ -23,6 +24,11 @@ usage: nourishctl db diagnose [--older-than DURATION] [--json]
   or whose transaction has been open, longer than DURATION; with --yes cancels their queries
   (pg_cancel_backend), with --terminate --yes ends the sessions (pg_terminate_backend: an idle
   transaction only ends that way). Without --yes nothing changes.
+  check: pg_amcheck on the app's database (DB_NAME): every table's heap pages and every B-tree
+  index, each index checked to hold every heap tuple (--heapallindexed); installs the amcheck
+  extension when missing. Publishes DbCorruption (the number of problems found, 0 when none) to
+  CloudWatch, whose alarm db-corruption fires on any; exit 1 naming the first problem. Read-only
+  (AccessShareLock: the app keeps running). Its timer runs it weekly.
 
 Options:
   --older-than DURATION  a number and s, m, h or d: 30s, 5m, 1h (diagnose default: 5m;
@@ -209,13 +215,37 @@ db_kill_long_queries() {
   else say "db kill-long-queries: ${verb}led $n session(s) of $who older than ${secs}s"; fi
 }
 
+# The manual's "corruption": pg_amcheck reads every page of the app's tables and B-tree indexes.
+# It reports each problem as a relation line ('heap table "DB.SCHEMA.T", block N, offset M:' or
+# 'btree index "DB.SCHEMA.I":') followed by the detail, indented (a page failing its data checksum
+# is the ERROR "invalid page in block N of relation ..."). DbCorruption counts those reports.
+db_check() {
+  [ $# -eq 0 ] || die "db check: unknown option '$1' (none)"
+  host_env_need DB_NAME STACK
+  local out rc=0 problems first
+  out=$(pg_admin "$PG_BINDIR/pg_amcheck" --no-password --install-missing --heapallindexed -d "$DB_NAME" 2>&1) || rc=$?
+  problems=$(grep -cE '^(heap table|btree index) "' <<<"$out" || true)
+  if [ "$rc" -ne 0 ] && [ "$problems" -eq 0 ]; then
+    # No problem named: pg_amcheck could not check (no server, no database); nothing to publish.
+    die "db check: pg_amcheck could not check $DB_NAME (exit $rc): $(grep -m1 -v '^NOTICE:' <<<"$out")"
+  fi
+  metric DbCorruption "$problems" || die "db check: cannot publish DbCorruption to CloudWatch"
+  if [ "$problems" -gt 0 ]; then
+    printf '%s\n' "$out" >&2
+    first=$(grep -m1 -A1 -E '^(heap table|btree index) "' <<<"$out" | tr -s ' \n' ' ')
+    die "db check: $problems problem(s) in $DB_NAME: ${first% }"
+  fi
+  say "db check: $DB_NAME: heap and B-tree indexes checked by pg_amcheck (--heapallindexed), no corruption"
+}
+
 cmd_db() {
   case "${1:-}" in
+    check) shift; db_check "$@" ;;
     diagnose) shift; host_env_need DB_NAME; db_diagnose "$@" ;;
     kill-long-queries) shift; host_env_need DB_NAME; db_kill_long_queries "$@" ;;
     --help|"")
       help_db
       [ -n "${1:-}" ] && return 0; exit 2 ;;
-    *) die "db: unknown command '$1' (diagnose or kill-long-queries)" ;;
+    *) die "db: unknown command '$1' (diagnose, kill-long-queries or check)" ;;
   esac
 }

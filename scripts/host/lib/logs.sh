@@ -21,9 +21,12 @@ usage: nourishctl logs errors|access|db [--since DURATION] [--top N] [--json]
   access   (app hosts) requests by status class, request_time percentiles, the slowest requests
   db       (db host) PostgreSQL's errors by type and its slowest logged statements
   archive  rotated logs (*.1, *.gz, ...) last written in month YYYYMM (default: last month) from
-           ${LOG_ARCHIVE_DIRS[*]}
+           ${LOG_ARCHIVE_DIRS[*]},
+           and the month's journal of ${LOG_JOURNAL_UNITS[*]} (and postgresql@* on the db host)
+           as journal/<role>_journal_YYYYMM.log.gz,
            to s3://\$BACKUP_BUCKET/logs/<role>/<aws:userid>/logs_archive_YYYYMM.tar.gz
-           (write-once); removes them here once S3 has them. Its timer runs it monthly.
+           (write-once, SHA-256 checked by S3); removes the rotated logs here once S3 has them
+           (logrotate keeps them 62 days until then). Its timer runs it monthly.
 
 Options:
   --since DURATION  how far back (default: 1h); a number and s, m, h or d: 30m, 2h, 1d
@@ -237,6 +240,15 @@ logs_summary() {
 
 # Where rotated logs accumulate: ours (nginx, app), PostgreSQL's.
 LOG_ARCHIVE_DIRS=("/var/log/nourish-link" "/var/log/postgresql" "/var/log/nginx")
+# The units whose journal the archive exports: the app (gunicorn, every port) and nourishctl's jobs
+# on every host; the cluster's unit on the db host (its server log is a file, above).
+LOG_JOURNAL_UNITS=("nourish-link-*")
+
+# journalctl, reading the host's journal, or in the sandbox (NOURISH_ROOT, tests) the journal files
+# under $ROOT/var/log/journal.
+logs_journalctl() {
+  if [ -n "$ROOT" ]; then journalctl -D "$ROOT/var/log/journal" "$@"; else journalctl "$@"; fi
+}
 
 cmd_logs() {
   case "${1:-}" in
@@ -260,13 +272,37 @@ cmd_logs() {
     while IFS= read -r -d '' f; do files+=("${f#"$ROOT"/}"); done < <(find "$ROOT$d" -type f \
       \( -name '*.log.[0-9]*' -o -name '*.gz' \) ! -name 'logs_archive_*' -newermt "$start" ! -newermt "$end" -print0 | sort -z)
   done
-  if [ "${#files[@]}" -eq 0 ]; then say "logs archive: no rotated logs from $month; nothing to do"; return 0; fi
-  local work name key sha size
+  local work name key sha size journal="" lines=0 units=() u
   work=$(mktemp -d) || die "logs archive: cannot create a temp dir"
   # shellcheck disable=SC2064
   trap "rm -rf '$work'" EXIT
+  # The month's journal of the app, the jobs (and the cluster on the db host), as journalctl prints
+  # it, compressed: journald keeps only what its size cap allows (journald.conf.d), the archive all.
+  units=("${LOG_JOURNAL_UNITS[@]}")
+  [ "$ROLE" = db ] && units+=("postgresql@*")
+  local uargs=()
+  for u in "${units[@]}"; do uargs+=(-u "$u"); done
+  if [ -z "$ROOT" ] || [ -d "$ROOT/var/log/journal" ]; then
+    journal="journal/${ROLE}_journal_$month.log.gz"
+    mkdir -p "$work/journal"
+    logs_journalctl --no-pager -q -o short-iso-precise --since "$start 00:00:00" --until "$end 00:00:00" "${uargs[@]}" > "$work/journal.log" \
+      || die "logs archive: journalctl cannot export $month's journal (${units[*]}); nothing removed"
+    lines=$(wc -l < "$work/journal.log")
+    if [ "$lines" -gt 0 ]; then gzip -9 -c "$work/journal.log" > "$work/$journal" || die "logs archive: cannot compress the journal; nothing removed"
+    else journal=""; fi
+    rm -f "$work/journal.log"
+  fi
+  if [ "${#files[@]}" -eq 0 ] && [ -z "$journal" ]; then say "logs archive: no rotated logs or journal from $month; nothing to do"; return 0; fi
   name="logs_archive_$month.tar.gz"
-  tar -czf "$work/$name" -C "${ROOT:-/}" -- "${files[@]}" || die "logs archive: tar failed; nothing removed"
+  local jfile=()
+  [ -z "$journal" ] || jfile=("$journal")
+  tar -czf "$work/$name" -C "$work" "${jfile[@]}" -C "${ROOT:-/}" -- "${files[@]}" || die "logs archive: tar failed; nothing removed"
+  # What is removed here is exactly what the archive lists: read it back before anything goes.
+  local listed
+  listed=$(tar -tzf "$work/$name") || die "logs archive: cannot read $name back; nothing removed"
+  for f in "${files[@]}"; do
+    grep -qxF -- "$f" <<<"$listed" || die "logs archive: $f is missing from $name; nothing removed"
+  done
   sha=$(sha256sum "$work/$name" | cut -d' ' -f1)
   size=$(stat -c %s "$work/$name")
   # This host's own prefix, logs/<role>/<aws:userid>/: the only place its role may write, and it
@@ -281,5 +317,5 @@ cmd_logs() {
   [ "$rc" -ne 2 ] || die "logs archive: s3://$bucket/$key exists already; nothing removed"
   [ "$rc" -eq 0 ] || die "logs archive: upload to s3://$bucket/$key failed; nothing removed"
   for f in "${files[@]}"; do rm -f -- "${ROOT:-}/$f"; done
-  say "logs archive: ${#files[@]} rotated logs from $month in s3://$bucket/$key ($size bytes, sha256 $sha, checked by S3); removed here"
+  say "logs archive: ${#files[@]} rotated logs${journal:+ and $lines journal lines} from $month in s3://$bucket/$key ($size bytes, sha256 $sha, checked by S3); removed here"
 }

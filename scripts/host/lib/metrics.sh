@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # nourishctl-roles: db
-# Sourced by nourishctl, which provides die, say, pg_admin and the host.env values.
+# Sourced by nourishctl, which provides die, say, pg_admin and the host.env values (and
+# status_log_sizes, json_str: lib/status.sh).
 #
 # The numbers the manual has people count by hand (connections in pg_stat_activity, locks, long
 # queries), plus what tells a database is about to hurt: bloat, cache misses, growth and WAL
@@ -17,7 +18,8 @@ usage: nourishctl metrics [--dry-run]
   Publishes to CloudWatch (namespace NourishLink, dimensions Stack, Role): DbConnections,
   DbConnectionsUsedPercent, DbLocksWaiting, DbOldestQuerySeconds, DbOldestTransactionSeconds,
   DbDeadTuplePercentMax (10 largest tables), DbCacheHitPercent, DbSizeBytes,
-  DbWalArchiveAgeSeconds (with archive_mode).
+  DbWalArchiveAgeSeconds (with archive_mode); LogVolumeBytes (/var/log, the journal included) and
+  LogLargestFileBytes (its largest file; \`nourishctl status\` names it).
 
 Options:
   --dry-run  print the metric data (JSON) instead of sending it (default: send)
@@ -74,6 +76,13 @@ cmd_metrics() {
   local data file
   data=$(metrics_sql | pg_admin psql -X -Atq -v ON_ERROR_STOP=1 -v stack="$STACK" -v role="$ROLE" -d "$DB_NAME" 2>&1) \
     || die "metrics: cannot read the numbers from $DB_NAME: $(head -1 <<<"$data")"
+  # The logs' size beside the database's (status_log_sizes, lib/status.sh): rotated logs wait for
+  # the monthly archive, so a failed archive shows as growth here.
+  local log_bytes log_largest dims
+  read -r log_bytes log_largest _ < <(status_log_sizes)
+  [[ "$data" == \[*\] && "$log_bytes$log_largest" =~ ^[0-9]+$ ]] || die "metrics: cannot read the numbers (database or /var/log)"
+  dims="\"Dimensions\": [{\"Name\": \"Stack\", \"Value\": $(json_str "$STACK")}, {\"Name\": \"Role\", \"Value\": $(json_str "$ROLE")}]"
+  data="${data%]}, {\"MetricName\": \"LogVolumeBytes\", \"Unit\": \"Bytes\", \"Value\": $log_bytes, $dims}, {\"MetricName\": \"LogLargestFileBytes\", \"Unit\": \"Bytes\", \"Value\": $log_largest, $dims}]"
   if [ "$dry" -eq 1 ]; then echo "$data"; return 0; fi
   file=$(mktemp) || die "metrics: cannot create a temp file"
   printf '%s\n' "$data" > "$file"

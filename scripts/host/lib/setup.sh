@@ -194,6 +194,14 @@ setup_app() {
   say "setup: app host ready (maintenance page until the first release)"
 }
 
+# journald was running before cloud-init wrote its drop-in (persistent, capped: journald.conf.d):
+# it reads it when it starts again. Then the runtime journal goes to /var/log/journal.
+setup_journald() {
+  [ -e /etc/systemd/journald.conf.d/nourish-link.conf ] || return 0
+  systemctl restart systemd-journald || die "setup: systemd-journald does not restart with /etc/systemd/journald.conf.d/nourish-link.conf"
+  journalctl --flush || true
+}
+
 # The manual's scheduled procedures: every timer cloud-init installed for this host's role.
 enable_timers() {
   local t
@@ -216,6 +224,7 @@ cmd_setup() {
   # The SSM and CloudWatch agents first (lib/agent.sh): Session Manager then reaches a host whose
   # setup fails further on.
   setup_agents
+  setup_journald
   case "$ROLE" in
     db) db_lock setup exclusive; setup_db ;;
     app) setup_app ;;

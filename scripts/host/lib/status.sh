@@ -10,13 +10,16 @@ usage: nourishctl status [--json]
 
 Checks the role's services are running (nginx and the live release's gunicorn on an app host;
 the PostgreSQL cluster itself on the database host), the SSM and CloudWatch agents installed and
-running, the database's connections and oldest query, and that every data mount has at least
-DISK_FREE_MIN_PERCENT (${DISK_FREE_MIN_PERCENT}) free. Exit 1 when a service is down, the database
-does not answer or the disk is too full, naming each.
+running, the database's connections and oldest query, that every data mount has at least
+DISK_FREE_MIN_PERCENT (${DISK_FREE_MIN_PERCENT}) free, and that /var/log (rotated logs and the journal)
+holds at most LOG_VOLUME_MAX_MB (${LOG_VOLUME_MAX_MB}) MB, naming its largest file; publishes
+LogVolumeBytes (the log-volume alarm) and LogLargestFileBytes. Exit 1 when a service is down, the database does not answer,
+the disk is too full or the logs too big, naming each.
 
 Options:
-  --json    one JSON object: ok, checks [{check, ok, detail}], and on the db host database
-            {connections, max_connections, oldest_query_seconds, oldest_query_pid}
+  --json    one JSON object: ok, checks [{check, ok, detail}], logs {bytes, largest_file,
+            largest_bytes}, and on the db host database {connections, max_connections,
+            oldest_query_seconds, oldest_query_pid}
             (default: one line per check)
 EOF
 }
@@ -44,6 +47,14 @@ LEFT JOIN LATERAL (
   WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
   ORDER BY query_start LIMIT 1) q ON true
 SQL
+}
+
+# "bytes largest_bytes largest_path" of /var/log (every file under it, the journal included).
+status_log_sizes() {
+  local dir="$ROOT/var/log" total
+  [ -d "$dir" ] || { echo "0 0 -"; return 0; }
+  total=$(du -sb -- "$dir" | cut -f1)
+  find "$dir" -type f -printf '%s %p\n' 2>/dev/null | sort -n | tail -1 | { read -r size file || { echo "$total 0 -"; exit 0; }; echo "$total $size ${file#"$ROOT"}"; }
 }
 
 cmd_status() {
@@ -90,10 +101,20 @@ cmd_status() {
     if [ "$free" -ge "$DISK_FREE_MIN_PERCENT" ]; then check "disk $mount" true "$mount has $free% free"
     else check "disk $mount" false "$mount has $free% free, below $DISK_FREE_MIN_PERCENT%"; fi
   done
+  # The manual's "logs eat the disk": rotation keeps rotated logs until the monthly archive has
+  # them, journald caps itself; this says how big they are and which file is the largest.
+  local log_bytes log_largest log_file log_max_bytes=$((LOG_VOLUME_MAX_MB * 1048576)) logs_json
+  read -r log_bytes log_largest log_file < <(status_log_sizes)
+  detail="/var/log holds $((log_bytes / 1048576)) MB; largest file $log_file ($((log_largest / 1048576)) MB)"
+  if [ "$log_bytes" -le "$log_max_bytes" ]; then check logs true "$detail"
+  else check logs false "$detail, above LOG_VOLUME_MAX_MB $LOG_VOLUME_MAX_MB MB"; fi
+  logs_json="{\"bytes\":$log_bytes,\"largest_file\":$(json_str "$log_file"),\"largest_bytes\":$log_largest}"
+  metric LogVolumeBytes "$log_bytes" || echo "nourishctl: status: could not publish LogVolumeBytes" >&2
+  metric LogLargestFileBytes "$log_largest" || echo "nourishctl: status: could not publish LogLargestFileBytes" >&2
   if [ "$json" -eq 1 ]; then
     local ok=true IFS=,
     [ "$failed" -eq 0 ] || ok=false
-    printf '{"ok":%s,"role":%s,"checks":[%s]%s}\n' "$ok" "$(json_str "$ROLE")" "${checks[*]}" "${db_json:+,\"database\":$db_json}"
+    printf '{"ok":%s,"role":%s,"checks":[%s],"logs":%s%s}\n' "$ok" "$(json_str "$ROLE")" "${checks[*]}" "$logs_json" "${db_json:+,\"database\":$db_json}"
   fi
   [ "$failed" -eq 0 ] || die "status: checks failed"
 }
