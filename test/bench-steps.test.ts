@@ -18,7 +18,7 @@ const trace = [
   "+++110.100000 pg_restore --list /x/db_backup_20261201_120000.dump",
   "++111.000000 rr_scrub d_restore_20261201_120001 dumps/daily/db_backup_20261201_120000.dump",
   "++111.000000 bk_swap d_restore_20261201_120001 d d_before_restore_20261201_120001",
-  "+112.000000 bk_psql postgres -v d=dusangire -v c='nourishctl restore-rehearsal key=dumps/daily/db_backup_20261201_120000.dump sha256=ab'",
+  "+112.000000 bk_psql postgres -v d=dusangire -v 'c=nourishctl restore-rehearsal key=dumps/daily/db_backup_20261201_120000.dump sha256=ab'",
 ].join("\n");
 
 describe("bench step timings from xtrace stamps (scripts/bench/steps.ts)", () => {

@@ -41,7 +41,7 @@ export const REHEARSAL_STEPS: Milestone[] = [
   { step: "checks", pattern: /^bk_dump_tables / },
   { step: "scrub", pattern: /^rr_scrub / },
   { step: "swap", pattern: /^bk_swap / },
-  { step: "record, answer", pattern: /^bk_psql postgres -v d=\S+ -v c=.nourishctl restore-rehearsal key=/ },
+  { step: "record, answer", pattern: /^bk_psql postgres -v d=\S+ -v 'c=nourishctl restore-rehearsal key=/ },
 ];
 
 const now = () => Date.now() / 1000;
