@@ -6,10 +6,7 @@ import * as path from "path";
 // Pulumi takes a stack trace for every resource it registers; with source maps on (as
 // esbuild-register sets them) each one is re-mapped, which was a third of the preview's time.
 process.setSourceMapsEnabled(false);
-// And it formats that trace (10 frames) for every promise it wraps, for a leak report the mocks
-// never print: one frame keeps the report's shape at a quarter of the preview's time less
-// (docs/BENCHMARKS.md). The preview prints only an error's message, never its stack.
-Error.stackTraceLimit = 1;
+// (And runProgram takes no stack traces at all while the program runs: scripts/preview/run.ts.)
 
 import { ConfigError } from "../components/config";
 import { clearPreviousOut, renderTree, writeOut } from "./preview/plan";

@@ -13,12 +13,12 @@ const trace = [
   "++103.000000 bk_sha256 /x/db_backup_20261201_120000.dump",
   "++104.250000 pg_restore --list /x/db_backup_20261201_120000.dump",
   "a continuation line of a multi-line argument",
-  "+++104.500000 pg_admin pg_restore --exit-on-error --single-transaction --dbname=d_restore_20261201_120001",
+  "+++104.500000 pg_app pg_restore --exit-on-error --single-transaction --dbname=d_restore_20261201_120001",
   "++110.000000 bk_dump_tables /x/db_backup_20261201_120000.dump",
   "+++110.100000 pg_restore --list /x/db_backup_20261201_120000.dump",
   "++111.000000 rr_scrub d_restore_20261201_120001 dumps/daily/db_backup_20261201_120000.dump",
   "++111.000000 bk_swap d_restore_20261201_120001 d d_before_restore_20261201_120001",
-  "+112.000000 bk_psql postgres -c 'COMMENT ON DATABASE \"d\" IS '\\''nourishctl restore-rehearsal key=dumps/daily/db_backup_20261201_120000.dump'\\'''",
+  "+112.000000 bk_psql postgres -v d=dusangire -v 'c=nourishctl restore-rehearsal key=dumps/daily/db_backup_20261201_120000.dump sha256=ab'",
 ].join("\n");
 
 describe("bench step timings from xtrace stamps (scripts/bench/steps.ts)", () => {

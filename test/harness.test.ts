@@ -4,11 +4,31 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { gzipSync } from "zlib";
 import { hostFiles } from "../scripts/preview/plan";
-import { one, programError, runProgram } from "./harness";
+import { one, programError, runProgram, runStack } from "./harness";
 
 const config = { "aws:region": "af-south-1" };
 
 describe("test harness (Pulumi mocks)", () => {
+  it("runs the program without stack traces (Pulumi takes one per promise and resource) and gives them back after", async () => {
+    const before = Error.stackTraceLimit;
+    let frames = -1;
+    await runProgram({ stack: "unit", config, program: async () => { frames = (new Error().stack ?? "").split("\n").length - 1; } });
+    assert.strictEqual(frames, 0, "the program ran with stack traces: every Pulumi promise formats one (a quarter of a preview)");
+    assert.strictEqual(Error.stackTraceLimit, before);
+    assert.ok((new Error().stack ?? "").split("\n").length > 1, "stack traces are off after the run");
+  });
+
+  it("shares a stack's run within a process, and each caller gets a copy of its own", async () => {
+    const first = await runStack("staging");
+    first.resources.length = 0;
+    first.outputs.changed = true;
+    const second = await runStack("staging");
+    assert.ok(second.resources.length > 100, "a caller's change to its run reached the next caller");
+    assert.strictEqual(second.outputs.changed, undefined);
+    assert.notDeepStrictEqual((await runStack("staging", { set: { monitoring: { uptimeCheck: true } } })).resources.length, second.resources.length,
+      "a run with overrides is not the stack's own run");
+  });
+
   it("records parents, explicit and implicit dependencies, ids and secret inputs", async () => {
     const run = await runProgram({
       stack: "unit", config, program: async () => {

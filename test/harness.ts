@@ -34,8 +34,20 @@ export function stackConfig(stack: string, o: StackOverrides = {}): { config: Re
   return { config: out, secretKeys: [...secretKeys, ...Object.keys(o.secrets ?? {}).map((k) => `${PROJECT}:${k}`)] };
 }
 
-export function runStack(stack: string, o: StackOverrides = {}): Promise<ProgramRun> {
-  return runProgram({ stack, ...stackConfig(stack, o), program: o.program });
+const runs = new Map<string, Promise<ProgramRun>>();
+
+/**
+ * The program run for a stack with overrides. The real program runs once per stack config (the
+ * stack file with the overrides applied) in a mocha process: files ask for the same stacks again
+ * and again. Each caller gets its own copy, so a test may change what it got. A custom `program`
+ * runs every time.
+ */
+export async function runStack(stack: string, o: StackOverrides = {}): Promise<ProgramRun> {
+  const config = stackConfig(stack, o);
+  if (o.program) return runProgram({ stack, ...config, program: o.program });
+  const key = JSON.stringify([stack, config]);
+  if (!runs.has(key)) runs.set(key, runProgram({ stack, ...config }));
+  return structuredClone(await runs.get(key)!);
 }
 
 /** The typed config a stack's components receive, as loadConfig builds it under the runtime. */

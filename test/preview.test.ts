@@ -11,7 +11,7 @@ import { run } from "./tools";
 
 function preview(args: string[]) {
   // As `npm start` runs it (package.json), minus npm.
-  return run(process.execPath, ["-r", "v8-compile-cache", "-r", "./scripts/ts-cache.js", path.join(ROOT, "scripts", "synth.ts"), ...args], { cwd: ROOT });
+  return run(process.execPath, ["-r", "./scripts/ts-cache.js", path.join(ROOT, "scripts", "synth.ts"), ...args], { cwd: ROOT });
 }
 
 describe("offline preview (npm start)", () => {

@@ -13,6 +13,7 @@ import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { renderEnvFile } from "../../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../../components/hosts/user-data";
 import { PG_BINDIR, pgBin } from "../../test/pg";
 import { startPitrCluster } from "../../test/pgbackrest";
@@ -40,8 +41,11 @@ async function main(): Promise<void> {
     const { size } = generateIncompressible(cluster, "dusangire", "dusangire", gib);
 
     fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
-    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"),
-      `ROLE=db\nSTACK=bench\nREGION=us-east-1\nDB_NAME=dusangire\nBACKUP_BUCKET=bench-backups\nS3_ENDPOINT=${s3.endpoint}\nBACKUP_LOCAL_DAYS=7\nPITR=true\nPGBACKREST_BUCKET=bench-pgbackrest\n`);
+    // As the rehearsal bench writes it (the db host's host.env has named its role since issue 9).
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), renderEnvFile("host.env", {
+      ROLE: "db", STACK: "bench", REGION: "us-east-1", DB_NAME: "dusangire", DB_USER: "dusangire", BACKUP_BUCKET: "bench-backups",
+      S3_ENDPOINT: s3.endpoint, BACKUP_LOCAL_DAYS: "7", PITR: "true", PGBACKREST_BUCKET: "bench-pgbackrest",
+    }));
     const env = {
       ...process.env, ...s3.env, NOURISH_ROOT: root, PGHOST: cluster.socketDir, PGPORT: String(cluster.port),
       PATH: `${PG_BINDIR}:${process.env.PATH}`, PGBACKREST_CONFIG: confPath, PG_DATA: cluster.dataDir,

@@ -37,11 +37,11 @@ export const REHEARSAL_STEPS: Milestone[] = [
   { step: "download", pattern: /^aws_cli s3 cp .*--recursive/ },
   { step: "checksum", pattern: /^bk_sha256 / },
   { step: "readable, create db", pattern: /^pg_restore --list / },
-  { step: "pg_restore", pattern: /^pg_admin pg_restore / },
+  { step: "pg_restore", pattern: /^pg_app pg_restore / },
   { step: "checks", pattern: /^bk_dump_tables / },
   { step: "scrub", pattern: /^rr_scrub / },
   { step: "swap", pattern: /^bk_swap / },
-  { step: "record, answer", pattern: /^bk_psql postgres -c .COMMENT ON DATABASE .*nourishctl restore-rehearsal key=/ },
+  { step: "record, answer", pattern: /^bk_psql postgres -v d=\S+ -v 'c=nourishctl restore-rehearsal key=/ },
 ];
 
 const now = () => Date.now() / 1000;
@@ -118,9 +118,11 @@ async function main(): Promise<void> {
     };
     // Ours, traced: PS4 is not taken from the environment by a root shell, so set it, then run
     // nourishctl in this shell ($0 = its path, so it runs its verb rather than acting sourced).
+    // The trace goes to a copy of stderr (fd 29, one nourishctl does not use): nourishctl reads some commands' stderr (`2>&1`)
+    // and must not find the trace in it.
     const rehearse = () => {
       const started = now();
-      const r = spawnSync("bash", ["-c", `PS4='${STAMP_PS4}'; set -x; . "$0" "$@"`, NOURISHCTL_SOURCE, "restore-rehearsal", "--latest"],
+      const r = spawnSync("bash", ["-c", `exec 29>&2; BASH_XTRACEFD=29; PS4='${STAMP_PS4}'; set -x; . "$0" "$@"`, NOURISHCTL_SOURCE, "restore-rehearsal", "--latest"],
         { env: { ...env, NOURISH_ROOT: stagingRoot }, encoding: "utf8", maxBuffer: 256 << 20, timeout: 3_600_000 });
       if (r.status !== 0) throw new Error(`restore-rehearsal failed: ${r.stderr.split("\n").filter((l) => l.startsWith("nourishctl:")).pop()}`);
       if (cluster.psql("SELECT count(*) FROM blobs", { db: STAGING_DB }) !== expected) throw new Error("rehearsal: restored row count differs");

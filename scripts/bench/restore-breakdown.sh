@@ -16,7 +16,7 @@ cleanup() { as_pg "$BIN/pg_ctl" -D "$T/data" -m immediate stop >/dev/null 2>&1 |
 trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 as_pg "$BIN/initdb" -D "$T/data" -A trust >/dev/null
 cat >> "$T/data/postgresql.conf" <<CONF
@@ -88,5 +88,5 @@ printf '%-28s %8s %8s\n' "" seconds "÷ floor"
 printf '%-28s %8s %8s\n' "cp -a (floor)" "$F" "1.00"
 for c in zst-aes lz4-aes none; do
   b=$(best "${took[$c]}")
-  printf '%-28s %8s %8s\n' "pgbackrest restore $c" "$b" "$(awk -v a="$b" -v f="$F" 'BEGIN { printf "%.2f", a / f }')"
+  printf '%-28s %8s %8s\n' "pgbackrest restore $c" "$b" "$(awk -v a="$b" -v f="$F" 'BEGIN { if (f > 0) printf "%.2f", a / f; else print "n/a" }')"
 done

@@ -14,20 +14,19 @@ import * as path from "path";
 import { ctlDirect as ctl, DOMAIN, lastLine, LoopbackHosts, startLoopbackHosts } from "../rehearsal/host";
 import { LoadResult, startLoad } from "../rehearsal/load";
 import { get, sleep, stopProcess, until } from "../rehearsal/loopback";
+import { parseEnvFile } from "../../test/env-files";
 
 const A = "1.1.0";
 const B = "1.3.0";
 
 interface Outcome { method: string; switches: number; sent: number; failed: number; byStatus: Record<string, number>; tookEffect: number; seconds: number }
 
-/** The app's environment as the unit's EnvironmentFile gives it. */
+/** The app's environment as the unit's EnvironmentFile gives it: read by nourishctl's own parser. */
 function appEnvironment(h: LoopbackHosts): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of fs.readFileSync(path.join(h.appRoot, "etc/nourish-link/app.env"), "utf8").split("\n")) {
-    const m = /^([A-Z_]+)='(.*)'$/.exec(line);
-    if (m) vars[m[1]] = m[2].replace(/'\\''/g, "'");
-  }
-  return vars;
+  const file = path.join(h.appRoot, "etc/nourish-link/app.env");
+  const r = parseEnvFile(file);
+  if (r.status !== 0 || Object.keys(r.vars).length === 0) throw new Error(`${file}: not read (${r.stderr.trim() || "no variables"})`);
+  return r.vars;
 }
 
 async function releaseAnswering(h: LoopbackHosts): Promise<string> {

@@ -173,11 +173,18 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
   const outputs = new Map<string, Record<string, unknown>>();
   recordRegistrations(resources, outputs);
   const program = opts.program ?? defaultProgram();
+  // Pulumi captures a stack trace for every promise it wraps and every resource it registers,
+  // for a leak report and source positions the mocks never use; formatting them (source-mapped
+  // under esbuild-register) was a quarter of a preview (docs/BENCHMARKS.md). None while the
+  // program runs: its errors are reported by their message.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     await pulumi.runtime.runInPulumiStack(async () => program());
   } finally {
     // Let registrations in flight land, so what a failed program registered is recorded too.
     await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs().catch(() => undefined);
+    Error.stackTraceLimit = stackTraceLimit;
   }
   const stackUrn = resources.find((r) => r.type === "pulumi:pulumi:Stack")?.urn ?? "";
   return { stack: opts.stack, project, resources, outputs: outputs.get(stackUrn) ?? {} };
