@@ -108,8 +108,8 @@ export class AppHosts extends pulumi.ComponentResource {
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
     // app-0's user data differs from the others' only by the report timers (schedules/jobs.ts).
-    const userData = (first: boolean) => pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv, masterEnv])
-      .apply(([vcpus, dbHost, dbParam, keyParam, install, archive, master]) => renderHostCloudInit(config, "app", {
+    const userData = (first: boolean) => pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv, masterEnv, args.tooling.bucketName])
+      .apply(([vcpus, dbHost, dbParam, keyParam, install, archive, master, toolingBucket]) => renderHostCloudInit(config, "app", {
         // pg_dump/pg_restore of RDS's major (15) for the backup and restore a managed database needs.
         packages: [...appHostPackages(app.tls), ...(managed ? ["postgresql-client-15"] : [])],
         files: appHostFiles(config, app.gunicornWorkers ?? gunicornWorkers(vcpus), {
@@ -125,6 +125,8 @@ export class AppHosts extends pulumi.ComponentResource {
           // nourishctl's pg_admin: RDS over TLS as the app's database user (app.env), not a local superuser.
           ...(managed ? { DB_MANAGED: "true", ...master } : {}),
           ...archive,
+          // `nourishctl report` reads the report's spec there (monitoring/report.ts).
+          TOOLING_BUCKET: toolingBucket,
         }, first),
       }, install));
 
