@@ -79,8 +79,9 @@ export class NourishLink extends pulumi.ComponentResource {
     this.monitoring.report("monitoring", estate, {
       putObject: (n, key, content) => tooling.putObject(n, key, content),
       appRole: this.app.hostRole.role,
-      archive: this.backups ? { bucketArn: this.backups.bucketArn, kmsKeyArn: this.backups.kmsKeyArn } : undefined,
     });
+    // The reports go to the backup bucket's reports/: the backup store's grant, like the log archive's.
+    this.backups?.grantReportStore("app-report-store", this.app.hostRole.role);
     this.release = new Release("release", {
       config,
       db: this.database.instance ? { instance: this.database.instance, dependsOn: this.database.dataAttachment ? [this.database.dataAttachment] : [] } : undefined,

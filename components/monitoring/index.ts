@@ -140,7 +140,6 @@ export class Monitoring extends pulumi.ComponentResource {
   report(name: string, estate: WatchedEstate<pulumi.Output<string>>, to: {
     putObject(name: string, key: string, content: pulumi.Output<string>): pulumi.Resource;
     appRole: aws.iam.Role;
-    archive?: { bucketArn: pulumi.Output<string>; kmsKeyArn: pulumi.Output<string> };
   }): void {
     const config = this.config;
     const resolved = pulumi.output({
@@ -153,8 +152,8 @@ export class Monitoring extends pulumi.ComponentResource {
     to.putObject(`${name}-report-spec`, REPORT_SPEC_KEY, spec);
     new aws.iam.RolePolicy(`${name}-report`, {
       role: to.appRole.id,
-      policy: pulumi.all([this.topic.arn, this.kmsKeyArn, to.archive?.bucketArn, to.archive?.kmsKeyArn]).apply(([topic, topicKey, archive, archiveKey]) => JSON.stringify({
-        Version: "2012-10-17", Statement: reportStatements({ topic, topicKey, archive, archiveKey }),
+      policy: pulumi.all([this.topic.arn, this.kmsKeyArn]).apply(([topic, topicKey]) => JSON.stringify({
+        Version: "2012-10-17", Statement: reportStatements({ topic, topicKey }),
       })),
     }, { parent: this });
   }

@@ -11,8 +11,6 @@ import { METRIC_NAMESPACE } from "./metrics";
 
 /** Where the stack writes the report's spec, beside the tooling (what the app hosts may read). */
 export const REPORT_SPEC_KEY = "tooling/report-spec.json";
-/** Where the reports go in the backup bucket: reports/<weekly|monthly>/<start>_<end>.{md,json}. */
-export const REPORTS_PREFIX = "reports/";
 /** The period of the uptime samples: a 5-minute sample without a healthy target counts as down. */
 export const UPTIME_SAMPLE_SECONDS = 300;
 
@@ -106,19 +104,15 @@ export function reportSpec(config: StackConfig, estate: WatchedEstate<string>, t
 
 /**
  * What `nourishctl report` needs beyond reading the tooling: the metrics and the alarm history
- * (CloudWatch grants both on * only), the month's cost (Cost Explorer: * only), publishing the
- * short text to the alert topic (and its key, which encrypts the topic), and putting the report
- * under reports/ of the backup bucket (no read, no list, no delete).
+ * (CloudWatch grants both on * only), the month's cost (Cost Explorer: * only) and publishing the
+ * short text to the alert topic (and its key, which encrypts the topic). Storing the report under
+ * the backup bucket's reports/ is the backup store's grant (backups/policy.ts reportStoreStatements).
  */
-export function reportStatements(arns: { topic: string; topicKey: string; archive?: string; archiveKey?: string }): Record<string, unknown>[] {
+export function reportStatements(arns: { topic: string; topicKey: string }): Record<string, unknown>[] {
   return [
     { Sid: "ReportReadMetrics", Effect: "Allow", Action: ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarmHistory"], Resource: "*" },
     { Sid: "ReportReadCost", Effect: "Allow", Action: "ce:GetCostAndUsage", Resource: "*" },
     { Sid: "ReportPublish", Effect: "Allow", Action: "sns:Publish", Resource: arns.topic },
     { Sid: "ReportPublishKey", Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: arns.topicKey },
-    ...(arns.archive && arns.archiveKey ? [
-      { Sid: "ReportStore", Effect: "Allow", Action: "s3:PutObject", Resource: `${arns.archive}/${REPORTS_PREFIX}*` },
-      { Sid: "ReportStoreKey", Effect: "Allow", Action: "kms:GenerateDataKey", Resource: arns.archiveKey },
-    ] : []),
   ];
 }

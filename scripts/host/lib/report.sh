@@ -310,7 +310,7 @@ print(json.dumps([{"Id": q["id"], "ReturnData": True, "MetricStat": {
     for f in json md; do
       sha=$(sha256sum "$tmp/report.$f" | cut -d' ' -f1)
       rc=0
-      s3_put_once "$BACKUP_BUCKET" "$key.$f" "$tmp/report.$f" "$sha" 0 "$([ "$f" = json ] && echo application/json || echo text/markdown)" >&2 || rc=$?
+      s3_put_once "$BACKUP_BUCKET" "$key.$f" "$tmp/report.$f" "$sha" "$(lock_days reports)" "$([ "$f" = json ] && echo application/json || echo text/markdown)" >&2 || rc=$?
       case "$rc" in
         0) ;;
         2) stored=0 ;;
