@@ -190,7 +190,8 @@ export const stackConfigSchema = z.strictObject({
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
-    weeklyReportSchedule: schedule.describe("weekly `nourishctl report weekly` on every app host: `manage.py check --deploy` and outdated packages of the live release (DeployCheckIssues, OutdatedPackages)"),
+    weeklyReportSchedule: schedule.describe("weekly `nourishctl report weekly` on every app host: `manage.py check --deploy` and outdated packages of the live release (DeployCheckIssues, OutdatedPackages); on app-0 also the week's report (docs/MONITORING.md)"),
+    monthlyReportSchedule: schedule.describe("monthly `nourishctl report monthly` on app-0: last calendar month's report to the backup bucket's reports/ prefix and the alert topic (docs/MONITORING.md)"),
     logArchiveSchedule: schedule.describe("monthly `nourishctl logs archive` on every host: last month's rotated logs to the backup bucket's logs/ prefix (only with backups.enabled)"),
     dbCheckSchedule: schedule.describe("weekly `nourishctl db check` on the database host: pg_amcheck of the app's tables and B-tree indexes, DbCorruption to CloudWatch (self-managed database only)"),
     verifyAllBackupsSchedule: schedule.describe("monthly `nourishctl backups verify --all`: every retained backup downloaded and checked against its manifest, not only the latest (only with backups.enabled)"),
@@ -211,6 +212,8 @@ export const stackConfigSchema = z.strictObject({
     longQuerySeconds: int(10, 86400).describe("alarm when a database query has been running longer than this"),
     walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
     backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
+    monthlyBudgetUsd: z.number().positive({ error: "must be a positive number of US dollars" }).max(1_000_000).optional()
+      .describe("an AWS Budget on the account's monthly cost, alerting the alert topic at 80% and 100% (actual), and the figure the reports compare the month's cost with (default: none: only the account's owner knows what it should cost)"),
     uptimeCheck: z.boolean().describe("a Route 53 health check on https://<domain><release.healthPath> from Route 53's checkers in several regions, every 30 s; its alarm (uptime, in us-east-1 where Route 53 publishes) notifies a topic there with the same emails"),
     agentVersion: z.string().regex(/^\d+\.\d+\.\d+(b\d+)?$/, { error: "must be a CloudWatch agent version such as 1.300070.0" }).describe("CloudWatch agent release installed on every host at first boot from AWS's regional bucket (pinned; journald logs need 1.300070.0 or newer; docs/AGENTS.md)"),
   }),
@@ -371,6 +374,7 @@ const COMMON: DeepPartial<StackSettings> = {
     weeklyReportSchedule: "Sun *-*-* 22:00:00",
     dbCheckSchedule: "Wed *-*-* 03:00:00",
     verifyAllBackupsSchedule: "*-*-02 05:00:00",
+    monthlyReportSchedule: "*-*-01 07:00:00",
   },
   monitoring: {
     alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85, cpuCreditsMin: 20, memoryHighPercent: 90,

@@ -85,7 +85,14 @@ export class NourishLink extends pulumi.ComponentResource {
       rdsLogGroups: this.monitoring.rdsLogGroups,
     }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups, masterUserSecretArn: this.database.masterUserSecretArn }, child);
-    this.monitoring.watch("monitoring", watchedEstate(config, this.app, this.database));
+    const estate = watchedEstate(config, this.app, this.database);
+    this.monitoring.watch("monitoring", estate);
+    this.monitoring.report("monitoring", estate, {
+      putObject: (n, key, content) => tooling.putObject(n, key, content),
+      appRole: this.app.hostRole.role,
+    });
+    // The reports go to the backup bucket's reports/: the backup store's grant, like the log archive's.
+    this.backups?.grantReportStore("app-report-store", this.app.hostRole.role);
     this.release = new Release("release", {
       config,
       db: this.database.instance ? { instance: this.database.instance, dependsOn: this.database.dataAttachment ? [this.database.dataAttachment] : [] } : undefined,

@@ -29,7 +29,9 @@ const PROD: [string, string, string, string, string, string][] = [
   // The app hosts write their monthly log archive in one PUT (GenerateDataKey, no Decrypt): they
   // cannot read, write or delete a dump.
   ["decrypt backups-key", D, A, D, D, A],
-  ["decrypt monitoring-key", D, D, D, D, A],
+  // The app hosts publish the reports to the alert topic: SNS asks a publisher for GenerateDataKey
+  // and Decrypt with the topic's key (it encrypts alert messages only).
+  ["decrypt monitoring-key", A, D, D, D, A],
   ["decrypt monitoring-logs-key", D, D, D, D, A],
   ["decrypt monitoring-us-east-1-key", D, D, D, D, A],
   ["read dumps", D, A, D, D, A],
@@ -52,6 +54,14 @@ const PROD: [string, string, string, string, string, string][] = [
   ["read own logs", D, D, D, D, A],
   ["read another host's logs", D, D, D, D, A],
   ["write another host's logs", D, D, D, D, A],
+  // The reports (nourishctl report, app-0): new ones under reports/ only, none rewritten; what they
+  // read (metrics, alarm history, cost) and where they are mailed (the alert topic).
+  ["write a report", A, D, D, D, A],
+  ["write a report elsewhere", D, D, D, D, A],
+  ["overwrite a report", D, D, D, D, D],
+  ["read report metrics", A, D, D, D, A],
+  ["read cost", A, D, D, D, A],
+  ["publish to the alert topic", A, D, D, D, A],
   ["shell on db host", D, D, D, D, A],
   ["shell on app host", D, D, D, D, A],
   // The operator runs nourishctl verbs through the stack's document on the stack's hosts and reads
@@ -138,12 +148,12 @@ describe("access matrix (offline IAM evaluation of the plan)", function () {
       // app hosts (and the deployer) may read, and only with a managed database.
       assert.strictEqual(cell("read rds master secret", "app"), dbHost ? undefined : A, `${name}: app host and RDS's master secret`);
       if (!dbHost) assert.strictEqual(cell("read rds master secret", "operator"), D, name);
-      for (const c of ["read pgbackrest", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
+      for (const c of ["read pgbackrest", "write a report elsewhere", "delete dumps", "delete dump versions", "delete pgbackrest", "delete pgbackrest versions", "shell on app host", ...(dbHost ? ["shell on db host"] : [])]) {
         assert.strictEqual(cell(c, "app"), D, `${name}: app host may ${c}`);
       }
       // Backups and log archives are write-once for everyone; a host reads no archived logs and writes no other's.
       for (const who of m.principals.map((p) => p.id)) {
-        for (const c of ["overwrite dumps", "overwrite own logs", ...(cell("write dumps locked too long", who) ? ["write dumps locked too long", "extend a dump's lock"] : [])]) {
+        for (const c of ["overwrite dumps", "overwrite own logs", "overwrite a report", ...(cell("write dumps locked too long", who) ? ["write dumps locked too long", "extend a dump's lock"] : [])]) {
           assert.strictEqual(cell(c, who), D, `${name}: ${who} may ${c}`);
         }
       }

@@ -196,5 +196,17 @@ describe("the plan against AWS's API models (npm run check:aws)", () => {
       assert.ok(toJsRegExp("\\p{Alnum}+")!.test("abc123") && !toJsRegExp("\\p{Alnum}+")!.test("a-b"));
       assert.ok(toJsRegExp("(\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)")!.test("/service-role/"));
     });
+
+    it("translate Java's (?i): leading, the i flag; inside a group (Budgets' BudgetName), that group's letters either case", () => {
+      assert.ok(toJsRegExp("(?i)abc")!.test("ABC"));
+      // botocore's BudgetName: no "/action/" path, no <script> in any case, no ':' or '\\'.
+      const budgetName = toJsRegExp("^(?![^:\\\\]*/action/|(?i).*<script>.*</script>.*)[^:\\\\]+$");
+      assert.ok(budgetName, "BudgetName's pattern does not compile");
+      assert.ok(budgetName.test("nourish-link-prod-monthly"));
+      assert.ok(!budgetName.test("a<SCRIPT>x</Script>"), "(?i) scopes the rest of its group");
+      assert.ok(budgetName.test("a/ACTION/b") && !budgetName.test("a/action/b"), "(?i) reaches back before it");
+      assert.ok(!budgetName.test("a:b"));
+      assert.strictEqual(toJsRegExp("(a(?i)[b-c])"), null, "a class in the scope is not widened by guesswork");
+    });
   });
 });

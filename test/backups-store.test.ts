@@ -122,12 +122,13 @@ describe("BackupStore", () => {
     assert.deepStrictEqual(list(allow[0].Condition?.ArnLike?.["aws:SourceArn"] ?? []).sort(), [archiveArn, pgbackrestArn].sort());
   });
 
-  it("ages dumps and logs by config: dailies, monthlies in GLACIER_IR, logs for a year", async () => {
+  it("ages dumps and logs by config: dailies, monthlies in GLACIER_IR, logs and reports for a year", async () => {
     const rules = lifecycle(prod, "backups-archive");
     const byPrefix = (rs: Rule[], p: string) => rs.filter((r) => r.filter.prefix === p);
     assert.deepStrictEqual(byPrefix(rules, "dumps/daily/").map((r) => r.expiration), [{ days: 35 }], "prod keeps dailies backups.retentionDays = 35");
     assert.deepStrictEqual(byPrefix(rules, "dumps/monthly/").map((r) => [r.transitions, r.expiration]), [[[{ days: 30, storageClass: "GLACIER_IR" }], { days: 12 * 31 }]]);
     assert.deepStrictEqual(byPrefix(rules, "logs/").map((r) => [r.transitions?.[0]?.storageClass, r.expiration]), [["GLACIER_IR", { days: 365 }]]);
+    assert.deepStrictEqual(byPrefix(rules, "reports/").map((r) => [r.transitions, r.expiration]), [[undefined, { days: 365 }]], "reports for a year, never cold");
     const whole = byPrefix(rules, "");
     assert.ok(whole.some((r) => r.noncurrentVersionExpiration?.noncurrentDays === 7), "noncurrent versions kept forever");
     assert.ok(whole.some((r) => r.abortIncompleteMultipartUpload?.daysAfterInitiation === 7), "incomplete uploads kept forever");
@@ -163,17 +164,17 @@ describe("BackupStore", () => {
     assert.strictEqual(ofType(staging, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration").length, 0);
   });
 
-  it("keeps every backup and log archive write-once, and with Object Lock locked for as long as its class is kept; hosts learn those days", () => {
+  it("keeps every backup, log archive and report write-once, and with Object Lock locked for as long as its class is kept; hosts learn those days", () => {
     const statements = bucketPolicy(prod, "backups-archive");
     const sid = (id: string) => statements.find((s) => s.Sid === id)!;
-    const keys = [`${archiveArn}/dumps/daily/db_backup_*`, `${archiveArn}/dumps/monthly/*`, `${archiveArn}/logs/*`];
+    const keys = [`${archiveArn}/dumps/daily/db_backup_*`, `${archiveArn}/dumps/monthly/*`, `${archiveArn}/logs/*`, `${archiveArn}/reports/*`];
     assert.deepStrictEqual(sid("DenyOverwritingBackups"), { Sid: "DenyOverwritingBackups", Effect: "Deny", Principal: "*", Action: "s3:PutObject", Resource: keys, Condition: { Null: { "s3:if-none-match": "true" } } });
     assert.deepStrictEqual(sid("DenyBackupsWithoutRetention").Condition, { Null: { "s3:object-lock-remaining-retention-days": "true" } });
-    // prod keeps dailies 35 days, monthlies 12 × 31, logs 365: the lock is at least as long.
+    // prod keeps dailies 35 days, monthlies 12 × 31, logs and reports 365: the lock is at least as long.
     assert.deepStrictEqual(statements.filter((s) => s.Sid.startsWith("DenyShortRetention")).map((s) => [s.Resource, s.Condition]),
-      keys.map((k, i) => [k, { NumericLessThan: { "s3:object-lock-remaining-retention-days": String([35, 372, 365][i]) } }]));
+      keys.map((k, i) => [k, { NumericLessThan: { "s3:object-lock-remaining-retention-days": String([35, 372, 365, 365][i]) } }]));
     const env = (run: ProgramRun, role: "app" | "db") => hostFiles(run).find((f) => f.role === role && f.path === "/etc/nourish-link/host.env")!.content;
-    for (const role of ["app", "db"] as const) assert.match(env(prod, role), /^BACKUP_LOCK_DAYS="daily=35 monthly=372 logs=365"$/m, role);
+    for (const role of ["app", "db"] as const) assert.match(env(prod, role), /^BACKUP_LOCK_DAYS="daily=35 monthly=372 logs=365 reports=365"$/m, role);
     // Without Object Lock (staging): write-once still, no retention asked for (S3 would refuse it).
     const st = bucketPolicy(staging, "backups-archive");
     assert.ok(st.some((s) => s.Sid === "DenyOverwritingBackups"));
@@ -237,7 +238,7 @@ describe("BackupStore", () => {
     assert.match(hostFiles(r).find((f) => f.role === "db" && f.path === "/etc/nourish-link/host.env")?.content ?? "", /^PITR=false$/m);
   });
 
-  it("gives the app hosts only a put under their own logs/app/<aws:userid>/ (monthly log archival): no read, no dump, no pgBackRest, no delete, no passphrase", () => {
+  it("gives the app hosts only a put under their own logs/app/<aws:userid>/ (monthly log archival) and under reports/ (the reports): no read, no dump, no pgBackRest, no delete, no passphrase", () => {
     const cipher = one(prod, "aws:ssm/parameter:Parameter", "secrets-pgbackrest-cipher-pass");
     const statements = roleStatements(prod, "app-role");
     const app = JSON.stringify(statements);
@@ -247,7 +248,7 @@ describe("BackupStore", () => {
     for (const st of statements) {
       for (const r of list(st.Resource as string | string[])) {
         if (!r.includes(archive)) continue;
-        assert.ok(r.endsWith(`${archive}/logs/app/\${aws:userid}/*`), `${st.Sid}: app role reaches ${r}`);
+        assert.ok(r.endsWith(`${archive}/logs/app/\${aws:userid}/*`) || r.endsWith(`${archive}/reports/*`), `${st.Sid}: app role reaches ${r}`);
         for (const a of list(st.Action)) assert.ok(["s3:PutObject", "s3:PutObjectRetention"].includes(a), `${st.Sid}: app role may ${a} in the archive`);
       }
       for (const a of list(st.Action)) assert.ok(!/delete/i.test(a), `${st.Sid} allows ${a}`);

@@ -217,7 +217,7 @@ describe("monitoring: alarms on backups that stop silently", () => {
       const what = JSON.stringify(set);
       assert.deepStrictEqual(hostMetricAlarms(r, "NourishLink"), [], `${what}: backup alarms`);
       assert.strictEqual(ofType(r, TOPIC).length, 1, `${what}: alert topic`);
-      assert.strictEqual(String(r.outputs.alertTopicArn), `arn:aws:sns:af-south-1:123456789012:monitoring-alerts/${one(r, TOPIC, "monitoring-alerts").id}`);
+      assert.strictEqual(String(r.outputs.alertTopicArn), `arn:aws:sns:af-south-1:123456789012:${one(r, TOPIC, "monitoring-alerts").id}`);
       assert.ok(ofType(r, ALARM).some((a) => a.inputs.metricName === "StatusCheckFailed_System"), "the hosts' recovery alarms are gone too: the filter proves nothing");
     }
   });

@@ -233,7 +233,9 @@ describe("nourishctl release on an app host (sandbox)", function () {
     const pipEnv = (pip: Record<string, string>) => ({
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PIP_"))), PIP_CONFIG_FILE: os.devNull, NOURISH_ROOT: root, ...pip,
     });
-    const report = (...args: string[]) => spawnSync("bash", [NOURISHCTL_SOURCE, "report", "weekly", ...args], {
+    // The checks only (what every app host's timer runs but app-0's, which also writes the period's
+    // report: test/report.test.ts).
+    const report = (...args: string[]) => spawnSync("bash", [NOURISHCTL_SOURCE, "report", "weekly", "--checks-only", ...args], {
       encoding: "utf8", env: pipEnv({ PIP_NO_INDEX: "1", PIP_FIND_LINKS: wheels }),
     });
 
@@ -264,7 +266,7 @@ wheel(sys.argv[1], "1.0"); wheel(sys.argv[1], "1.1")`, wheels], { encoding: "utf
       assert.strictEqual(r.status, 1);
       assert.strictEqual(r.stderr.trim(), "nourishctl: report weekly: no live release on this host yet (nothing to check)");
       assert.ok(!fs.existsSync(path.join(metricsDir, "DeployCheckIssues")));
-      assert.strictEqual(report("--verbose").stderr.trim(), "nourishctl: report weekly: unknown option '--verbose' (--json)");
+      assert.strictEqual(report("--verbose").stderr.trim(), "nourishctl: report weekly: unknown option '--verbose' (--json, --end, --checks-only)");
     });
 
     it("counts the live release's deploy-check issues and the packages its virtualenv could update, as metrics", () => {

@@ -122,8 +122,13 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive", "pitr-backup"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive"]);
     assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "restore-rehearsal"]);
-    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "weekly-report"]);
-    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "weekly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
+    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "weekly-report", "monthly-report"]);
+    // app-0 writes the reports; the other app hosts run the weekly checks only.
+    const others = scheduledJobs(await loadStackConfig("prod"), "app", false);
+    assert.deepStrictEqual(others.map((j) => j.id), ["status", "log-archive", "weekly-report"]);
+    assert.match(renderJobService(others.find((j) => j.id === "weekly-report")!), /^ExecStart=\/usr\/local\/sbin\/nourishctl report weekly --checks-only$/m);
+    assert.match(renderJobService((await jobsOf("prod", "app")).find((j) => j.id === "monthly-report")!), /^ExecStart=\/usr\/local\/sbin\/nourishctl report monthly$/m);
+    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "weekly-report", "monthly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
 

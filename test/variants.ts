@@ -10,7 +10,8 @@ import { runStack, StackOverrides } from "./harness";
 export const VARIANTS: [string, string, StackOverrides][] = [
   ["staging", "staging", {}],
   ["prod", "prod", {}],
-  ["prod-managed-db", "prod", { set: { database: { managed: true } } }],
+  // With a monthly budget too (monitoring.monthlyBudgetUsd): its Budget checked against AWS's models.
+  ["prod-managed-db", "prod", { set: { database: { managed: true }, monitoring: { monthlyBudgetUsd: 150 } } }],
   ["prod-single-host-nginx-tls", "prod", { set: { app: { count: 1, tls: "nginx" } } }],
   ["staging-ssh", "staging", { set: { network: { sshAccess: true, adminCidrs: ["197.243.16.0/28"] } } }],
 ];

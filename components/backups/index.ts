@@ -33,7 +33,7 @@ import { StackConfig } from "../config";
 import { rehearsalBucketStatements, rehearsalKeyStatements } from "../rehearsal/plan";
 import {
   accessLogBucketPolicy, accessLogLifecycleRules, archiveLifecycleRules, BackupPrefix, encryptedBucketPolicy,
-  BucketArns, grantStatements, HostRoleName, lockDays, logArchiveStatements, objectLockRetention, pgbackrestDeleteStatements, pgbackrestLifecycleRules,
+  BucketArns, grantStatements, HostRoleName, lockDays, logArchiveStatements, objectLockRetention, reportStoreStatements, pgbackrestDeleteStatements, pgbackrestLifecycleRules,
   policyDocument, Statement, writeOnceStatements,
 } from "./policy";
 
@@ -165,6 +165,11 @@ export class BackupStore extends pulumi.ComponentResource {
     return this.grant(name, role, (arns) => logArchiveStatements(arns, hostRole));
   }
 
+  /** `nourishctl report` (app-0): put reports under reports/, read none. */
+  grantReportStore(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
+    return this.grant(name, role, (arns) => reportStoreStatements(arns));
+  }
+
   /** s3:DeleteObject under pgbackrest/ only: what `pgbackrest expire` needs, nothing more. */
   grantPgbackrestDelete(name: string, role: aws.iam.Role): aws.iam.RolePolicy {
     return this.grant(name, role, (arns) => pgbackrestDeleteStatements(arns));
@@ -182,10 +187,10 @@ export class BackupStore extends pulumi.ComponentResource {
 /**
  * What nourishctl needs to lock each upload for as long as it is kept (empty without Object Lock:
  * S3 refuses retention on a bucket without it): BACKUP_LOCK_DAYS, the classes of lockDays as
- * "daily=35 monthly=372 logs=365".
+ * "daily=35 monthly=372 logs=365 reports=365".
  */
 export function lockEnv(b: Parameters<typeof lockDays>[0]): Record<string, string> {
   if (!b.objectLock) return {};
-  const name = (pattern: string) => pattern.startsWith("dumps/daily/") ? "daily" : pattern.startsWith("dumps/monthly/") ? "monthly" : "logs";
+  const name = (pattern: string) => pattern.startsWith("dumps/daily/") ? "daily" : pattern.startsWith("dumps/monthly/") ? "monthly" : pattern.split("/")[0];
   return { BACKUP_LOCK_DAYS: lockDays(b).map((c) => `${name(c.pattern)}=${c.days}`).join(" ") };
 }

@@ -23,6 +23,8 @@ export function areaOfPrefix(prefix: string): BackupArea {
 export const DAILY_PREFIX = "dumps/daily/";
 export const MONTHLY_PREFIX = "dumps/monthly/";
 export const LOGS_PREFIX = "logs/";
+/** `nourishctl report weekly|monthly`'s reports: reports/<weekly|monthly>/<start>_<end>.{md,json}. */
+export const REPORTS_PREFIX = "reports/";
 export const PGBACKREST_PREFIX = "pgbackrest/";
 
 /** Days after which monthlies and archived logs move to a colder class. */
@@ -31,6 +33,8 @@ export const COLD_AFTER_DAYS = 30;
 export const COLD_STORAGE_CLASS = "GLACIER_IR";
 /** Archived logs are kept a year (the manual archives them monthly). */
 export const LOG_RETENTION_DAYS = 365;
+/** The weekly and monthly reports (reports/) are kept as long as the logs: a year to compare with. */
+export const REPORT_RETENTION_DAYS = LOG_RETENTION_DAYS;
 /** Overwritten or deleted versions stay this long: the window to undo a mistake or an attack. */
 export const NONCURRENT_VERSION_DAYS = 7;
 export const ABORT_MULTIPART_DAYS = 7;
@@ -96,6 +100,8 @@ export function archiveLifecycleRules(b: BackupSettings): LifecycleRule[] {
       transitions: [{ days: COLD_AFTER_DAYS, storageClass: COLD_STORAGE_CLASS }],
       expiration: { days: LOG_RETENTION_DAYS },
     },
+    // Small files: no colder class (its per-object minimum would cost more than it saves).
+    { id: "reports", status: "Enabled", filter: { prefix: REPORTS_PREFIX }, expiration: { days: REPORT_RETENTION_DAYS } },
     ...housekeepingLifecycleRules(),
   );
   return rules;
@@ -132,14 +138,16 @@ export const RETENTION_SPARE_DAYS = 2;
 
 /**
  * The archive's write-once keys, each class with the days it is kept (the lifecycle rules above):
- * daily dumps and their manifests, monthly dumps, archived logs. Not dumps/daily/latest.json, the
- * pointer `backup` rewrites every night.
+ * daily dumps and their manifests, monthly dumps, archived logs, and the weekly and monthly reports
+ * (a report is the record of its period: app-0 may write a new one, never rewrite an old one). Not
+ * dumps/daily/latest.json, the pointer `backup` rewrites every night.
  */
 export function lockDays(b: BackupSettings): { pattern: string; days: number }[] {
   return [
     { pattern: `${DAILY_PREFIX}db_backup_*`, days: b.retentionDays },
     ...(b.monthlyRetentionMonths > 0 ? [{ pattern: `${MONTHLY_PREFIX}*`, days: b.monthlyRetentionMonths * 31 }] : []),
     { pattern: `${LOGS_PREFIX}*`, days: LOG_RETENTION_DAYS },
+    { pattern: `${REPORTS_PREFIX}*`, days: REPORT_RETENTION_DAYS },
   ];
 }
 
@@ -390,6 +398,17 @@ export function logArchiveStatements(arns: BucketArns, role: HostRoleName): Stat
   return [
     { Sid: "ArchiveOwnLogs", Effect: "Allow", Action: ["s3:PutObject", "s3:PutObjectRetention"], Resource: `${arns.archive}/${logArchivePrefix(role, "${aws:userid}")}*` },
     { Sid: "ArchiveOwnLogsKey", Effect: "Allow", Action: "kms:GenerateDataKey", Resource: arns.kmsKey },
+  ];
+}
+
+/**
+ * `nourishctl report` on app-0: PutObject (with its retention) under reports/ and GenerateDataKey
+ * with the backup key; no read, no list, no delete (written once, mailed, never read back).
+ */
+export function reportStoreStatements(arns: BucketArns): Statement[] {
+  return [
+    { Sid: "StoreReports", Effect: "Allow", Action: ["s3:PutObject", "s3:PutObjectRetention"], Resource: `${arns.archive}/${REPORTS_PREFIX}*` },
+    { Sid: "StoreReportsKey", Effect: "Allow", Action: "kms:GenerateDataKey", Resource: arns.kmsKey },
   ];
 }
 

@@ -60,6 +60,7 @@ export interface HostToolingArgs {
 export class HostTooling extends pulumi.ComponentResource {
   readonly bucketName: pulumi.Output<string>;
   readonly bucketArn: pulumi.Output<string>;
+  private readonly bucketId: pulumi.Output<string>;
   /** The key the tooling bucket is encrypted with: readers decrypt with it. */
   readonly kmsKeyArn: pulumi.Output<string>;
   /** The content hash of the version uploaded (what the release installs). */
@@ -125,6 +126,7 @@ export class HostTooling extends pulumi.ComponentResource {
     this.objects = [...files, current];
     this.bucketName = bucket.bucket;
     this.bucketArn = bucket.arn;
+    this.bucketId = bucket.id;
     this.registerOutputs({ bucketName: this.bucketName, hash: this.hash });
   }
 
@@ -147,6 +149,12 @@ export class HostTooling extends pulumi.ComponentResource {
       // A subshell: its EXIT trap cleans the stage, and `fail` stops first boot through its status.
       return [`( ${steps.join("\n")}\n) || exit 1`];
     });
+  }
+
+  /** An object the stack writes for its hosts beside the tooling (tooling/…, readable as the tooling is). */
+  putObject(name: string, key: string, content: pulumi.Output<string>): aws.s3.BucketObjectv2 {
+    if (!key.startsWith("tooling/")) throw new Error(`tooling: ${key} is not under tooling/`);
+    return new aws.s3.BucketObjectv2(name, { bucket: this.bucketId, key, content, contentType: "application/json" }, { parent: this });
   }
 
   /** Lets a host role read the tooling (every version: a release may install any the stack uploaded). */

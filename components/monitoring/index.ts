@@ -22,6 +22,7 @@ import { LOG_SOURCES, logGroupName, logMetricNamespace, METRIC_FILTERS } from ".
 import { alertKeyPolicy, alertTopicPolicy, logsKeyPolicy } from "./policy";
 import { scheduledJobs } from "../schedules/jobs";
 import { RDS_LOG_EXPORTS, rdsIdentifier, rdsLogGroupName } from "../database/rds";
+import { REPORT_SPEC_KEY, reportSpec, reportStatements } from "./report";
 
 export interface MonitoringArgs {
   config: StackConfig;
@@ -97,6 +98,22 @@ export class Monitoring extends pulumi.ComponentResource {
 
     if (config.monitoring.uptimeCheck) this.uptimeCheck(name, account);
 
+    // monitoring.monthlyBudgetUsd: the account's actual monthly cost at 80% and 100% of it, to the
+    // alert topic (whose policies let Budgets publish). Off without the key: see its description.
+    const budget = config.monitoring.monthlyBudgetUsd;
+    if (budget !== undefined) {
+      new aws.budgets.Budget(`${name}-budget`, {
+        name: `nourish-link-${config.stack}-monthly`,
+        budgetType: "COST",
+        timeUnit: "MONTHLY",
+        limitAmount: budget.toFixed(2),
+        limitUnit: "USD",
+        notifications: [80, 100].map((threshold) => ({
+          comparisonOperator: "GREATER_THAN", threshold, thresholdType: "PERCENTAGE", notificationType: "ACTUAL", subscriberSnsTopicArns: [this.topic.arn],
+        })),
+      }, { parent: this });
+    }
+
     this.topicArn = this.topic.arn;
     this.kmsKeyArn = key.arn;
     this.logsKmsKeyArn = logsKey.arn;
@@ -113,6 +130,31 @@ export class Monitoring extends pulumi.ComponentResource {
     new aws.cloudwatch.Dashboard(`${name}-dashboard`, {
       dashboardName: `nourish-link-${config.stack}`,
       dashboardBody: pulumi.jsonStringify(pulumi.output(dashboardBody(config, estate))),
+    }, { parent: this });
+  }
+
+  /**
+   * The weekly and monthly reports (`nourishctl report`, on app-0): their spec (report.ts) beside
+   * the tooling, where the app hosts read it, and the app hosts' rights to compute, store and mail them.
+   */
+  report(name: string, estate: WatchedEstate<pulumi.Output<string>>, to: {
+    putObject(name: string, key: string, content: pulumi.Output<string>): pulumi.Resource;
+    appRole: aws.iam.Role;
+  }): void {
+    const config = this.config;
+    const resolved = pulumi.output({
+      hosts: estate.hosts.map((h) => pulumi.output(h.instanceId).apply((instanceId) => ({ ...h, instanceId }))),
+      alb: estate.alb ? pulumi.all([estate.alb.loadBalancer, estate.alb.targetGroup]).apply(([loadBalancer, targetGroup]) => ({ loadBalancer, targetGroup })) : undefined,
+      rds: estate.rds ? pulumi.output(estate.rds.identifier).apply((identifier) => ({ identifier })) : undefined,
+      topic: this.topic.arn,
+    });
+    const spec = resolved.apply((r) => JSON.stringify(reportSpec(config, { hosts: r.hosts, alb: r.alb, rds: r.rds, jobs: estate.jobs }, r.topic), null, 2) + "\n");
+    to.putObject(`${name}-report-spec`, REPORT_SPEC_KEY, spec);
+    new aws.iam.RolePolicy(`${name}-report`, {
+      role: to.appRole.id,
+      policy: pulumi.all([this.topic.arn, this.kmsKeyArn]).apply(([topic, topicKey]) => JSON.stringify({
+        Version: "2012-10-17", Statement: reportStatements({ topic, topicKey }),
+      })),
     }, { parent: this });
   }
 

@@ -12,15 +12,15 @@ export interface PolicyDocument {
   Statement: Record<string, unknown>[];
 }
 
-/** Services that publish to the alert topic and so must be able to use its key. */
-export const ALERT_PUBLISHERS = ["cloudwatch.amazonaws.com"] as const;
+/** Services that publish to the alert topic and so must be able to use its key (Budgets: monitoring.monthlyBudgetUsd). */
+export const ALERT_PUBLISHERS = ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"] as const;
 
 export function alertKeyPolicy(accountId: string): KeyPolicy {
   // Encrypting a message for the topic: only what publishing needs, and only on behalf of this
   // account's alarms (aws:SourceAccount: no other account's alarm can use the key through the
   // service, the confused-deputy guard).
   return keyPolicy(accountId, [{
-    Sid: "AlarmsPublishToEncryptedTopic",
+    Sid: "AlarmsAndBudgetsPublishToEncryptedTopic",
     Effect: "Allow",
     Principal: { Service: [...ALERT_PUBLISHERS] },
     Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
@@ -49,10 +49,18 @@ export function alertTopicPolicy(topicArn: string, accountId: string, region: st
       {
         Sid: "AlarmsPublish",
         Effect: "Allow",
-        Principal: { Service: [...ALERT_PUBLISHERS] },
+        Principal: { Service: "cloudwatch.amazonaws.com" },
         Action: "sns:Publish",
         Resource: topicArn,
         Condition: { StringEquals: { "aws:SourceAccount": accountId }, ArnLike: { "aws:SourceArn": `arn:aws:cloudwatch:${region}:${accountId}:alarm:*` } },
+      },
+      {
+        Sid: "BudgetsPublish",
+        Effect: "Allow",
+        Principal: { Service: "budgets.amazonaws.com" },
+        Action: "sns:Publish",
+        Resource: topicArn,
+        Condition: { StringEquals: { "aws:SourceAccount": accountId }, ArnLike: { "aws:SourceArn": `arn:aws:budgets::${accountId}:*` } },
       },
       {
         Sid: "DenyInsecureTransport",

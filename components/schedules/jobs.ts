@@ -8,7 +8,11 @@ export const DB_METRICS_SCHEDULE = "*-*-* *:*:00";
 /** `nourishctl restore-rehearsal-verify --report-age`, hourly: the stale-rehearsal alarm's heartbeat. */
 export const REHEARSAL_AGE_SCHEDULE = "*-*-* *:17:00";
 
-export function scheduledJobs(config: StackConfig, role: "app" | "db"): ScheduledJob[] {
+/**
+ * The jobs of one host. `first`: the first app host (app-0), the one that also writes the weekly
+ * and monthly reports (lib/report.sh); the others run only the weekly checks.
+ */
+export function scheduledJobs(config: StackConfig, role: "app" | "db", first = true): ScheduledJob[] {
   const tz = config.maintenance.timezone;
   const m = config.maintenance;
   const jobs: ScheduledJob[] = [
@@ -19,7 +23,11 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
   const logArchive: ScheduledJob = { id: "log-archive", description: "monthly log archival to the backup bucket", onCalendar: m.logArchiveSchedule, timezone: tz, verb: ["logs", "archive"], randomizedDelay: "30min" };
   if (role === "app" && config.backups.enabled) jobs.push(logArchive);
   // The manual's weekly security check and update review, on the live release (lib/report.sh).
-  if (role === "app") jobs.push({ id: "weekly-report", description: "weekly deploy check and outdated packages", onCalendar: m.weeklyReportSchedule, timezone: tz, verb: ["report", "weekly"], randomizedDelay: "30min" });
+  // On app-0 also the week's and the month's report from CloudWatch (lib/report.sh).
+  if (role === "app") {
+    jobs.push({ id: "weekly-report", description: "weekly deploy check and outdated packages", onCalendar: m.weeklyReportSchedule, timezone: tz, verb: ["report", "weekly", ...(first ? [] : ["--checks-only"])], randomizedDelay: "30min" });
+    if (first) jobs.push({ id: "monthly-report", description: "last month's report", onCalendar: m.monthlyReportSchedule, timezone: tz, verb: ["report", "monthly"], randomizedDelay: "30min" });
+  }
   // Staging's weekly restore rehearsal (lib/rehearsal-verify.sh): the app hosts finish what the
   // database host restored, and report hourly how long ago a rehearsal last succeeded (the alarm).
   if (role === "app" && config.rehearsal.enabled && !config.database.managed) {
@@ -59,9 +67,9 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
   return jobs;
 }
 
-export function scheduleFiles(config: StackConfig, role: "app" | "db"): HostFile[] {
+export function scheduleFiles(config: StackConfig, role: "app" | "db", first = true): HostFile[] {
   return [
-    ...scheduledJobs(config, role).flatMap(jobUnits),
+    ...scheduledJobs(config, role, first).flatMap(jobUnits),
     { path: `/etc/systemd/system/${JOB_FAILED_UNIT}@.service`, content: renderJobFailedService() },
   ];
 }

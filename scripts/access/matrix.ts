@@ -196,6 +196,27 @@ export function checks(arns: PlanArns): Check[] {
       { id: "read another host's logs", label: "read another instance's log archive (s3:GetObject under logs/app/<another>/)", requests: [{ action: "s3:GetObject", ...logKey("app", another) }] },
       { id: "write another host's logs", label: "write a new archive under another instance's logs/app/<another>/", requests: [{ action: "s3:PutObject", ...logKey("app", another), context: { ...newObject, ...retained(logsLock) } }] },
     );
+    // The weekly and monthly reports (nourishctl report, app-0): a new one under reports/ only, never
+    // a past one rewritten (reports/ is one of the archive's write-once classes).
+    const report = (key: string) => object("backups-archive", key);
+    out.push(
+      { id: "write a report", label: "write a new report under reports/ (If-None-Match: *, retention 400 days, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...report("reports/monthly/2026-01-01_2026-02-01.md"), context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "write a report elsewhere", label: "write a new report outside reports/ (s3:PutObject under monthly/, If-None-Match: *)", requests: [{ action: "s3:PutObject", ...report("monthly/2026-01-01_2026-02-01.md"), context: { ...newObject, ...retained(400) } }] },
+      { id: "overwrite a report", label: "overwrite a report under reports/ (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...report("reports/monthly/2026-01-01_2026-02-01.md"), context: retained(400) }] },
+    );
+  }
+  // What the reports read and where they go: metrics and alarm history (CloudWatch: * only), the
+  // month's cost (Cost Explorer: * only), and the alert topic (with its key, as SNS asks of a publisher).
+  const topicPolicy = arns.find("aws:sns/topicPolicy:TopicPolicy", "monitoring-alerts-policy");
+  const topicKey = arns.find("aws:kms/key:Key", "monitoring-key");
+  out.push(
+    { id: "read report metrics", label: "read metrics and alarm history for the report (cloudwatch:GetMetricData, DescribeAlarmHistory)", requests: [{ action: "cloudwatch:GetMetricData", resource: "*" }, { action: "cloudwatch:DescribeAlarmHistory", resource: `arn:aws:cloudwatch:${arns.region}:${arns.account}:alarm:*` }] },
+    { id: "read cost", label: "read the account's cost (ce:GetCostAndUsage)", requests: [{ action: "ce:GetCostAndUsage", resource: "*" }] },
+  );
+  if (topicPolicy && topicKey) {
+    const topicPolicyDoc = doc(topicPolicy.inputs.policy)!;
+    const topicArn = String(list(topicPolicyDoc.Statement).flatMap((st) => list(st.Resource as string | string[]))[0]);
+    out.push({ id: "publish to the alert topic", label: "publish to the alert topic (sns:Publish, and GenerateDataKey with its key)", requests: [{ action: "sns:Publish", resource: topicArn, resourcePolicy: topicPolicyDoc }, { action: "kms:GenerateDataKey", resource: arns.keyArn(topicKey), resourcePolicy: keyPolicy(topicKey) }] });
   }
   // Arbitrary shell on a host: SendCommand authorises the document and the instance. (AWS names
   // its own documents without an account; the evaluator's ARN format wants one, so the stack's.)

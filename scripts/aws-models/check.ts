@@ -117,6 +117,11 @@ export function toJsRegExp(pattern: string): RegExp | null {
   let p = pattern;
   let flags = "";
   if (p.startsWith("(?i)")) { p = p.slice(4); flags += "i"; }
+  else if (p.includes("(?i)")) {
+    const scoped = caseInsensitiveScope(p);
+    if (scoped === null) { compiled.set(pattern, null); return null; }
+    p = scoped;
+  }
   p = p.replace(/\\p\{(?:Is)?(Alnum|Alpha|Digit|Upper|Lower|XDigit|Punct|Print|Graph|Space|ASCII)\}/g, (_, c: string) => `[${POSIX[c]}]`)
     .replace(/\[\[([^\]]*)\]\]/g, "[$1]")
     .replace(/\\A/g, "^").replace(/\\[Zz]/g, "$");
@@ -125,6 +130,26 @@ export function toJsRegExp(pattern: string): RegExp | null {
   try { re = new RegExp(`^(?:${p})$`, flags); } catch { re = null; }
   compiled.set(pattern, re);
   return re;
+}
+
+/**
+ * Java's inline (?i) after the start of a pattern (Budgets' BudgetName: `(?!…/action/|(?i).*<script>.*)`)
+ * makes the rest of its group case-insensitive; JavaScript has no such flag for part of a pattern
+ * (Node 22 has no (?i:…) either), so each letter in that scope becomes [xX]. Null when the scope
+ * holds what this cannot widen exactly: a character class or an escape (\p{Lu}, \x41).
+ */
+function caseInsensitiveScope(p: string): string | null {
+  const at = p.indexOf("(?i)");
+  let depth = 0;
+  let out = p.slice(0, at);
+  for (let i = at + 4; i < p.length; i++) {
+    const c = p[i];
+    if (c === "\\" || c === "[") return null;
+    if (c === "(") depth++;
+    if (c === ")" && depth-- === 0) return out + p.slice(i);
+    out += /[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c;
+  }
+  return out;
 }
 
 // ---- shapes --------------------------------------------------------------------------------

@@ -124,6 +124,12 @@ export const MAPPINGS: Record<string, Mapping> = {
   }, { later: ["finalSnapshotIdentifier", "skipFinalSnapshot"] }),
   "aws:rds/parameterGroup:ParameterGroup": m("rds", "CreateDBParameterGroup", { name: "DBParameterGroupName", family: "DBParameterGroupFamily", description: "Description" }, { later: ["parameters"] }),
   "aws:rds/subnetGroup:SubnetGroup": m("rds", "CreateDBSubnetGroup", { name: "DBSubnetGroupName", description: "DBSubnetGroupDescription", "subnetIds[]": "SubnetIds[]" }),
+  "aws:budgets/budget:Budget": m("budgets", "CreateBudget", {
+    name: "Budget.BudgetName", budgetType: "Budget.BudgetType", timeUnit: "Budget.TimeUnit", limitAmount: "Budget.BudgetLimit.Amount", limitUnit: "Budget.BudgetLimit.Unit",
+    "notifications[].comparisonOperator": "NotificationsWithSubscribers[].Notification.ComparisonOperator", "notifications[].threshold": "NotificationsWithSubscribers[].Notification.Threshold",
+    "notifications[].thresholdType": "NotificationsWithSubscribers[].Notification.ThresholdType", "notifications[].notificationType": "NotificationsWithSubscribers[].Notification.NotificationType",
+    "notifications[].subscriberSnsTopicArns[]": "NotificationsWithSubscribers[].Subscribers[].Address",
+  }, { fixed: { AccountId: "123456789012", "NotificationsWithSubscribers[0].Subscribers[0].SubscriptionType": "SNS", "NotificationsWithSubscribers[1].Subscribers[0].SubscriptionType": "SNS" } }),
   "aws:route53/healthCheck:HealthCheck": m("route53", "CreateHealthCheck", {
     type: "HealthCheckConfig.Type", fqdn: "HealthCheckConfig.FullyQualifiedDomainName", port: "HealthCheckConfig.Port",
     resourcePath: "HealthCheckConfig.ResourcePath", requestInterval: "HealthCheckConfig.RequestInterval",

@@ -47,6 +47,7 @@ export const MAPPED: Record<string, { cfn: string; renames?: Record<string, stri
   "aws:rds/instance:Instance": { cfn: "AWS::RDS::DBInstance", renames: { DBInstanceIdentifier: "identifier", DBName: "dbName", DBSubnetGroupName: "dbSubnetGroupName", MasterUsername: "username" } },
   "aws:rds/parameterGroup:ParameterGroup": { cfn: "AWS::RDS::DBParameterGroup", renames: { DBParameterGroupName: "name" } },
   "aws:rds/subnetGroup:SubnetGroup": { cfn: "AWS::RDS::DBSubnetGroup", renames: { DBSubnetGroupName: "name" } },
+  "aws:budgets/budget:Budget": { cfn: "AWS::Budgets::Budget", renames: {} },
   "aws:route53/healthCheck:HealthCheck": { cfn: "AWS::Route53::HealthCheck", renames: { "HealthCheckConfig/Type": "type", "HealthCheckConfig/MeasureLatency": "measureLatency", "HealthCheckConfig/RequestInterval": "requestInterval" } },
   "aws:s3/bucket:Bucket": { cfn: "AWS::S3::Bucket", renames: { BucketName: "bucket", BucketNamePrefix: "bucketPrefix" } },
   "aws:s3/bucketPolicy:BucketPolicy": { cfn: "AWS::S3::BucketPolicy" },

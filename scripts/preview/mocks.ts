@@ -133,6 +133,10 @@ export class AwsMocks implements pulumi.runtime.Mocks {
       case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         state.arn = `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${String(args.inputs.url).replace(/^https:\/\//, "")}`;
         break;
+      case "aws:sns/topic:Topic":
+        // As SNS names it (no "/": the IAM evaluator of scripts/access/ parses it).
+        state.arn = `arn:aws:sns:${region}:${ACCOUNT_ID}:${id}`;
+        break;
       case "aws:ssm/document:Document":
         state.arn = `arn:aws:ssm:${region}:${ACCOUNT_ID}:document/${args.inputs.name}`;
         break;
