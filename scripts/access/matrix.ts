@@ -166,7 +166,7 @@ export function checks(arns: PlanArns): Check[] {
     const rules = (arns.find("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups-archive-lifecycle")?.inputs.rules ?? []) as { id: string; expiration?: { days?: number } }[];
     const kept = (id: string) => rules.find((r) => r.id === id)?.expiration?.days ?? 0;
     const locked = arns.find("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration", "backups-archive-object-lock") !== undefined;
-    const [dailyLock, logsLock] = [kept("daily-dumps") + 1, kept("archived-logs") + 1];
+    const [dailyLock, logsLock, reportsLock] = [kept("daily-dumps") + 1, kept("archived-logs") + 1, kept("reports") + 1];
     // An archive key under logs/<role>/: the evaluated principal's own aws:userid (SELF), or another instance's.
     const logKey = (role: string, who = SELF) => object("backups-archive", `logs/${role}/${who}/logs_archive_202601.tar.gz`);
     const another = "AROAANOTHERHOSTROLE0:i-0another0host000";
@@ -200,9 +200,9 @@ export function checks(arns: PlanArns): Check[] {
     // a past one rewritten (reports/ is one of the archive's write-once classes).
     const report = (key: string) => object("backups-archive", key);
     out.push(
-      { id: "write a report", label: "write a new report under reports/ (If-None-Match: *, retention 400 days, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...report("reports/monthly/2026-01-01_2026-02-01.md"), context: { ...newObject, ...retained(400) } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
-      { id: "write a report elsewhere", label: "write a new report outside reports/ (s3:PutObject under monthly/, If-None-Match: *)", requests: [{ action: "s3:PutObject", ...report("monthly/2026-01-01_2026-02-01.md"), context: { ...newObject, ...retained(400) } }] },
-      { id: "overwrite a report", label: "overwrite a report under reports/ (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...report("reports/monthly/2026-01-01_2026-02-01.md"), context: retained(400) }] },
+      { id: "write a report", label: "write a new report under reports/ (If-None-Match: *, retention as kept, and GenerateDataKey)", requests: [{ action: "s3:PutObject", ...report("reports/monthly/2026-01-01_2026-02-01.md"), context: { ...newObject, ...retained(reportsLock) } }, { ...decrypt, action: "kms:GenerateDataKey" }] },
+      { id: "write a report elsewhere", label: "write a new report outside reports/ (s3:PutObject under monthly/, If-None-Match: *)", requests: [{ action: "s3:PutObject", ...report("monthly/2026-01-01_2026-02-01.md"), context: { ...newObject, ...retained(reportsLock) } }] },
+      { id: "overwrite a report", label: "overwrite a report under reports/ (s3:PutObject without If-None-Match)", requests: [{ action: "s3:PutObject", ...report("reports/monthly/2026-01-01_2026-02-01.md"), context: retained(reportsLock) }] },
     );
   }
   // What the reports read and where they go: metrics and alarm history (CloudWatch: * only), the
