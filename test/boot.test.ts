@@ -3,6 +3,9 @@
 // the NoCloud seed, AWS stood in by moto_server and s3rver behind TLS (scripts/estate/estate.ts).
 // Cold, the root file system and the apt cache are built first (minutes); warm, a boot is the
 // packages' install and nourishctl setup.
+// On the same booted hosts, after the release: backup, restore, PITR, the restore rehearsal and
+// restart on real units, every timer's job through its unit, then `npm run estate`'s --status
+// and --down against this test's own estate (scripts/estate/cli.ts --slot test): no second boot.
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
@@ -295,6 +298,7 @@ describe("hosts boot from their user data on a bare Debian 12 with real systemd 
       assertServes(h, "1.0.0");
     });
   });
+
   // After the release: the database holds the app's tables and migrations, as on a host in use.
   describe("db: a backup, a restore and a point-in-time restore on real units, through the S3 stand-in", () => {
     const sql = (h: HostState, q: string, db = "dusangire") => ok(h, `runuser -u postgres -- psql -X -U dusangire -d ${db} -v ON_ERROR_STOP=1 -Atc ${JSON.stringify(q).replace(/\$/g, "\\$")}`).trim();
