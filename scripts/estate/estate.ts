@@ -165,7 +165,7 @@ export async function up(opts: UpOptions): Promise<EstateState> {
     const plan = preview(opts.stack, path.join(dir, "out"));
     const region = String((byType(plan, "aws:ec2/subnet:Subnet")[0]?.inputs.availabilityZone as string | undefined)?.slice(0, -1) ?? "af-south-1");
     state.region = region;
-    const buckets = [...byType(plan, "aws:s3/bucket:Bucket").map((b) => b.id), ...agentBuckets(region)];
+    const buckets = standInBuckets(state, plan);
 
     // AWS stand-ins: moto_server (every API but S3, and IMDS) and s3rver, behind one TLS nginx.
     const motoPort = await freePort();
@@ -264,6 +264,16 @@ function seedAws(state: EstateState, plan: Plan): void {
     { env: { ...env, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" } });
 }
 
+/**
+ * The buckets the S3 stand-in serves: the stack's own, AWS's agent buckets, and the bucket a
+ * staging restore rehearsal reads prod's backups from (REHEARSAL_SOURCE_BUCKET; empty until
+ * someone puts a backup there, as the boot test does).
+ */
+function standInBuckets(state: EstateState, plan: Plan): string[] {
+  const rehearsalSource = hostEnvValue(state, "db", "REHEARSAL_SOURCE_BUCKET");
+  return [...byType(plan, "aws:s3/bucket:Bucket").map((b) => b.id), ...agentBuckets(state.region), ...(rehearsalSource ? [rehearsalSource] : [])];
+}
+
 /** The buckets AWS serves its agents' packages from (components/hosts/agents.ts). */
 function agentBuckets(region: string): string[] {
   return (["ssm", "cloudwatch"] as AgentName[]).map((a) => agentPackage(a, region, "x").bucket);
@@ -325,7 +335,7 @@ function prepareRoot(state: EstateState, h: HostState, plan: Plan, instances: Re
   w("etc/cloud/cloud.cfg.d/90-nourish-estate.cfg", "# nourish-link estate seam: NoCloud seed; the namespace's network is set from outside.\ndatasource_list: [ NoCloud, None ]\nnetwork: {config: disabled}\n");
   w("etc/apt/apt.conf.d/90nourish-estate-proxy", `// nourish-link estate seam: Debian's archive through the apt cache on this machine.\nAcquire::http::Proxy "http://${state.hub}:${ACNG_PORT}";\n`);
   const region = state.region;
-  const buckets = [...byType(plan, "aws:s3/bucket:Bucket").map((b) => b.id), ...agentBuckets(region)];
+  const buckets = standInBuckets(state, plan);
   const awsNames = [`s3.${region}.amazonaws.com`, ...buckets.map((b) => `${b}.s3.${region}.amazonaws.com`),
     ...["ssm", "monitoring", "logs", "ec2", "sts", "kms", "ec2messages", "ssmmessages", "sns", "elasticloadbalancing"].map((s) => `${s}.${region}.amazonaws.com`)];
   // The database's private DNS name (DB_HOST in the app's host.env) resolves to the db host here.
@@ -408,7 +418,9 @@ export async function waitCloudInit(h: HostState, timeoutMs = 30 * 60_000): Prom
     const s = r.stdout.match(/status: (\w+)/)?.[1];
     return s && !["running", "not"].includes(s) ? s : undefined;
   }, 2000);
-  if (h.bootedAt) log(`${h.name}: cloud-init ${status} ${((Date.now() - h.bootedAt) / 1000).toFixed(0)} s after nspawn started`);
+  // When cloud-init wrote its result (not when we looked: a host may be asked long after it finished).
+  const finished = Number(exec(h, "stat -c %Y /run/cloud-init/result.json").stdout.trim()) * 1000;
+  if (h.bootedAt && finished) log(`${h.name}: cloud-init ${status} ${((finished - h.bootedAt) / 1000).toFixed(0)} s after nspawn started`);
   return status;
 }
 

@@ -65,7 +65,7 @@ oncall_restart_one() {
       [ -n "$live" ] || { echo "no live release here (nourishctl release …): nothing to restart"; return 1; }
       unit=$(rel_unit "$live")
       # Only the live release: the warm standby (rollback's target) keeps running untouched.
-      if [ -n "$ROOT" ]; then svc_ctl stop "$unit"; svc_ctl start "$unit"; else svc_ctl restart "$unit"; fi
+      svc_ctl restart "$unit"
       local why
       why=$(rel_health_gate "$live") || { echo "$unit restarted but $why"; return 1; }
       # gunicorn made a new socket: nginx's app.sock must name it again (one rename, as a switch).
@@ -78,7 +78,7 @@ oncall_restart_one() {
         local test
         test=$(nginx -t -q 2>&1) || { echo "nginx -t refuses the configuration, not restarted: $(tail -1 <<<"$test")"; return 1; }
       fi
-      if [ -n "$ROOT" ]; then svc_ctl stop nginx; svc_ctl start nginx; else svc_ctl restart nginx; fi
+      svc_ctl restart nginx
       # The unit can be up a moment before its listeners are: wait (briefly) for an answer first.
       local code="" i
       for ((i = 0; i < 50; i++)); do
@@ -101,7 +101,7 @@ oncall_restart_one() {
     postgresql)
       # Not under a backup or restore: they hold the database lock (waits are for timers, not people).
       db_lock restart exclusive
-      if [ -n "$ROOT" ]; then svc_ctl stop "$PG_CLUSTER_UNIT"; svc_ctl start "$PG_CLUSTER_UNIT"; else svc_ctl restart "$PG_CLUSTER_UNIT"; fi
+      svc_ctl restart "$PG_CLUSTER_UNIT"
       oncall_pg_ready 60 || return 1
       echo "$PG_CLUSTER_UNIT restarted; pg_isready: accepting connections" ;;
   esac
