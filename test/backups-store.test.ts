@@ -107,7 +107,7 @@ describe("BackupStore", () => {
     }
   });
 
-  it("logs access to both backup buckets into the access-log bucket, which only S3 log delivery of this account writes", () => {
+  it("logs access to both backup buckets (and prod's releases bucket) into the access-log bucket, which only S3 log delivery of this account writes", () => {
     const target = one(prod, BUCKET, "backups-access-logs");
     for (const name of ["backups-archive", "backups-pgbackrest"]) {
       const logging = configOf(prod, "aws:s3/bucketLogging:BucketLogging", name).inputs;
@@ -119,7 +119,7 @@ describe("BackupStore", () => {
     assert.deepStrictEqual(allow[0].Principal, { Service: "logging.s3.amazonaws.com" });
     assert.strictEqual(allow[0].Action, "s3:PutObject");
     assert.deepStrictEqual(allow[0].Condition?.StringEquals, { "aws:SourceAccount": "123456789012" });
-    assert.deepStrictEqual(list(allow[0].Condition?.ArnLike?.["aws:SourceArn"] ?? []).sort(), [archiveArn, pgbackrestArn].sort());
+    assert.deepStrictEqual(list(allow[0].Condition?.ArnLike?.["aws:SourceArn"] ?? []).sort(), [archiveArn, pgbackrestArn, "arn:aws:s3:::nourish-link-releases"].sort());
   });
 
   it("ages dumps and logs by config: dailies, monthlies in GLACIER_IR, logs and reports for a year", async () => {

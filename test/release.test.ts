@@ -318,13 +318,15 @@ describe("Release through SSM Run Command", () => {
       const manifest = toolingManifest(TOOLING_DIR, stackToolingFiles(releaseOf("prod")));
       assert.deepStrictEqual(objects.map((o) => o.inputs.key).sort(), [
         `tooling/${hash}/manifest.sha256`, ...manifest.map((l) => `tooling/${hash}/host/${l.slice(66)}`), "tooling/current",
+        // Data, not code: the report's metric list (components/monitoring/report.ts), read by app-0.
+        "tooling/report-spec.json",
       ].sort());
       const m = objects.find((o) => String(o.inputs.key).endsWith("manifest.sha256"))!;
       assert.strictEqual(m.inputs.content, manifest.join("\n") + "\n");
       assert.strictEqual(run("sha256sum", [], { input: String(m.inputs.content) }).stdout.split(" ")[0], hash, "the manifest's SHA-256 is the hash");
       const pointer = objects.find((o) => o.inputs.key === "tooling/current")!;
       assert.strictEqual(pointer.inputs.content, `${hash}\n`);
-      assert.deepStrictEqual(pointer.dependsOn.filter((u) => u.includes("bucketObjectv2")).sort(), objects.filter((o) => o !== pointer).map((o) => o.urn).sort(), "the pointer waits for the version it names");
+      assert.deepStrictEqual(pointer.dependsOn.filter((u) => u.includes("bucketObjectv2")).sort(), objects.filter((o) => o !== pointer && o.inputs.key !== "tooling/report-spec.json").map((o) => o.urn).sort(), "the pointer waits for the version it names");
     });
 
     it("the user data does not change when scripts/host changes: it names the pointer, never a hash or a sum", () => {

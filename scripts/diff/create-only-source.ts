@@ -110,7 +110,12 @@ try:
 except ImportError as e:
     print("IMPORT " + str(e)); sys.exit(3)
 region, types = sys.argv[1], sys.argv[2:]
-out = {t: M.get_resource_schema(region, t).schema.get("createOnlyProperties") or [] for t in types}
+def schema(t):
+    try:
+        return M.get_resource_schema(region, t).schema
+    except Exception:  # a global service's type (AWS::Budgets::Budget) is published for us-east-1 only
+        return M.get_resource_schema("us-east-1", t).schema
+out = {t: schema(t).get("createOnlyProperties") or [] for t in types}
 print(json.dumps({"version": cfnlint.version.__version__, "types": out}))
 `;
 

@@ -218,7 +218,7 @@ export function renderAlarms(run: ProgramRun): string[] {
     const i = a.inputs as Record<string, unknown>;
     const queries = i.metricQueries as { metric?: { metricName?: string } }[] | undefined;
     const metric = i.metricName ? `${i.namespace}/${i.metricName}` : `expression of ${(queries ?? []).map((q) => q.metric?.metricName).filter(Boolean).join(", ") || "metrics"}`;
-    const actions = (i.alarmActions as string[] | undefined ?? []).map((arn) => topics.get(arn) ?? String(arn).split(/[:/]/).slice(-2, -1)[0] ?? arn);
+    const actions = (i.alarmActions as string[] | undefined ?? []).map((arn) => topics.get(arn) ?? topics.get(String(arn).split(":").pop() ?? "") ?? arn);
     out.push(fit(`    ${a.name}`, WIDTH));
     out.push(fit(`        ${metric} ${OPS[String(i.comparisonOperator)] ?? i.comparisonOperator} ${i.threshold ?? ""} for ${i.evaluationPeriods ?? 1}×${i.period ?? "?"}s → ${actions.join(", ") || "no action"}`, WIDTH));
   }
