@@ -41,8 +41,8 @@ export interface AppHostsArgs {
   masterUserSecretArn?: pulumi.Output<string>;
 }
 
-/** The files of one app host (pure apart from the Outputs it is given). */
-export function appHostFiles(config: StackConfig, workers: number, env: Record<string, string>): HostFile[] {
+/** The files of one app host (pure apart from the Outputs it is given); host 0 runs the singleton jobs. */
+export function appHostFiles(config: StackConfig, workers: number, env: Record<string, string>, hostIndex = 0): HostFile[] {
   const tls = config.app.tls === "nginx" ? { certFile: `${TLS_DIR}/fullchain.pem`, keyFile: `${TLS_DIR}/privkey.pem` } : undefined;
   return [
     { path: NGINX_HTTP_CONF_PATH, content: renderNginxHttpConf() },
@@ -54,7 +54,7 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
     { path: "/etc/logrotate.d/nourish-link", content: renderLogrotate({ paths: [`${APP_PATHS.logDir}/*.log`], days: 14, postrotate: NGINX_REOPEN_LOGS }) },
     { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
     hostEnv(config, "app", env),
-    ...scheduleFiles(config, "app"),
+    ...scheduleFiles(config, "app", hostIndex),
     ...monitoringHostFiles(config, "app"),
   ];
 }
@@ -107,7 +107,8 @@ export class AppHosts extends pulumi.ComponentResource {
       : pulumi.output<Record<string, string>>({});
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
-    const userData = pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv, masterEnv])
+    // Per host: the first app host (app-0) also runs the app's own jobs and the smoke probe.
+    const userData = (hostIndex: number) => pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv, masterEnv])
       .apply(([vcpus, dbHost, dbParam, keyParam, install, archive, master]) => renderHostCloudInit(config, "app", {
         // pg_dump/pg_restore of RDS's major (15) for the backup and restore a managed database needs.
         packages: [...appHostPackages(app.tls), ...(managed ? ["postgresql-client-15"] : [])],
@@ -124,7 +125,7 @@ export class AppHosts extends pulumi.ComponentResource {
           // nourishctl's pg_admin: RDS over TLS as the app's database user (app.env), not a local superuser.
           ...(managed ? { DB_MANAGED: "true", ...master } : {}),
           ...archive,
-        }),
+        }, hostIndex),
       }, install));
 
     const hosts = Array.from({ length: app.count }, (_, i) => new Host(`${name}-${i}`, {
@@ -135,7 +136,7 @@ export class AppHosts extends pulumi.ComponentResource {
       securityGroupIds: [network.appSecurityGroupId],
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: app.rootVolumeGb,
-      userData,
+      userData: userData(i),
       volumeKmsKeyArn: args.volumeKmsKeyArn,
       dependsOn: args.tooling.objects,
     }, { parent: this }));

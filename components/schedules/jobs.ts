@@ -2,6 +2,7 @@
 import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
 import { JOB_FAILED_UNIT, jobUnits, renderJobFailedService, ScheduledJob } from "./systemd";
+import { JOB_ARGS_DIR, needsSmokeProbe, SMOKE_PROBE_SCHEDULE } from "../app/commands";
 
 /** `nourishctl metrics` runs every minute: the database alarms' period is one minute. */
 export const DB_METRICS_SCHEDULE = "*-*-* *:*:00";
@@ -19,6 +20,12 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
   const logArchive: ScheduledJob = { id: "log-archive", description: "monthly log archival to the backup bucket", onCalendar: m.logArchiveSchedule, timezone: tz, verb: ["logs", "archive"], randomizedDelay: "30min" };
   if (role === "app" && config.backups.enabled) jobs.push(logArchive);
   // The manual's weekly security check and update review, on the live release (lib/report.sh).
+  if (role === "app") jobs.push(...appCommandJobs(config));
+  // Staging has no load balancer or uptime check: the first app host runs the smoke checks every
+  // 5 minutes and publishes SmokeCheckFailed, which the app-smoke alarm watches.
+  if (role === "app" && needsSmokeProbe(config)) {
+    jobs.push({ id: "smoke-probe", description: "smoke checks every 5 minutes (no load balancer or uptime check watches this stack)", onCalendar: SMOKE_PROBE_SCHEDULE, timezone: tz, verb: ["smoke", "--publish"], randomizedDelay: "0", accuracy: "1s", firstHostOnly: true, watchedBy: "app-smoke" });
+  }
   if (role === "app") jobs.push({ id: "weekly-report", description: "weekly deploy check and outdated packages", onCalendar: m.weeklyReportSchedule, timezone: tz, verb: ["report", "weekly"], randomizedDelay: "30min" });
   // Staging's weekly restore rehearsal (lib/rehearsal-verify.sh): the app hosts finish what the
   // database host restored, and report hourly how long ago a rehearsal last succeeded (the alarm).
@@ -55,9 +62,28 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
   return jobs;
 }
 
-export function scheduleFiles(config: StackConfig, role: "app" | "db"): HostFile[] {
+/**
+ * The app's own jobs (app.scheduledCommands), on the first app host: `nourishctl job run NAME` runs
+ * the live release's manage.py with the arguments of /etc/nourish-link/jobs/NAME.args.
+ */
+export function appCommandJobs(config: StackConfig): ScheduledJob[] {
+  return config.app.scheduledCommands.map((c) => ({
+    id: `manage-${c.name}`, description: `the app's ${c.name} (manage.py ${c.command.join(" ")})`, onCalendar: c.schedule,
+    timezone: config.maintenance.timezone, verb: ["job", "run", c.name], randomizedDelay: "5min", firstHostOnly: true,
+  }));
+}
+
+/** A scheduled command's arguments as the host reads them: one per line, never through a shell. */
+export function jobArgsFiles(config: StackConfig): HostFile[] {
+  return config.app.scheduledCommands.map((c) => ({ path: `${JOB_ARGS_DIR}/${c.name}.args`, content: `${c.command.join("\n")}\n` }));
+}
+
+/** The unit files of a role's jobs; `hostIndex` > 0 (app-1, …) leaves out the first host's own. */
+export function scheduleFiles(config: StackConfig, role: "app" | "db", hostIndex = 0): HostFile[] {
+  const first = hostIndex === 0;
   return [
-    ...scheduledJobs(config, role).flatMap(jobUnits),
+    ...scheduledJobs(config, role).filter((j) => first || !j.firstHostOnly).flatMap(jobUnits),
+    ...(role === "app" && first ? jobArgsFiles(config) : []),
     { path: `/etc/systemd/system/${JOB_FAILED_UNIT}@.service`, content: renderJobFailedService() },
   ];
 }

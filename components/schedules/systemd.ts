@@ -19,6 +19,10 @@ export interface ScheduledJob {
   accuracy?: string;
   /** Units that must be up first, e.g. postgresql.service. */
   after?: string[];
+  /** Runs on the first app host only (app-0): the app's own jobs and the smoke probe. */
+  firstHostOnly?: true;
+  /** An alarm of its own watches it (its id), instead of job-failed-<role>-<id>. */
+  watchedBy?: string;
 }
 
 function unitName(job: ScheduledJob): string {
