@@ -238,6 +238,7 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     const service = app0.get("/etc/systemd/system/nourish-link-smoke-probe.service");
     assert.ok(service, "no smoke probe on staging's app-0");
     assert.match(service, /^ExecStart=\/usr\/local\/sbin\/nourishctl smoke --publish$/m);
+    assert.doesNotMatch(service, /OnFailure=/, "the probe publishes its own result; a JobFailed of it would go unwatched");
     const timer = app0.get("/etc/systemd/system/nourish-link-smoke-probe.timer")!;
     assert.match(timer, /^OnCalendar=\*-\*-\* \*:00\/5:00 Africa\/Kigali$/m);
     const next = run("systemd-analyze", ["calendar", "--iterations=2", "*-*-* *:00/5:00 UTC"]).stdout;

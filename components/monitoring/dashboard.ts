@@ -91,6 +91,9 @@ export function dashboardBody<D>(config: StackConfig, estate: WatchedEstate<D>):
   // The weekly report of the live release (lib/report.sh).
   const app = (name: string): WidgetMetric<D> => [METRIC_NAMESPACE, name, "Stack", config.stack as unknown as D, "Role", "app" as unknown as D];
   if (estate.hosts.some((h) => h.role === "app")) widget("Weekly: deploy check issues, outdated packages", "Maximum", [app("DeployCheckIssues"), app("OutdatedPackages")], 604800);
+  // The smoke checks' probe (`nourishctl smoke --publish`): every 5 minutes where nothing outside
+  // watches the site (staging, alarm app-smoke); by hand elsewhere, where the widget stays empty.
+  if (estate.hosts.some((h) => h.role === "app")) widget("Smoke checks failed (1) or passed (0)", "Maximum", [app("SmokeCheckFailed")], 300);
   // Restore rehearsals (staging): every app host carries the verb that publishes these; on prod,
   // where it refuses to run, the widget stays empty.
   widget("Restore rehearsals: success, RTO (s), backup age at restore (s), since last success (s)", "Maximum",

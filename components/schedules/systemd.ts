@@ -60,8 +60,9 @@ export function renderJobService(job: ScheduledJob, nourishctl = NOURISHCTL_PATH
     `Description=NOURISH LINK: ${job.description}`,
     `After=${after.join(" ")}`,
     "Wants=network-online.target",
-    // A failed run publishes JobFailed with the job's name (lib/jobs.sh), which an alarm watches.
-    `OnFailure=${JOB_FAILED_UNIT}@${job.id}.service`,
+    // A failed run publishes JobFailed with the job's name (lib/jobs.sh), which an alarm watches;
+    // a job watched by an alarm of its own publishes its result itself.
+    ...(job.watchedBy ? [] : [`OnFailure=${JOB_FAILED_UNIT}@${job.id}.service`]),
     "",
     "[Service]",
     // A oneshot unit is never started twice at once; nourishctl's own lock covers manual runs.

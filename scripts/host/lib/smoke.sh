@@ -28,14 +28,13 @@ usage: nourishctl smoke [--publish]
   rehearsal and in the morning check (nourishctl status).
 
 Options:
-  --publish  also publish $SMOKE_METRIC (1 or 0) to CloudWatch (the probe timer of a stack
+  --publish  also publish SmokeCheckFailed (1 or 0) to CloudWatch (the probe timer of a stack
              without a load balancer or uptime check; the app-smoke alarm watches it)
 EOF
 }
 
-# The app contract's smoke command, and what the probe publishes (components/app/commands.ts).
+# The app contract's smoke command (components/app/commands.ts).
 SMOKE_COMMAND=smoke
-SMOKE_METRIC=SmokeCheckFailed
 
 # check --deploy of release $1, warnings failing too unless silenced; prints why when it fails.
 smoke_deploy_check() {
@@ -83,14 +82,20 @@ cmd_smoke() {
   esac
   v=$(rel_current)
   if [ -z "$v" ]; then
-    [ "$publish" -eq 0 ] || metric "$SMOKE_METRIC" 1
+    if [ "$publish" -eq 1 ]; then
+      metric SmokeCheckFailed 1
+    fi
     die "smoke: no release is live on this host"
   fi
   if why=$(smoke_checks "$v"); then
-    [ "$publish" -eq 0 ] || metric "$SMOKE_METRIC" 0
+    if [ "$publish" -eq 1 ]; then
+      metric SmokeCheckFailed 0
+    fi
     say "smoke: $v passes check --deploy${SILENCED_CHECKS:+ (silenced: $SILENCED_CHECKS)}, answers through nginx, and its smoke command"
   else
-    [ "$publish" -eq 0 ] || metric "$SMOKE_METRIC" 1
+    if [ "$publish" -eq 1 ]; then
+      metric SmokeCheckFailed 1
+    fi
     die "smoke: $v: $why"
   fi
 }
