@@ -49,6 +49,10 @@ describe("smoke checks and the app's scheduled commands (loopback app host, real
     assert.match(r.stdout, /smoke: 1\.0\.0 passes check --deploy, answers through nginx, and its smoke command/);
     assert.strictEqual(orders(), before, "the smoke command's order was not rolled back");
     assert.strictEqual(fs.readFileSync(path.join(h.appRoot, "var/lib/nourish-link/metrics/SmokeCheckFailed"), "utf8").trim(), "0");
+    // The morning check runs them too (its other checks, the services' pid files, are not this sandbox's).
+    const status = await ctl("status", "--json");
+    const checks = (JSON.parse(status.stdout.trim().split("\n").pop()!) as { checks: { check: string; ok: boolean; detail: string }[] }).checks;
+    assert.deepStrictEqual(checks.find((c) => c.check === "smoke"), { check: "smoke", ok: true, detail: "1.0.0 passes the smoke checks (check --deploy, health through nginx, smoke command)" });
   });
 
   it("a release whose smoke command fails after the switch is rolled back, saying why", async () => {

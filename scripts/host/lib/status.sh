@@ -87,7 +87,7 @@ cmd_status() {
   fi
   # On an app host serving a release, the smoke checks (lib/smoke.sh).
   local live why
-  if [ "$ROLE" = app ] && declare -F smoke_checks >/dev/null && live=$(rel_current) && [ -n "$live" ]; then
+  if [ "$ROLE" = app ] && declare -F smoke_checks >/dev/null && live=$(rel_current) && [ -n "$live" ] && rel_installed "$live"; then
     if why=$(smoke_checks "$live"); then check smoke true "$live passes the smoke checks (check --deploy, health through nginx, smoke command)"
     else check smoke false "smoke checks: $why"; fi
   fi
