@@ -19,13 +19,14 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db"): Schedule
   // The manual's monthly log archival, to the backup bucket's logs/ prefix (lib/logs.sh).
   const logArchive: ScheduledJob = { id: "log-archive", description: "monthly log archival to the backup bucket", onCalendar: m.logArchiveSchedule, timezone: tz, verb: ["logs", "archive"], randomizedDelay: "30min" };
   if (role === "app" && config.backups.enabled) jobs.push(logArchive);
-  // The manual's weekly security check and update review, on the live release (lib/report.sh).
+  // The app's own jobs (app.scheduledCommands), on the first app host.
   if (role === "app") jobs.push(...appCommandJobs(config));
   // Staging has no load balancer or uptime check: the first app host runs the smoke checks every
   // 5 minutes and publishes SmokeCheckFailed, which the app-smoke alarm watches.
   if (role === "app" && needsSmokeProbe(config)) {
     jobs.push({ id: "smoke-probe", description: "smoke checks every 5 minutes (no load balancer or uptime check watches this stack)", onCalendar: SMOKE_PROBE_SCHEDULE, timezone: tz, verb: ["smoke", "--publish"], randomizedDelay: "0", accuracy: "1s", firstHostOnly: true, watchedBy: "app-smoke" });
   }
+  // The manual's weekly security check and update review, on the live release (lib/report.sh).
   if (role === "app") jobs.push({ id: "weekly-report", description: "weekly deploy check and outdated packages", onCalendar: m.weeklyReportSchedule, timezone: tz, verb: ["report", "weekly"], randomizedDelay: "30min" });
   // Staging's weekly restore rehearsal (lib/rehearsal-verify.sh): the app hosts finish what the
   // database host restored, and report hourly how long ago a rehearsal last succeeded (the alarm).
