@@ -7,6 +7,7 @@ import { z } from "zod";
 import { calendarProblem, isOnCalendar } from "./schedules/calendar";
 import { cidrRange, isNetworkAddress, SUBNET_PREFIX } from "./network/cidr";
 import { ARTIFACT_PATTERNS, RELEASES_PREFIX, SEMVER } from "./release/patterns";
+import { CHECK_WARNING_ID, COMMAND_NAME, MANAGE_ARGUMENT, MANAGE_COMMAND } from "./app/commands";
 
 export const PROJECT = "nourish-link";
 export const ENVIRONMENTS = ["staging", "prod"] as const;
@@ -28,6 +29,17 @@ const instanceType = z
 const schedule = z.string().superRefine((expr, ctx) => {
   const problem = calendarProblem(expr);
   if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+// One of the app's own jobs (app.scheduledCommands): arguments are data, never a shell line.
+const scheduledCommand = z.strictObject({
+  name: z.string().regex(COMMAND_NAME, { error: "must be lower-case letters, digits and dashes, at most 40 (its unit is nourish-link-manage-<name>)" }),
+  schedule,
+  command: z.array(z.string()).min(1, { error: "must name a manage.py command, such as [clearsessions]" }).superRefine((args, ctx) => {
+    if (args.length > 0 && !MANAGE_COMMAND.test(args[0])) ctx.addIssue({ code: "custom", path: [0], message: "must be a manage.py command name (lower-case letters, digits, _), such as clearsessions" });
+    args.slice(1).forEach((a, i) => {
+      if (!MANAGE_ARGUMENT.test(a)) ctx.addIssue({ code: "custom", path: [i + 1], message: "must be one argument of letters, digits and . , _ : = @ + / - (no spaces, quotes or shell characters: it is passed as data, never through a shell)" });
+    });
+  }),
 });
 const cidr = z.cidrv4({ error: "must be an IPv4 CIDR block such as 203.0.113.10/32" });
 const hostname = z
@@ -152,6 +164,13 @@ export const stackConfigSchema = z.strictObject({
     gunicornWorkers: int(1, 64).optional().describe("gunicorn workers per host (default: 2 x vCPUs + 1)"),
     clientMaxBodySize: z.string().regex(/^[1-9]\d*[kKmM]?$/, { error: "must be an nginx size above 0 such as 10m (0 would turn the limit off)" }).describe("largest upload nginx accepts"),
     tls: z.enum(["alb", "nginx"]).describe("where HTTPS terminates: an ALB with an ACM certificate, or nginx with certbot on a single host"),
+    scheduledCommands: z.array(scheduledCommand).superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((c, i) => {
+        if (seen.has(c.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `'${c.name}' is named twice: each command needs its own name (its unit is nourish-link-manage-<name>)` });
+        seen.add(c.name);
+      });
+    }).describe("the app's own jobs: each `{ name, schedule, command }` is a timer on the first app host running the live release's `manage.py COMMAND ARGS…` as the app user with app.env (`nourishctl job run NAME`); a failure raises job-failed-app-manage-<name> (default: clearsessions daily; setting the list replaces it)"),
   }),
   database: z.strictObject({
     managed: z.boolean().describe("RDS PostgreSQL instead of PostgreSQL on EC2"),
@@ -186,7 +205,7 @@ export const stackConfigSchema = z.strictObject({
   }),
   maintenance: z.strictObject({
     timezone: z.string().refine(isHostTimeZone, { error: "must be an IANA time zone as spelled in /usr/share/zoneinfo, such as Africa/Kigali or UTC" }).describe("time zone of every schedule on the hosts"),
-    healthCheckSchedule: schedule.describe("morning checklist: services, connections, disk, Django checks"),
+    healthCheckSchedule: schedule.describe("morning checklist: services, agents, connections, disk; on the app hosts the smoke checks too (`nourishctl smoke`: `manage.py check --deploy`, the health path through nginx, the app's smoke command)"),
     vacuumSchedule: schedule.describe("weekly VACUUM ANALYZE"),
     reindexSchedule: schedule.describe("monthly REINDEX and ANALYZE"),
     verifyBackupSchedule: schedule.describe("weekly `nourishctl backups verify --latest`: download the newest dump, check its SHA-256 and pg_restore --list (only with backups.enabled)"),
@@ -240,6 +259,8 @@ export const stackConfigSchema = z.strictObject({
     keepReleases: int(2, 50).describe("releases kept on each host for rollback"),
     healthPath: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with / (letters, digits and ._~-/ only: it is written into nginx and health checks)" }).describe("URL that must answer 200 before a release gets traffic"),
     stepTimeoutSeconds: int(60, 172800).describe("how long one release step may run on a host before it fails (SSM Run Command's timeout)"),
+    silencedChecks: z.array(z.string().regex(CHECK_WARNING_ID, { error: "must be a Django system check warning id such as security.W004 (errors cannot be silenced)" }))
+      .describe("warnings of `manage.py check --deploy` that the smoke checks (`nourishctl smoke`: after a switch, after a restore, the morning check) accept; any other warning fails them"),
   }),
   promotion: z.strictObject({
     maxRehearsalAgeDays: int(1, 90).describe("`npm run promote` refuses unless staging's last restore rehearsal succeeded within this many days (read from the stack promoted into)"),
@@ -361,7 +382,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer _U)[] ? T[K] : T[K]
 
 const COMMON: DeepPartial<StackSettings> = {
   network: { availabilityZones: 2, adminCidrs: [], sshAccess: false },
-  app: { rootVolumeGb: 20, clientMaxBodySize: "10m" },
+  app: { rootVolumeGb: 20, clientMaxBodySize: "10m", scheduledCommands: [{ name: "clearsessions", schedule: "*-*-* 03:15:00", command: ["clearsessions"] }] },
   database: { managed: false, name: "dusangire", user: "dusangire", masterUser: "nourish_admin", slowQueryMs: 500 },
   backups: { enabled: true, schedule: "*-*-* 02:00:00", monthlyRetentionMonths: 12, localRetentionDays: 7, pitr: true, rehearsalReaders: [] },
   maintenance: {
@@ -383,7 +404,7 @@ const COMMON: DeepPartial<StackSettings> = {
   },
   // An SSM agent release of early 2026; docs/AGENTS.md says how to move the pin.
   agents: { ssmVersion: "3.3.3598.0" },
-  release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800 },
+  release: { keepReleases: 5, healthPath: "/health/", stepTimeoutSeconds: 1800, silencedChecks: [] },
   // A week between rehearsals (the manual's weekly restore test) and a day's slack.
   promotion: { maxRehearsalAgeDays: 8 },
   ci: { github: { deployPolicyArns: [] } },

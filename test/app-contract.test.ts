@@ -10,6 +10,7 @@ import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
+import { SMOKE_COMMAND } from "../components/app/commands";
 import { APP_ENV, ARTIFACT, appHostPackages, contractAppEnv, RELEASE_PYTHON, renderAppContract, SYSTEM_PYTHON_PACKAGES, WSGI_MODULE } from "../components/app/contract";
 import { DEFAULTS } from "../components/config";
 import { renderEnvFile } from "../components/hosts/env-file";
@@ -93,6 +94,12 @@ describe("app contract (components/app/contract.ts)", () => {
     const m = /<!-- app-contract:start -->\n([\s\S]*?)\n<!-- app-contract:end -->/.exec(page);
     assert.ok(m, "docs/RELEASES.md lacks the app-contract markers");
     assert.equal(m[1], renderAppContract(), "docs/RELEASES.md's app contract is stale: paste the output of `npm run -s app-contract`");
+  });
+
+  it("the smoke command the hosts run is the contract's, and the sample app has it", () => {
+    const lib = fs.readFileSync(path.join(ROOT, "scripts/host/lib/smoke.sh"), "utf8");
+    assert.match(lib, new RegExp(`^SMOKE_COMMAND=${SMOKE_COMMAND}$`, "m"));
+    assert.ok(fs.existsSync(path.join(ROOT, "test/fixtures/dusangire/meals/management/commands", `${SMOKE_COMMAND}.py`)));
   });
 
   it("every rehearsal artifact holds the required files, none of the refused ones, and names gunicorn", () => {

@@ -128,6 +128,29 @@ describe("stack config", () => {
         rejects("prod", { database: { name: name(n) } }, /^nourish-link:database\.name must be a PostgreSQL identifier of at most 32 characters/);
       }
     });
+    it("an app scheduled command with a bad name, schedule, command or argument, or a name twice", () => {
+      const job = (over: Record<string, unknown>) => ({ app: { scheduledCommands: [{ name: "daily-orders", schedule: "*-*-* 05:00:00", command: ["daily_orders"], ...over }] } });
+      rejects("staging", job({ name: "Daily Orders" }), /^nourish-link:app\.scheduledCommands\[0\]\.name must be lower-case letters, digits and dashes/);
+      rejects("staging", job({ schedule: "every day" }), /^nourish-link:app\.scheduledCommands\[0\]\.schedule must be a systemd OnCalendar expression/);
+      rejects("staging", job({ schedule: "*-02-31 05:00:00" }), /^nourish-link:app\.scheduledCommands\[0\]\.schedule never elapses/);
+      rejects("staging", job({ command: [] }), /^nourish-link:app\.scheduledCommands\[0\]\.command must name a manage\.py command/);
+      rejects("staging", job({ command: ["daily_orders; rm -rf /"] }), /^nourish-link:app\.scheduledCommands\[0\]\.command\[0\] must be a manage\.py command name/);
+      for (const arg of ["--days 3", "$(id)", "`id`", "a;b", "a|b", "%n", "x\ny", "'q'"]) {
+        rejects("staging", job({ command: ["daily_orders", arg] }), /^nourish-link:app\.scheduledCommands\[0\]\.command\[1\] must be one argument of letters, digits/);
+      }
+      const twice = { app: { scheduledCommands: [job({}).app.scheduledCommands[0], job({}).app.scheduledCommands[0]] } };
+      rejects("staging", twice, /^nourish-link:app\.scheduledCommands\[1\]\.name 'daily-orders' is named twice/);
+      // Accepted: arguments with options and values, and clearsessions by default.
+      const ok = parseSettings(settingsOf("staging", job({ command: ["daily_orders", "--fail", "--since=2026-01-01", "a,b"] })), "staging");
+      assert.deepStrictEqual(ok.app.scheduledCommands[0].command, ["daily_orders", "--fail", "--since=2026-01-01", "a,b"]);
+      assert.deepStrictEqual(parseSettings(settingsOf("prod"), "prod").app.scheduledCommands.map((c) => c.command), [["clearsessions"]]);
+    });
+    it("a silenced check that is not a Django warning id", () => {
+      for (const id of ["W004", "security.E100", "security.W004; rm", "security.w004"]) {
+        rejects("prod", { release: { silencedChecks: [id] } }, /^nourish-link:release\.silencedChecks\[0\] must be a Django system check warning id such as security\.W004/);
+      }
+      assert.deepStrictEqual(parseSettings(settingsOf("prod", { release: { silencedChecks: ["security.W004", "meals.W001"] } }), "prod").release.silencedChecks, ["security.W004", "meals.W001"]);
+    });
     it("missing required key", () => rejects("prod", { domain: undefined }, /^nourish-link:domain is required$/));
 
     describe("the unsafe, refused with the key named", () => {

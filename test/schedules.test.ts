@@ -6,14 +6,15 @@ import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { calendarElapses, calendarProblem, isOnCalendar } from "../components/schedules/calendar";
 import { scheduledJobs } from "../components/schedules/jobs";
 import { renderJobFailedService, renderJobService, renderTimer } from "../components/schedules/systemd";
-import { loadStackConfig } from "./harness";
+import { instanceFiles } from "../scripts/preview/plan";
+import { loadStackConfig, ofType, one, runStack } from "./harness";
 import { requireTool, run } from "./tools";
 
 // Good and bad expressions, judged by systemd's own parser.
 const EXPRESSIONS = [
   "*-*-* 02:00:00", "Sun *-*-* 23:00:00", "*-*-01 03:30:00", "daily", "weekly", "monthly",
   "Mon..Fri 08:00", "Sat,Sun 10:00", "Mon", "02:00", "*:0/15", "Fri *-*-1..7 18:00", "*-*-* 2:0",
-  "*-*-* 02:00:00 Africa/Kigali", "2026-12-24 18:00:00", "*-01,07-01 00:00:00",
+  "*-*-* 02:00:00 Africa/Kigali", "daily Africa/Kigali", "weekly UTC", "2026-12-24 18:00:00", "*-01,07-01 00:00:00",
   "every night", "Sun *-*-* 25:00:00", "*-13-01 00:00", "Africa/Kigali", "Mooday 10:00",
   "*-*-* 02:00:00 Mars/Olympus", "*-*-* 24:00:00", "", "02:60", "*-*-32 00:00", "0 2 * * *",
 ];
@@ -122,13 +123,13 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive", "pitr-backup"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive"]);
     assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "restore-rehearsal"]);
-    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "weekly-report", "monthly-report"]);
-    // app-0 writes the reports; the other app hosts run the weekly checks only.
+    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "manage-clearsessions", "weekly-report", "monthly-report"]);
+    // app-0 writes the reports and runs the app's jobs; the other app hosts run the weekly checks only.
     const others = scheduledJobs(await loadStackConfig("prod"), "app", false);
     assert.deepStrictEqual(others.map((j) => j.id), ["status", "log-archive", "weekly-report"]);
     assert.match(renderJobService(others.find((j) => j.id === "weekly-report")!), /^ExecStart=\/usr\/local\/sbin\/nourishctl report weekly --checks-only$/m);
     assert.match(renderJobService((await jobsOf("prod", "app")).find((j) => j.id === "monthly-report")!), /^ExecStart=\/usr\/local\/sbin\/nourishctl report monthly$/m);
-    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "weekly-report", "monthly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
+    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "manage-clearsessions", "smoke-probe", "weekly-report", "monthly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
 
@@ -193,6 +194,71 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     const moved = (await jobsOf("prod", "app", { maintenance: { weeklyReportSchedule: "Mon *-*-* 07:00:00" } })).find((j) => j.id === "weekly-report");
     assert.match(renderTimer(moved!), /^OnCalendar=Mon \*-\*-\* 07:00:00 Africa\/Kigali$/m);
     assert.ok(!(await jobsOf("prod", "db")).some((j) => j.id === "weekly-report"), "weekly-report on the database host");
+  });
+
+  it("the app's scheduled commands: a timer each on app-0 only, running `nourishctl job run NAME` with its arguments as data, failure reported; units systemd-analyze verifies", async () => {
+    requireTool("systemd-analyze");
+    const scheduledCommands = [
+      { name: "daily-orders", schedule: "*-*-* 05:30:00", command: ["daily_orders", "--since=yesterday"] },
+      { name: "clearsessions", schedule: "daily", command: ["clearsessions"] },
+    ];
+    const prod = await runStack("prod", { set: { app: { scheduledCommands } } });
+    const files = (name: string) => instanceFiles(one(prod, "aws:ec2/instance:Instance", name));
+    const app0 = files("app-0");
+    const app1 = files("app-1");
+    const service = app0.get("/etc/systemd/system/nourish-link-manage-daily-orders.service");
+    const timer = app0.get("/etc/systemd/system/nourish-link-manage-daily-orders.timer");
+    assert.ok(service && timer, `app-0 has no daily-orders units: ${[...app0.keys()].filter((p) => p.includes("manage")).join(", ")}`);
+    assert.match(service, /^ExecStart=\/usr\/local\/sbin\/nourishctl job run daily-orders$/m);
+    assert.match(service, /^OnFailure=nourish-link-job-failed@manage-daily-orders\.service$/m);
+    assert.match(timer, /^OnCalendar=\*-\*-\* 05:30:00 Africa\/Kigali$/m);
+    assert.strictEqual(app0.get("/etc/nourish-link/jobs/daily-orders.args"), "daily_orders\n--since=yesterday\n");
+    assert.match(app0.get("/etc/systemd/system/nourish-link-manage-clearsessions.timer")!, /^OnCalendar=daily Africa\/Kigali$/m);
+    // app-1 runs the same site, but not the app's jobs: they run once per stack.
+    assert.deepStrictEqual([...app1.keys()].filter((p) => /manage-|\/jobs\//.test(p)), []);
+    assert.ok(app1.has("/etc/systemd/system/nourish-link-weekly-report.timer"), "app-1 lost its own timers");
+    // The failure alarm of each, on the JobFailed the OnFailure= unit publishes.
+    const alarm = one(prod, "aws:cloudwatch/metricAlarm:MetricAlarm", "monitoring-job-failed-app-manage-daily-orders");
+    assert.deepStrictEqual(alarm.inputs.dimensions, { Stack: "prod", Role: "app", Job: "manage-daily-orders" });
+    // The units as written, with the template unit their failure starts, pass systemd's verifier.
+    const units: string[] = [];
+    for (const [p, content] of app0) {
+      if (!/nourish-link-(manage-[a-z-]+\.(service|timer)|job-failed@\.service)$/.test(p)) continue;
+      const f = path.join(dir, path.basename(p));
+      fs.writeFileSync(f, content.replace(/\/usr\/local\/sbin\/nourishctl/g, NOURISHCTL_SOURCE));
+      if (!p.endsWith("@.service")) units.push(f);
+    }
+    assert.strictEqual(units.length, 4, units.join(", "));
+    const r = run("systemd-analyze", ["verify", ...units, path.join(dir, "nourish-link-job-failed@manage-daily-orders.service")], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(r.stderr.trim(), "", "verify printed diagnostics");
+    // The default: clearsessions daily.
+    const byDefault = (await jobsOf("prod", "app")).find((j) => j.id === "manage-clearsessions")!;
+    assert.deepStrictEqual(byDefault.verb, ["job", "run", "clearsessions"]);
+  });
+
+  it("staging, which nothing outside watches, probes itself every 5 minutes from app-0 with an alarm; prod behind its ALB does not", async () => {
+    const staging = await runStack("staging");
+    const app0 = instanceFiles(one(staging, "aws:ec2/instance:Instance", "app-0"));
+    const service = app0.get("/etc/systemd/system/nourish-link-smoke-probe.service");
+    assert.ok(service, "no smoke probe on staging's app-0");
+    assert.match(service, /^ExecStart=\/usr\/local\/sbin\/nourishctl smoke --publish$/m);
+    assert.doesNotMatch(service, /OnFailure=/, "the probe publishes its own result; a JobFailed of it would go unwatched");
+    const timer = app0.get("/etc/systemd/system/nourish-link-smoke-probe.timer")!;
+    assert.match(timer, /^OnCalendar=\*-\*-\* \*:00\/5:00 Africa\/Kigali$/m);
+    const next = run("systemd-analyze", ["calendar", "--iterations=2", "*-*-* *:00/5:00 UTC"]).stdout;
+    const times = [...next.matchAll(/(?:Next elapse|Iter\. #2): \w+ (\S+ \S+)/g)].map((m) => Date.parse(`${m[1]}Z`));
+    assert.strictEqual(times[1] - times[0], 300_000, next);
+    const alarm = one(staging, "aws:cloudwatch/metricAlarm:MetricAlarm", "monitoring-app-smoke");
+    assert.strictEqual(alarm.inputs.metricName, "SmokeCheckFailed");
+    assert.deepStrictEqual(alarm.inputs.dimensions, { Stack: "staging", Role: "app" });
+    assert.strictEqual(alarm.inputs.treatMissingData, "breaching", "a probe that stops must alarm");
+    assert.match(String(alarm.inputs.alarmDescription), /See docs\/RUNBOOK\.md, "Alarms", `app-smoke`\.$/);
+    // Its failure is the app-smoke alarm's, not a second job-failed alarm.
+    assert.ok(!ofType(staging, "aws:cloudwatch/metricAlarm:MetricAlarm").some((a) => a.name === "monitoring-job-failed-app-smoke-probe"));
+    const prod = await runStack("prod");
+    assert.ok(!instanceFiles(one(prod, "aws:ec2/instance:Instance", "app-0")).has("/etc/systemd/system/nourish-link-smoke-probe.timer"));
+    assert.ok(!ofType(prod, "aws:cloudwatch/metricAlarm:MetricAlarm").some((a) => a.name === "monitoring-app-smoke"));
   });
 
   it("refuses a job whose schedule systemd would not parse", () => {

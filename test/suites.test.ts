@@ -14,7 +14,7 @@ import { ROOT } from "../scripts/preview/stack-file";
 const REST = [
   "agent", "app-contract", "app-render", "backup", "bench-smoke", "bench-steps", "boot", "database-render", "db-monitoring", "db-oncall", "estate",
   "fixture-app", "incident", "integrity", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
-  "release-host", "release-safety", "report", "restore-rehearsal", "ssm-document", "ssm-step",
+  "release-host", "release-safety", "report", "restore-rehearsal", "smoke", "ssm-document", "ssm-step",
 ].map((f) => `test/${f}.test.ts`);
 
 /** The modules that start servers: a quick file may not reach them through its imports. */

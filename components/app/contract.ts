@@ -5,6 +5,7 @@
 // test/app-contract.test.ts holds the sample app (test/fixtures/dusangire) and the hosts to it.
 // Pure: no Pulumi imports.
 import { APP_PATHS } from "./paths";
+import { SMOKE_COMMAND } from "./commands";
 
 /** A variable of /etc/nourish-link/app.env (written by `nourishctl setup`, write_app_env in scripts/host/lib/setup.sh). */
 export interface AppEnvVar {
@@ -104,6 +105,7 @@ export function renderAppContract(): string {
     `- serve WSGI as \`${WSGI_MODULE}\`, which gunicorn (\`nourish-link-app@<version>\`) runs on the release's own unix socket;`,
     "- answer `release.healthPath` (default `/health/`) with 200 over plain HTTP, on that socket and through nginx (`X-Forwarded-Proto: https`, `Host: <domain>`), only when it can serve: the release steps, `release verify` and the ALB's health check ask it; an `X-Release: <version>` header, when sent, must name the release;",
     "- read its settings from exactly the environment below (no other variable), and put static files in `STATIC_ROOT` and uploads in `MEDIA_ROOT`;",
+    `- optionally, a management command \`${SMOKE_COMMAND}\` that exercises the order path in a transaction it rolls back and exits non-zero when an order cannot be placed: when \`manage.py help --commands\` lists it, the smoke checks (\`nourishctl smoke\`: after a switch, where its failure rolls the release back, after a restore of the live database, in a restore rehearsal and the morning check) run it, after \`manage.py check --deploy\`, which must then report no warning but those of \`release.silencedChecks\`;`,
     "- keep working for a few seconds beside the previous release's schema (new columns nullable or with a database default): the old release serves until the switch, and again after a rollback.",
     "",
     `The environment (\`${APP_PATHS.envFile}\`, written by \`nourishctl setup\` and \`setup app-env\`, 0640 root:nourish; values are data, any printable characters, never evaluated):`,

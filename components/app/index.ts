@@ -41,8 +41,8 @@ export interface AppHostsArgs {
   masterUserSecretArn?: pulumi.Output<string>;
 }
 
-/** The files of one app host (pure apart from the Outputs it is given); `first`: app-0, which also writes the reports. */
-export function appHostFiles(config: StackConfig, workers: number, env: Record<string, string>, first = true): HostFile[] {
+/** The files of one app host (pure apart from the Outputs it is given); host 0 runs the singleton jobs. */
+export function appHostFiles(config: StackConfig, workers: number, env: Record<string, string>, hostIndex = 0): HostFile[] {
   const tls = config.app.tls === "nginx" ? { certFile: `${TLS_DIR}/fullchain.pem`, keyFile: `${TLS_DIR}/privkey.pem` } : undefined;
   return [
     { path: NGINX_HTTP_CONF_PATH, content: renderNginxHttpConf() },
@@ -54,7 +54,7 @@ export function appHostFiles(config: StackConfig, workers: number, env: Record<s
     { path: "/etc/logrotate.d/nourish-link", content: renderLogrotate({ paths: [`${APP_PATHS.logDir}/*.log`], days: rotatedLogDays(config.backups.enabled), postrotate: NGINX_REOPEN_LOGS }) },
     { path: `${APP_PATHS.maintenanceRoot}/index.html`, content: renderMaintenancePage() },
     hostEnv(config, "app", env),
-    ...scheduleFiles(config, "app", first),
+    ...scheduleFiles(config, "app", hostIndex),
     ...monitoringHostFiles(config, "app"),
   ];
 }
@@ -107,8 +107,8 @@ export class AppHosts extends pulumi.ComponentResource {
       : pulumi.output<Record<string, string>>({});
 
     const sizing = aws.ec2.getInstanceTypeOutput({ instanceType: app.instanceType }, { parent: this });
-    // app-0's user data differs from the others' only by the report timers (schedules/jobs.ts).
-    const userData = (first: boolean) => pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv, masterEnv, args.tooling.bucketName])
+    // Per host: the first app host (app-0) also runs the app's own jobs, the smoke probe and the reports.
+    const userData = (hostIndex: number) => pulumi.all([sizing.defaultVcpus, args.databaseEndpoint, args.secrets.dbPasswordParameter, args.secrets.djangoSecretKeyParameter, args.tooling.installCommands(config.region), archiveEnv, masterEnv, args.tooling.bucketName])
       .apply(([vcpus, dbHost, dbParam, keyParam, install, archive, master, toolingBucket]) => renderHostCloudInit(config, "app", {
         // pg_dump/pg_restore of RDS's major (15) for the backup and restore a managed database needs.
         packages: [...appHostPackages(app.tls), ...(managed ? ["postgresql-client-15"] : [])],
@@ -127,7 +127,7 @@ export class AppHosts extends pulumi.ComponentResource {
           ...archive,
           // `nourishctl report` reads the report's spec there (monitoring/report.ts).
           TOOLING_BUCKET: toolingBucket,
-        }, first),
+        }, hostIndex),
       }, install));
 
     const hosts = Array.from({ length: app.count }, (_, i) => new Host(`${name}-${i}`, {
@@ -138,7 +138,7 @@ export class AppHosts extends pulumi.ComponentResource {
       securityGroupIds: [network.appSecurityGroupId],
       instanceProfileName: this.hostRole.instanceProfileName,
       rootVolumeGb: app.rootVolumeGb,
-      userData: userData(i === 0),
+      userData: userData(i),
       volumeKmsKeyArn: args.volumeKmsKeyArn,
       dependsOn: args.tooling.objects,
     }, { parent: this }));

@@ -45,7 +45,7 @@ export function hostEnv(config: StackConfig, role: "app" | "db", extra: Record<s
     // The SSM and CloudWatch agents' pinned versions (nourishctl agent install, status).
     ...agentsEnv(config),
     // What `nourishctl release` reads on an app host: how many releases to keep, what must answer 200.
-    ...(role === "app" ? { KEEP_RELEASES: String(config.release.keepReleases), HEALTH_PATH: config.release.healthPath } : {}),
+    ...(role === "app" ? { KEEP_RELEASES: String(config.release.keepReleases), HEALTH_PATH: config.release.healthPath, SILENCED_CHECKS: config.release.silencedChecks.join(" ") } : {}),
     ...extra,
   };
   return { path: HOST_ENV_PATH, content: renderEnvFile("host.env", vars), permissions: "0640" };

@@ -4,6 +4,7 @@
 // what nourishctl publishes).
 import { StackConfig } from "../config";
 import { METRIC_NAMESPACE } from "./metrics";
+import { needsSmokeProbe, SMOKE_METRIC } from "../app/commands";
 
 export { METRIC_NAMESPACE };
 
@@ -434,6 +435,17 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
       statistic: "Maximum", period: 86400, evaluationPeriods: 1, datapointsToAlarm: 1, threshold: 0, comparisonOperator: "GreaterThanThreshold", treatMissingData: "ignore",
       means: "the weekly `manage.py check --deploy` of the live release found issues (security settings)",
       todo: "`nourishctl report weekly` on an app host lists them; fix the settings in the next release.",
+    });
+  }
+
+  // Staging has no load balancer or uptime check: the first app host's smoke probe every 5 minutes
+  // (`nourishctl smoke --publish`) publishes SmokeCheckFailed; a probe that stops reporting alarms too.
+  if (needsSmokeProbe(config) && estate.hosts.some((h) => h.role === "app")) {
+    add({
+      id: "app-smoke", namespace: METRIC_NAMESPACE, metricName: SMOKE_METRIC, dimensions: { Stack: config.stack as unknown as D, Role: "app" as unknown as D },
+      statistic: "Maximum", period: 300, evaluationPeriods: 3, datapointsToAlarm: 2, threshold: 1, comparisonOperator: "GreaterThanOrEqualToThreshold", treatMissingData: "breaching",
+      means: "the smoke checks of the first app host (`manage.py check --deploy`, the health path through nginx, the app's smoke command) failed twice in 15 minutes, or its probe stopped reporting",
+      todo: "`nourishctl smoke` on the first app host names the failing check; `journalctl -u nourish-link-smoke-probe`; a bad release: `nourishctl rollback`.",
     });
   }
 

@@ -96,6 +96,9 @@ export function dashboardBody<D>(config: StackConfig, estate: WatchedEstate<D>):
   if (logRoles.length) widget("Logs: /var/log and its largest file (bytes)", "Maximum", logRoles.flatMap((r): WidgetMetric<D>[] => ["LogVolumeBytes", "LogLargestFileBytes"].map((n): WidgetMetric<D> =>
     [METRIC_NAMESPACE, n, "Stack", config.stack as unknown as D, "Role", r as unknown as D, { label: `${r} ${n}` }])), 3600);
   if (estate.hosts.some((h) => h.role === "app")) widget("Weekly: deploy check issues, outdated packages", "Maximum", [app("DeployCheckIssues"), app("OutdatedPackages")], 604800);
+  // The smoke checks' probe (`nourishctl smoke --publish`): every 5 minutes where nothing outside
+  // watches the site (staging, alarm app-smoke); by hand elsewhere, where the widget stays empty.
+  if (estate.hosts.some((h) => h.role === "app")) widget("Smoke checks failed (1) or passed (0)", "Maximum", [app("SmokeCheckFailed")], 300);
   // Restore rehearsals (staging): every app host carries the verb that publishes these; on prod,
   // where it refuses to run, the widget stays empty.
   widget("Restore rehearsals: success, RTO (s), backup age at restore (s), since last success (s)", "Maximum",

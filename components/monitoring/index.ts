@@ -264,6 +264,6 @@ export function watchedEstate(
     alb: app.albDimensions,
     rds: database.rdsIdentifier ? { identifier: database.rdsIdentifier } : undefined,
     jobs: (["db", "app"] as const).filter((role) => hosts.some((h) => h.role === role))
-      .map((role) => ({ role, ids: scheduledJobs(config, role).map((j) => j.id) })),
+      .map((role) => ({ role, ids: scheduledJobs(config, role).filter((j) => !j.watchedBy).map((j) => j.id) })),
   };
 }

@@ -70,7 +70,8 @@ export function isTimeZone(spec: string): boolean {
 export function isOnCalendar(expr: string): boolean {
   const tokens = expr.trim().split(/\s+/).filter(Boolean);
   if (tokens.length === 0) return false;
-  if (tokens.length === 1 && SHORTHANDS.has(tokens[0].toLowerCase())) return true;
+  // A shorthand, alone or in a time zone (`daily Africa/Kigali`: every timer renders it so).
+  if (SHORTHANDS.has(tokens[0].toLowerCase())) return tokens.length === 1 || (tokens.length === 2 && isTimeZone(tokens[1]));
 
   let i = 0;
   const sawWeekday = /^[A-Za-z]/.test(tokens[0]) && isWeekdaySpec(tokens[0]);

@@ -2,6 +2,7 @@
 import { StackConfig } from "../config";
 import { HostFile } from "../hosts/cloud-init";
 import { JOB_FAILED_UNIT, jobUnits, renderJobFailedService, ScheduledJob } from "./systemd";
+import { JOB_ARGS_DIR, needsSmokeProbe, SMOKE_PROBE_SCHEDULE } from "../app/commands";
 
 /** `nourishctl metrics` runs every minute: the database alarms' period is one minute. */
 export const DB_METRICS_SCHEDULE = "*-*-* *:*:00";
@@ -22,11 +23,18 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db", first = t
   // The manual's monthly log archival, to the backup bucket's logs/ prefix (lib/logs.sh).
   const logArchive: ScheduledJob = { id: "log-archive", description: "monthly log archival to the backup bucket", onCalendar: m.logArchiveSchedule, timezone: tz, verb: ["logs", "archive"], randomizedDelay: "30min" };
   if (role === "app" && config.backups.enabled) jobs.push(logArchive);
+  // The app's own jobs (app.scheduledCommands), on the first app host.
+  if (role === "app") jobs.push(...appCommandJobs(config));
+  // Staging has no load balancer or uptime check: the first app host runs the smoke checks every
+  // 5 minutes and publishes SmokeCheckFailed, which the app-smoke alarm watches.
+  if (role === "app" && needsSmokeProbe(config)) {
+    jobs.push({ id: "smoke-probe", description: "smoke checks every 5 minutes (no load balancer or uptime check watches this stack)", onCalendar: SMOKE_PROBE_SCHEDULE, timezone: tz, verb: ["smoke", "--publish"], randomizedDelay: "0", accuracy: "1s", firstHostOnly: true, watchedBy: "app-smoke" });
+  }
   // The manual's weekly security check and update review, on the live release (lib/report.sh).
   // On app-0 also the week's and the month's report from CloudWatch (lib/report.sh).
   if (role === "app") {
     jobs.push({ id: "weekly-report", description: "weekly deploy check and outdated packages", onCalendar: m.weeklyReportSchedule, timezone: tz, verb: ["report", "weekly", ...(first ? [] : ["--checks-only"])], randomizedDelay: "30min" });
-    if (first) jobs.push({ id: "monthly-report", description: "last month's report", onCalendar: m.monthlyReportSchedule, timezone: tz, verb: ["report", "monthly"], randomizedDelay: "30min" });
+    jobs.push({ id: "monthly-report", description: "last month's report", onCalendar: m.monthlyReportSchedule, timezone: tz, verb: ["report", "monthly"], randomizedDelay: "30min", firstHostOnly: true });
   }
   // Staging's weekly restore rehearsal (lib/rehearsal-verify.sh): the app hosts finish what the
   // database host restored, and report hourly how long ago a rehearsal last succeeded (the alarm).
@@ -64,12 +72,32 @@ export function scheduledJobs(config: StackConfig, role: "app" | "db", first = t
       jobs.push({ id: "pitr-backup", description: "pgBackRest backup for point-in-time recovery", onCalendar: "*-*-* 01:00:00", timezone: tz, verb: ["pitr", "backup"], after: pg, randomizedDelay: "15min" });
     }
   }
-  return jobs;
+  // app-1, … run none of the first host's own (the app's jobs, the smoke probe, the reports).
+  return first ? jobs : jobs.filter((j) => !j.firstHostOnly);
 }
 
-export function scheduleFiles(config: StackConfig, role: "app" | "db", first = true): HostFile[] {
+/**
+ * The app's own jobs (app.scheduledCommands), on the first app host: `nourishctl job run NAME` runs
+ * the live release's manage.py with the arguments of /etc/nourish-link/jobs/NAME.args.
+ */
+export function appCommandJobs(config: StackConfig): ScheduledJob[] {
+  return config.app.scheduledCommands.map((c) => ({
+    id: `manage-${c.name}`, description: `the app's ${c.name} (manage.py ${c.command.join(" ")})`, onCalendar: c.schedule,
+    timezone: config.maintenance.timezone, verb: ["job", "run", c.name], randomizedDelay: "5min", firstHostOnly: true,
+  }));
+}
+
+/** A scheduled command's arguments as the host reads them: one per line, never through a shell. */
+export function jobArgsFiles(config: StackConfig): HostFile[] {
+  return config.app.scheduledCommands.map((c) => ({ path: `${JOB_ARGS_DIR}/${c.name}.args`, content: `${c.command.join("\n")}\n` }));
+}
+
+/** The unit files of a role's jobs; `hostIndex` > 0 (app-1, …) leaves out the first host's own. */
+export function scheduleFiles(config: StackConfig, role: "app" | "db", hostIndex = 0): HostFile[] {
+  const first = hostIndex === 0;
   return [
     ...scheduledJobs(config, role, first).flatMap(jobUnits),
+    ...(role === "app" && first ? jobArgsFiles(config) : []),
     { path: `/etc/systemd/system/${JOB_FAILED_UNIT}@.service`, content: renderJobFailedService() },
   ];
 }

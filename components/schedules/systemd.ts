@@ -19,6 +19,10 @@ export interface ScheduledJob {
   accuracy?: string;
   /** Units that must be up first, e.g. postgresql.service. */
   after?: string[];
+  /** Runs on the first app host only (app-0): the app's own jobs and the smoke probe. */
+  firstHostOnly?: true;
+  /** An alarm of its own watches it (its id), instead of job-failed-<role>-<id>. */
+  watchedBy?: string;
 }
 
 function unitName(job: ScheduledJob): string {
@@ -56,8 +60,9 @@ export function renderJobService(job: ScheduledJob, nourishctl = NOURISHCTL_PATH
     `Description=NOURISH LINK: ${job.description}`,
     `After=${after.join(" ")}`,
     "Wants=network-online.target",
-    // A failed run publishes JobFailed with the job's name (lib/jobs.sh), which an alarm watches.
-    `OnFailure=${JOB_FAILED_UNIT}@${job.id}.service`,
+    // A failed run publishes JobFailed with the job's name (lib/jobs.sh), which an alarm watches;
+    // a job watched by an alarm of its own publishes its result itself.
+    ...(job.watchedBy ? [] : [`OnFailure=${JOB_FAILED_UNIT}@${job.id}.service`]),
     "",
     "[Service]",
     // A oneshot unit is never started twice at once; nourishctl's own lock covers manual runs.

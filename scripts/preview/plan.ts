@@ -82,6 +82,13 @@ function userDataOf(r: RecordedResource): string | undefined {
   return undefined;
 }
 
+/** The files one instance's user data writes, by path on the host (app-0's differ: it runs the singleton jobs). */
+export function instanceFiles(r: RecordedResource): Map<string, string> {
+  const doc = userDataOf(r) ?? "";
+  const parsed = doc.startsWith("#cloud-config") ? (parse(doc) as { write_files?: WriteFile[] } | null) : null;
+  return new Map((parsed?.write_files ?? []).map((f) => [f.path, decode(f)]));
+}
+
 const HOST_TYPES = new Set(["aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate"]);
 
 /**

@@ -17,7 +17,7 @@ import * as path from "path";
 export const FIXTURE_DIR = path.resolve(__dirname, "..", "..", "test", "fixtures", "dusangire");
 export const OVERLAYS_DIR = path.join(FIXTURE_DIR, "overlays");
 
-export type ArtifactName = "v1" | "v2" | "bad-migration" | "bad-health" | "irreversible";
+export type ArtifactName = "v1" | "v2" | "bad-migration" | "bad-health" | "irreversible" | "bad-smoke" | "deploy-warning";
 
 export interface Release {
   version: string;
@@ -59,6 +59,12 @@ export const RELEASES: readonly Release[] = [
   },
 ];
 
+/** Releases the smoke-check tests build (test/smoke.test.ts), not drilled by the rehearsal. */
+export const SMOKE_RELEASES: readonly Release[] = [
+  { version: "1.0.1", name: "bad-smoke", overlays: ["failing-smoke"], description: "1.0.0 whose smoke command fails: orders cannot be placed (health and checks pass)" },
+  { version: "1.0.2", name: "deploy-warning", overlays: ["deploy-warning"], description: "1.0.0 whose check --deploy warns meals.W001" },
+];
+
 /** Never shipped: bytecode (a local `manage.py` run leaves some) and, from the base, the overlays. */
 const notBytecode = (rel: string): boolean => !rel.split(path.sep).includes("__pycache__") && !rel.endsWith(".pyc");
 const baseFile = (rel: string): boolean => rel.split(path.sep)[0] !== "overlays" && notBytecode(rel);
@@ -92,12 +98,12 @@ export function stageRelease(release: Release, dir: string): void {
 }
 
 /** Builds every release into outDir (created if missing); returns them in RELEASES order. */
-export function buildArtifacts(outDir: string): Artifact[] {
+export function buildArtifacts(outDir: string, releases: readonly Release[] = RELEASES): Artifact[] {
   const out = path.resolve(outDir);
   fs.mkdirSync(out, { recursive: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-artifacts-"));
   try {
-    return RELEASES.map((release) => {
+    return releases.map((release) => {
       const stage = path.join(work, release.version);
       stageRelease(release, stage);
       const file = path.join(out, `nourish-link-${release.version}.tar.gz`);

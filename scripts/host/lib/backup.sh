@@ -954,6 +954,14 @@ cmd_restore() {
     say "restore: $label restored and checked as database $as (the live $db is untouched)"
   else
     bk_swap "$tmpdb" "$db" "$kept"
+    # The live database changed under the app: the smoke checks where the app runs (lib/smoke.sh).
+    local live why
+    if [ "$ROLE" = app ] && declare -F smoke_checks >/dev/null && live=$(rel_current) && [ -n "$live" ]; then
+      why=$(smoke_checks "$live") || die "restore: $label is live, but $live fails the smoke checks on it: $why"
+      say "restore: $live passes the smoke checks on the restored database"
+    elif [ "$ROLE" = db ]; then
+      say "restore: next, on an app host: nourishctl smoke (the live release on the restored database)"
+    fi
   fi
 }
 

@@ -18,8 +18,8 @@ nourishctl restore-rehearsal-verify - finish a restore rehearsal (staging app ho
 usage: nourishctl restore-rehearsal-verify [--report-age]
 
   After \`nourishctl restore-rehearsal\` on the database host: migrates the restored database with
-  the live release (release migrate), runs its 'manage.py check --deploy', checks the health URL
-  through nginx, then publishes RestoreRehearsalSuccess, RestoreRehearsalSeconds (restore plus
+  the live release (release migrate), runs the smoke checks (nourishctl smoke: check --deploy,
+  the health URL through nginx, the app's smoke command), then publishes RestoreRehearsalSuccess, RestoreRehearsalSeconds (restore plus
   this, the RTO) and RestoreRehearsalBackupAgeSeconds (the RPO), and prints a JSON summary last:
   {"ok", "at", "backupKey", "backupSha256", "seconds", "backupAgeSeconds"}.
 
@@ -82,9 +82,9 @@ cmd_restore_rehearsal_verify() {
   rel_lock "restore-rehearsal-verify"
   # Prod's schema to staging's release: what the next prod release will do to prod's data.
   rel_migrate "$v"
-  local checks why
-  checks=$(rel_manage "$v" check --deploy 2>&1) || die "restore-rehearsal-verify: $v fails 'manage.py check --deploy' on $key: $(tail -1 <<<"$checks")"
-  why=$(rel_verify_through_nginx "$v") || die "restore-rehearsal-verify: $v on $key: $why"
+  local why
+  # The smoke checks (lib/smoke.sh): check --deploy, the health path through nginx, the app's smoke command.
+  why=$(smoke_checks "$v") || die "restore-rehearsal-verify: $v on $key: $why"
   local seconds age at
   seconds=$(awk -v r="$restore_seconds" -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", r + b - a }')
   age=$(( started - $(date -u -d "$backup_time" +%s) ))

@@ -29,7 +29,9 @@ usage: nourishctl release VERSION [--file PATH --sha256 HEX] [--pre-release-back
 
 The whole release is fetch -> migrate -> collectstatic -> switch: the new release's gunicorn starts
 beside the old one, must answer the health URL and pass 'manage.py check --deploy', then takes
-traffic in one atomic socket switch; if it fails verification through nginx it rolls back.
+traffic in one atomic socket switch; if it then fails verification through nginx or the smoke
+checks (nourishctl smoke: check --deploy failing on warnings too, the app's smoke command) it
+rolls back.
 Where VERSION comes from is the stack's: /etc/nourish-link/release-source.env (release.version
 and release.artifact, installed with the tooling) names one version and its artifact, an S3
 object with its SHA-256 or a git commit (and tag); any other version not installed here is
@@ -603,7 +605,9 @@ rel_switch() {
   local t0=$EPOCHREALTIME
   rel_publish "$v"
   rel_clear_first_release_page
-  if ! why=$(rel_verify_through_nginx "$v"); then
+  # Verified through nginx, then the smoke checks of the release itself (lib/smoke.sh): check
+  # --deploy with warnings, its smoke command on the live database. Either failing rolls back.
+  if ! { why=$(rel_verify_through_nginx "$v") && why=$(smoke_release_checks "$v"); }; then
     rel_log switch "$v" "failed verification: $why"
     if [ -n "$prev" ] && [ "$prev" != "$v" ] && svc_active "$(rel_unit "$prev")"; then
       rel_publish "$prev"

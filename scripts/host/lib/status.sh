@@ -10,11 +10,12 @@ usage: nourishctl status [--json]
 
 Checks the role's services are running (nginx and the live release's gunicorn on an app host;
 the PostgreSQL cluster itself on the database host), the SSM and CloudWatch agents installed and
-running, the database's connections and oldest query, that every data mount has at least
-DISK_FREE_MIN_PERCENT (${DISK_FREE_MIN_PERCENT}) free, and that /var/log (rotated logs and the journal)
-holds at most LOG_VOLUME_MAX_MB (${LOG_VOLUME_MAX_MB}) MB, naming its largest file; publishes
-LogVolumeBytes (the log-volume alarm) and LogLargestFileBytes. Exit 1 when a service is down, the database does not answer,
-the disk is too full or the logs too big, naming each.
+running, the database's connections and oldest query, on an app host the smoke checks
+(nourishctl smoke), that every data mount has at least DISK_FREE_MIN_PERCENT
+(${DISK_FREE_MIN_PERCENT}) free, and that /var/log (rotated logs and the journal) holds at most
+LOG_VOLUME_MAX_MB (${LOG_VOLUME_MAX_MB}) MB, naming its largest file; publishes LogVolumeBytes (the
+log-volume alarm) and LogLargestFileBytes. Exit 1 when a service is down, the database does not
+answer, the disk is too full or the logs too big, naming each.
 
 Options:
   --json    one JSON object: ok, checks [{check, ok, detail}], logs {bytes, largest_file,
@@ -94,6 +95,12 @@ cmd_status() {
     else
       check connections false "PostgreSQL does not answer queries (psql as postgres on the local socket)"
     fi
+  fi
+  # On an app host serving a release, the smoke checks (lib/smoke.sh).
+  local live why
+  if [ "$ROLE" = app ] && declare -F smoke_checks >/dev/null && live=$(rel_current) && [ -n "$live" ] && rel_installed "$live"; then
+    if why=$(smoke_checks "$live"); then check smoke true "$live passes the smoke checks (check --deploy, health through nginx, smoke command)"
+    else check smoke false "smoke checks: $why"; fi
   fi
   for mount in $mounts; do
     [ -d "$ROOT$mount" ] || continue
