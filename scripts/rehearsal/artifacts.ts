@@ -99,6 +99,26 @@ export function buildArtifacts(outDir: string): Artifact[] {
   }
 }
 
+/**
+ * The releases the committed stack files (and test/fixtures/promotion) name: the base sample app
+ * as these versions, what `npm run artifact -- --app test/fixtures/dusangire --version V` builds.
+ */
+export const STACK_EXAMPLE_VERSIONS = ["1.4.1", "1.4.2"] as const;
+
+/** Every artifact the repository's fixtures have: the rehearsal's releases, then the stack examples. */
+export function buildFixtureArtifacts(outDir: string): { version: string; file: string; sha256: string }[] {
+  const out = path.resolve(outDir);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-artifacts-"));
+  try {
+    const stage = path.join(work, "app");
+    copyTree(FIXTURE_DIR, stage, notBytecode);
+    const examples = STACK_EXAMPLE_VERSIONS.map((version) => buildArtifact({ source: stage, version, outDir: out }));
+    return [...buildArtifacts(out), ...examples];
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 if (require.main === module) {
   const outDir = process.argv[2];
   if (!outDir || process.argv.length > 3) {
