@@ -67,8 +67,8 @@ function git(app: string, args: string[]): { status: number | null; stdout: stri
 export function readCheckout(app: string, given?: string): { files: string[]; version: string } {
   if (!fs.existsSync(app)) throw new Refusal(`--app ${app}: no such directory`);
   if (git(app, ["rev-parse", "--is-inside-work-tree"]).stdout.trim() !== "true") throw new Refusal(`--app ${app} is not a git work tree: the artifact is built from a checkout of the app`);
-  const dirty = git(app, ["status", "--porcelain", "--untracked-files=no", "--", "."]).stdout.trim();
-  if (dirty) throw new Refusal(`--app ${app} has uncommitted changes (${dirty.split("\n")[0].slice(3)}): an artifact is built from a commit; commit or stash them`);
+  const dirty = git(app, ["status", "--porcelain", "--untracked-files=no", "--", "."]).stdout.split("\n").filter(Boolean);
+  if (dirty.length) throw new Refusal(`--app ${app} has uncommitted changes (${dirty[0].slice(3)}): an artifact is built from a commit; commit or stash them`);
   const files = git(app, ["ls-files", "-z", "--", "."]).stdout.split("\0").filter(Boolean).sort();
   const described = git(app, ["describe", "--tags", "--exact-match"]);
   const tag = described.status === 0 ? described.stdout.trim() : undefined;

@@ -167,7 +167,7 @@ describe("Release through SSM Run Command", () => {
     const pointer = urn("aws:s3/bucketObjectv2:BucketObjectv2", "tooling-current");
     for (const h of ["db", "app-0", "app-1"]) assert.ok(byName(prod).get(`release-tooling-install-${h}`)!.dependsOn.includes(pointer), h);
     const grant = one(prod, "aws:iam/rolePolicy:RolePolicy", "release-artifact-read");
-    assert.deepStrictEqual(JSON.parse(String(grant.inputs.policy)).Statement, [{ Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/releases/*` }]);
+    assert.deepStrictEqual(JSON.parse(String(grant.inputs.policy)).Statement, [{ Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/releases/${VERSION.prod}/*` }]);
     for (const i of [0, 1]) assert.ok(byName(prod).get(`release-fetch-app-${i}`)!.dependsOn.includes(grant.urn));
   });
 

@@ -13,7 +13,7 @@ import { ROOT } from "../scripts/preview/stack-file";
  */
 const REST = [
   "agent", "app-contract", "app-render", "backup", "bench-steps", "boot", "database-render", "db-monitoring", "db-oncall", "estate",
-  "fixture-app", "incident", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
+  "artifact", "fixture-app", "incident", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
   "release-host", "release-safety", "restore-rehearsal", "ssm-document", "ssm-step",
 ].map((f) => `test/${f}.test.ts`);
 
