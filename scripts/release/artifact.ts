@@ -62,6 +62,7 @@ export function checkHostPython(): void {
 }
 
 interface Requirement { line: string; name: string; specifier: string; pinned: string | null; sha256: string[]; system: boolean | null; source: string }
+/** A wheel file's name (canonical, as pip compares it), tags, and whether the hosts' pip installs it. */
 interface WheelTags { file: string; name: string | null; tags: string[]; installs: boolean }
 
 export function wheelTags(files: string[]): WheelTags[] {
@@ -115,8 +116,9 @@ function buildWheelhouse(stage: string, bring: Requirement[], wheelSource?: stri
     // pip skips a wheel for another platform as if it were absent: name it.
     const offered = wheelSource && fs.existsSync(wheelSource) ? wheelTags(fs.readdirSync(wheelSource).filter((f) => f.endsWith(".whl"))) : [];
     for (const req of bring) {
-      const foreign = offered.filter((w) => w.name && w.name.toLowerCase().replace(/[-_.]+/g, "-") === req.name && !w.installs);
-      if (foreign.length && !offered.some((w) => w.name?.toLowerCase().replace(/[-_.]+/g, "-") === req.name && w.installs)) {
+      const ofReq = offered.filter((w) => w.name === req.name);
+      const foreign = ofReq.filter((w) => !w.installs);
+      if (foreign.length && foreign.length === ofReq.length) {
         throw new ArtifactError(`${lineOf(req)}: ${req.line}: ${foreign.map((w) => w.file).join(", ")} is for ${foreign.flatMap((w) => w.tags).join(" ")}, not the hosts' ${HOSTS.os} ${HOSTS.machine} Python ${HOSTS.python}; no wheel of it installs there`);
       }
     }
