@@ -13,6 +13,7 @@ import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { nastyValues, PRINTABLE } from "./env-files";
 import { freePort, requireTool } from "./tools";
+import { tinyWheel } from "./wheels";
 
 const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
@@ -34,24 +35,6 @@ function artifact(out: string, name: string, files: Record<string, string | Buff
   const r = spawnSync("tar", ["-czf", file, "-C", src, "."]);
   assert.strictEqual(r.status, 0, String(r.stderr));
   return { file, sha256: sha256(file) };
-}
-
-/** A pure-Python wheel, written by hand (no build backend, no network): tinypkg 1.0. */
-function tinyWheel(dir: string): string {
-  const file = path.join(dir, "tinypkg-1.0-py3-none-any.whl");
-  const py = `import base64, hashlib, sys, zipfile
-files = {"tinypkg/__init__.py": b"VALUE = 1\\n",
-         "tinypkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 1.0\\n",
-         "tinypkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: hand\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
-rec = "".join(f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}\\n" for n, b in files.items())
-with zipfile.ZipFile(sys.argv[1], "w") as z:
-    for n, b in files.items():
-        z.writestr(zipfile.ZipInfo(n, (2020, 1, 1, 0, 0, 0)), b)
-    z.writestr(zipfile.ZipInfo("tinypkg-1.0.dist-info/RECORD", (2020, 1, 1, 0, 0, 0)), rec + "tinypkg-1.0.dist-info/RECORD,,\\n")
-`;
-  const r = spawnSync("/usr/bin/python3", ["-c", py, file], { encoding: "utf8" });
-  assert.strictEqual(r.status, 0, r.stderr);
-  return file;
 }
 
 describe("nourishctl release: secrets as data, pip as the app user (sandbox)", function () {

@@ -23,12 +23,12 @@ import { parse } from "yaml";
 const COMMAND = "command:local:Command";
 const BUCKET = "nourish-link-releases";
 const GIT_COMMIT = "4c9d381ee11d476062383b684cbe0d11fde4912d";
-const SHA = { prod: "9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a", staging: "3f1c9a7e5b2d4f60a8e1c7b9d2f4a6e8c0b1d3f5a7e9c2b4d6f8a0e1c3b5d7f9" };
+const SHA = { prod: "9292def162e1b7d56a15e358bb47651b5ea9031276e61ec44b3239a9d1b42916", staging: "0d9fedb8345b230b4d8785a6d8cc8e8ad716e44bcbe218235be338c4686c5eaa" };
 const VERSION = { prod: "1.4.1", staging: "1.4.2" };
 const MOCK_KEY = "dumps/daily/db_backup_20000101_020000.dump";
 /** The committed stack's release: its version and artifact, as Pulumi.<stack>.yaml names them. */
 const releaseOf = (stack: "prod" | "staging"): { version: string; artifact: Artifact } => ({
-  version: VERSION[stack], artifact: { type: "s3", bucket: BUCKET, key: `releases/nourish-link-${VERSION[stack]}.tar.gz`, sha256: SHA[stack] },
+  version: VERSION[stack], artifact: { type: "s3", bucket: BUCKET, key: `releases/${VERSION[stack]}/nourish-link-${VERSION[stack]}.tar.gz`, sha256: SHA[stack] },
 });
 /** The stack's tooling: scripts/host and the release source its config names. */
 const stackHash = (stack: "prod" | "staging", dir = TOOLING_DIR) => toolingHash(dir, stackToolingFiles(releaseOf(stack)));
@@ -118,7 +118,7 @@ describe("Release through SSM Run Command", () => {
         const source = toolingObjectsOf(r).find((o) => o.inputs.key === `tooling/${stackHash(stack)}/host/etc/release-source.env`);
         assert.ok(source, `no release source in tooling/${stackHash(stack)}/`);
         assert.strictEqual(source.inputs.content, renderReleaseSource(releaseOf(stack).version, releaseOf(stack).artifact));
-        assert.strictEqual(source.inputs.content, `RELEASE_VERSION=${VERSION[stack]}\nRELEASE_S3_BUCKET=${BUCKET}\nRELEASE_S3_KEY=releases/nourish-link-${VERSION[stack]}.tar.gz\nRELEASE_SHA256=${SHA[stack]}\n`);
+        assert.strictEqual(source.inputs.content, `RELEASE_VERSION=${VERSION[stack]}\nRELEASE_S3_BUCKET=${BUCKET}\nRELEASE_S3_KEY=releases/${VERSION[stack]}/nourish-link-${VERSION[stack]}.tar.gz\nRELEASE_SHA256=${SHA[stack]}\n`);
         assert.deepStrictEqual(source.inputs.tags, { role: "app", hostPath: RELEASE_SOURCE_PATH, mode: "0644" });
         const file = hostFiles(r).find((f) => f.role === "app" && f.path === RELEASE_SOURCE_PATH);
         assert.strictEqual(file?.content, source.inputs.content, "the preview shows it among the app hosts' files");
@@ -169,7 +169,7 @@ describe("Release through SSM Run Command", () => {
     for (const h of ["db", "app-0", "app-1"]) assert.ok(byName(prod).get(`release-tooling-install-${h}`)!.dependsOn.includes(pointer), h);
     const grant = one(prod, "aws:iam/rolePolicy:RolePolicy", "release-artifact-read");
     assert.deepStrictEqual(JSON.parse(String(grant.inputs.policy)).Statement, [
-      { Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/releases/*` },
+      { Sid: "ReadReleaseArtifacts", Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/releases/${VERSION.prod}/*` },
       { Sid: "DecryptReleaseArtifacts", Effect: "Allow", Action: "kms:Decrypt", Resource: prod.outputs.releaseKmsKeyArn },
     ]);
     for (const i of [0, 1]) assert.ok(byName(prod).get(`release-fetch-app-${i}`)!.dependsOn.includes(grant.urn));

@@ -27,9 +27,9 @@ const toolingHash = () => hashOf(TOOLING_DIR, GENERATED);
 
 const VALID: Record<string, string[]> = {
   version: ["1.4.2", "2.0.0-rc.1"],
-  sha256: ["9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a"],
+  sha256: ["9292def162e1b7d56a15e358bb47651b5ea9031276e61ec44b3239a9d1b42916"],
   backupKey: ["dumps/daily/db_backup_20261101_020000.dump", "dumps/monthly/db_backup_20261101_020000.sqlite3"],
-  toolingHash: ["9b2e4c6a8d0f1e3c5a7b9d1f3e5c7a9b0d2f4e6c8a1b3d5f7e9c0a2b4d6f8e1a"],
+  toolingHash: ["9292def162e1b7d56a15e358bb47651b5ea9031276e61ec44b3239a9d1b42916"],
 };
 
 describe("the SSM document", () => {

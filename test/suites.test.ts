@@ -12,8 +12,8 @@ import { ROOT } from "../scripts/preview/stack-file";
  * the rehearsal bench, which imports pg.ts), or take minutes without one (release-host: pip).
  */
 const REST = [
-  "agent", "app-contract", "app-render", "backup", "bench-smoke", "bench-steps", "boot", "database-render", "db-monitoring", "db-oncall", "estate",
-  "fixture-app", "incident", "integrity", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
+  "agent", "app-contract", "app-render", "artifact", "backup", "bench-smoke", "bench-steps", "boot", "database-render", "db-monitoring", "db-oncall",
+  "estate", "fixture-app", "incident", "integrity", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
   "release-host", "release-safety", "report", "restore-rehearsal", "smoke", "ssm-document", "ssm-step",
 ].map((f) => `test/${f}.test.ts`);
 

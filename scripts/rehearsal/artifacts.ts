@@ -1,21 +1,23 @@
 // Release tarballs of the sample Django app (test/fixtures/dusangire) for deployment rehearsals:
 // a good release, an upgrade, and three ways a release goes wrong. Each release is the base app
-// with overlays copied over it in order (test/fixtures/dusangire/overlays/<name>/, mirroring the
-// project's paths), and its VERSION written last.
+// with overlays copied over it in order (test/fixtures/dusangire-overlays/<name>/, mirroring the
+// project's paths), built into an artifact by `npm run artifact`'s library (scripts/release/artifact.ts).
 //
 //   node -r esbuild-register scripts/rehearsal/artifacts.ts <outDir>
 //
 // writes <outDir>/nourish-link-<version>.tar.gz (+ .sha256, sha256sum format) and prints
 // `<version> <sha256> <file>` per release. Archives are deterministic: the same sources give the
-// same bytes (sorted names, mtime 0, uid/gid 0, normalised modes, gzip without name/time).
-import { spawnSync } from "child_process";
-import * as crypto from "crypto";
+// same bytes (scripts/release/pack.ts); 1.0.0 is byte for byte what
+// `npm run artifact -- --app test/fixtures/dusangire --version 1.0.0` builds.
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { buildArtifact } from "../release/artifact";
+import { sha256File } from "../release/pack";
 
+export { sha256File };
 export const FIXTURE_DIR = path.resolve(__dirname, "..", "..", "test", "fixtures", "dusangire");
-export const OVERLAYS_DIR = path.join(FIXTURE_DIR, "overlays");
+export const OVERLAYS_DIR = path.resolve(FIXTURE_DIR, "..", "dusangire-overlays");
 
 export type ArtifactName = "v1" | "v2" | "bad-migration" | "bad-health" | "irreversible" | "bad-smoke" | "deploy-warning";
 
@@ -65,9 +67,8 @@ export const SMOKE_RELEASES: readonly Release[] = [
   { version: "1.0.2", name: "deploy-warning", overlays: ["deploy-warning"], description: "1.0.0 whose check --deploy warns meals.W001" },
 ];
 
-/** Never shipped: bytecode (a local `manage.py` run leaves some) and, from the base, the overlays. */
+/** Never shipped: bytecode (a local `manage.py` run leaves some). */
 const notBytecode = (rel: string): boolean => !rel.split(path.sep).includes("__pycache__") && !rel.endsWith(".pyc");
-const baseFile = (rel: string): boolean => rel.split(path.sep)[0] !== "overlays" && notBytecode(rel);
 
 function copyTree(from: string, to: string, filter: (rel: string) => boolean = () => true): void {
   if (!fs.existsSync(from)) throw new Error(`missing fixture directory ${from}`);
@@ -80,19 +81,9 @@ function copyTree(from: string, to: string, filter: (rel: string) => boolean = (
   });
 }
 
-function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): void {
-  const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, LC_ALL: "C" }, ...opts });
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
-}
-
-export function sha256File(file: string): string {
-  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-}
-
 /** The release's source tree (base + overlays + VERSION) in `dir`, which must not exist. */
 export function stageRelease(release: Release, dir: string): void {
-  copyTree(FIXTURE_DIR, dir, baseFile);
+  copyTree(FIXTURE_DIR, dir, notBytecode);
   for (const overlay of release.overlays) copyTree(path.join(OVERLAYS_DIR, overlay), dir, notBytecode);
   fs.writeFileSync(path.join(dir, "VERSION"), `${release.version}\n`);
 }
@@ -106,17 +97,29 @@ export function buildArtifacts(outDir: string, releases: readonly Release[] = RE
     return releases.map((release) => {
       const stage = path.join(work, release.version);
       stageRelease(release, stage);
-      const file = path.join(out, `nourish-link-${release.version}.tar.gz`);
-      const top = fs.readdirSync(stage).sort();
-      sh("tar", [
-        "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner",
-        // Modes from a checkout depend on the umask: ship 0644 files and 0755 dirs/executables.
-        "--mode=u=rwX,go=rX", "--format=gnu", "-I", "gzip -n -9", "-cf", file, "--", ...top,
-      ], { cwd: stage });
-      const sha256 = sha256File(file);
-      fs.writeFileSync(`${file}.sha256`, `${sha256}  ${path.basename(file)}\n`);
+      const { file, sha256 } = buildArtifact({ source: stage, version: release.version, outDir: out });
       return { version: release.version, name: release.name, description: release.description, file, sha256 };
     });
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The releases the committed stack files (and test/fixtures/promotion) name: the base sample app
+ * as these versions, what `npm run artifact -- --app test/fixtures/dusangire --version V` builds.
+ */
+export const STACK_EXAMPLE_VERSIONS = ["1.4.1", "1.4.2"] as const;
+
+/** Every artifact the repository's fixtures have: the rehearsal's releases, then the stack examples. */
+export function buildFixtureArtifacts(outDir: string): { version: string; file: string; sha256: string }[] {
+  const out = path.resolve(outDir);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-artifacts-"));
+  try {
+    const stage = path.join(work, "app");
+    copyTree(FIXTURE_DIR, stage, notBytecode);
+    const examples = STACK_EXAMPLE_VERSIONS.map((version) => buildArtifact({ source: stage, version, outDir: out }));
+    return [...buildArtifacts(out), ...examples];
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -127,7 +127,8 @@ export interface LoopbackHosts {
   stop(keep?: boolean): Promise<void>;
 }
 
-export async function startLoopbackHosts(): Promise<LoopbackHosts> {
+/** `artifacts`: more release tarballs (`npm run artifact`'s) the releases bucket holds beside the rehearsal's, for `release fetch V --file F`. */
+export async function startLoopbackHosts(o: { artifacts?: string[] } = {}): Promise<LoopbackHosts> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nourish-rehearsal-"));
   // The database cluster runs as the postgres OS user, which must reach the backup directory.
   fs.chmodSync(dir, 0o755);
@@ -163,7 +164,7 @@ export async function startLoopbackHosts(): Promise<LoopbackHosts> {
       fs.writeFileSync(path.join(dir, "upload"), o.content);
       upload(path.join(dir, "upload"), `s3://${TOOLING_BUCKET}/${o.key}`);
     }
-    for (const a of artifacts.values()) upload(a.file, `s3://${RELEASES_BUCKET}/${path.basename(a.file)}`);
+    for (const file of [...[...artifacts.values()].map((a) => a.file), ...(o.artifacts ?? [])]) upload(file, `s3://${RELEASES_BUCKET}/${path.basename(file)}`);
     // No cloud-init runs here: the document's wait for first boot finds it done.
     fs.mkdirSync(path.join(dir, "bin"));
     fs.writeFileSync(path.join(dir, "bin/cloud-init"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
