@@ -23,7 +23,7 @@ import { parse } from "yaml";
 const COMMAND = "command:local:Command";
 const BUCKET = "nourish-link-releases";
 const GIT_COMMIT = "4c9d381ee11d476062383b684cbe0d11fde4912d";
-const SHA = { prod: "9292def162e1b7d56a15e358bb47651b5ea9031276e61ec44b3239a9d1b42916", staging: "0d9fedb8345b230b4d8785a6d8cc8e8ad716e44bcbe218235be338c4686c5eaa" };
+const SHA = { prod: "06918cc484a0fce347277c863ddba19a5e730c280fed74a4ffc7c36359fa0a12", staging: "5b95d696fb40b8f0a43c9cdc7726c5e5b3acdfdd9dfee1ebfcb2cfee0e87eb61" };
 const VERSION = { prod: "1.4.1", staging: "1.4.2" };
 const MOCK_KEY = "dumps/daily/db_backup_20000101_020000.dump";
 /** The committed stack's release: its version and artifact, as Pulumi.<stack>.yaml names them. */

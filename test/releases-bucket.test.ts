@@ -67,7 +67,7 @@ describe("releases bucket", () => {
     assert.ok(runs.staging.resources.some((r) => r.type === "pulumi:pulumi:StackReference" && r.name === "releases-prod"));
     const read = json(one(runs.staging, POLICY, "release-artifact-read").inputs.policy);
     assert.deepStrictEqual(read.Statement.map((s: { Action: string; Resource: string }) => [s.Action, s.Resource]), [
-      ["s3:GetObject", `arn:aws:s3:::${PROD_RELEASE_BUCKET}/releases/*`],
+      ["s3:GetObject", `arn:aws:s3:::${PROD_RELEASE_BUCKET}/releases/1.4.2/*`],
       ["kms:Decrypt", PROD_RELEASE_KEY_ARN],
     ]);
   });

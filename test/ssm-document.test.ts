@@ -27,9 +27,9 @@ const toolingHash = () => hashOf(TOOLING_DIR, GENERATED);
 
 const VALID: Record<string, string[]> = {
   version: ["1.4.2", "2.0.0-rc.1"],
-  sha256: ["9292def162e1b7d56a15e358bb47651b5ea9031276e61ec44b3239a9d1b42916"],
+  sha256: ["06918cc484a0fce347277c863ddba19a5e730c280fed74a4ffc7c36359fa0a12"],
   backupKey: ["dumps/daily/db_backup_20261101_020000.dump", "dumps/monthly/db_backup_20261101_020000.sqlite3"],
-  toolingHash: ["9292def162e1b7d56a15e358bb47651b5ea9031276e61ec44b3239a9d1b42916"],
+  toolingHash: ["06918cc484a0fce347277c863ddba19a5e730c280fed74a4ffc7c36359fa0a12"],
 };
 
 describe("the SSM document", () => {
