@@ -5,6 +5,7 @@ import * as assert from "assert";
 import { loadConfig, merge, PROJECT, StackConfig } from "../components/config";
 import { ProgramRun, RecordedResource, runProgram, RunOptions } from "../scripts/preview/run";
 import { readStackFile } from "../scripts/preview/stack-file";
+import { timed } from "./timing";
 
 export { ProgramRun, RecordedResource, runProgram };
 
@@ -35,7 +36,8 @@ export function stackConfig(stack: string, o: StackOverrides = {}): { config: Re
 }
 
 export function runStack(stack: string, o: StackOverrides = {}): Promise<ProgramRun> {
-  return runProgram({ stack, ...stackConfig(stack, o), program: o.program });
+  const kind = o.program ? "program" : o.set || o.secrets ? "overrides" : "as committed";
+  return timed("mocks-run", () => runProgram({ stack, ...stackConfig(stack, o), program: o.program }), `${stack} ${kind}`);
 }
 
 /** The typed config a stack's components receive, as loadConfig builds it under the runtime. */

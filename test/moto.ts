@@ -4,6 +4,7 @@ import * as assert from "assert";
 import { ChildProcess, spawn } from "child_process";
 import * as net from "net";
 import { AWS_CLI } from "./s3";
+import { timed } from "./timing";
 import { freePort, run } from "./tools";
 
 export interface Moto {
@@ -21,7 +22,11 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-export async function startMoto(): Promise<Moto> {
+export function startMoto(): Promise<Moto> {
+  return timed("moto.start", launchMoto);
+}
+
+async function launchMoto(): Promise<Moto> {
   const found = run("sh", ["-c", "command -v moto_server"]);
   assert.strictEqual(found.status, 0, "moto_server is not on PATH: it comes with the machine image's Python (pip install 'moto[server]')");
   const port = await freePort();
@@ -36,7 +41,7 @@ export async function startMoto(): Promise<Moto> {
   const env = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_DEFAULT_REGION: "af-south-1", AWS_EC2_METADATA_DISABLED: "true" };
   return {
     endpoint, env,
-    aws: (args) => run(AWS_CLI, ["--endpoint-url", endpoint, "--region", "af-south-1", "--output", "json", ...args], { env: { ...process.env, ...env } }),
+    aws: (args) => timed("aws-cli", () => run(AWS_CLI, ["--endpoint-url", endpoint, "--region", "af-south-1", "--output", "json", ...args], { env: { ...process.env, ...env } }), args.slice(0, 2).join(" ")),
     stop: () => { proc.kill(); },
   };
 }

@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { PostgresSizing, renderPgHba, renderPgIdent, renderPostgresqlConf } from "../components/database/postgresql";
+import { timed } from "./timing";
 import { freePort, selfSignedCert } from "./tools";
 
 /** Debian's postgresql-15 layout; PG_BINDIR overrides it. */
@@ -122,8 +123,8 @@ export async function createCluster(): Promise<Cluster> {
     try { return fs.readFileSync(path.join(root, "server.log"), "utf8"); } catch { return ""; }
   };
 
-  const init = asUser(initdb, ["-D", dataDir, "-U", SUPERUSER, "--auth-local=peer", "--auth-host=scram-sha-256",
-    "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+  const init = timed("pg.initdb", () => asUser(initdb, ["-D", dataDir, "-U", SUPERUSER, "--auth-local=peer", "--auth-host=scram-sha-256",
+    "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"]));
   if (init.status !== 0) {
     fs.rmSync(root, { recursive: true, force: true });
     assert.fail(`initdb failed (${init.status}): ${init.stderr}`);
@@ -154,7 +155,7 @@ export async function createCluster(): Promise<Cluster> {
       if (opts.conf !== undefined) writeFile(path.join(dataDir, "conf.d", "test.conf"), opts.conf);
       if (opts.hba !== undefined) writeFile(path.join(dataDir, "pg_hba.conf"), opts.hba);
       // -w waits until the server accepts connections (pg_ctl polls postmaster.pid and pings).
-      const r = asUser(pgCtl, ["-D", dataDir, "-l", path.join(root, "server.log"), "-w", "-t", "30", "start"]);
+      const r = timed("pg.start", () => asUser(pgCtl, ["-D", dataDir, "-l", path.join(root, "server.log"), "-w", "-t", "30", "start"]));
       if (r.status !== 0) assert.fail(`pg_ctl start failed (${r.status}): ${r.stderr}\n--- server.log ---\n${log()}`);
       running = true;
     },
@@ -168,7 +169,7 @@ export async function createCluster(): Promise<Cluster> {
       live.delete(cluster);
       if (running) {
         running = false;
-        const r = asUser(pgCtl, ["-D", dataDir, "-m", "fast", "-w", "-t", "30", "stop"]);
+        const r = timed("pg.stop", () => asUser(pgCtl, ["-D", dataDir, "-m", "fast", "-w", "-t", "30", "stop"]));
         // Last resort, so a stuck server never outlives the test run.
         if (r.status !== 0) asUser(pgCtl, ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
       }
