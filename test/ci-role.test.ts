@@ -11,7 +11,7 @@ import { toPlan } from "../scripts/preview/plan";
 import { ROOT } from "../scripts/preview/stack-file";
 import { checkPlan } from "../policy/plan";
 import { ACCOUNT_ID } from "../scripts/preview/mocks";
-import { ofType, one, programError, ProgramRun, runStack } from "./harness";
+import { committedStack, ofType, one, programError, ProgramRun, runStack } from "./harness";
 
 const ROLE = "aws:iam/role:Role";
 const PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider";
@@ -35,7 +35,7 @@ function expectedTrust(sub: string, provider = PROVIDER_ARN) {
 describe("CI role (GitHub Actions through OIDC)", () => {
   const runs: Record<string, ProgramRun> = {};
   before(async () => {
-    runs.staging = await runStack("staging");
+    runs.staging = await committedStack("staging");
     runs.prodCi = await runStack("prod", { set: { ci: { github: { ...CI_EXAMPLE.github, deployPolicyArns: ["arn:aws:iam::aws:policy/AdministratorAccess"] } } } });
     runs.stagingCi = await runStack("staging", { set: { ci: { github: { repository: REPO, oidcProviderArn: PROVIDER_ARN } } } });
   });

@@ -40,6 +40,32 @@ export function runStack(stack: string, o: StackOverrides = {}): Promise<Program
   return timed("mocks-run", () => runProgram({ stack, ...stackConfig(stack, o), program: o.program }), `${stack} ${kind}`);
 }
 
+/** Freezes a run all the way down, so a reader that tries to change a shared run fails at once. */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const inner of Object.values(v)) deepFreeze(inner);
+  }
+  return v;
+}
+
+const committed = new Map<string, Promise<ProgramRun>>();
+/**
+ * The stack as committed (no overrides), run under mocks once per process and shared by every
+ * test file in it that only reads it (frozen: a test that would change it throws). A test that
+ * needs its own run (determinism, overrides) calls runStack.
+ */
+export function committedStack(stack: string): Promise<ProgramRun> {
+  let run = committed.get(stack);
+  if (!run) {
+    run = runStack(stack).then(deepFreeze);
+    committed.set(stack, run);
+    // A failed run is not cached: the next reader runs it again and sees the error itself.
+    run.catch(() => committed.delete(stack));
+  }
+  return run;
+}
+
 /** The typed config a stack's components receive, as loadConfig builds it under the runtime. */
 export async function loadStackConfig(stack: string, o: StackOverrides = {}): Promise<StackConfig> {
   let config: StackConfig | undefined;

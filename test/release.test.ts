@@ -15,7 +15,7 @@ import { RELEASE_SOURCE_PATH, renderReleaseSource } from "../components/release/
 import { Artifact, backupKeyFrom, releasePlan, shq, stackToolingFiles, toolingHash, toolingManifest, TOOLING_DIR } from "../components/release/steps";
 import { ACCOUNT_ID } from "../scripts/preview/mocks";
 import { hostFiles, toPlan } from "../scripts/preview/plan";
-import { one, programError, ProgramRun, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
+import { committedStack, one, programError, ProgramRun, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
 import { run } from "./tools";
 import { parse } from "yaml";
 
@@ -52,8 +52,8 @@ const instanceId = (r: ProgramRun, name: string) => one(r, "aws:ec2/instance:Ins
 describe("Release through SSM Run Command", () => {
   const runs: Record<string, ProgramRun> = {};
   before(async () => {
-    runs.prod = await runStack("prod");
-    runs.staging = await runStack("staging");
+    runs.prod = await committedStack("prod");
+    runs.staging = await committedStack("staging");
   });
 
   for (const stack of ["staging", "prod"] as const) {

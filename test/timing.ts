@@ -11,10 +11,11 @@ export interface TimingEvent {
   ms: number;
 }
 
-export function record(phase: string, start: number, detail?: string): void {
+/** Appends an event that began at `start` and took until now (or `ms`, when given). */
+export function record(phase: string, start: number, detail?: string, ms?: number): void {
   const file = process.env.NL_TEST_TIMING;
   if (!file) return;
-  const e: TimingEvent = { pid: process.pid, phase, detail, start, ms: Date.now() - start };
+  const e: TimingEvent = { pid: process.pid, phase, detail, start, ms: ms ?? Date.now() - start };
   fs.appendFileSync(file, JSON.stringify(e) + "\n");
 }
 

@@ -2,8 +2,8 @@
 // --require; never part of `npm test`). It appends to NL_TEST_TIMING, beside what the helpers record
 // (test/timing.ts): each test file's start and end in its worker, every `aws` CLI process the test
 // process itself starts (set-up and checks; the host scripts' own calls are theirs), every `sleep`
-// process, and every timer of 100 ms or more that test code or our scripts set (fixed sleeps and
-// poll intervals).
+// process, and every timer of 100 ms or more that test code or our scripts set and that fires (fixed
+// sleeps and poll intervals; its delay is counted, not when a busy event loop got to it).
 import * as childProcess from "child_process";
 import * as path from "path";
 import { record } from "../../test/timing";
@@ -36,12 +36,15 @@ if (process.env.NL_TEST_TIMING) {
   const setTimeoutOrig = global.setTimeout as unknown as (fn: () => void, ms?: number, ...rest: unknown[]) => NodeJS.Timeout;
   (global as { setTimeout: unknown }).setTimeout = function (fn: () => void, ms?: number, ...rest: unknown[]) {
     if ((ms ?? 0) >= 100) {
-      const frame = (new Error().stack ?? "").split("\n")[2] ?? "";
-      const m = /\(?([^ (]+):(\d+):\d+\)?$/.exec(frame.trim());
-      if (m && m[1].startsWith(ROOT) && !m[1].includes("node_modules")) {
+      // The caller, and its caller (a sleep helper's own line says little).
+      const ours = (new Error().stack ?? "").split("\n").slice(2, 4)
+        .map((frame) => /\(?([^ (]+):(\d+):\d+\)?$/.exec(frame.trim()))
+        .filter((m): m is RegExpExecArray => !!m && m[1].startsWith(ROOT) && !m[1].includes("node_modules"));
+      if (ours.length) {
         const start = Date.now();
-        const where = `${path.relative(ROOT, m[1])}:${m[2]}`;
-        return setTimeoutOrig(() => { record("timer", start, `${where} (${ms} ms)`); fn(); }, ms, ...rest);
+        const where = ours.map((m) => `${path.relative(ROOT, m[1])}:${m[2]}`).join(" < ");
+        // The delay asked for, not when it fired: a blocked event loop (spawnSync) is not the timer's.
+        return setTimeoutOrig(() => { record("timer", start, `${where} (${ms} ms)`, ms); fn(); }, ms, ...rest);
       }
     }
     return setTimeoutOrig(fn, ms, ...rest);
