@@ -82,3 +82,11 @@ async function launchMoto(): Promise<Moto> {
     stop: () => { proc.kill(); },
   };
 }
+
+/** Configuration for an AWS SDK v3 client against it: set-up through one client, not an `aws` process per call. */
+export function motoClientConfig(m: Moto): { region: string; endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } } {
+  return {
+    region: m.env.AWS_DEFAULT_REGION, endpoint: m.endpoint,
+    credentials: { accessKeyId: m.env.AWS_ACCESS_KEY_ID, secretAccessKey: m.env.AWS_SECRET_ACCESS_KEY, sessionToken: m.env.AWS_SESSION_TOKEN },
+  };
+}
