@@ -40,7 +40,7 @@ export function runStack(stack: string, o: StackOverrides = {}): Promise<Program
   return timed("mocks-run", () => runProgram({ stack, ...stackConfig(stack, o), program: o.program }), `${stack} ${kind}`);
 }
 
-/** Freezes a run all the way down, so a reader that tries to change a shared run fails at once. */
+/** Freezes a run all the way down, so no reader of a shared run can change it for the others. */
 function deepFreeze<T>(v: T): T {
   if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
     Object.freeze(v);
@@ -52,7 +52,7 @@ function deepFreeze<T>(v: T): T {
 const committed = new Map<string, Promise<ProgramRun>>();
 /**
  * The stack as committed (no overrides), run under mocks once per process and shared by every
- * test file in it that only reads it (frozen: a test that would change it throws). A test that
+ * test file in it that only reads it (frozen all the way down). A test that
  * needs its own run (determinism, overrides) calls runStack.
  */
 export function committedStack(stack: string): Promise<ProgramRun> {

@@ -27,9 +27,31 @@ function listening(port: number): Promise<boolean> {
  * (test/fixtures.ts starts it and names it in NL_MOTO_ENDPOINT): every caller sees only what it
  * made, as with a server of its own, without a Python start-up per file.
  */
-export function startMoto(): Promise<Moto> {
+export function startMoto(opts: {
+  /**
+   * Moto's default account (123456789012) instead of a new one, for a test whose tools reach moto
+   * with other credentials (nourishctl's one set, which s3rver checks): keep what it makes unique.
+   */
+  defaultAccount?: boolean;
+} = {}): Promise<Moto> {
   const shared = process.env.NL_MOTO_ENDPOINT;
-  return shared ? timed("moto.account", () => accountOn(shared)) : timed("moto.start", launchMoto);
+  if (!shared) return timed("moto.start", launchMoto);
+  return timed("moto.account", () => (opts.defaultAccount ? defaultAccountOn(shared) : accountOn(shared)));
+}
+
+const DEFAULT_ENV = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_DEFAULT_REGION: "af-south-1", AWS_EC2_METADATA_DISABLED: "true" };
+
+function motoAt(endpoint: string, env: Record<string, string>, stop: () => void): Moto {
+  return {
+    endpoint, env, stop,
+    aws: (args) => timed("aws-cli", () => run(AWS_CLI, ["--endpoint-url", endpoint, "--region", "af-south-1", "--output", "json", ...args], { env: { ...process.env, ...env } }), args.slice(0, 2).join(" ")),
+  };
+}
+
+async function defaultAccountOn(endpoint: string): Promise<Moto> {
+  if (!(await waitListening(Number(new URL(endpoint).port)))) assert.fail(`the run's moto_server (${endpoint}) did not listen within 30 s`);
+  // The server is the run's: test/fixtures.ts stops it.
+  return motoAt(endpoint, DEFAULT_ENV, () => undefined);
 }
 
 async function waitListening(port: number, proc?: ChildProcess): Promise<boolean> {
@@ -59,13 +81,8 @@ async function accountOn(endpoint: string): Promise<Moto> {
   const field = (name: string) => new RegExp(`<${name}>([^<]+)</${name}>`).exec(xml)?.[1];
   const [id, secret, token] = [field("AccessKeyId"), field("SecretAccessKey"), field("SessionToken")];
   if (!res.ok || !id || !secret || !token) assert.fail(`moto_server refused AssumeRole (${res.status}): ${xml.slice(0, 500)}`);
-  const env = { AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret, AWS_SESSION_TOKEN: token, AWS_DEFAULT_REGION: "af-south-1", AWS_EC2_METADATA_DISABLED: "true" };
-  return {
-    endpoint, env,
-    aws: (args) => timed("aws-cli", () => run(AWS_CLI, ["--endpoint-url", endpoint, "--region", "af-south-1", "--output", "json", ...args], { env: { ...process.env, ...env } }), args.slice(0, 2).join(" ")),
-    // The server is the run's: test/fixtures.ts stops it.
-    stop: () => undefined,
-  };
+  // The server is the run's: test/fixtures.ts stops it.
+  return motoAt(endpoint, { ...DEFAULT_ENV, AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret, AWS_SESSION_TOKEN: token }, () => undefined);
 }
 
 async function launchMoto(): Promise<Moto> {
@@ -74,13 +91,7 @@ async function launchMoto(): Promise<Moto> {
   const port = await freePort();
   const proc: ChildProcess = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
   if (!(await waitListening(port, proc))) { proc.kill(); assert.fail(`moto_server did not listen on ${port} within 30 s`); }
-  const endpoint = `http://127.0.0.1:${port}`;
-  const env = { AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_DEFAULT_REGION: "af-south-1", AWS_EC2_METADATA_DISABLED: "true" };
-  return {
-    endpoint, env,
-    aws: (args) => timed("aws-cli", () => run(AWS_CLI, ["--endpoint-url", endpoint, "--region", "af-south-1", "--output", "json", ...args], { env: { ...process.env, ...env } }), args.slice(0, 2).join(" ")),
-    stop: () => { proc.kill(); },
-  };
+  return motoAt(`http://127.0.0.1:${port}`, DEFAULT_ENV, () => { proc.kill(); });
 }
 
 /** Configuration for an AWS SDK v3 client against it: set-up through one client, not an `aws` process per call. */

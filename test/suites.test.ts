@@ -12,7 +12,7 @@ import { ROOT } from "../scripts/preview/stack-file";
  * the rehearsal bench, which imports pg.ts), or take minutes without one (release-host: pip).
  */
 const REST = [
-  "agent", "app-contract", "app-render", "backup", "bench-steps", "boot", "database-render", "db-monitoring", "db-oncall", "estate",
+  "agent", "app-contract", "app-render", "backup", "bench-steps", "boot", "database-render", "db-monitoring", "db-oncall", "estate", "fixtures",
   "fixture-app", "incident", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
   "release-host", "release-safety", "restore-rehearsal", "ssm-document", "ssm-step",
 ].map((f) => `test/${f}.test.ts`);

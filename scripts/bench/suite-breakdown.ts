@@ -48,6 +48,15 @@ function report(log: string, wallMs: number | undefined, mode: string): string {
     });
     out.push(`| ${f.detail} | ${s(f.ms)} | ${((100 * f.ms) / sum).toFixed(1)}% | ${cells.join(" | ")} |`);
   }
+  const stray = phases.filter((e) => fileOf(e) === "?");
+  if (stray.length) {
+    // Processes the tests start (the rehearsal's `npm run rehearse`) write to the log too, as do files that never ended.
+    const cells = names.map((n) => {
+      const xs = stray.filter((e) => e.phase === n);
+      return xs.length ? `${xs.length} / ${s(xs.reduce((a, e) => a + e.ms, 0))}` : "";
+    });
+    out.push(`| (outside a finished file: child processes such as the rehearsal's, files cut short) | | | ${cells.join(" | ")} |`);
+  }
   out.push("", "Phase cells: count / seconds.", "", "| Phase | Count | Total (s) | Median (ms) |", "| --- | --- | --- | --- |");
   for (const n of names) {
     const xs = phases.filter((e) => e.phase === n).map((e) => e.ms).sort((a, b) => a - b);
