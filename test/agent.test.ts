@@ -14,7 +14,7 @@ import { hostEnv, NOURISHCTL_SOURCE, renderHostCloudInit } from "../components/h
 import { AGENT_VENDOR_DIR, renderAgentConfig } from "../components/monitoring/agent";
 import { agentPackagePaths, buildAgentStandIns, buildDeb, PINNED } from "./agent-debs";
 import { PROD_BACKUP_BUCKET } from "../scripts/preview/mocks";
-import { loadStackConfig, ofType, one, runStack } from "./harness";
+import { committedStack, loadStackConfig, ofType, one } from "./harness";
 import { S3, startS3 } from "./s3";
 import { requireTool, run } from "./tools";
 
@@ -242,7 +242,7 @@ describe("the S3 gateway endpoint: AWS's agent buckets and this stack's own, not
 
   it("prod and staging: the agents' packages and the stack's buckets pass; any other bucket, and writing to AWS's, do not", async () => {
     for (const stack of ["prod", "staging"]) {
-      const r = await runStack(stack);
+      const r = await committedStack(stack);
       const endpoint = one(r, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-s3");
       const policies = ofType(r, "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy");
       assert.deepStrictEqual(policies.map((p) => p.inputs.vpcEndpointId), [endpoint.id], `${stack}: one policy, on the S3 endpoint`);

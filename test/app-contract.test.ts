@@ -18,7 +18,7 @@ import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { hostFiles } from "../scripts/preview/plan";
 import { ROOT } from "../scripts/preview/stack-file";
 import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
-import { runStack } from "./harness";
+import { committedStack } from "./harness";
 import { Cluster, PG_BINDIR, startAppCluster } from "./pg";
 import { AWS_CLI } from "./s3";
 import { startFakePostgres } from "./fake-postgres";
@@ -254,7 +254,7 @@ describe("app contract (components/app/contract.ts)", () => {
   it("every Debian package the rehearsal's hosts rely on is one their user data installs", async () => {
     for (const t of ["nginx", "curl", "flock", "runuser"]) requireTool(t);
     // prod: the staging stack's app hosts differ only by certbot (TLS on nginx).
-    const files = hostFiles(await runStack("prod"));
+    const files = hostFiles(await committedStack("prod"));
     const installedOn = (role: string): string[] => {
       const userData = files.find((f) => f.role === role && f.path === "user-data.yaml");
       assert.ok(userData, `no ${role} user data`);

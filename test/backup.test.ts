@@ -10,7 +10,7 @@ import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { Cluster, PG_BINDIR, pgBin, startAppCluster, superuserProbe } from "./pg";
 import { AWS_CLI, S3, startS3 } from "./s3";
-import { requireTool, run } from "./tools";
+import { requireTool, run, untilLocked } from "./tools";
 
 const BUCKET = "nl-test-backups";
 const APP_PASSWORD = "app-pw-for-tests";
@@ -367,7 +367,7 @@ describe("nourishctl backup and restore", function () {
     const holder = spawn("flock", [path.join(lockDir, "backup.lock"), "sleep", "30"], { stdio: "ignore", detached: true });
     const gone = new Promise((r) => holder.once("exit", r));
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await untilLocked(path.join(lockDir, "backup.lock"));
       const r = ctl("backup");
       assert.notStrictEqual(r.status, 0);
       assert.match(r.stderr, /another backup is running/);

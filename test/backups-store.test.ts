@@ -6,7 +6,7 @@ import { BackupStore } from "../components/backups";
 import { areaOfPrefix, grantStatements, Statement } from "../components/backups/policy";
 import { loadConfig } from "../components/config";
 import { hostFiles } from "../scripts/preview/plan";
-import { ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
+import { committedStack, ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
 
 const BUCKET = "aws:s3/bucket:Bucket";
 const BUCKET_NAMES = ["backups-archive", "backups-pgbackrest", "backups-access-logs"];
@@ -49,8 +49,8 @@ describe("BackupStore", () => {
   let archiveArn: string;
   let pgbackrestArn: string;
   before(async () => {
-    prod = await runStack("prod");
-    staging = await runStack("staging");
+    prod = await committedStack("prod");
+    staging = await committedStack("staging");
     archiveArn = `arn:aws:s3:::${one(prod, BUCKET, "backups-archive").id}`;
     pgbackrestArn = `arn:aws:s3:::${one(prod, BUCKET, "backups-pgbackrest").id}`;
   });

@@ -12,7 +12,7 @@ import { toPlan } from "../scripts/preview/plan";
 import { readStackFile, ROOT } from "../scripts/preview/stack-file";
 import { checkPlan } from "../policy/plan";
 import { ACCOUNT_ID } from "../scripts/preview/mocks";
-import { ofType, one, programError, ProgramRun, runProgram, runStack } from "./harness";
+import { committedStack, ofType, one, programError, ProgramRun, runProgram, runStack } from "./harness";
 
 const ROLE = "aws:iam/role:Role";
 const PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider";
@@ -36,7 +36,7 @@ function expectedTrust(sub: string, provider = PROVIDER_ARN) {
 describe("CI role (GitHub Actions through OIDC)", () => {
   const runs: Record<string, ProgramRun> = {};
   before(async () => {
-    runs.staging = await runStack("staging");
+    runs.staging = await committedStack("staging");
     runs.prodCi = await runStack("prod", { set: { ci: { github: { ...CI_EXAMPLE.github, deployPolicyArns: ["arn:aws:iam::aws:policy/AdministratorAccess"] } } } });
     runs.stagingCi = await runStack("staging", { set: { ci: { github: { repository: REPO, oidcProviderArn: PROVIDER_ARN } } } });
   });

@@ -82,9 +82,8 @@ describe("nourishctl status on the database host, against a real PostgreSQL 15",
 
   it("reports the cluster unit, connections and the oldest running query, also as --json", async () => {
     session("SELECT pg_sleep(120)");
-    // Until the sleeping query shows up in pg_stat_activity.
-    for (let i = 0; i < 50 && cluster!.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%'") !== "1"; i++) await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, 1100));
+    // Until the sleeping query shows up in pg_stat_activity, a second old (status counts whole seconds).
+    for (let i = 0; i < 100 && cluster!.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(120)%' AND now() - query_start >= interval '1.1 s'") !== "1"; i++) await new Promise((r) => setTimeout(r, 100));
     const r = ctl("status");
     assert.strictEqual(r.status, 0, r.stderr);
     assert.match(r.stdout, /ok: postgresql@15-main is running/);
@@ -210,7 +209,8 @@ describe("nourishctl metrics: the database's numbers to CloudWatch (moto_server)
     psqlSession("SELECT * FROM menu");
     await until("the blocked session", "SELECT count(*) FROM pg_locks WHERE NOT granted", "1");
     cluster.psql("SELECT pg_switch_wal()");
-    await new Promise((r) => setTimeout(r, 2000));
+    // The long query two seconds old (the server, whose start the archive age counts from, is older).
+    await until("the long query to run 2 s", "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(300)' AND now() - query_start >= interval '2 s'", "1");
   });
   after(() => {
     for (const p of sessions) p.kill();

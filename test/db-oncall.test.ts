@@ -89,7 +89,8 @@ describe("nourishctl db: the manual's locks and long queries, on a real PostgreS
       superuserLong = session("SELECT pg_sleep(60) /* maintenance */", "postgres");
       await waitFor("SELECT count(*) = 1 FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0", "the blocked query");
       await waitFor("SELECT count(*) = 2 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60) /*%' AND state = 'active' AND pid <> pg_backend_pid()", "the long queries");
-      await new Promise((r) => setTimeout(r, 1500));
+      // Every session older than diagnose's 1 s threshold, with margin.
+      await waitFor("SELECT now() - max(backend_start) >= interval '1.5 s' FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()", "the sessions to be 1.5 s old");
     });
 
     it("db diagnose --json: who blocks whom, what runs too long, connections, bloated tables, top statements", () => {

@@ -8,7 +8,7 @@ import { RELEASE_SOURCE_PATH } from "../components/release/source";
 import { hostFiles, writeOut } from "../scripts/preview/plan";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_LIB_SOURCE, NOURISHCTL_PATH, NOURISHCTL_SOURCE, nourishctlFiles } from "../components/hosts/user-data";
 import { parse } from "yaml";
-import { ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
+import { committedStack, ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
 import { startS3 } from "./s3";
 import { requireTool, run } from "./tools";
 
@@ -22,10 +22,6 @@ function ingressRules(r: ProgramRun): string[] {
   }).sort();
 }
 
-// The committed stacks, unchanged, run once under mocks for the whole file: every test that
-// reads them reads the same run (a run records; nothing here mutates it).
-const committed: Record<string, Promise<ProgramRun>> = {};
-const committedStack = (stack: "prod" | "staging") => (committed[stack] ??= runStack(stack));
 
 describe("estate under mocks", () => {
   let prod: ProgramRun;

@@ -5,6 +5,7 @@ import * as assert from "assert";
 import { loadConfig, merge, PROJECT, StackConfig } from "../components/config";
 import { ProgramRun, RecordedResource, runProgram, RunOptions } from "../scripts/preview/run";
 import { readStackFile } from "../scripts/preview/stack-file";
+import { timed } from "./timing";
 
 export { ProgramRun, RecordedResource, runProgram };
 
@@ -44,10 +45,42 @@ const runs = new Map<string, Promise<ProgramRun>>();
  */
 export async function runStack(stack: string, o: StackOverrides = {}): Promise<ProgramRun> {
   const config = stackConfig(stack, o);
-  if (o.program) return runProgram({ stack, ...config, program: o.program });
+  const kind = o.program ? "program" : o.set || o.secrets ? "overrides" : "as committed";
+  const run = () => timed("mocks-run", () => runProgram({ stack, ...config, program: o.program }), `${stack} ${kind}`);
+  if (o.program) return run();
   const key = JSON.stringify([stack, config]);
-  if (!runs.has(key)) runs.set(key, runProgram({ stack, ...config }));
+  if (!runs.has(key)) {
+    const p = run();
+    runs.set(key, p);
+    // A failed run is not cached: the next caller runs it again and sees the error itself.
+    p.catch(() => runs.delete(key));
+  }
   return structuredClone(await runs.get(key)!);
+}
+
+/** Freezes a run all the way down, so no reader of a shared run can change it for the others. */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const inner of Object.values(v)) deepFreeze(inner);
+  }
+  return v;
+}
+
+const committed = new Map<string, Promise<ProgramRun>>();
+/**
+ * The stack as committed (no overrides), run under mocks once per process and shared by every
+ * test file in it that only reads it (frozen all the way down, no copy). A test that changes what
+ * it reads calls runStack, which gives it a copy of its own.
+ */
+export function committedStack(stack: string): Promise<ProgramRun> {
+  let run = committed.get(stack);
+  if (!run) {
+    run = runStack(stack).then(deepFreeze);
+    committed.set(stack, run);
+    run.catch(() => committed.delete(stack));
+  }
+  return run;
 }
 
 /** The typed config a stack's components receive, as loadConfig builds it under the runtime. */

@@ -4,10 +4,12 @@
 // against moto_server on loopback as EC2 and ELBv2: an app host in its security group and target
 // group, the stack's quarantine group, a second volume.
 import * as assert from "assert";
+import { AttachVolumeCommand, CreateSecurityGroupCommand, CreateSubnetCommand, CreateVolumeCommand, CreateVpcCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { spawnSync } from "child_process";
 import { ROOT } from "../scripts/preview/stack-file";
 import { IncidentRefused, isolatePlan, Observed, releasePlan, snapshotPlan } from "../scripts/incident/plan";
-import { Moto, startMoto } from "./moto";
+import { Moto, motoClientConfig, startMoto } from "./moto";
 
 const TG = "arn:aws:elasticloadbalancing:af-south-1:123456789012:targetgroup/app-targets/0123456789abcdef";
 const observed = (over: Partial<Observed["instance"]> = {}, rest: Partial<Observed> = {}): Observed => ({
@@ -100,23 +102,28 @@ describe("npm run incident against moto_server (EC2, ELBv2)", function () {
 
   before(async () => {
     moto = await startMoto();
-    ids.vpc = aws("ec2", "create-vpc", "--cidr-block", "10.0.0.0/16").Vpc.VpcId;
-    const subnet = aws("ec2", "create-subnet", "--vpc-id", ids.vpc, "--cidr-block", "10.0.1.0/24", "--availability-zone", "af-south-1a").Subnet.SubnetId;
-    const sg = (name: string) => aws("ec2", "create-security-group", "--group-name", `${name}-x`, "--description", name, "--vpc-id", ids.vpc,
-      "--tag-specifications", `ResourceType=security-group,Tags=[{Key=Name,Value=${name}}]`).GroupId;
-    ids.app = sg("nourish-link-staging-app");
-    ids.quarantine = sg("nourish-link-staging-quarantine");
-    sg("nourish-link-prod-quarantine");
-    const run = (stack: string) => aws("ec2", "run-instances", "--image-id", "ami-12c6146b", "--instance-type", "t3.micro", "--subnet-id", subnet, "--security-group-ids", ids.app,
-      "--tag-specifications", `ResourceType=instance,Tags=[{Key=project,Value=nourish-link},{Key=stack,Value=${stack}},{Key=role,Value=app}]`).Instances[0].InstanceId;
-    ids.instance = run("staging");
-    ids.prodInstance = run("prod");
-    ids.data = aws("ec2", "create-volume", "--availability-zone", "af-south-1a", "--size", "1").VolumeId;
-    aws("ec2", "attach-volume", "--volume-id", ids.data, "--instance-id", ids.instance, "--device", "/dev/sdf");
-    const tg = (name: string) => aws("elbv2", "create-target-group", "--name", name, "--protocol", "HTTP", "--port", "80", "--vpc-id", ids.vpc).TargetGroups[0].TargetGroupArn;
-    ids.tg = tg("app-targets");
-    ids.otherTg = tg("other-targets");
-    aws("elbv2", "register-targets", "--target-group-arn", ids.tg, "--targets", `Id=${ids.instance},Port=80`);
+    // Set-up through the SDK (one client each, no `aws` process per call); the checks keep the CLI.
+    const ec2 = new EC2Client(motoClientConfig(moto));
+    const elb = new ElasticLoadBalancingV2Client(motoClientConfig(moto));
+    ids.vpc = (await ec2.send(new CreateVpcCommand({ CidrBlock: "10.0.0.0/16" }))).Vpc!.VpcId!;
+    const subnet = (await ec2.send(new CreateSubnetCommand({ VpcId: ids.vpc, CidrBlock: "10.0.1.0/24", AvailabilityZone: "af-south-1a" }))).Subnet!.SubnetId!;
+    const sg = async (name: string) => (await ec2.send(new CreateSecurityGroupCommand({ GroupName: `${name}-x`, Description: name, VpcId: ids.vpc,
+      TagSpecifications: [{ ResourceType: "security-group", Tags: [{ Key: "Name", Value: name }] }] }))).GroupId!;
+    ids.app = await sg("nourish-link-staging-app");
+    ids.quarantine = await sg("nourish-link-staging-quarantine");
+    await sg("nourish-link-prod-quarantine");
+    const run = async (stack: string) => (await ec2.send(new RunInstancesCommand({ ImageId: "ami-12c6146b", InstanceType: "t3.micro", SubnetId: subnet, SecurityGroupIds: [ids.app], MinCount: 1, MaxCount: 1,
+      TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "project", Value: "nourish-link" }, { Key: "stack", Value: stack }, { Key: "role", Value: "app" }] }] }))).Instances![0].InstanceId!;
+    ids.instance = await run("staging");
+    ids.prodInstance = await run("prod");
+    ids.data = (await ec2.send(new CreateVolumeCommand({ AvailabilityZone: "af-south-1a", Size: 1 }))).VolumeId!;
+    await ec2.send(new AttachVolumeCommand({ VolumeId: ids.data, InstanceId: ids.instance, Device: "/dev/sdf" }));
+    const tg = async (name: string) => (await elb.send(new CreateTargetGroupCommand({ Name: name, Protocol: "HTTP", Port: 80, VpcId: ids.vpc }))).TargetGroups![0].TargetGroupArn!;
+    ids.tg = await tg("app-targets");
+    ids.otherTg = await tg("other-targets");
+    await elb.send(new RegisterTargetsCommand({ TargetGroupArn: ids.tg, Targets: [{ Id: ids.instance, Port: 80 }] }));
+    ec2.destroy();
+    elb.destroy();
   });
   after(() => moto?.stop());
 

@@ -92,7 +92,8 @@ describe("managed database: backup and restore from the app host", function () {
     cluster.psql(`CREATE ROLE ${MASTER} LOGIN CREATEROLE CREATEDB PASSWORD '${MASTER_PASSWORD}'`);
     cluster.psql(`CREATE DATABASE dusangire OWNER ${MASTER}`);
     cluster.psql(`SET ROLE ${MASTER}; CREATE TABLE legacy_notes (id serial PRIMARY KEY, note text); CREATE VIEW legacy_view AS SELECT note FROM legacy_notes`, { db: "dusangire" });
-    moto = await startMoto();
+    // nourishctl reads the secret with the credentials s3rver takes: moto's default account.
+    moto = await startMoto({ defaultAccount: true });
     const secret = moto.aws(["secretsmanager", "create-secret", "--name", "rds!db-nourish-link-test", "--secret-string", JSON.stringify({ username: MASTER, password: MASTER_PASSWORD })]);
     assert.strictEqual(secret.status, 0, secret.stderr);
     secretArn = JSON.parse(secret.stdout).ARN;

@@ -8,7 +8,7 @@ import {
 import { alertKeyPolicy } from "../components/monitoring/policy";
 import { NOURISHCTL_LIB_PATH, NOURISHCTL_PATH } from "../components/hosts/user-data";
 import { hostFiles } from "../scripts/preview/plan";
-import { loadStackConfig, ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
+import { committedStack, loadStackConfig, ofType, one, ProgramRun, RecordedResource, runStack } from "./harness";
 
 const ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm";
 const TOPIC = "aws:sns/topic:Topic";
@@ -70,8 +70,8 @@ describe("monitoring: alarms on backups that stop silently", () => {
   let prod: ProgramRun;
   let staging: ProgramRun;
   before(async () => {
-    prod = await runStack("prod");
-    staging = await runStack("staging");
+    prod = await committedStack("prod");
+    staging = await committedStack("staging");
   });
 
   it("has one encrypted alert topic, on a key CloudWatch alarms may use (not alias/aws/sns)", () => {

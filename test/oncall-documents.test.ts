@@ -12,7 +12,7 @@ import * as path from "path";
 import { NOURISHCTL_PATH, NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { ONCALL_PROCEDURES, oncallVerbs, substituteOncall } from "../components/oncall/documents";
 import { ACCOUNT_ID } from "../scripts/preview/mocks";
-import { ofType, one, ProgramRun, runStack } from "./harness";
+import { committedStack, ofType, one, ProgramRun } from "./harness";
 import { requireTool, run } from "./tools";
 
 const ACCOUNT = ACCOUNT_ID;
@@ -27,8 +27,8 @@ describe("on-call SSM documents, quarantine and incident rights (Pulumi mocks)",
   let prod: ProgramRun;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-oncall-docs-"));
   before(async () => {
-    staging = await runStack("staging");
-    prod = await runStack("prod");
+    staging = await committedStack("staging");
+    prod = await committedStack("prod");
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -6,11 +6,11 @@ import { CreateOnlyTable, generateTable, isComponent, loadTable, MAPPED, PULUMI_
 import { diffPlans, PlanDiff, renderPlanDiff } from "../scripts/diff/plan";
 import { matchesPattern, verdictOf } from "../scripts/diff/replace";
 import { Plan, PlanResource, toPlan } from "../scripts/preview/plan";
-import { runStack, StackOverrides } from "./harness";
+import { committedStack, runStack, StackOverrides } from "./harness";
 import { planOf } from "./variants";
 
 async function diffOf(stack: string, change: StackOverrides): Promise<PlanDiff> {
-  const base = toPlan(await runStack(stack));
+  const base = toPlan(await committedStack(stack));
   const head = toPlan(await runStack(stack, change));
   return { stack, base: "base", head: "head", ...diffPlans(base, head), hostFiles: [] };
 }

@@ -13,7 +13,7 @@ import { writeRelease } from "../scripts/promotion/stack-file";
 import { promoteRelease } from "../scripts/promote";
 import { MOCK_NOW, MOCK_REHEARSAL_AT, MOCK_VERIFIED_AT } from "../scripts/preview/mock-values";
 import { ROOT } from "../scripts/preview/stack-file";
-import { runStack } from "./harness";
+import { committedStack } from "./harness";
 import { requireTool } from "./tools";
 
 const FIXTURES = path.join(__dirname, "fixtures", "promotion");
@@ -82,7 +82,7 @@ function refused(r: Result, reason: RegExp): void {
 describe("Promotion", () => {
   describe("what staging exports", () => {
     let outputs: Record<string, unknown>;
-    before(async () => { outputs = (await runStack("staging")).outputs; });
+    before(async () => { outputs = (await committedStack("staging")).outputs; });
 
     it("exports the release version, the artifact without its bucket, and the verify step's result with its time", () => {
       assert.strictEqual(outputs.releaseVersion, "1.4.2");

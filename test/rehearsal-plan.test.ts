@@ -7,7 +7,7 @@ import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { parseLatestPointer, rehearsalReadPolicy, rehearsalSteps, rehearsalSummaryFrom } from "../components/rehearsal/plan";
 import { hostFiles } from "../scripts/preview/plan";
 import { ACCOUNT_ID, PROD_BACKUP_BUCKET, PROD_BACKUP_KEY_ARN, PROD_LATEST_BACKUP } from "../scripts/preview/mocks";
-import { one, programError, ProgramRun, RecordedResource, runStack } from "./harness";
+import { committedStack, one, programError, ProgramRun, RecordedResource, runStack } from "./harness";
 
 const CMD = "command:local:Command";
 const params = (r: RecordedResource) => JSON.parse(String((r.inputs.environment as Record<string, string>).NL_PARAMETERS));
@@ -19,8 +19,8 @@ describe("restore rehearsal in the plan", function () {
   let prod: ProgramRun;
   let prodShared: ProgramRun;
   before(async () => {
-    staging = await runStack("staging");
-    prod = await runStack("prod");
+    staging = await committedStack("staging");
+    prod = await committedStack("prod");
     prodShared = await runStack("prod", { set: { backups: { rehearsalReaders: [STAGING_DB_ROLE, "345678901234"] } } });
   });
 

@@ -10,7 +10,7 @@ import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { RELEASE_SOURCE_PATH, renderReleaseSource } from "../components/release/source";
 import { Artifact as StackArtifact } from "../components/release/steps";
 import { Artifact, buildArtifacts } from "../scripts/rehearsal/artifacts";
-import { requireTool } from "./tools";
+import { requireTool, untilLocked } from "./tools";
 
 describe("nourishctl release on an app host (sandbox)", function () {
   this.timeout(300_000);
@@ -178,7 +178,7 @@ describe("nourishctl release on an app host (sandbox)", function () {
     // Its own process group, so the sleep that inherits the lock dies with it.
     const holder = spawn("flock", [path.join(srv, ".deploy.lock"), "sleep", "30"], { stdio: "ignore", detached: true });
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await untilLocked(path.join(srv, ".deploy.lock"));
       const r = ctl("release", "switch", "1.0.0");
       assert.strictEqual(r.status, 1);
       assert.match(r.stderr, /release switch 1\.0\.0: another deploy is running \(release 1\.4\.2 by bob since 2026-11-28T10:00:00Z \(pid 1\)\)/);

@@ -16,7 +16,7 @@ import { Artifact, backupKeyFrom, releasePlan, shq, stackToolingFiles, toolingHa
 import { releasePublishStatements } from "../components/releases/policy";
 import { ACCOUNT_ID, PROD_RELEASE_KEY_ARN } from "../scripts/preview/mocks";
 import { hostFiles, toPlan } from "../scripts/preview/plan";
-import { one, programError, ProgramRun, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
+import { committedStack, one, programError, ProgramRun, RecordedResource, runProgram, runStack, stackConfig } from "./harness";
 import { run } from "./tools";
 import { parse } from "yaml";
 
@@ -53,8 +53,8 @@ const instanceId = (r: ProgramRun, name: string) => one(r, "aws:ec2/instance:Ins
 describe("Release through SSM Run Command", () => {
   const runs: Record<string, ProgramRun> = {};
   before(async () => {
-    runs.prod = await runStack("prod");
-    runs.staging = await runStack("staging");
+    runs.prod = await committedStack("prod");
+    runs.staging = await committedStack("staging");
   });
 
   for (const stack of ["staging", "prod"] as const) {

@@ -6,6 +6,7 @@ import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { timed } from "./timing";
 import { freePort, requireTool, run, selfSignedCert } from "./tools";
 
 export interface S3 {
@@ -40,7 +41,11 @@ async function waitForLine(child: ChildProcess, pattern: RegExp, what: string): 
   });
 }
 
-export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promise<S3> {
+export function startS3(opts: { buckets: string[]; tls?: boolean }): Promise<S3> {
+  return timed("s3.start", () => launchS3(opts), opts.tls ? "tls" : undefined);
+}
+
+async function launchS3(opts: { buckets: string[]; tls?: boolean }): Promise<S3> {
   assert.ok(fs.existsSync(AWS_CLI), `${AWS_CLI} is missing: apt-get install -y awscli (scripts/workstation/debian-packages.txt)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nl-s3-"));
   const putLog = path.join(dir, "puts.jsonl");
@@ -106,7 +111,7 @@ export async function startS3(opts: { buckets: string[]; tls?: boolean }): Promi
   });
   return {
     endpoint, port, tlsPort, env,
-    aws: (args) => run(AWS_CLI, ["--endpoint-url", endpoint, ...args], { env: { ...process.env, ...env } }),
+    aws: (args) => timed("aws-cli", () => run(AWS_CLI, ["--endpoint-url", endpoint, ...args], { env: { ...process.env, ...env } }), args.slice(0, 2).join(" ")),
     puts: () => (fs.existsSync(putLog) ? fs.readFileSync(putLog, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []),
     async stop() {
       await stopChild(nginx);

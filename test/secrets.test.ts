@@ -1,9 +1,9 @@
 import * as assert from "assert";
-import { one, ofType, runStack } from "./harness";
+import { committedStack, ofType, one, runStack } from "./harness";
 
 describe("AppSecrets", () => {
   it("generates the database password and Django key and stores them as KMS-encrypted SecureStrings", async () => {
-    const run = await runStack("prod");
+    const run = await committedStack("prod");
     const params = ofType(run, "aws:ssm/parameter:Parameter");
     assert.deepStrictEqual(params.map((p) => p.inputs.name).sort(), ["/nourish-link/prod/db-password", "/nourish-link/prod/django-secret-key", "/nourish-link/prod/pgbackrest-cipher-pass"]);
     // One key per audience: app and db, app only, db only (the matrix in docs/SECURITY.md).
@@ -27,7 +27,7 @@ describe("AppSecrets", () => {
   });
 
   it("tags every resource through the provider's default tags", async () => {
-    const run = await runStack("staging");
+    const run = await committedStack("staging");
     const provider = run.resources.find((r) => r.type === "pulumi:providers:aws");
     assert.deepStrictEqual(JSON.parse(String(provider?.inputs.defaultTags)), { tags: { project: "nourish-link", stack: "staging", environment: "staging" } });
     for (const r of run.resources.filter((x) => x.type.startsWith("aws:"))) assert.ok(r.provider?.startsWith(provider!.urn), `${r.urn} does not use the tagged provider`);

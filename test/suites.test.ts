@@ -13,7 +13,7 @@ import { ROOT } from "../scripts/preview/stack-file";
  */
 const REST = [
   "agent", "app-contract", "app-render", "artifact", "backup", "bench-smoke", "bench-steps", "boot", "database-render", "db-monitoring", "db-oncall",
-  "estate", "fixture-app", "incident", "integrity", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
+  "estate", "fixture-app", "fixtures", "incident", "integrity", "log-archive", "managed-backup", "nourishctl", "oncall", "pitr", "rehearsal",
   "release-host", "release-safety", "report", "restore-rehearsal", "smoke", "ssm-document", "ssm-step",
 ].map((f) => `test/${f}.test.ts`);
 

@@ -86,3 +86,11 @@ export function selfSignedCert(dir: string, commonName: string): { cert: string;
   assert.strictEqual(r.status, 0, `openssl failed: ${r.stderr}`);
   return { cert, key };
 }
+
+/** Resolves once another process holds `lockFile` (flock): a test's lock holder is in place, however slow its start. */
+export async function untilLocked(lockFile: string, ms = 30_000): Promise<void> {
+  requireTool("flock");
+  for (const end = Date.now() + ms; run("flock", ["-n", "-E", "99", lockFile, "true"]).status !== 99; await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > end) assert.fail(`nothing took the lock ${lockFile} within ${ms / 1000} s`);
+  }
+}

@@ -155,16 +155,20 @@ export async function startLoopbackHosts(o: { artifacts?: string[] } = {}): Prom
     const password = randomBytes(18).toString("base64url");
     cluster = await startAppCluster({ appPassword: password });
     s3 = await startS3({ buckets: [BUCKET, TOOLING_BUCKET, RELEASES_BUCKET, PROD_BUCKET] });
-    // The tooling as the stack uploads it, and the artifacts where the Release would fetch them.
-    const upload = (file: string, url: string) => {
-      const r = s3!.aws(["s3", "cp", "--only-show-errors", file, url]);
-      if (r.status !== 0) throw new Error(`cannot upload ${url}: ${r.stderr}`);
+    // The tooling as the stack uploads it, and the artifacts where the Release would fetch them:
+    // staged as the buckets' trees, one `aws s3 cp --recursive` each (not a CLI start-up per object).
+    const upload = (tree: string, bucket: string) => {
+      const r = s3!.aws(["s3", "cp", "--only-show-errors", "--recursive", tree, `s3://${bucket}/`]);
+      if (r.status !== 0) throw new Error(`cannot upload ${tree} to ${bucket}: ${r.stderr}`);
     };
-    for (const o of toolingObjects()) {
-      fs.writeFileSync(path.join(dir, "upload"), o.content);
-      upload(path.join(dir, "upload"), `s3://${TOOLING_BUCKET}/${o.key}`);
-    }
-    for (const file of [...[...artifacts.values()].map((a) => a.file), ...(o.artifacts ?? [])]) upload(file, `s3://${RELEASES_BUCKET}/${path.basename(file)}`);
+    const stage = (tree: string, key: string, content: Buffer | string) => {
+      fs.mkdirSync(path.dirname(path.join(tree, key)), { recursive: true });
+      fs.writeFileSync(path.join(tree, key), content);
+    };
+    for (const o of toolingObjects()) stage(path.join(dir, "upload/tooling"), o.key, o.content);
+    for (const file of [...[...artifacts.values()].map((a) => a.file), ...(o.artifacts ?? [])]) stage(path.join(dir, "upload/releases"), path.basename(file), fs.readFileSync(file));
+    upload(path.join(dir, "upload/tooling"), TOOLING_BUCKET);
+    upload(path.join(dir, "upload/releases"), RELEASES_BUCKET);
     // No cloud-init runs here: the document's wait for first boot finds it done.
     fs.mkdirSync(path.join(dir, "bin"));
     fs.writeFileSync(path.join(dir, "bin/cloud-init"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
