@@ -140,10 +140,10 @@ describe("stack config", () => {
       }
       const twice = { app: { scheduledCommands: [job({}).app.scheduledCommands[0], job({}).app.scheduledCommands[0]] } };
       rejects("staging", twice, /^nourish-link:app\.scheduledCommands\[1\]\.name 'daily-orders' is named twice/);
-      // Accepted: arguments with options and values, and clearsessions by default.
+      // Accepted: arguments with options and values; the committed prod names the sample app's job.
       const ok = parseSettings(settingsOf("staging", job({ command: ["daily_orders", "--fail", "--since=2026-01-01", "a,b"] })), "staging");
       assert.deepStrictEqual(ok.app.scheduledCommands[0].command, ["daily_orders", "--fail", "--since=2026-01-01", "a,b"]);
-      assert.deepStrictEqual(parseSettings(settingsOf("prod"), "prod").app.scheduledCommands.map((c) => c.command), [["clearsessions"]]);
+      assert.deepStrictEqual(parseSettings(settingsOf("prod"), "prod").app.scheduledCommands.map((c) => c.command), [["daily_orders"]]);
     });
     it("a silenced check that is not a Django warning id", () => {
       for (const id of ["W004", "security.E100", "security.W004; rm", "security.w004"]) {

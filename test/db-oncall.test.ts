@@ -64,7 +64,7 @@ describe("nourishctl db: the manual's locks and long queries, on a real PostgreS
     const help = ctl("--help");
     assert.strictEqual(help.status, 0, help.stderr);
     assert.match(help.stdout, /usage: nourishctl db diagnose/);
-    assert.match(ctl("frobnicate").stderr, /^nourishctl: db: unknown command 'frobnicate' \(diagnose or kill-long-queries\)$/m);
+    assert.match(ctl("frobnicate").stderr, /^nourishctl: db: unknown command 'frobnicate' \(diagnose, kill-long-queries or check\)$/m);
     const bad = ctl("kill-long-queries", "--older-than", "5 minutes", "--yes");
     assert.strictEqual(bad.status, 1);
     assert.match(bad.stderr, /^nourishctl: db kill-long-queries: --older-than: '5 minutes' is not a duration \(such as 30s, 5m, 1h\); nothing changed$/m);

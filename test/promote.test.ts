@@ -86,7 +86,7 @@ describe("Promotion", () => {
 
     it("exports the release version, the artifact without its bucket, and the verify step's result with its time", () => {
       assert.strictEqual(outputs.releaseVersion, "1.4.2");
-      assert.deepStrictEqual(outputs.releaseArtifact, { kind: "s3", key: "releases/1.4.2/nourish-link-1.4.2.tar.gz", sha256: "5b95d696fb40b8f0a43c9cdc7726c5e5b3acdfdd9dfee1ebfcb2cfee0e87eb61" });
+      assert.deepStrictEqual(outputs.releaseArtifact, { kind: "s3", key: "releases/1.4.2/nourish-link-1.4.2.tar.gz", sha256: "1a3bb791d9e2b089c21ce61ed837c9685ca7bb4fe487781dafc1132d2ac8e37d" });
       // The mocks answer the verify verb with its real success line (scripts/preview/mocks.ts).
       assert.deepStrictEqual(outputs.releaseVerified, { ok: true, version: "1.4.2", at: "2000-01-01T02:30:00Z" });
     });
@@ -140,7 +140,7 @@ describe("Promotion", () => {
       const printed = r.stdout.slice(r.stdout.indexOf("--- a/Pulumi.prod.yaml"));
       assert.ok(printed.startsWith("--- a/Pulumi.prod.yaml\n+++ b/Pulumi.prod.yaml\n"), r.stdout);
       assert.strictEqual(printed.split("\n").slice(2, -2).join("\n") + "\n", gnu);
-      assert.match(r.stdout, /^promote: staging runs 1\.4\.2 \(sha256 5b95d696.*verified healthy at 2026-11-30T14:05:09Z; restore rehearsal succeeded at 2026-11-29T03:12:44Z \(2\.1 days ago, at most 8\)/);
+      assert.match(r.stdout, /^promote: staging runs 1\.4\.2 \(sha256 1a3bb791.*verified healthy at 2026-11-30T14:05:09Z; restore rehearsal succeeded at 2026-11-29T03:12:44Z \(2\.1 days ago, at most 8\)/);
       assert.match(r.stdout, /promote: wrote release 1\.4\.2 into Pulumi\.prod\.yaml; next: pulumi up --stack prod\n$/);
     });
 
@@ -166,7 +166,7 @@ describe("Promotion", () => {
     it("refuses when staging's artifact checksum is not the one being promoted (same version, other tarball)", () => {
       const o = recorded();
       o.releaseArtifact.sha256 = "0".repeat(64);
-      refused(promote(o), new RegExp(`runs artifact sha256 ${"0".repeat(64)} .*not the one being promoted: sha256 5b95d696fb40b8f0a43c9cdc7726c5e5b3acdfdd9dfee1ebfcb2cfee0e87eb61`));
+      refused(promote(o), new RegExp(`runs artifact sha256 ${"0".repeat(64)} .*not the one being promoted: sha256 1a3bb791d9e2b089c21ce61ed837c9685ca7bb4fe487781dafc1132d2ac8e37d`));
     });
 
     it("refuses when staging's artifact is of another kind (git where an S3 tarball is promoted)", () => {

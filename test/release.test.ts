@@ -23,7 +23,7 @@ import { parse } from "yaml";
 const COMMAND = "command:local:Command";
 const BUCKET = "nourish-link-releases";
 const GIT_COMMIT = "4c9d381ee11d476062383b684cbe0d11fde4912d";
-const SHA = { prod: "06918cc484a0fce347277c863ddba19a5e730c280fed74a4ffc7c36359fa0a12", staging: "5b95d696fb40b8f0a43c9cdc7726c5e5b3acdfdd9dfee1ebfcb2cfee0e87eb61" };
+const SHA = { prod: "57673bba1bb6907251bb58edb0e35dfc1b7a9285e76c8cd82cc2a60e70b1577d", staging: "1a3bb791d9e2b089c21ce61ed837c9685ca7bb4fe487781dafc1132d2ac8e37d" };
 const VERSION = { prod: "1.4.1", staging: "1.4.2" };
 const MOCK_KEY = "dumps/daily/db_backup_20000101_020000.dump";
 /** The committed stack's release: its version and artifact, as Pulumi.<stack>.yaml names them. */

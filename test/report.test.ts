@@ -91,7 +91,8 @@ describe("nourishctl report monthly: last month's figures from CloudWatch, store
     // Cost Explorer's answer for the next request (moto serves queued results).
     const r = await fetch(`${moto!.endpoint}/moto-api/static/ce/cost-and-usage-results`, {
       method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ results: [{ ResultsByTime: [{ TimePeriod: { Start: iso(start).slice(0, 10), End: iso(end).slice(0, 10) }, Total: { UnblendedCost: { Amount: "123.456", Unit: "USD" } }, Groups: [], Estimated: false }] }] }),
+      // For this test's account: in a run of the suite the moto_server is shared, an account per caller.
+      body: JSON.stringify({ account_id: moto!.aws(["sts", "get-caller-identity", "--query", "Account", "--output", "text"]).stdout.trim(), results: [{ ResultsByTime: [{ TimePeriod: { Start: iso(start).slice(0, 10), End: iso(end).slice(0, 10) }, Total: { UnblendedCost: { Amount: "123.456", Unit: "USD" } }, Groups: [], Estimated: false }] }] }),
     });
     assert.strictEqual(r.status, 201);
   });

@@ -2,6 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { DEFAULTS } from "../components/config";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { calendarElapses, calendarProblem, isOnCalendar } from "../components/schedules/calendar";
 import { scheduledJobs } from "../components/schedules/jobs";
@@ -123,13 +124,13 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     assert.deepStrictEqual((await jobsOf("prod", "db")).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive", "pitr-backup"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { backups: { pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "backup", "verify-backup", "verify-all-backups", "log-archive"]);
     assert.deepStrictEqual((await jobsOf("staging", "db", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "vacuum", "reindex", "db-check", "metrics", "restore-rehearsal"]);
-    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "manage-clearsessions", "weekly-report", "monthly-report"]);
+    assert.deepStrictEqual((await jobsOf("prod", "app")).map((j) => j.id), ["status", "log-archive", "manage-daily-orders", "weekly-report", "monthly-report"]);
     // app-0 writes the reports and runs the app's jobs; the other app hosts run the weekly checks only.
     const others = scheduledJobs(await loadStackConfig("prod"), "app", false);
     assert.deepStrictEqual(others.map((j) => j.id), ["status", "log-archive", "weekly-report"]);
     assert.match(renderJobService(others.find((j) => j.id === "weekly-report")!), /^ExecStart=\/usr\/local\/sbin\/nourishctl report weekly --checks-only$/m);
     assert.match(renderJobService((await jobsOf("prod", "app")).find((j) => j.id === "monthly-report")!), /^ExecStart=\/usr\/local\/sbin\/nourishctl report monthly$/m);
-    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "manage-clearsessions", "smoke-probe", "weekly-report", "monthly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
+    assert.deepStrictEqual((await jobsOf("staging", "app", { backups: { enabled: false, pitr: false } })).map((j) => j.id), ["status", "manage-daily-orders", "smoke-probe", "weekly-report", "monthly-report", "restore-rehearsal-verify", "restore-rehearsal-age"]);
     assert.deepStrictEqual((await jobsOf("prod", "db", { database: { managed: true } })).map((j) => j.id), ["status"]);
   });
 
@@ -232,8 +233,9 @@ describe("schedules: systemd timers for the manual's procedures", () => {
     const r = run("systemd-analyze", ["verify", ...units, path.join(dir, "nourish-link-job-failed@manage-daily-orders.service")], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
     assert.strictEqual(r.status, 0, r.stderr);
     assert.strictEqual(r.stderr.trim(), "", "verify printed diagnostics");
-    // The default: clearsessions daily.
-    const byDefault = (await jobsOf("prod", "app")).find((j) => j.id === "manage-clearsessions")!;
+    // The default (the committed stacks name the sample app's job instead): clearsessions daily.
+    const config = await loadStackConfig("prod");
+    const byDefault = scheduledJobs({ ...config, app: { ...config.app, scheduledCommands: DEFAULTS.prod.app!.scheduledCommands as typeof config.app.scheduledCommands } }, "app").find((j) => j.id === "manage-clearsessions")!;
     assert.deepStrictEqual(byDefault.verb, ["job", "run", "clearsessions"]);
   });
 

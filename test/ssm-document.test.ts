@@ -27,9 +27,9 @@ const toolingHash = () => hashOf(TOOLING_DIR, GENERATED);
 
 const VALID: Record<string, string[]> = {
   version: ["1.4.2", "2.0.0-rc.1"],
-  sha256: ["06918cc484a0fce347277c863ddba19a5e730c280fed74a4ffc7c36359fa0a12"],
+  sha256: ["57673bba1bb6907251bb58edb0e35dfc1b7a9285e76c8cd82cc2a60e70b1577d"],
   backupKey: ["dumps/daily/db_backup_20261101_020000.dump", "dumps/monthly/db_backup_20261101_020000.sqlite3"],
-  toolingHash: ["06918cc484a0fce347277c863ddba19a5e730c280fed74a4ffc7c36359fa0a12"],
+  toolingHash: ["57673bba1bb6907251bb58edb0e35dfc1b7a9285e76c8cd82cc2a60e70b1577d"],
 };
 
 describe("the SSM document", () => {

@@ -247,7 +247,8 @@ http {
 function seedAws(state: EstateState, plan: Plan): void {
   const env = { ...process.env, AWS_ACCESS_KEY_ID: "testing", AWS_SECRET_ACCESS_KEY: "testing", AWS_EC2_METADATA_DISABLED: "true" };
   for (const p of byType(plan, "aws:ssm/parameter:Parameter")) {
-    const value = randomBytes(24).toString("base64url");
+    // 64 characters like the stack's RandomPassword (Django's check --deploy wants 50 or more: security.W009).
+    const value = randomBytes(48).toString("base64url");
     sh(AWS_CLI, ["--endpoint-url", state.motoEndpoint, "--region", state.region, "ssm", "put-parameter", "--name", String(p.inputs.name),
       "--type", String(p.inputs.type ?? "SecureString"), "--value", value, "--overwrite"], { env });
   }
