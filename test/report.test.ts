@@ -156,6 +156,17 @@ describe("nourishctl report monthly: last month's figures from CloudWatch, store
     assert.strictEqual(got.Messages, undefined);
   });
 
+  it("a figure AWS does not give (moto_server has no DescribeAlarmHistory) reads n/a, and the report is still stored and mailed", () => {
+    const { REPORT_ALARM_HISTORY_FILE: _, ...without } = env();
+    const earlier = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() - 1, 1));
+    const r = run("bash", [NOURISHCTL_SOURCE, "report", "monthly", "--json", "--end", iso(earlier)], { env: without });
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^nourishctl: report monthly: cloudwatch describe-alarm-history failed; alarms fired: n\/a$/m);
+    assert.strictEqual(JSON.parse(r.stdout).alarmsFired, null);
+    const got = aws("sqs", "receive-message", "--queue-url", queueUrl, "--wait-time-seconds", "5");
+    assert.match(got.Messages[0].Body, /^Alarms fired: n\/a \(the alarm history could not be read\)$/m);
+  });
+
   it("refuses an --end that is not the 1st of a month, naming it", () => {
     const r = run("bash", [NOURISHCTL_SOURCE, "report", "monthly", "--end", "2026-12-07T00:00:00Z"], { env: env() });
     assert.strictEqual(r.status, 1);

@@ -190,8 +190,8 @@ if os.path.exists(rel_log):
             continue
         if not (t0 <= when < t1) or f[3].startswith(("refused", "failed")): continue
         releases.append({"at": f[0], "kind": f[1], "version": f[2], "detail": f[3], "by": f[4]})
-fired = {}
-for h in alarms.get("AlarmHistoryItems", []):
+fired = None if alarms.get("unavailable") else {}
+for h in [] if fired is None else alarms.get("AlarmHistoryItems", []):
     if h.get("AlarmName", "").startswith(spec["alarmPrefix"]) and h.get("HistorySummary", "").endswith("to ALARM"):
         n = h["AlarmName"][len(spec["alarmPrefix"]):]
         fired[n] = fired.get(n, 0) + 1
@@ -211,7 +211,7 @@ report = {
     "backups": {"taken": fig("backups", 0) or 0, "verifyFailures": fig("verify_failed", 0) or 0} if spec["database"] == "host" else None,
     "restoreRehearsal": rehearsal, "rehearsalHere": spec["rehearsal"],
     "releases": [r for r in releases if r["kind"] == "switch"], "rollbacks": [r for r in releases if r["kind"] == "rollback"],
-    "alarmsFired": [{"alarm": k, "times": v} for k, v in sorted(fired.items())],
+    "alarmsFired": None if fired is None else [{"alarm": k, "times": v} for k, v in sorted(fired.items())],
     "cost": {"month": cost.get("month"), "usd": amount, "budgetUsd": budget,
              "budgetUsedPercent": round(100 * amount / budget, 1) if amount is not None and budget else None},
 }
@@ -231,6 +231,7 @@ lines = [
     f"Backups: {bk['taken']} taken, {bk['verifyFailures']} verification failures" if bk else "Backups: RDS's own (not counted here)",
     f"Last restore rehearsal: {norehearsal}",
     f"Releases: {len(report['releases'])} ({', '.join(r['version'] for r in report['releases']) or 'none'}); rollbacks: {len(report['rollbacks'])}",
+    "Alarms fired: n/a (the alarm history could not be read)" if report["alarmsFired"] is None else
     f"Alarms fired: {sum(a['times'] for a in report['alarmsFired'])}" + "".join(f"; {a['alarm']} x{a['times']}" for a in report["alarmsFired"]),
     f"AWS cost: {costline}",
 ]
@@ -288,8 +289,10 @@ print(json.dumps([{"Id": q["id"], "ReturnData": True, "MetricStat": {
   if [ -n "${REPORT_ALARM_HISTORY_FILE:-}" ]; then
     cp "$REPORT_ALARM_HISTORY_FILE" "$tmp/alarms.json"
   else
+    # One figure missing is no reason to lose the report: it says n/a and why (stderr has the error).
     report_aws cloudwatch --region "$REGION" cloudwatch describe-alarm-history --history-item-type StateUpdate \
-      --start-date "$start" --end-date "$end" > "$tmp/alarms.json" || die "report $mode: cloudwatch describe-alarm-history failed"
+      --start-date "$start" --end-date "$end" > "$tmp/alarms.json" \
+      || { echo "nourishctl: report $mode: cloudwatch describe-alarm-history failed; alarms fired: n/a" >&2; echo '{"unavailable": true}' > "$tmp/alarms.json"; }
   fi
   # The month the period ends in (monthly: the month reported), to the period's end day; Cost
   # Explorer answers in us-east-1 only and takes whole days, the end day excluded.
