@@ -231,6 +231,7 @@ export const stackConfigSchema = z.strictObject({
     longQuerySeconds: int(10, 86400).describe("alarm when a database query has been running longer than this"),
     walArchiveStallSeconds: int(60, 86400).describe("alarm when a WAL segment has waited this long to be archived (PITR)"),
     backupSizeDropPercent: int(10, 100).describe("alarm when the nightly dump is this much smaller than the night before"),
+    backupBucketMaxGb: int(1, 100000).describe("alarm (backup-bucket-size) when the backup archive bucket holds more than this many GB in S3 Standard (AWS/S3 BucketSizeBytes, daily): expiry stopped, or the dumps grew"),
     monthlyBudgetUsd: z.number().positive({ error: "must be a positive number of US dollars" }).max(1_000_000).optional()
       .describe("an AWS Budget on the account's monthly cost, alerting the alert topic at 80% and 100% (actual), and the figure the reports compare the month's cost with (default: none: only the account's owner knows what it should cost)"),
     uptimeCheck: z.boolean().describe("a Route 53 health check on https://<domain><release.healthPath> from Route 53's checkers in several regions, every 30 s; its alarm (uptime, in us-east-1 where Route 53 publishes) notifies a topic there with the same emails"),
@@ -400,7 +401,7 @@ const COMMON: DeepPartial<StackSettings> = {
   monitoring: {
     alertEmails: [], diskFreeMinPercent: 20, cpuHighPercent: 85, cpuCreditsMin: 20, memoryHighPercent: 90,
     http5xxPercent: 5, p95Seconds: 2, errorLinesPer5Min: 10, dbConnectionsPercent: 80, longQuerySeconds: 300, walArchiveStallSeconds: 900,
-    backupSizeDropPercent: 50, agentVersion: "1.300070.0", journalMaxMb: 1024, logVolumeMaxMb: 4096,
+    backupSizeDropPercent: 50, backupBucketMaxGb: 50, agentVersion: "1.300070.0", journalMaxMb: 1024, logVolumeMaxMb: 4096,
   },
   // An SSM agent release of early 2026; docs/AGENTS.md says how to move the pin.
   agents: { ssmVersion: "3.3.3598.0" },

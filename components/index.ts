@@ -85,7 +85,7 @@ export class NourishLink extends pulumi.ComponentResource {
       rdsLogGroups: this.monitoring.rdsLogGroups,
     }, child);
     this.app = new AppHosts("app", { config, secrets: this.secrets, network: this.network, databaseEndpoint: this.database.endpoint, tooling, volumeKmsKeyArn: volumeKey.arn, backups: this.backups, masterUserSecretArn: this.database.masterUserSecretArn }, child);
-    const estate = watchedEstate(config, this.app, this.database);
+    const estate = watchedEstate(config, this.app, this.database, this.backups);
     this.monitoring.watch("monitoring", estate);
     this.monitoring.report("monitoring", estate, {
       putObject: (n, key, content) => tooling.putObject(n, key, content),

@@ -8,6 +8,7 @@ import { appServiceName, GUNICORN_SERVICE_NAME, gunicornWorkers, renderGunicornS
 import { NGINX_REOPEN_LOGS, renderLogrotate } from "../components/app/logrotate";
 import { renderMaintenancePage } from "../components/app/maintenance";
 import { NginxSiteSettings, renderNginxSite } from "../components/app/nginx";
+import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { get as httpGet, siteSettings as loopbackSite, startProcess, stopProcess, until, writeNginxConf } from "../scripts/rehearsal/loopback";
 import { Cluster, startAppCluster } from "./pg";
 import { freePort, requireTool, run, selfSignedCert } from "./tools";
@@ -267,6 +268,25 @@ describe("app: loopback boot of nginx (ALB mode) + gunicorn + PostgreSQL, all wi
     // The health path keeps reporting the app's real state.
     assert.strictEqual((await get(port, "/health/")).status, 200);
     fs.rmSync(s.maintenanceFlag as string);
+    assert.strictEqual((await get(port, "/")).status, 200);
+  });
+
+  it("serves the notice nourishctl maintenance on --message --until writes, as text", async () => {
+    // nourishctl's sandbox root, whose maintenance directory is the one this nginx serves.
+    const root = path.join(p, "root");
+    fs.mkdirSync(path.join(root, "srv/nourish-link"), { recursive: true });
+    fs.symlinkSync(s.maintenanceRoot as string, path.join(root, "srv/nourish-link/maintenance"));
+    fs.mkdirSync(path.join(root, "etc/nourish-link"), { recursive: true });
+    fs.writeFileSync(path.join(root, "etc/nourish-link/host.env"), `ROLE=app\nDOMAIN=${DOMAIN}\n`);
+    const ctl = (...args: string[]) => run("bash", [NOURISHCTL_SOURCE, "maintenance", ...args], { env: { ...process.env, NOURISH_ROOT: root, TZ: "UTC" } });
+    const on = ctl("on", "--message", "Upgrading <b>PostgreSQL</b> & friends", "--until", "23:05");
+    assert.strictEqual(on.status, 0, on.stderr);
+    const r = await get(port, "/orders/");
+    assert.strictEqual(r.status, 503);
+    assert.match(r.body, /Upgrading &lt;b&gt;PostgreSQL&lt;\/b&gt; &amp; friends/);
+    assert.doesNotMatch(r.body, /<b>/);
+    assert.match(r.body, /Expected back by 23:05 UTC\./);
+    assert.strictEqual(ctl("off").status, 0);
     assert.strictEqual((await get(port, "/")).status, 200);
   });
 

@@ -57,6 +57,8 @@ function published(r: ProgramRun, stack: string): Map<string, { m: Metric; by: s
   for (const db of ofType(r, "aws:rds/instance:Instance")) {
     for (const n of ["CPUUtilization", "FreeableMemory", "FreeStorageSpace", "DatabaseConnections", "MaximumUsedTransactionIDs"]) put({ namespace: "AWS/RDS", metricName: n, dimensions: { DBInstanceIdentifier: String(db.inputs.identifier ?? `${db.name}-${hex(db.name, 7)}`) } }, "RDS", false);
   }
+  // S3 publishes each bucket's size per storage class, daily (the mocks' bucket id is its name).
+  for (const b of ofType(r, "aws:s3/bucket:Bucket")) put({ namespace: "AWS/S3", metricName: "BucketSizeBytes", dimensions: { BucketName: b.id, StorageType: "StandardStorage" } }, "S3", false);
   // Route 53 publishes each health check's status (in us-east-1, where the uptime alarm lives).
   for (const hc of ofType(r, "aws:route53/healthCheck:HealthCheck")) put({ namespace: "AWS/Route53", metricName: "HealthCheckStatus", dimensions: { HealthCheckId: hc.id } }, "Route 53", false);
   for (const f of ofType(r, "aws:cloudwatch/logMetricFilter:LogMetricFilter")) {
@@ -199,7 +201,7 @@ describe("monitoring: every alarm watches what something publishes, everything p
       "app-0-status-system", "app-1-status-instance", "app-1-cpu-credits-low", "app-0-process-nginx", "app-1-process-gunicorn", "app-0-disk-root",
       "http-5xx-rate", "http-p95", "unhealthy-targets", "app-errors", "db-connections-high", "db-lock-waits", "db-long-query", "db-wal-archive-stalled",
       "db-backup-missing", "db-pitr-backup-missing", "db-backup-size-drop", "job-failed-db-backup", "job-failed-db-metrics", "job-failed-app-status",
-      "app-deploy-check", "job-failed-app-weekly-report", "uptime",
+      "app-deploy-check", "job-failed-app-weekly-report", "uptime", "backup-bucket-size",
     ]) assert.ok(names.includes(want), `prod has no ${want} alarm`);
     assert.ok(!names.includes("db-cpu-credits-low"), "m6i is not burstable");
     const rds = ofType(runs.find((x) => JSON.stringify(x.set).includes("managed"))!.r, ALARM).map((a) => a.name.replace(/^monitoring-/, ""));
@@ -211,12 +213,12 @@ describe("monitoring: every alarm watches what something publishes, everything p
     const base = await loadStackConfig("prod");
     const estate: WatchedEstate<string> = {
       hosts: [{ name: "db", role: "db", instanceId: "i-db", instanceType: "t3.small" }, { name: "app-0", role: "app", instanceId: "i-app", instanceType: "t3.small" }],
-      jobs: [{ role: "db", ids: ["backup"] }],
+      jobs: [{ role: "db", ids: ["backup"] }], backupBucket: "backups-archive",
     };
     const pubs = { processes: watchedProcesses, mounts: watchedMounts, fstype: DISK_FSTYPE, logNamespace: logMetricNamespace("prod") };
     const thresholds = (c: typeof base) => Object.fromEntries(estateAlarms(c, estate, pubs).map((a) => [a.id, a.threshold]));
     const before = thresholds(base);
-    const keys = ["cpuHighPercent", "cpuCreditsMin", "memoryHighPercent", "diskFreeMinPercent", "http5xxPercent", "p95Seconds", "errorLinesPer5Min", "dbConnectionsPercent", "longQuerySeconds", "walArchiveStallSeconds", "backupSizeDropPercent"] as const;
+    const keys = ["cpuHighPercent", "cpuCreditsMin", "memoryHighPercent", "diskFreeMinPercent", "http5xxPercent", "p95Seconds", "errorLinesPer5Min", "dbConnectionsPercent", "longQuerySeconds", "walArchiveStallSeconds", "backupSizeDropPercent", "backupBucketMaxGb"] as const;
     for (const k of keys) {
       const changed = thresholds({ ...base, monitoring: { ...base.monitoring, [k]: (base.monitoring[k] as number) + 1 } });
       assert.notDeepStrictEqual(changed, before, `monitoring.${k} changes no alarm`);

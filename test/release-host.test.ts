@@ -5,6 +5,7 @@ import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { renderMaintenancePage } from "../components/app/maintenance";
 import { renderEnvFile } from "../components/hosts/env-file";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
 import { RELEASE_SOURCE_PATH, renderReleaseSource } from "../components/release/source";
@@ -220,6 +221,33 @@ describe("nourishctl release on an app host (sandbox)", function () {
     const bad = ctl("maintenance", "sideways");
     assert.strictEqual(bad.status, 1);
     assert.match(bad.stderr, /maintenance: say on, off or status/);
+  });
+
+  it("maintenance on --message --until puts the text (escaped) and the estimated end on the page; off empties it", () => {
+    const page = path.join(srv, "maintenance/index.html");
+    fs.mkdirSync(path.dirname(page), { recursive: true });
+    fs.writeFileSync(page, renderMaintenancePage());
+    const message = `Moving the database <script>alert("x")</script> & co`;
+    const r = spawnSync("bash", [NOURISHCTL_SOURCE, "maintenance", "on", "--message", message, "--until", "14:30"], {
+      encoding: "utf8", env: { ...process.env, NOURISH_ROOT: root, SUDO_USER: "alice", TZ: "UTC" },
+    });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const html = fs.readFileSync(page, "utf8");
+    // Browser-free render: the text a browser would show, with no raw tag from the message.
+    assert.match(html, /<p class="notice">Moving the database &lt;script&gt;alert\(&quot;x&quot;\)&lt;\/script&gt; &amp; co<\/p>/);
+    assert.doesNotMatch(html, /<script/);
+    assert.match(html, /<p class="notice">Expected back by 14:30 UTC\.<\/p>/);
+    assert.match(ctl("maintenance", "status").stdout, /maintenance: on by alice at .*; message: Moving the database <script>.*; until 14:30 UTC/);
+    for (const bad of ["25:00", "9:30", "14:30; rm -rf /"]) {
+      const b = ctl("maintenance", "on", "--until", bad);
+      assert.strictEqual(b.status, 1, bad);
+      assert.match(b.stderr, /^nourishctl: maintenance on: --until '.*' is not HH:MM \(24-hour, e\.g\. 14:30\)\n$/);
+    }
+    const twoLines = ctl("maintenance", "on", "--message", "one\ntwo");
+    assert.match(twoLines.stderr, /^nourishctl: maintenance on: --message must be one line of printable text\n$/);
+    assert.strictEqual(fs.readFileSync(page, "utf8"), html, "a refused option changes nothing");
+    assert.strictEqual(ctl("maintenance", "off").status, 0);
+    assert.strictEqual(fs.readFileSync(page, "utf8"), renderMaintenancePage());
   });
 
   describe("report weekly", () => {

@@ -4,6 +4,13 @@ export interface MaintenancePageSettings {
   message?: string;
 }
 
+/**
+ * The page's notice line: `nourishctl maintenance on --message TEXT --until HH:MM` rewrites the
+ * line that starts with NOTICE_START on the host (HTML-escaped) and `off` empties it again.
+ */
+export const NOTICE_START = "<!--notice-->";
+export const NOTICE_END = "<!--/notice-->";
+
 const escapeHtml = (v: string): string =>
   v.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
 
@@ -24,12 +31,14 @@ export function renderMaintenancePage(s: MaintenancePageSettings = {}): string {
   main { max-width: 32rem; padding: 2rem; text-align: center; }
   h1 { font-size: 1.6rem; color: #2f6b2f; }
   p { line-height: 1.5; }
+  .notice { font-weight: 600; }
 </style>
 </head>
 <body>
 <main>
 <h1>${title}</h1>
 <p>${message}</p>
+${NOTICE_START}${NOTICE_END}
 </main>
 </body>
 </html>

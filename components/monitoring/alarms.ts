@@ -223,6 +223,8 @@ export interface WatchedEstate<D> {
   rds?: { identifier: D };
   /** The scheduled jobs of each role that runs any (schedules/jobs.ts), for the job-failure alarms. */
   jobs: { role: "app" | "db"; ids: string[] }[];
+  /** The backup archive bucket's name, when backups.enabled (its size alarm). */
+  backupBucket?: D;
 }
 
 /** What `nourishctl job-failed` (lib/jobs.sh) sends when a job unit fails (OnFailure=). */
@@ -412,6 +414,19 @@ export function estateAlarms<D>(config: StackConfig, estate: WatchedEstate<D>, h
         todo: "`nourishctl backups list` (sizes), row counts of the big tables; keep the older backups (they are under retention).",
       });
     }
+  }
+
+  // S3 publishes each bucket's size once a day (AWS/S3 BucketSizeBytes, per storage class): the
+  // archive's S3 Standard share is the recent dumps and logs, so steady growth past the cap means
+  // expiry stopped working or the dumps grew.
+  if (estate.backupBucket !== undefined) {
+    add({
+      id: "backup-bucket-size", namespace: "AWS/S3", metricName: "BucketSizeBytes",
+      dimensions: { BucketName: estate.backupBucket, StorageType: "StandardStorage" as unknown as D },
+      statistic: "Maximum", period: 86400, evaluationPeriods: 1, datapointsToAlarm: 1, threshold: m.backupBucketMaxGb * 1024 ** 3, comparisonOperator: "GreaterThanThreshold", treatMissingData: "notBreaching",
+      means: `the backup archive bucket holds more than ${m.backupBucketMaxGb} GB in S3 Standard (monitoring.backupBucketMaxGb)`,
+      todo: "`nourishctl backups list` (sizes and ages: are old dumps expiring, did the dumps grow?); the bucket's lifecycle rules in the S3 console; raise monitoring.backupBucketMaxGb if the growth is the app's.",
+    });
   }
 
   // `nourishctl status` (the morning check, every host) publishes /var/log's size: rotation keeps

@@ -254,6 +254,7 @@ export function watchedEstate(
   config: StackConfig,
   app: { instances: aws.ec2.Instance[]; albDimensions?: { loadBalancer: pulumi.Output<string>; targetGroup: pulumi.Output<string> } },
   database: { instance?: aws.ec2.Instance; rdsIdentifier?: pulumi.Output<string> },
+  backups?: { bucketName: pulumi.Output<string> },
 ): WatchedEstate<pulumi.Output<string>> {
   const hosts = [
     ...(database.instance ? [{ name: "db", role: "db" as const, instanceId: database.instance.id, instanceType: config.database.instanceType }] : []),
@@ -265,5 +266,6 @@ export function watchedEstate(
     rds: database.rdsIdentifier ? { identifier: database.rdsIdentifier } : undefined,
     jobs: (["db", "app"] as const).filter((role) => hosts.some((h) => h.role === role))
       .map((role) => ({ role, ids: scheduledJobs(config, role).filter((j) => !j.watchedBy).map((j) => j.id) })),
+    backupBucket: backups?.bucketName,
   };
 }

@@ -70,12 +70,16 @@ help_maintenance() {
   cat <<EOF
 nourishctl maintenance - the maintenance page nginx serves (503, Retry-After)
 
-usage: nourishctl maintenance on|off|status
+usage: nourishctl maintenance on [--message TEXT] [--until HH:MM] | off | status
 
   on       nginx serves the maintenance page until 'maintenance off'
-  off      the site is served by the live release again
-  status   on (by whom, since when) or off
+  off      the site is served by the live release again (the page's notice is emptied)
+  status   on (by whom, since when, the notice) or off
 nginx reads the flag on every request: no reload.
+
+Options (on):
+  --message TEXT  one line the page shows (as text: HTML is escaped)
+  --until HH:MM   the estimated end the page shows (24-hour, the host's time zone)
 EOF
 }
 
@@ -86,6 +90,7 @@ RUN_DIR="$ROOT/run/nourish-link"
 LIVE_SOCKET="$RUN_DIR/app.sock"
 APP_ENV_FILE="$ROOT/etc/nourish-link/app.env"
 MAINTENANCE_FLAG="$APP_ROOT/maintenance/on"
+MAINTENANCE_PAGE="$APP_ROOT/maintenance/index.html"
 RELEASE_LOG="$APP_ROOT/releases.log"
 # The interpreter every release's venv is built from (Debian's, with Django from the distribution).
 RELEASE_PYTHON="${RELEASE_PYTHON:-/usr/bin/python3}"
@@ -776,14 +781,52 @@ cmd_rollback() {
   [ "$rc" -eq 0 ] || die "rollback: code is back on $target but $cur's migrations were not reversed: $back"
 }
 
+html_escape() { printf '%s' "$1" | sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' -e "s/'/\&#39;/g"; }
+
+# Rewrite the page's notice line (the one renderMaintenancePage starts with <!--notice-->) with
+# $1 as its HTML (empty: no notice); atomically, so nginx never serves half a page.
+maintenance_notice() {
+  local html=$1 tmp
+  if ! grep -q '^<!--notice-->' "$MAINTENANCE_PAGE" 2>/dev/null; then
+    [ -z "$html" ] || die "maintenance on: $MAINTENANCE_PAGE has no notice line (deploy the stack to update the page); nothing changed"
+    return 0
+  fi
+  tmp=$(mktemp "$MAINTENANCE_PAGE.XXXXXX")
+  NOTICE_HTML="$html" awk '/^<!--notice-->/ { print "<!--notice-->" ENVIRON["NOTICE_HTML"] "<!--/notice-->"; next } { print }' \
+    "$MAINTENANCE_PAGE" > "$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$MAINTENANCE_PAGE"
+}
+
 cmd_maintenance() {
-  case "${1:-}" in
+  local action="${1:-}" message="" until="" notice="" note=""
+  [ $# -gt 0 ] && shift
+  if [ "$action" = on ]; then
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --message) [ $# -ge 2 ] || die "maintenance on: --message needs a text"; message=$2; shift 2 ;;
+        --until) [ $# -ge 2 ] || die "maintenance on: --until needs HH:MM"; until=$2; shift 2 ;;
+        *) die "maintenance on: unknown option '${1//[^[:print:]]/?}' (see --help)" ;;
+      esac
+    done
+    [[ "$message" != *[![:print:]]* ]] || die "maintenance on: --message must be one line of printable text"
+    [ ${#message} -le 500 ] || die "maintenance on: --message is ${#message} characters; at most 500"
+    [ -z "$until" ] || [[ "$until" =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] \
+      || die "maintenance on: --until '${until//[^[:print:]]/?}' is not HH:MM (24-hour, e.g. 14:30)"
+    [ -z "$message" ] || { notice+="<p class=\"notice\">$(html_escape "$message")</p>"; note+="; message: $message"; }
+    [ -z "$until" ] || { notice+="<p class=\"notice\">Expected back by $until $(date +%Z).</p>"; note+="; until $until $(date +%Z)"; }
+  elif [ $# -gt 0 ] && [ "$action" != --help ]; then
+    die "maintenance $action: takes no options (--message and --until are for 'on')"
+  fi
+  case "$action" in
     on)
       mkdir -p "$(dirname "$MAINTENANCE_FLAG")"
-      echo "on by $(caller_name) at $(date -u +%FT%TZ)" > "$MAINTENANCE_FLAG"
+      maintenance_notice "$notice"
+      echo "on by $(caller_name) at $(date -u +%FT%TZ)$note" > "$MAINTENANCE_FLAG"
       say "maintenance: on; nginx serves the maintenance page (503, Retry-After) until 'nourishctl maintenance off'" ;;
     off)
       rm -f "$MAINTENANCE_FLAG"
+      maintenance_notice ""
       say "maintenance: off; the site is served by $(rel_current || true)" ;;
     status)
       if [ -e "$MAINTENANCE_FLAG" ]; then say "maintenance: $(cat "$MAINTENANCE_FLAG")"; else say "maintenance: off"; fi ;;
