@@ -11,6 +11,8 @@ export const DEBIAN_PACKAGES_FILE = "scripts/workstation/debian-packages.txt";
 
 export const PACKAGE_OF: Record<string, string> = {
   "systemd-analyze": "systemd",
+  "systemd-tmpfiles": "systemd",
+  touch: "coreutils",
   nginx: "nginx",
   gunicorn: "gunicorn",
   shellcheck: "shellcheck",
