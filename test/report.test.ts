@@ -156,13 +156,16 @@ describe("nourishctl report monthly: last month's figures from CloudWatch, store
     assert.strictEqual(got.Messages, undefined);
   });
 
-  it("a figure AWS does not give (moto_server has no DescribeAlarmHistory) reads n/a, and the report is still stored and mailed", () => {
-    const { REPORT_ALARM_HISTORY_FILE: _, ...without } = env();
+  it("a figure AWS does not give (moto_server has no DescribeAlarmHistory; Cost Explorer out of reach) reads n/a, and the report is still stored and mailed", () => {
+    const { REPORT_ALARM_HISTORY_FILE: _, ...rest } = env();
+    const without = { ...rest, CE_ENDPOINT: "http://127.0.0.1:9" };
     const earlier = new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth() - 1, 1));
     const r = run("bash", [NOURISHCTL_SOURCE, "report", "monthly", "--json", "--end", iso(earlier)], { env: without });
     assert.strictEqual(r.status, 0, r.stderr);
     assert.match(r.stderr, /^nourishctl: report monthly: cloudwatch describe-alarm-history failed; alarms fired: n\/a$/m);
+    assert.match(r.stderr, /^nourishctl: report monthly: ce get-cost-and-usage failed; AWS cost: n\/a$/m);
     assert.strictEqual(JSON.parse(r.stdout).alarmsFired, null);
+    assert.strictEqual(JSON.parse(r.stdout).cost.usd, null);
     const got = aws("sqs", "receive-message", "--queue-url", queueUrl, "--wait-time-seconds", "5");
     assert.match(got.Messages[0].Body, /^Alarms fired: n\/a \(the alarm history could not be read\)$/m);
   });

@@ -252,6 +252,11 @@ function seedAws(state: EstateState, plan: Plan): void {
     sh(AWS_CLI, ["--endpoint-url", state.motoEndpoint, "--region", state.region, "ssm", "put-parameter", "--name", String(p.inputs.name),
       "--type", String(p.inputs.type ?? "SecureString"), "--value", value, "--overwrite"], { env });
   }
+  // The alert topics (app-0's reports publish to them), under the plan's ARNs: the mocks name a topic's
+  // ARN by its id, in moto's default account.
+  for (const t of byType(plan, "aws:sns/topic:Topic")) {
+    sh(AWS_CLI, ["--endpoint-url", state.motoEndpoint, "--region", state.region, "sns", "create-topic", "--name", String(t.id)], { env });
+  }
   // The tooling objects exactly as the stack uploads them (keys and contents from the plan).
   const upload = path.join(state.dir, "tooling-upload");
   const objects = byType(plan, "aws:s3/bucketObjectv2:BucketObjectv2");

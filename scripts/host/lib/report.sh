@@ -301,7 +301,8 @@ print(json.dumps([{"Id": q["id"], "ReturnData": True, "MetricStat": {
   month_start="${last%-*}-01"
   cost_end=$(date -u -d "$last + 1 day" +%Y-%m-%d)
   report_aws ce --region us-east-1 ce get-cost-and-usage --time-period "Start=$month_start,End=$cost_end" \
-    --granularity MONTHLY --metrics UnblendedCost > "$tmp/cost.raw" || die "report $mode: ce get-cost-and-usage failed"
+    --granularity MONTHLY --metrics UnblendedCost > "$tmp/cost.raw" \
+    || { echo "nourishctl: report $mode: ce get-cost-and-usage failed; AWS cost: n/a" >&2; echo '{}' > "$tmp/cost.raw"; }
   /usr/bin/python3 -I -c 'import json, sys; c = json.load(open(sys.argv[1])); c["month"] = sys.argv[2]; json.dump(c, open(sys.argv[3], "w"))' \
     "$tmp/cost.raw" "${month_start%-01}" "$tmp/cost.json"
   /usr/bin/python3 -I -c "$REPORT_PY" "$tmp" "$mode" "$start" "$end" "$RELEASE_LOG" || die "report $mode: could not compute the report"
