@@ -16,10 +16,8 @@ import * as path from "path";
 import { parse } from "yaml";
 import { PROJECT } from "../components/config";
 import { NOURISHCTL_SOURCE } from "../components/hosts/user-data";
-import { unifiedDiff } from "./diff/text";
-import { stackSettings } from "./promote";
+import { writeReleaseFile } from "./promote";
 import { Refusal } from "./promotion/check";
-import { writeRelease } from "./promotion/stack-file";
 import { readStackFile, ROOT } from "./preview/stack-file";
 import { ArtifactError, artifactFileName, buildArtifact, BuiltArtifact } from "./release/artifact";
 import { sha256File } from "./release/pack";
@@ -120,11 +118,9 @@ export function publish(a: BuiltArtifact, args: Args): string {
   const region = readStackFile(stack, args.root).config["aws:region"] ?? "";
   const key = `releases/${a.version}/${artifactFileName(a.version)}`;
   const uploaded = uploadOnce(a, bucket, key, region);
-  const after = writeRelease(before, { version: a.version, artifact: { type: "s3", bucket, key, sha256: a.sha256 } }, path.basename(file));
-  if (after === before) return `artifact: ${uploaded}\nartifact: Pulumi.${stack}.yaml already names release ${a.version} with this artifact; nothing to change\n`;
-  fs.writeFileSync(file, after);
-  try { stackSettings(stack, args.root); } catch (e) { fs.writeFileSync(file, before); throw e; }
-  return `artifact: ${uploaded}\n${unifiedDiff(before, after, `a/Pulumi.${stack}.yaml`, `b/Pulumi.${stack}.yaml`)}artifact: wrote release ${a.version} into Pulumi.${stack}.yaml; next: commit it (merge to main deploys staging) or pulumi up --stack ${stack}\n`;
+  const diff = writeReleaseFile(stack, args.root, { version: a.version, artifact: { type: "s3", bucket, key, sha256: a.sha256 } });
+  if (!diff) return `artifact: ${uploaded}\nartifact: Pulumi.${stack}.yaml already names release ${a.version} with this artifact; nothing to change\n`;
+  return `artifact: ${uploaded}\n${diff}artifact: wrote release ${a.version} into Pulumi.${stack}.yaml; next: commit it (merge to main deploys staging) or pulumi up --stack ${stack}\n`;
 }
 
 export function run(args: Args): string {

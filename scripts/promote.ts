@@ -12,7 +12,7 @@ import { ConfigError, parseSettings, PROJECT, StackSettings } from "../component
 import { releaseArtifactOutput } from "../components/release/steps";
 import { unifiedDiff } from "./diff/text";
 import { checkPromotion, readStagingOutputs, Refusal } from "./promotion/check";
-import { writeRelease } from "./promotion/stack-file";
+import { StackRelease, writeRelease } from "./promotion/stack-file";
 import { MOCK_NOW, MOCK_REHEARSAL_AT, MOCK_VERIFIED_AT } from "./preview/mock-values";
 import { readStackFile, ROOT } from "./preview/stack-file";
 
@@ -107,14 +107,24 @@ export function promoteRelease(args: Args): string {
     if (e instanceof Refusal && fromMocks) throw new Refusal(`${e.message} (the mocks' fixed times: replay with --now ${MOCK_NOW})`);
     throw e;
   }
-  const file = path.join(args.root, `Pulumi.${TO}.yaml`);
+  const diff = writeReleaseFile(TO, args.root, { version: staging.release.version, artifact: staging.release.artifact });
+  if (!diff) return `${fromMocks}promote: ${basis}\npromote: Pulumi.${TO}.yaml already names release ${staging.release.version}; nothing to change\n`;
+  return `${fromMocks}promote: ${basis}\n${diff}promote: wrote release ${staging.release.version} into Pulumi.${TO}.yaml; next: pulumi up --stack ${TO}\n`;
+}
+
+/**
+ * Sets release.version and release.artifact in Pulumi.<stack>.yaml (comments kept). The edited file
+ * must still be a valid stack; otherwise it is put back. Returns the unified diff, "" when the file
+ * named that release already (npm run promote and npm run artifact --publish).
+ */
+export function writeReleaseFile(stack: string, root: string, release: StackRelease): string {
+  const file = path.join(root, `Pulumi.${stack}.yaml`);
   const before = fs.readFileSync(file, "utf8");
-  const after = writeRelease(before, { version: staging.release.version, artifact: staging.release.artifact }, path.basename(file));
-  if (after === before) return `${fromMocks}promote: ${basis}\npromote: Pulumi.${TO}.yaml already names release ${staging.release.version}; nothing to change\n`;
+  const after = writeRelease(before, release, path.basename(file));
+  if (after === before) return "";
   fs.writeFileSync(file, after);
-  // The promoted file must still be a valid prod stack; otherwise put it back.
-  try { stackSettings(TO, args.root); } catch (e) { fs.writeFileSync(file, before); throw e; }
-  return `${fromMocks}promote: ${basis}\n${unifiedDiff(before, after, `a/Pulumi.${TO}.yaml`, `b/Pulumi.${TO}.yaml`)}promote: wrote release ${staging.release.version} into Pulumi.${TO}.yaml; next: pulumi up --stack ${TO}\n`;
+  try { stackSettings(stack, root); } catch (e) { fs.writeFileSync(file, before); throw e; }
+  return unifiedDiff(before, after, `a/Pulumi.${stack}.yaml`, `b/Pulumi.${stack}.yaml`);
 }
 
 function main(): void {
